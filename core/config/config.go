@@ -1,0 +1,445 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/hcl/v2"
+	"github.com/hashicorp/hcl/v2/gohcl"
+	"github.com/hashicorp/hcl/v2/hclparse"
+)
+
+// Config is the whole configuration file.
+type Config struct {
+	LogLevel  string `hcl:"log_level,optional"`  // trace, debug, info, warn, error
+	LogFormat string `hcl:"log_format,optional"` // text or json
+	NodeID    string `hcl:"node_id,optional"`    // defaults to the host name
+
+	Database  *Database   `hcl:"database,block"`
+	AMQP      *AMQP       `hcl:"amqp,block"`
+	Spool     *Spool      `hcl:"spool,block"`
+	Ingest    *Ingest     `hcl:"ingest,block"`
+	Listeners []*Listener `hcl:"listener,block"`
+	Rules     *Rules      `hcl:"rules,block"`
+	Organizer *Organizer  `hcl:"organizer,block"`
+	Integrity *Integrity  `hcl:"integrity,block"`
+	API       *API        `hcl:"api,block"`
+
+	// File is the path the config was loaded from ("" for defaults).
+	File string `hcl:"-"`
+}
+
+// Database configures the primary store.
+type Database struct {
+	URL string `hcl:"url,optional"`
+	// MaxConns is the pool size; ingest uses up to Ingest.Writers of them.
+	MaxConns int `hcl:"max_conns,optional"`
+	// CreateDatabase creates the database named in URL when it is missing.
+	CreateDatabase *bool  `hcl:"create_database,optional"`
+	ConnectTimeout string `hcl:"connect_timeout,optional"`
+	// WriteTimeout bounds one batch write; a write that takes longer counts
+	// as failed (not durable).
+	WriteTimeout string `hcl:"write_timeout,optional"`
+}
+
+// AMQP configures the RabbitMQ failover tier. An empty URL disables it.
+type AMQP struct {
+	URL            string `hcl:"url,optional"`
+	Queue          string `hcl:"queue,optional"`
+	DeadLetter     string `hcl:"dead_letter_queue,optional"`
+	QueueType      string `hcl:"queue_type,optional"` // quorum or classic
+	ConfirmTimeout string `hcl:"confirm_timeout,optional"`
+	Prefetch       int    `hcl:"prefetch,optional"`
+	MaxRedeliver   int    `hcl:"max_redeliveries,optional"`
+	AlertExchange  string `hcl:"alert_exchange,optional"`
+}
+
+// Spool configures the local disk journal, the last tier.
+type Spool struct {
+	Dir          string `hcl:"dir,optional"`
+	MaxBytes     int64  `hcl:"max_bytes,optional"`
+	SegmentBytes int64  `hcl:"segment_bytes,optional"`
+}
+
+// Ingest configures group commit.
+type Ingest struct {
+	BatchMaxSignals int    `hcl:"batch_max_signals,optional"`
+	BatchMaxAge     string `hcl:"batch_max_age,optional"`
+	QueueSignals    int    `hcl:"queue_signals,optional"`
+	Writers         int    `hcl:"writers,optional"`
+	// BreakerProbe is how often a failed Postgres is probed before new
+	// batches go to it again.
+	BreakerProbe string `hcl:"breaker_probe,optional"`
+}
+
+// Listener is one protocol endpoint.
+type Listener struct {
+	Name           string            `hcl:"name,label"`
+	Protocol       string            `hcl:"protocol,optional"` // defaults to the label
+	Transport      string            `hcl:"transport,optional"`
+	Address        string            `hcl:"address"`
+	MaxFrame       int               `hcl:"max_frame,optional"`
+	MaxConnections int               `hcl:"max_connections,optional"`
+	ReadTimeout    string            `hcl:"read_timeout,optional"`
+	AllowDevices   []string          `hcl:"allow_devices,optional"`
+	Options        map[string]string `hcl:"options,optional"`
+}
+
+// Rules configures the WASM quality rules.
+type Rules struct {
+	Dir            string `hcl:"dir,optional"`
+	CacheDir       string `hcl:"cache_dir,optional"`
+	Interval       string `hcl:"interval,optional"`
+	BatchSize      int    `hcl:"batch_size,optional"`
+	Timeout        string `hcl:"timeout,optional"`
+	MemoryLimitMiB int    `hcl:"memory_limit_mib,optional"`
+	Concurrency    int    `hcl:"concurrency,optional"`
+	MaxFailures    int    `hcl:"max_failures,optional"`
+	ReloadInterval string `hcl:"reload_interval,optional"`
+	Enabled        *bool  `hcl:"enabled,optional"`
+}
+
+// Organizer configures the asynchronous work.
+type Organizer struct {
+	ReplayInterval string `hcl:"replay_interval,optional"`
+	HealthInterval string `hcl:"health_interval,optional"`
+	ScoreInterval  string `hcl:"score_interval,optional"`
+}
+
+// Integrity configures scores and alerts.
+type Integrity struct {
+	EnterBelow      int    `hcl:"enter_below,optional"`
+	ClearAbove      int    `hcl:"clear_above,optional"`
+	EnterWindows    int    `hcl:"enter_windows,optional"`
+	ClearWindows    int    `hcl:"clear_windows,optional"`
+	GPSBrokenAfter  string `hcl:"gps_broken_after,optional"`
+	ExpectedEvery   string `hcl:"expected_interval,optional"`
+	ClockDriftLimit string `hcl:"clock_drift_limit,optional"`
+	Webhook         string `hcl:"webhook,optional"`
+}
+
+// API configures the HTTP API and dashboard.
+type API struct {
+	Address string `hcl:"address,optional"`
+	Token   string `hcl:"token,optional"`
+	Enabled *bool  `hcl:"enabled,optional"`
+}
+
+// Error lists every problem found in a config; each names file and line
+// where known.
+type Error struct{ Problems []string }
+
+func (e *Error) Error() string {
+	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
+}
+
+// Load reads, decodes, defaults, overrides from the environment and
+// validates the config file at path.
+func Load(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return Parse(path, src)
+}
+
+// Parse is Load for bytes already read; path names the source in errors.
+func Parse(path string, src []byte) (*Config, error) {
+	p := hclparse.NewParser()
+	f, diags := p.ParseHCL(src, path)
+	if diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	var c Config
+	if diags := gohcl.DecodeBody(f.Body, nil, &c); diags.HasErrors() {
+		return nil, diagError(diags)
+	}
+	c.File = path
+	c.applyDefaults()
+	c.applyEnv()
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+// Default returns the built-in configuration (what an empty file gives)
+// with environment overrides applied.
+func Default() *Config {
+	c := &Config{}
+	c.applyDefaults()
+	c.applyEnv()
+	return c
+}
+
+func diagError(diags hcl.Diagnostics) error {
+	e := &Error{}
+	for _, d := range diags {
+		msg := d.Summary
+		if d.Detail != "" {
+			msg += ": " + d.Detail
+		}
+		if d.Subject != nil {
+			msg = fmt.Sprintf("%s:%d: %s", d.Subject.Filename, d.Subject.Start.Line, msg)
+		}
+		e.Problems = append(e.Problems, msg)
+	}
+	return e
+}
+
+// DefaultDatabaseURL is the local Postgres of the README's quick start.
+const DefaultDatabaseURL = "postgres://postgres@127.0.0.1:5432/fleetcore?sslmode=disable"
+
+func (c *Config) applyDefaults() {
+	def := func(s *string, v string) {
+		if *s == "" {
+			*s = v
+		}
+	}
+	defi := func(p *int, v int) {
+		if *p == 0 {
+			*p = v
+		}
+	}
+	def(&c.LogLevel, "info")
+	def(&c.LogFormat, "text")
+	if c.NodeID == "" {
+		h, _ := os.Hostname()
+		c.NodeID = h
+	}
+	if c.Database == nil {
+		c.Database = &Database{}
+	}
+	def(&c.Database.URL, DefaultDatabaseURL)
+	defi(&c.Database.MaxConns, 8)
+	if c.Database.CreateDatabase == nil {
+		t := true
+		c.Database.CreateDatabase = &t
+	}
+	def(&c.Database.ConnectTimeout, "5s")
+	def(&c.Database.WriteTimeout, "10s")
+
+	if c.AMQP == nil {
+		c.AMQP = &AMQP{}
+	}
+	def(&c.AMQP.Queue, "fleetcore.failover")
+	def(&c.AMQP.DeadLetter, "fleetcore.failover.dead")
+	def(&c.AMQP.QueueType, "quorum")
+	def(&c.AMQP.ConfirmTimeout, "5s")
+	defi(&c.AMQP.Prefetch, 16)
+	defi(&c.AMQP.MaxRedeliver, 20)
+	def(&c.AMQP.AlertExchange, "fleetcore.alerts")
+
+	if c.Spool == nil {
+		c.Spool = &Spool{}
+	}
+	def(&c.Spool.Dir, "var/spool")
+	if c.Spool.MaxBytes == 0 {
+		c.Spool.MaxBytes = 1 << 30
+	}
+	if c.Spool.SegmentBytes == 0 {
+		c.Spool.SegmentBytes = 16 << 20
+	}
+
+	if c.Ingest == nil {
+		c.Ingest = &Ingest{}
+	}
+	defi(&c.Ingest.BatchMaxSignals, 4096)
+	def(&c.Ingest.BatchMaxAge, "10ms")
+	defi(&c.Ingest.QueueSignals, 65536)
+	defi(&c.Ingest.Writers, 2)
+	def(&c.Ingest.BreakerProbe, "2s")
+
+	for _, l := range c.Listeners {
+		def(&l.Protocol, l.Name)
+		def(&l.Transport, "tcp")
+		defi(&l.MaxFrame, 64<<10)
+		defi(&l.MaxConnections, 50000)
+		def(&l.ReadTimeout, "10m")
+	}
+
+	if c.Rules == nil {
+		c.Rules = &Rules{}
+	}
+	def(&c.Rules.Dir, "checks-wasm/build/rules")
+	def(&c.Rules.CacheDir, "var/wasm-cache")
+	def(&c.Rules.Interval, "30s")
+	defi(&c.Rules.BatchSize, 1024)
+	def(&c.Rules.Timeout, "2s")
+	defi(&c.Rules.MemoryLimitMiB, 64)
+	defi(&c.Rules.Concurrency, 1)
+	defi(&c.Rules.MaxFailures, 5)
+	def(&c.Rules.ReloadInterval, "2s")
+	if c.Rules.Enabled == nil {
+		t := true
+		c.Rules.Enabled = &t
+	}
+
+	if c.Organizer == nil {
+		c.Organizer = &Organizer{}
+	}
+	def(&c.Organizer.ReplayInterval, "2s")
+	def(&c.Organizer.HealthInterval, "10s")
+	def(&c.Organizer.ScoreInterval, "30s")
+
+	if c.Integrity == nil {
+		c.Integrity = &Integrity{}
+	}
+	defi(&c.Integrity.EnterBelow, 60)
+	defi(&c.Integrity.ClearAbove, 75)
+	defi(&c.Integrity.EnterWindows, 2)
+	defi(&c.Integrity.ClearWindows, 2)
+	def(&c.Integrity.GPSBrokenAfter, "10m")
+	def(&c.Integrity.ExpectedEvery, "")
+	def(&c.Integrity.ClockDriftLimit, "2m")
+
+	if c.API == nil {
+		c.API = &API{}
+	}
+	def(&c.API.Address, "127.0.0.1:8080")
+	if c.API.Enabled == nil {
+		t := true
+		c.API.Enabled = &t
+	}
+}
+
+func (c *Config) applyEnv() {
+	if v := os.Getenv("FLEETCORE_DATABASE_URL"); v != "" {
+		c.Database.URL = v
+	}
+	if v := os.Getenv("FLEETCORE_AMQP_URL"); v != "" {
+		c.AMQP.URL = v
+	}
+}
+
+// Duration parses a duration value that Validate has checked.
+func Duration(s string) time.Duration {
+	d, _ := time.ParseDuration(s)
+	return d
+}
+
+// Validate checks the config and reports every problem at once.
+func (c *Config) Validate() error {
+	e := &Error{}
+	add := func(format string, a ...any) { e.Problems = append(e.Problems, c.File+": "+fmt.Sprintf(format, a...)) }
+	dur := func(name, v string, allowEmpty bool) {
+		if v == "" && allowEmpty {
+			return
+		}
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			add("%s: %q is not a duration (like 500ms, 10s, 5m)", name, v)
+		} else if d < 0 {
+			add("%s: must not be negative", name)
+		}
+	}
+	switch c.LogLevel {
+	case "trace", "debug", "info", "warn", "error":
+	default:
+		add("log_level: %q is not one of trace, debug, info, warn, error", c.LogLevel)
+	}
+	switch c.LogFormat {
+	case "text", "json":
+	default:
+		add("log_format: %q is not text or json", c.LogFormat)
+	}
+	if !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
+		add("database.url: must be a postgres:// URL")
+	}
+	if c.Database.MaxConns < 2 {
+		add("database.max_conns: must be at least 2")
+	}
+	dur("database.connect_timeout", c.Database.ConnectTimeout, false)
+	dur("database.write_timeout", c.Database.WriteTimeout, false)
+	if c.AMQP.URL != "" && !strings.HasPrefix(c.AMQP.URL, "amqp://") && !strings.HasPrefix(c.AMQP.URL, "amqps://") {
+		add("amqp.url: must be an amqp:// or amqps:// URL")
+	}
+	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
+		add("amqp.queue_type: %q is not quorum or classic", c.AMQP.QueueType)
+	}
+	dur("amqp.confirm_timeout", c.AMQP.ConfirmTimeout, false)
+	if c.Spool.MaxBytes < c.Spool.SegmentBytes {
+		add("spool.max_bytes: must be at least spool.segment_bytes")
+	}
+	if c.Ingest.BatchMaxSignals < 1 || c.Ingest.BatchMaxSignals > 1<<20 {
+		add("ingest.batch_max_signals: must be between 1 and 1048576")
+	}
+	dur("ingest.batch_max_age", c.Ingest.BatchMaxAge, false)
+	dur("ingest.breaker_probe", c.Ingest.BreakerProbe, false)
+	if c.Ingest.QueueSignals < c.Ingest.BatchMaxSignals {
+		add("ingest.queue_signals: must be at least ingest.batch_max_signals")
+	}
+	if c.Ingest.Writers < 1 || c.Ingest.Writers >= c.Database.MaxConns {
+		add("ingest.writers: must be at least 1 and less than database.max_conns")
+	}
+	seen := map[string]string{}
+	for _, l := range c.Listeners {
+		where := fmt.Sprintf("listener %q", l.Name)
+		if l.Transport != "tcp" && l.Transport != "udp" {
+			add("%s: transport %q is not tcp or udp", where, l.Transport)
+		}
+		if _, _, err := net.SplitHostPort(l.Address); err != nil {
+			add("%s: address %q: %v", where, l.Address, err)
+		}
+		key := l.Transport + " " + l.Address
+		if other, dup := seen[key]; dup {
+			add("%s: address %s %s is also used by listener %q", where, l.Transport, l.Address, other)
+		}
+		seen[key] = l.Name
+		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
+			add("%s: max_frame must be between 16 and 16777216", where)
+		}
+		if l.MaxConnections < 1 {
+			add("%s: max_connections must be positive", where)
+		}
+		dur(where+": read_timeout", l.ReadTimeout, false)
+	}
+	dur("rules.interval", c.Rules.Interval, false)
+	dur("rules.timeout", c.Rules.Timeout, false)
+	dur("rules.reload_interval", c.Rules.ReloadInterval, false)
+	if c.Rules.BatchSize < 1 || c.Rules.BatchSize > 65536 {
+		add("rules.batch_size: must be between 1 and 65536")
+	}
+	if c.Rules.MemoryLimitMiB < 1 || c.Rules.MemoryLimitMiB > 4096 {
+		add("rules.memory_limit_mib: must be between 1 and 4096")
+	}
+	if c.Rules.Concurrency < 1 {
+		add("rules.concurrency: must be positive")
+	}
+	dur("organizer.replay_interval", c.Organizer.ReplayInterval, false)
+	dur("organizer.health_interval", c.Organizer.HealthInterval, false)
+	dur("organizer.score_interval", c.Organizer.ScoreInterval, false)
+	if c.Integrity.EnterBelow < 0 || c.Integrity.EnterBelow > 100 || c.Integrity.ClearAbove < c.Integrity.EnterBelow || c.Integrity.ClearAbove > 100 {
+		add("integrity: need 0 <= enter_below <= clear_above <= 100")
+	}
+	dur("integrity.gps_broken_after", c.Integrity.GPSBrokenAfter, false)
+	dur("integrity.expected_interval", c.Integrity.ExpectedEvery, true)
+	dur("integrity.clock_drift_limit", c.Integrity.ClockDriftLimit, false)
+	if _, _, err := net.SplitHostPort(c.API.Address); err != nil {
+		add("api.address: %v", err)
+	}
+	if len(e.Problems) > 0 {
+		return e
+	}
+	return nil
+}
+
+// IsLoopback reports whether a listen address only accepts local clients.
+func IsLoopback(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// ErrNoConfig is returned when no config file is given or found.
+var ErrNoConfig = errors.New("no config file")
