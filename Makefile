@@ -1,0 +1,58 @@
+# fleetcore: `make run` runs the server on configs/fleetcore.hcl against the
+# local Postgres; `make test` runs every test (starting the services first).
+
+GO        ?= go
+GOBIN     := $(shell $(GO) env GOPATH)/bin
+BIN       := bin/fleetcore
+CONFIG    ?= configs/fleetcore.hcl
+VERSION   ?= $(shell git describe --always --dirty 2>/dev/null || echo dev)
+LDFLAGS   := -X main.version=$(VERSION)
+FUZZTIME  ?= 5s
+STATICCHECK := $(GOBIN)/staticcheck
+
+.PHONY: all build run test test-go lint fmt fuzz fuzz-short services tools clean help
+
+all: build
+
+help: ## list targets
+	@grep -hE '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | sed 's/:.*## /\t/' | sort
+
+# Fragments for rules, benchmarks and others (each owns its targets).
+-include mk/*.mk
+
+build: rules ## build bin/fleetcore (and the built-in WASM rules)
+	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fleetcore
+
+run: build services ## run fleetcore on $(CONFIG) against the local Postgres
+	./$(BIN) serve -config $(CONFIG)
+
+services: ## install (if missing) and start PostgreSQL and RabbitMQ
+	@bash .ci/services.sh
+
+tools: $(STATICCHECK) ## install the developer tools (staticcheck)
+
+$(STATICCHECK):
+	$(GO) install honnef.co/go/tools/cmd/staticcheck@v0.8.2
+
+test: services tools rules lint test-go fuzz-short ## run every test (what CI runs)
+
+test-go: ## go test with the race detector
+	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
+
+lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+	$(STATICCHECK) ./...
+
+fmt: ## gofmt every Go file
+	gofmt -w $$(git ls-files '*.go')
+
+fuzz-short: ## run every Fuzz target for a few seconds ($(FUZZTIME))
+	@bash .ci/fuzz.sh $(FUZZTIME)
+
+fuzz: ## run every Fuzz target for FUZZTIME (default 60s here)
+	@bash .ci/fuzz.sh $(if $(filter 5s,$(FUZZTIME)),60s,$(FUZZTIME))
+
+clean: ## remove build output and local state
+	rm -rf bin var checks-wasm/build

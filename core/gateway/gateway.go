@@ -1,0 +1,278 @@
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/plugins"
+)
+
+// Submitter is the ingest stage as the gateway sees it.
+type Submitter interface {
+	Submit(ctx context.Context, sigs []signal.Signal) (*ingest.Ticket, error)
+}
+
+// Rejection describes a quarantined frame.
+type Rejection struct {
+	Recv       time.Time
+	RemoteAddr string
+	Listener   string
+	Protocol   string
+	DeviceID   string
+	Reason     string
+	Raw        []byte
+}
+
+// ListenerConfig is one listener.
+type ListenerConfig struct {
+	Name           string
+	Transport      plugins.Transport
+	Address        string
+	MaxFrame       int
+	MaxConnections int
+	ReadTimeout    time.Duration
+	WriteTimeout   time.Duration
+	AllowDevice    func(string) bool
+	Options        map[string]string
+}
+
+// Gateway runs listeners.
+type Gateway struct {
+	log    hclog.Logger
+	ingest Submitter
+	reject func(context.Context, Rejection)
+
+	mu        sync.Mutex
+	listeners []*listener
+	conns     map[net.Conn]struct{}
+	closing   bool
+	wg        sync.WaitGroup
+
+	stats Stats
+}
+
+// Stats are the gateway's counters, shared by every listener.
+type Stats struct {
+	Accepted    atomic.Uint64
+	Refused     atomic.Uint64 // over the connection cap
+	Open        atomic.Int64
+	Frames      atomic.Uint64
+	Rejected    atomic.Uint64
+	Acked       atomic.Uint64
+	Unacked     atomic.Uint64 // frames whose signals were not durable
+	AckLatency  *ingest.Histogram
+	perProtocol sync.Map // protocol -> *ProtocolStats
+}
+
+// ProtocolStats counts one protocol's frames.
+type ProtocolStats struct {
+	Frames   atomic.Uint64
+	Rejected atomic.Uint64
+	Signals  atomic.Uint64
+}
+
+// Protocol returns the counters of one protocol.
+func (s *Stats) Protocol(name string) *ProtocolStats {
+	if v, ok := s.perProtocol.Load(name); ok {
+		return v.(*ProtocolStats)
+	}
+	v, _ := s.perProtocol.LoadOrStore(name, &ProtocolStats{})
+	return v.(*ProtocolStats)
+}
+
+// Protocols calls fn for each protocol's counters.
+func (s *Stats) Protocols(fn func(name string, ps *ProtocolStats)) {
+	s.perProtocol.Range(func(k, v any) bool { fn(k.(string), v.(*ProtocolStats)); return true })
+}
+
+// New makes a gateway that submits to in and reports rejected frames to
+// reject (which must not block for long; it is called from the connection's
+// goroutine before the connection closes).
+func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection)) *Gateway {
+	g := &Gateway{log: log, ingest: in, reject: reject, conns: map[net.Conn]struct{}{}}
+	g.stats.AckLatency = ingest.NewHistogram(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
+	return g
+}
+
+// Stats returns the live counters.
+func (g *Gateway) Stats() *Stats { return &g.stats }
+
+type listener struct {
+	cfg  ListenerConfig
+	dec  plugins.Decoder
+	info plugins.Info
+	tcp  net.Listener
+	udp  net.PacketConn
+	open atomic.Int64
+}
+
+// Listen binds a listener; Serve runs it. It fails when the decoder does
+// not support the transport or the address is taken.
+func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, error) {
+	info := dec.Info()
+	ok := false
+	for _, t := range info.Transports {
+		ok = ok || t == cfg.Transport
+	}
+	if !ok {
+		return nil, fmt.Errorf("listener %s: protocol %s does not support %s", cfg.Name, info.Name, cfg.Transport)
+	}
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 10
+	}
+	if cfg.MaxConnections <= 0 {
+		cfg.MaxConnections = 50000
+	}
+	if cfg.ReadTimeout <= 0 {
+		cfg.ReadTimeout = 10 * time.Minute
+	}
+	if cfg.WriteTimeout <= 0 {
+		cfg.WriteTimeout = 30 * time.Second
+	}
+	l := &listener{cfg: cfg, dec: dec, info: info}
+	var addr net.Addr
+	switch cfg.Transport {
+	case plugins.TCP:
+		ln, err := net.Listen("tcp", cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", cfg.Name, err)
+		}
+		l.tcp, addr = ln, ln.Addr()
+	case plugins.UDP:
+		pc, err := net.ListenPacket("udp", cfg.Address)
+		if err != nil {
+			return nil, fmt.Errorf("listener %s: %w", cfg.Name, err)
+		}
+		l.udp, addr = pc, pc.LocalAddr()
+	default:
+		return nil, fmt.Errorf("listener %s: unknown transport %q", cfg.Name, cfg.Transport)
+	}
+	g.mu.Lock()
+	g.listeners = append(g.listeners, l)
+	g.mu.Unlock()
+	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String())
+	return addr, nil
+}
+
+// Serve runs every bound listener until Shutdown.
+func (g *Gateway) Serve() {
+	g.mu.Lock()
+	ls := append([]*listener(nil), g.listeners...)
+	g.mu.Unlock()
+	for _, l := range ls {
+		g.wg.Add(1)
+		if l.tcp != nil {
+			go g.acceptLoop(l)
+		} else {
+			go g.udpLoop(l)
+		}
+	}
+}
+
+// Shutdown stops accepting, interrupts idle reads, lets connections commit
+// and ack what they have read, and closes them; it gives up waiting when
+// ctx ends and closes what is left.
+func (g *Gateway) Shutdown(ctx context.Context) error {
+	g.mu.Lock()
+	g.closing = true
+	for _, l := range g.listeners {
+		if l.tcp != nil {
+			l.tcp.Close()
+		}
+		if l.udp != nil {
+			l.udp.SetReadDeadline(time.Now()) //nolint:errcheck // wakes the read loop
+		}
+	}
+	for c := range g.conns {
+		c.SetReadDeadline(time.Now()) //nolint:errcheck // interrupts the blocked read only
+	}
+	g.mu.Unlock()
+	done := make(chan struct{})
+	go func() { g.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-ctx.Done():
+		g.mu.Lock()
+		for c := range g.conns {
+			c.Close()
+		}
+		g.mu.Unlock()
+		<-done
+	}
+	g.mu.Lock()
+	for _, l := range g.listeners {
+		if l.udp != nil {
+			l.udp.Close()
+		}
+	}
+	g.mu.Unlock()
+	if ctx.Err() != nil {
+		return fmt.Errorf("shutting down gateway: %w", ctx.Err())
+	}
+	return nil
+}
+
+func (g *Gateway) acceptLoop(l *listener) {
+	defer g.wg.Done()
+	var backoff time.Duration
+	for {
+		c, err := l.tcp.Accept()
+		if err != nil {
+			if errors.Is(err, net.ErrClosed) {
+				return
+			}
+			// Temporary (EMFILE and the like): back off, keep serving.
+			if backoff == 0 {
+				backoff = 5 * time.Millisecond
+			} else if backoff < time.Second {
+				backoff *= 2
+			}
+			g.log.Warn("accepting connection", "listener", l.cfg.Name, "error", err)
+			time.Sleep(backoff)
+			continue
+		}
+		backoff = 0
+		if l.open.Load() >= int64(l.cfg.MaxConnections) {
+			g.stats.Refused.Add(1)
+			c.Close()
+			continue
+		}
+		g.mu.Lock()
+		if g.closing {
+			g.mu.Unlock()
+			c.Close()
+			return
+		}
+		g.conns[c] = struct{}{}
+		g.wg.Add(1)
+		g.mu.Unlock()
+		l.open.Add(1)
+		g.stats.Open.Add(1)
+		g.stats.Accepted.Add(1)
+		go func() {
+			defer g.wg.Done()
+			g.serveConn(l, c)
+			c.Close()
+			l.open.Add(-1)
+			g.stats.Open.Add(-1)
+			g.mu.Lock()
+			delete(g.conns, c)
+			g.mu.Unlock()
+		}()
+	}
+}
+
+func (g *Gateway) isClosing() bool {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	return g.closing
+}

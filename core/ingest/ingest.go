@@ -1,0 +1,368 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+)
+
+// Tier is one durability tier. Write must return nil only when the whole
+// batch is durable in that tier; an unclear outcome is an error.
+type Tier interface {
+	// Name is the tier's path label stored with each signal (direct,
+	// failover, spool).
+	Name() string
+	Write(ctx context.Context, batch []signal.Signal) error
+}
+
+// Gate is an optional Tier capability: a tier that is known to be down
+// (an open circuit breaker) says so and is skipped without a write attempt.
+type Gate interface {
+	Available() bool
+}
+
+// Errors.
+var (
+	// ErrClosed: Submit after Close.
+	ErrClosed = errors.New("ingest closed")
+	// ErrNotDurable: every tier refused the batch.
+	ErrNotDurable = errors.New("no tier could store the batch")
+)
+
+// Config tunes the batcher.
+type Config struct {
+	MaxSignals   int           // flush when a batch holds this many signals
+	MaxAge       time.Duration // flush when the oldest submission waited this long
+	QueueSignals int           // bound on signals waiting or in flight
+	Writers      int           // concurrent batch writes
+	WriteTimeout time.Duration // per tier write
+}
+
+func (c *Config) defaults() {
+	if c.MaxSignals <= 0 {
+		c.MaxSignals = 4096
+	}
+	if c.MaxAge <= 0 {
+		c.MaxAge = 10 * time.Millisecond
+	}
+	if c.QueueSignals < c.MaxSignals {
+		c.QueueSignals = 16 * c.MaxSignals
+	}
+	if c.Writers <= 0 {
+		c.Writers = 2
+	}
+	if c.WriteTimeout <= 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+}
+
+// Ticket resolves when the submitted signals are durable or known not to be.
+type Ticket struct {
+	done chan struct{}
+	err  error
+	path string
+}
+
+// Done is closed when the ticket resolves.
+func (t *Ticket) Done() <-chan struct{} { return t.done }
+
+// Err is nil when the signals are durable; valid after Done.
+func (t *Ticket) Err() error { return t.err }
+
+// Path is the tier that stored the signals; valid after Done.
+func (t *Ticket) Path() string { return t.path }
+
+// Wait blocks until the ticket resolves or ctx ends.
+func (t *Ticket) Wait(ctx context.Context) error {
+	select {
+	case <-t.done:
+		return t.err
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}
+
+type submission struct {
+	sigs   []signal.Signal
+	ticket *Ticket
+}
+
+type batch struct {
+	subs  []submission
+	count int
+}
+
+// TierStats counts one tier's work.
+type TierStats struct {
+	Name     string
+	Batches  uint64
+	Signals  uint64
+	Failures uint64
+	Skipped  uint64 // batches not tried because the tier's gate was closed
+	Down     bool   // last write failed or gate closed
+}
+
+// Stats is a snapshot of the batcher's counters.
+type Stats struct {
+	Submitted   uint64 // signals submitted
+	Durable     uint64 // signals resolved durable
+	NotDurable  uint64 // signals resolved not durable (frames left unacked)
+	Batches     uint64
+	Pending     int64 // signals waiting or in flight
+	BatchSizes  *Histogram
+	WriteMillis *Histogram
+	Tiers       []TierStats
+}
+
+type tierState struct {
+	tier     Tier
+	batches  atomic.Uint64
+	signals  atomic.Uint64
+	failures atomic.Uint64
+	skipped  atomic.Uint64
+	down     atomic.Bool
+}
+
+// Batcher is the group-commit core.
+type Batcher struct {
+	cfg   Config
+	log   hclog.Logger
+	tiers []*tierState
+	sem   *semaphore.Weighted
+
+	in   chan submission
+	work chan *batch
+
+	mu     sync.RWMutex // guards closed against concurrent Submit
+	closed bool
+	stop   chan struct{}
+	wg     sync.WaitGroup
+
+	submitted, durable, notDurable, batches atomic.Uint64
+	pending                                 atomic.Int64
+	batchSizes, writeMillis                 *Histogram
+}
+
+// New makes a batcher over the tiers, tried in order. Start it with Start.
+func New(cfg Config, log hclog.Logger, tiers ...Tier) *Batcher {
+	cfg.defaults()
+	b := &Batcher{
+		cfg:         cfg,
+		log:         log,
+		sem:         semaphore.NewWeighted(int64(cfg.QueueSignals)),
+		in:          make(chan submission, 1024),
+		work:        make(chan *batch),
+		stop:        make(chan struct{}),
+		batchSizes:  NewHistogram(1, 8, 64, 256, 1024, 4096, 16384, 65536),
+		writeMillis: NewHistogram(1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000),
+	}
+	for _, t := range tiers {
+		b.tiers = append(b.tiers, &tierState{tier: t})
+	}
+	return b
+}
+
+// Start runs the collector and writers until Close.
+func (b *Batcher) Start() {
+	b.wg.Add(1)
+	go b.collect()
+	for i := 0; i < b.cfg.Writers; i++ {
+		b.wg.Add(1)
+		go b.write()
+	}
+}
+
+// Submit hands over one frame's signals. It blocks while the queue is full
+// (backpressure) until ctx ends. A frame without signals needs no ticket:
+// callers ack it directly.
+func (b *Batcher) Submit(ctx context.Context, sigs []signal.Signal) (*Ticket, error) {
+	n := int64(len(sigs))
+	if n > int64(b.cfg.QueueSignals) {
+		return nil, fmt.Errorf("submitting %d signals: more than the ingest queue holds (%d)", n, b.cfg.QueueSignals)
+	}
+	if err := b.sem.Acquire(ctx, n); err != nil {
+		return nil, fmt.Errorf("waiting for ingest queue: %w", err)
+	}
+	b.mu.RLock()
+	defer b.mu.RUnlock()
+	if b.closed {
+		b.sem.Release(n)
+		return nil, ErrClosed
+	}
+	t := &Ticket{done: make(chan struct{})}
+	b.pending.Add(n)
+	b.submitted.Add(uint64(n))
+	select {
+	case b.in <- submission{sigs: sigs, ticket: t}:
+		return t, nil
+	case <-ctx.Done():
+		b.pending.Add(-n)
+		b.sem.Release(n)
+		return nil, fmt.Errorf("submitting to ingest: %w", ctx.Err())
+	}
+}
+
+func (b *Batcher) collect() {
+	defer b.wg.Done()
+	defer close(b.work)
+	cur := &batch{}
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	ready := false
+	in := b.in
+	for {
+		var out chan<- *batch
+		if ready && cur.count > 0 {
+			out = b.work
+		}
+		accept := in
+		if cur.count >= b.cfg.MaxSignals {
+			accept = nil
+			ready = true
+			out = b.work
+		}
+		select {
+		case s, ok := <-accept:
+			if !ok {
+				in = nil
+				// Drained: flush what is left and stop.
+				for cur.count > 0 {
+					b.work <- cur
+					cur = &batch{}
+				}
+				return
+			}
+			if cur.count == 0 {
+				timer.Reset(b.cfg.MaxAge)
+			}
+			cur.subs = append(cur.subs, s)
+			cur.count += len(s.sigs)
+		case <-timer.C:
+			ready = true
+		case out <- cur:
+			cur = &batch{}
+			ready = false
+			timer.Stop()
+		}
+	}
+}
+
+func (b *Batcher) write() {
+	defer b.wg.Done()
+	for bt := range b.work {
+		b.flush(bt)
+	}
+}
+
+func (b *Batcher) flush(bt *batch) {
+	sigs := make([]signal.Signal, 0, bt.count)
+	for _, s := range bt.subs {
+		sigs = append(sigs, s.sigs...)
+	}
+	start := time.Now()
+	path, err := b.writeChain(sigs)
+	b.writeMillis.Observe(float64(time.Since(start).Milliseconds()))
+	b.batchSizes.Observe(float64(len(sigs)))
+	b.batches.Add(1)
+	n := uint64(len(sigs))
+	if err != nil {
+		b.notDurable.Add(n)
+	} else {
+		b.durable.Add(n)
+	}
+	for _, s := range bt.subs {
+		s.ticket.err, s.ticket.path = err, path
+		close(s.ticket.done)
+	}
+	b.pending.Add(-int64(n))
+	b.sem.Release(int64(n))
+}
+
+func (b *Batcher) writeChain(sigs []signal.Signal) (string, error) {
+	var errs []error
+	for _, ts := range b.tiers {
+		if g, ok := ts.tier.(Gate); ok && !g.Available() {
+			ts.skipped.Add(1)
+			b.setDown(ts, true, errors.New("gate closed"))
+			continue
+		}
+		name := ts.tier.Name()
+		for i := range sigs {
+			sigs[i].Path = name
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
+		err := ts.tier.Write(ctx, sigs)
+		cancel()
+		if err == nil {
+			ts.batches.Add(1)
+			ts.signals.Add(uint64(len(sigs)))
+			b.setDown(ts, false, nil)
+			return name, nil
+		}
+		ts.failures.Add(1)
+		b.setDown(ts, true, err)
+		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+	}
+	return "", fmt.Errorf("%w: %w", ErrNotDurable, errors.Join(errs...))
+}
+
+// setDown logs only on state changes.
+func (b *Batcher) setDown(ts *tierState, down bool, err error) {
+	if ts.down.Swap(down) == down {
+		return
+	}
+	if down {
+		b.log.Warn("durability tier down", "tier", ts.tier.Name(), "error", err)
+	} else {
+		b.log.Info("durability tier up", "tier", ts.tier.Name())
+	}
+}
+
+// Close stops accepting submissions, flushes everything queued and waits
+// for the writers, or until ctx ends.
+func (b *Batcher) Close(ctx context.Context) error {
+	b.mu.Lock()
+	if b.closed {
+		b.mu.Unlock()
+		return nil
+	}
+	b.closed = true
+	close(b.in)
+	b.mu.Unlock()
+	done := make(chan struct{})
+	go func() { b.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("closing ingest: %w", ctx.Err())
+	}
+}
+
+// Stats returns a snapshot of the counters.
+func (b *Batcher) Stats() Stats {
+	s := Stats{
+		Submitted:   b.submitted.Load(),
+		Durable:     b.durable.Load(),
+		NotDurable:  b.notDurable.Load(),
+		Batches:     b.batches.Load(),
+		Pending:     b.pending.Load(),
+		BatchSizes:  b.batchSizes,
+		WriteMillis: b.writeMillis,
+	}
+	for _, ts := range b.tiers {
+		s.Tiers = append(s.Tiers, TierStats{
+			Name: ts.tier.Name(), Batches: ts.batches.Load(), Signals: ts.signals.Load(),
+			Failures: ts.failures.Load(), Skipped: ts.skipped.Load(), Down: ts.down.Load(),
+		})
+	}
+	return s
+}

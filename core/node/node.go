@@ -1,0 +1,171 @@
+package node
+
+import (
+	"context"
+	"fmt"
+	"net"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/gateway"
+	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/plugins"
+)
+
+// Node is one running fleetcore server.
+type Node struct {
+	cfg *config.Config
+	reg *plugins.Registry
+	log hclog.Logger
+
+	mu      sync.Mutex
+	addrs   map[string]net.Addr
+	ready   chan struct{}
+	Store   *store.Store
+	Batcher *ingest.Batcher
+	Gateway *gateway.Gateway
+	PG      *ingest.PostgresTier
+}
+
+// New prepares a node; Run starts it.
+func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger) *Node {
+	return &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{})}
+}
+
+// Ready is closed once every listener is bound.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// Addr returns the bound address of a listener by name (after Ready).
+func (n *Node) Addr(listener string) net.Addr {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.addrs[listener]
+}
+
+// OpenStore creates the database if configured to, connects and migrates.
+func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*store.Store, error) {
+	cctx, cancel := context.WithTimeout(ctx, 2*config.Duration(cfg.Database.ConnectTimeout)+10*time.Second)
+	defer cancel()
+	if *cfg.Database.CreateDatabase {
+		created, err := store.EnsureDatabase(cctx, cfg.Database.URL)
+		if err != nil {
+			return nil, err
+		}
+		if created {
+			log.Info("created database")
+		}
+	}
+	st, err := store.Open(cctx, cfg.Database.URL, store.Options{
+		MaxConns: int32(cfg.Database.MaxConns), ConnectTimeout: config.Duration(cfg.Database.ConnectTimeout),
+	})
+	if err != nil {
+		return nil, err
+	}
+	applied, err := st.MigrateAll(cctx)
+	if err != nil {
+		st.Close()
+		return nil, err
+	}
+	if len(applied) > 0 {
+		log.Info("applied migrations", "versions", applied)
+	}
+	return st, nil
+}
+
+// Run starts the node and blocks until ctx ends, then shuts down in order.
+func (n *Node) Run(ctx context.Context) error {
+	cfg := n.cfg
+	st, err := OpenStore(ctx, cfg, n.log.Named("store"))
+	if err != nil {
+		return err
+	}
+	defer st.Close()
+	n.Store = st
+	n.PG = &ingest.PostgresTier{Store: st}
+	tiers := []ingest.Tier{n.PG}
+	n.Batcher = ingest.New(ingest.Config{
+		MaxSignals:   cfg.Ingest.BatchMaxSignals,
+		MaxAge:       config.Duration(cfg.Ingest.BatchMaxAge),
+		QueueSignals: cfg.Ingest.QueueSignals,
+		Writers:      cfg.Ingest.Writers,
+		WriteTimeout: config.Duration(cfg.Database.WriteTimeout),
+	}, n.log.Named("ingest"), tiers...)
+	n.Batcher.Start()
+
+	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.quarantine(st))
+	for _, lc := range cfg.Listeners {
+		dec, ok := n.reg.Lookup(lc.Protocol)
+		if !ok {
+			n.shutdownGateway()
+			return fmt.Errorf("listener %s: unknown protocol %q (known: %v)", lc.Name, lc.Protocol, n.reg.Names())
+		}
+		addr, err := n.Gateway.Listen(gateway.ListenerConfig{
+			Name: lc.Name, Transport: plugins.Transport(lc.Transport), Address: lc.Address,
+			MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections,
+			ReadTimeout: config.Duration(lc.ReadTimeout), AllowDevice: allowList(lc.AllowDevices),
+			Options: lc.Options,
+		}, dec)
+		if err != nil {
+			n.shutdownGateway()
+			return err
+		}
+		n.mu.Lock()
+		n.addrs[lc.Name] = addr
+		n.mu.Unlock()
+	}
+	n.Gateway.Serve()
+	close(n.ready)
+	n.log.Info("fleetcore running", "node", cfg.NodeID, "listeners", len(cfg.Listeners))
+
+	<-ctx.Done()
+	n.log.Info("shutting down")
+	n.shutdownGateway()
+	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Batcher.Close(cctx); err != nil {
+		n.log.Error("flushing ingest", "error", err)
+	}
+	n.log.Info("stopped")
+	return nil
+}
+
+func (n *Node) shutdownGateway() {
+	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := n.Gateway.Shutdown(sctx); err != nil {
+		n.log.Warn("gateway shutdown", "error", err)
+	}
+}
+
+func allowList(ids []string) func(string) bool {
+	if len(ids) == 0 {
+		return nil
+	}
+	set := make(map[string]struct{}, len(ids))
+	for _, id := range ids {
+		set[id] = struct{}{}
+	}
+	return func(id string) bool { _, ok := set[id]; return ok }
+}
+
+// quarantine stores rejected frames; when Postgres is unreachable the frame
+// is logged with its bytes so that nothing is silently lost.
+func (n *Node) quarantine(st *store.Store) func(context.Context, gateway.Rejection) {
+	log := n.log.Named("quarantine")
+	return func(ctx context.Context, r gateway.Rejection) {
+		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		err := st.Quarantine(ctx, store.Rejected{
+			Recv: r.Recv, RemoteAddr: r.RemoteAddr, Listener: r.Listener, Protocol: r.Protocol,
+			DeviceID: r.DeviceID, Reason: r.Reason, Raw: r.Raw,
+		})
+		if err != nil {
+			log.Error("could not store rejected frame; logging it instead", "error", err,
+				"listener", r.Listener, "remote", r.RemoteAddr, "reason", r.Reason, "raw_hex", fmt.Sprintf("%x", r.Raw))
+		}
+	}
+}

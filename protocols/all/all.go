@@ -1,0 +1,5 @@
+// Package all registers every built-in decoder: import it for its side
+// effects. One blank import per protocol, one per line.
+package all
+
+import ()
