@@ -38,7 +38,7 @@ const (
 
 const (
 	defaultMaxFrame = 64 << 10
-	maxIMEILen      = 32  // an IMEI is 15 digits; anything much longer is garbage
+	maxIMEILen      = 32   // an IMEI is 15 digits; anything much longer is garbage
 	pingByte        = 0xFF // one-byte keep-alive some firmwares send on TCP
 	gh3000Epoch     = 1167609600
 	minAVLData      = 3 // codec id, count, count
