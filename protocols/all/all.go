@@ -2,4 +2,6 @@
 // effects. One blank import per protocol, one per line.
 package all
 
-import ()
+import (
+	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
+)
