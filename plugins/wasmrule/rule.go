@@ -1,0 +1,509 @@
+package wasmrule
+
+import (
+	"context"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/api"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+	"github.com/tetratelabs/wazero/sys"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+)
+
+// Rule is a compiled rule module with its pool of instances. It is safe for
+// concurrent use: each concurrent Check takes its own instance.
+type Rule struct {
+	host        *Host
+	rt          wazero.Runtime
+	compiled    wazero.CompiledModule
+	meta        Meta
+	size        int
+	hash        [32]byte
+	compileTime time.Duration
+
+	idle  chan *instance // instances ready for a batch
+	slots chan struct{}  // one token per live instance (idle or busy)
+
+	mu       sync.Mutex // guards closed and inflight.Add
+	closed   bool
+	inflight sync.WaitGroup
+
+	smu   sync.Mutex // guards stats
+	stats ruleStats
+}
+
+type ruleStats struct {
+	batches, signals, failed uint64
+	consecutive              int
+	kinds                    map[Kind]uint64
+	lastErr                  string
+	lastErrAt                time.Time
+	disabled                 bool
+}
+
+// Stats is a snapshot of a rule's counters.
+type Stats struct {
+	Batches     uint64            `json:"batches"`     // batches evaluated
+	Signals     uint64            `json:"signals"`     // signals evaluated
+	Failed      uint64            `json:"failed"`      // batches not evaluated through the rule's fault
+	Consecutive int               `json:"consecutive"` // current run of failed batches
+	Errors      map[string]uint64 `json:"errors"`      // failed batches by kind
+	LastError   string            `json:"last_error,omitempty"`
+	LastErrorAt time.Time         `json:"last_error_at,omitzero"`
+	Disabled    bool              `json:"disabled"`
+}
+
+// Meta returns the rule's metadata.
+func (r *Rule) Meta() Meta { return r.meta }
+
+// Name returns the rule's name.
+func (r *Rule) Name() string { return r.meta.Name }
+
+// Version returns the rule's version.
+func (r *Rule) Version() string { return r.meta.Version }
+
+// Hash returns the hex SHA-256 of the module bytes.
+func (r *Rule) Hash() string { return hex.EncodeToString(r.hash[:]) }
+
+// Size returns the module size in bytes.
+func (r *Rule) Size() int { return r.size }
+
+// CompileTime returns how long compilation took (short when cached).
+func (r *Rule) CompileTime() time.Duration { return r.compileTime }
+
+// Exports lists the module's exported functions with their signatures.
+func (r *Rule) Exports() []string {
+	var out []string
+	for name, def := range r.compiled.ExportedFunctions() {
+		out = append(out, fmt.Sprintf("%s(%s) -> (%s)", name,
+			strings.Join(typeNames(def.ParamTypes()), ", "),
+			strings.Join(typeNames(def.ResultTypes()), ", ")))
+	}
+	for name := range r.compiled.ExportedMemories() {
+		out = append(out, name+" (memory)")
+	}
+	return out
+}
+
+// Imports lists the module's imported functions.
+func (r *Rule) Imports() []string {
+	var out []string
+	for _, f := range r.compiled.ImportedFunctions() {
+		mod, name, _ := f.Import()
+		out = append(out, mod+"."+name)
+	}
+	return out
+}
+
+// Stats returns a snapshot of the rule's counters.
+func (r *Rule) Stats() Stats {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	s := Stats{Batches: r.stats.batches, Signals: r.stats.signals, Failed: r.stats.failed,
+		Consecutive: r.stats.consecutive, LastError: r.stats.lastErr, LastErrorAt: r.stats.lastErrAt,
+		Disabled: r.stats.disabled, Errors: make(map[string]uint64, len(r.stats.kinds))}
+	for k, n := range r.stats.kinds {
+		s.Errors[k.String()] = n
+	}
+	return s
+}
+
+// Disabled reports whether the rule disabled itself.
+func (r *Rule) Disabled() bool {
+	r.smu.Lock()
+	defer r.smu.Unlock()
+	return r.stats.disabled
+}
+
+// Enable re-enables a disabled rule and resets its failure run.
+func (r *Rule) Enable() {
+	r.smu.Lock()
+	r.stats.disabled = false
+	r.stats.consecutive = 0
+	r.smu.Unlock()
+}
+
+// Close waits for in-flight batches and releases the rule's instances.
+func (r *Rule) Close(ctx context.Context) error {
+	r.mu.Lock()
+	if r.closed {
+		r.mu.Unlock()
+		return nil
+	}
+	r.closed = true
+	r.mu.Unlock()
+	r.inflight.Wait()
+	if err := r.rt.Close(ctx); err != nil {
+		return fmt.Errorf("closing rule %s: %w", r.meta.Name, err)
+	}
+	return nil
+}
+
+func (r *Rule) enter() error {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if r.closed {
+		return &Error{Rule: r.meta.Name, Kind: KindClosed}
+	}
+	r.inflight.Add(1)
+	return nil
+}
+
+// Check evaluates the batch and returns one verdict per input. Inputs are
+// sent in calls of at most Config.BatchSize signals sharing one clock. On
+// error the verdicts of the calls that succeeded are returned (a prefix of
+// the batch) together with an *Error: the rest is not evaluated.
+func (r *Rule) Check(ctx context.Context, batch []Input) ([]Verdict, error) {
+	out := make([]Verdict, len(batch))
+	if err := r.enter(); err != nil {
+		return out[:0], err
+	}
+	defer r.inflight.Done()
+	hostNow := int64(signal.NoTime)
+	nowOf := func(in *Input) int64 {
+		if in.Now.IsZero() {
+			if hostNow == signal.NoTime {
+				hostNow = r.host.cfg.Now().UnixMilli()
+			}
+			return hostNow
+		}
+		return in.Now.UnixMilli()
+	}
+	max := r.host.cfg.BatchSize
+	for i := 0; i < len(batch); {
+		if r.Disabled() {
+			return out[:i], &Error{Rule: r.meta.Name, Kind: KindDisabled}
+		}
+		now := nowOf(&batch[i])
+		j := i + 1
+		for j < len(batch) && j-i < max && nowOf(&batch[j]) == now {
+			j++
+		}
+		err := r.eval(ctx, batch[i:j], now, out[i:j])
+		r.record(j-i, err)
+		if err != nil {
+			return out[:i], err
+		}
+		i = j
+	}
+	return out, nil
+}
+
+// record updates the counters after one call and disables the rule after
+// too many consecutive failures.
+func (r *Rule) record(n int, err error) {
+	k := KindOf(err)
+	if k == KindCanceled {
+		return
+	}
+	var alert *Alert
+	r.smu.Lock()
+	if err == nil {
+		r.stats.batches++
+		r.stats.signals += uint64(n)
+		r.stats.consecutive = 0
+	} else {
+		r.stats.failed++
+		r.stats.consecutive++
+		r.stats.kinds[k]++
+		r.stats.lastErr = err.Error()
+		r.stats.lastErrAt = time.Now()
+		if !r.stats.disabled && r.stats.consecutive >= r.host.cfg.MaxFailures {
+			r.stats.disabled = true
+			alert = &Alert{Rule: r.meta.Name, Version: r.meta.Version, Time: r.stats.lastErrAt,
+				Failures: r.stats.consecutive, Kind: k,
+				Message: fmt.Sprintf("rule %s %s disabled after %d consecutive failed batches; last error: %v",
+					r.meta.Name, r.meta.Version, r.stats.consecutive, err)}
+		}
+	}
+	r.smu.Unlock()
+	if alert != nil {
+		r.host.log.Error("rule disabled", "rule", alert.Rule, "version", alert.Version,
+			"failures", alert.Failures, "kind", alert.Kind.String(), "error", err)
+		if r.host.cfg.OnAlert != nil {
+			r.host.cfg.OnAlert(*alert)
+		}
+	}
+}
+
+// eval runs one fc_check call over in (at most BatchSize signals).
+func (r *Rule) eval(ctx context.Context, in []Input, nowMs int64, out []Verdict) error {
+	if len(in) == 0 {
+		return nil
+	}
+	inst, err := r.acquire(ctx)
+	if err != nil {
+		return err
+	}
+	size := BatchSize(&r.meta, len(in))
+	if err := inst.ensureBuffer(ctx, r, uint32(size)); err != nil {
+		r.discard(ctx, inst)
+		return err
+	}
+	view, ok := inst.mem.Read(inst.bufPtr, uint32(size))
+	if !ok {
+		r.discard(ctx, inst)
+		return newErr(r.meta.Name, KindBadReturn, "buffer at %d+%d outside memory", inst.bufPtr, size)
+	}
+	encodeBatch(view, &r.meta, in, nowMs)
+	cctx, cancel := context.WithTimeout(ctx, r.host.cfg.Budget)
+	inst.stack[0] = api.EncodeU32(inst.bufPtr)
+	inst.stack[1] = api.EncodeU32(uint32(len(in)))
+	inst.stderr.reset()
+	err = inst.check.CallWithStack(cctx, inst.stack[:])
+	cancel()
+	if err != nil {
+		e := r.classify(ctx, inst, err)
+		r.discard(ctx, inst)
+		return e
+	}
+	ret := api.DecodeI32(inst.stack[0])
+	if ret < 0 || int(ret) > len(in) {
+		r.release(inst)
+		return newErr(r.meta.Name, KindBadReturn, "fc_check returned %d for %d signals", ret, len(in))
+	}
+	vbytes := uint32(4 * len(in))
+	view, ok = inst.mem.Read(inst.bufPtr+uint32(size)-vbytes, vbytes)
+	if !ok {
+		r.discard(ctx, inst)
+		return newErr(r.meta.Name, KindBadReturn, "verdicts outside memory after the call")
+	}
+	bad, kind, msg := decodeVerdicts(view, &r.meta, out)
+	r.release(inst)
+	if kind != 0 {
+		return &Error{Rule: r.meta.Name, Kind: kind, Err: errors.New(msg)}
+	}
+	if bad != int(ret) {
+		return newErr(r.meta.Name, KindBadReturn, "fc_check returned %d but wrote %d warn/fail verdicts", ret, bad)
+	}
+	return nil
+}
+
+func (r *Rule) classify(ctx context.Context, inst *instance, err error) error {
+	name := r.meta.Name
+	if ctx.Err() != nil {
+		return &Error{Rule: name, Kind: KindCanceled, Err: ctx.Err()}
+	}
+	var exit *sys.ExitError
+	if errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded {
+		return newErr(name, KindTimeout, "batch ran longer than %v", r.host.cfg.Budget)
+	}
+	detail := err.Error()
+	if tail := inst.stderr.String(); tail != "" {
+		detail += "; guest stderr: " + tail
+	}
+	limit := uint64(r.host.cfg.MemoryLimitPages) * 65536
+	if uint64(inst.mem.Size())+65536 > limit || strings.Contains(detail, "out of memory") {
+		return newErr(name, KindMemory, "memory at %d of %d bytes: %s", inst.mem.Size(), limit, detail)
+	}
+	return &Error{Rule: name, Kind: KindTrap, Err: errors.New(detail)}
+}
+
+func (r *Rule) acquire(ctx context.Context) (*instance, error) {
+	select {
+	case inst := <-r.idle:
+		return inst, nil
+	default:
+	}
+	select {
+	case inst := <-r.idle:
+		return inst, nil
+	case r.slots <- struct{}{}:
+		inst, err := r.newInstance(ctx)
+		if err != nil {
+			<-r.slots
+			return nil, err
+		}
+		return inst, nil
+	case <-ctx.Done():
+		return nil, &Error{Rule: r.meta.Name, Kind: KindCanceled, Err: ctx.Err()}
+	}
+}
+
+func (r *Rule) release(inst *instance) { r.idle <- inst }
+
+func (r *Rule) discard(ctx context.Context, inst *instance) {
+	inst.close(ctx)
+	<-r.slots
+}
+
+// instance is one instantiated module with its batch buffer.
+type instance struct {
+	mod    api.Module
+	mem    api.Memory
+	check  api.Function
+	alloc  api.Function
+	meta   api.Function
+	bufPtr uint32
+	bufCap uint32
+	stderr *tailBuffer
+	stack  [2]uint64
+}
+
+func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
+	if _, err := wasi_snapshot_preview1.Instantiate(ctx, rt); err != nil {
+		return fmt.Errorf("instantiating WASI: %w", err)
+	}
+	return nil
+}
+
+// newInstance instantiates the module in a sandbox: no filesystem, no
+// arguments or environment, a fake clock, a deterministic random source
+// and stdout discarded; stderr is kept (tail) for error messages. It calls
+// _initialize (Go wasip1 reactors) and checks fc_abi.
+func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
+	name := r.meta.Name
+	inst := &instance{stderr: &tailBuffer{}}
+	budget := max(r.host.cfg.Budget, 2*time.Second)
+	ictx, cancel := context.WithTimeout(ctx, budget)
+	defer cancel()
+	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
+		WithRandSource(&detRand{state: 0x9e3779b97f4a7c15}).
+		WithStderr(inst.stderr)
+	mod, err := r.rt.InstantiateModule(ictx, r.compiled, cfg)
+	if err != nil {
+		return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("instantiating: %w", err))
+	}
+	inst.mod = mod
+	inst.mem = mod.ExportedMemory("memory")
+	inst.check = mod.ExportedFunction("fc_check")
+	inst.alloc = mod.ExportedFunction("fc_alloc")
+	inst.meta = mod.ExportedFunction("fc_meta")
+	if init := mod.ExportedFunction("_initialize"); init != nil {
+		if _, err := init.Call(ictx); err != nil {
+			inst.close(ctx)
+			return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("calling _initialize: %w", err))
+		}
+	}
+	res, err := mod.ExportedFunction("fc_abi").Call(ictx)
+	if err != nil {
+		inst.close(ctx)
+		return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("calling fc_abi: %w", err))
+	}
+	if v := api.DecodeI32(res[0]); v != ABIVersion {
+		inst.close(ctx)
+		return nil, newErr(name, KindInvalid, "fc_abi returned %d, want %d", v, ABIVersion)
+	}
+	return inst, nil
+}
+
+func (r *Rule) instErr(ctx, ictx context.Context, inst *instance, err error) error {
+	name := r.meta.Name
+	switch {
+	case ctx.Err() != nil:
+		return &Error{Rule: name, Kind: KindCanceled, Err: ctx.Err()}
+	case ictx.Err() != nil:
+		return &Error{Rule: name, Kind: KindTimeout, Err: err}
+	case strings.Contains(err.Error(), "memory") || strings.Contains(inst.stderr.String(), "out of memory"):
+		return &Error{Rule: name, Kind: KindMemory, Err: err}
+	}
+	if tail := inst.stderr.String(); tail != "" {
+		err = fmt.Errorf("%w; guest stderr: %s", err, tail)
+	}
+	return &Error{Rule: name, Kind: KindTrap, Err: err}
+}
+
+func (inst *instance) close(ctx context.Context) {
+	if inst.mod != nil {
+		_ = inst.mod.Close(ctx)
+	}
+}
+
+// ensureBuffer asks fc_alloc for a buffer of at least size bytes unless
+// the one it already has is large enough.
+func (inst *instance) ensureBuffer(ctx context.Context, r *Rule, size uint32) error {
+	if inst.bufPtr != 0 && size <= inst.bufCap {
+		return nil
+	}
+	actx, cancel := context.WithTimeout(ctx, r.host.cfg.Budget)
+	defer cancel()
+	inst.stack[0] = api.EncodeI32(int32(size))
+	if err := inst.alloc.CallWithStack(actx, inst.stack[:]); err != nil {
+		return r.classify(ctx, inst, fmt.Errorf("calling fc_alloc(%d): %w", size, err))
+	}
+	ptr := api.DecodeU32(inst.stack[0])
+	switch {
+	case ptr == 0:
+		return newErr(r.meta.Name, KindMemory, "fc_alloc(%d) refused", size)
+	case ptr%8 != 0:
+		return newErr(r.meta.Name, KindBadReturn, "fc_alloc(%d) returned %d, not 8-aligned", size, ptr)
+	case uint64(ptr)+uint64(size) > uint64(inst.mem.Size()):
+		return newErr(r.meta.Name, KindBadReturn, "fc_alloc(%d) returned %d, beyond memory of %d bytes", size, ptr, inst.mem.Size())
+	}
+	inst.bufPtr, inst.bufCap = ptr, size
+	return nil
+}
+
+// readMeta calls fc_meta and parses the metadata.
+func (inst *instance) readMeta() (Meta, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	res, err := inst.meta.Call(ctx)
+	if err != nil {
+		return Meta{}, fmt.Errorf("calling fc_meta: %w", err)
+	}
+	ptr, n := uint32(res[0]>>32), uint32(res[0])
+	if n == 0 || n > MaxMetaBytes {
+		return Meta{}, fmt.Errorf("fc_meta returned %d bytes", n)
+	}
+	b, ok := inst.mem.Read(ptr, n)
+	if !ok {
+		return Meta{}, fmt.Errorf("fc_meta returned %d+%d, outside memory", ptr, n)
+	}
+	m, err := ParseMeta(append([]byte(nil), b...))
+	if err != nil {
+		return Meta{}, fmt.Errorf("reading metadata: %w", err)
+	}
+	return m, nil
+}
+
+// tailBuffer keeps the last 512 bytes written to it (guest stderr).
+type tailBuffer struct {
+	mu sync.Mutex
+	b  []byte
+}
+
+const tailMax = 512
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.b = append(t.b, p...)
+	if len(t.b) > tailMax {
+		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return strings.TrimSpace(string(t.b))
+}
+
+func (t *tailBuffer) reset() {
+	t.mu.Lock()
+	t.b = t.b[:0]
+	t.mu.Unlock()
+}
+
+// detRand is a deterministic xorshift byte stream: guests get the same
+// "random" bytes on every run, so verdicts stay replayable.
+type detRand struct{ state uint64 }
+
+func (d *detRand) Read(p []byte) (int, error) {
+	for i := range p {
+		d.state ^= d.state << 13
+		d.state ^= d.state >> 7
+		d.state ^= d.state << 17
+		p[i] = byte(d.state)
+	}
+	return len(p), nil
+}
