@@ -30,7 +30,7 @@ type Config struct {
 	API       *API        `hcl:"api,block"`
 
 	// File is the path the config was loaded from ("" for defaults).
-	File string `hcl:"-"`
+	File string
 }
 
 // Database configures the primary store.

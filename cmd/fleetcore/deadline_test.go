@@ -1,0 +1,5 @@
+package main
+
+import "os"
+
+var osErrDeadline = os.ErrDeadlineExceeded

@@ -1,0 +1,86 @@
+package config_test
+
+import (
+	"errors"
+	"strings"
+	"testing"
+
+	"github.com/fleetcore/fleetcore/core/config"
+)
+
+func TestDefaultsFromEmptyFile(t *testing.T) {
+	t.Setenv("FLEETCORE_DATABASE_URL", "")
+	t.Setenv("FLEETCORE_AMQP_URL", "")
+	c, err := config.Parse("empty.hcl", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.URL != config.DefaultDatabaseURL || c.Ingest.BatchMaxSignals != 4096 || c.AMQP.URL != "" || c.API.Address != "127.0.0.1:8080" {
+		t.Fatalf("defaults: %+v %+v", c.Database, c.Ingest)
+	}
+}
+
+func TestUnknownKeyNamesFileAndLine(t *testing.T) {
+	src := "log_level = \"info\"\n\ndatabase {\n  url = \"postgres://x/y\"\n  max_conn = 3\n}\n"
+	_, err := config.Parse("fleet.hcl", []byte(src))
+	var ce *config.Error
+	if !errors.As(err, &ce) {
+		t.Fatalf("err %v, want *config.Error", err)
+	}
+	if !strings.Contains(err.Error(), "fleet.hcl:5") || !strings.Contains(err.Error(), "max_conn") {
+		t.Fatalf("error %q does not name fleet.hcl:5 and the key", err)
+	}
+}
+
+func TestValidationReportsEveryProblem(t *testing.T) {
+	src := `
+log_format = "xml"
+ingest { batch_max_age = "soon" }
+listener "a" { address = "127.0.0.1:5027" }
+listener "b" { address = "127.0.0.1:5027" }
+listener "c" {
+  address = "nope"
+  transport = "sctp"
+}
+`
+	_, err := config.Parse("bad.hcl", []byte(src))
+	if err == nil {
+		t.Fatal("no error")
+	}
+	for _, want := range []string{"log_format", "batch_max_age", "also used by listener", `transport "sctp"`, `address "nope"`} {
+		if !strings.Contains(err.Error(), want) {
+			t.Errorf("error lacks %q:\n%v", want, err)
+		}
+	}
+}
+
+func TestEnvironmentOverridesURLs(t *testing.T) {
+	t.Setenv("FLEETCORE_DATABASE_URL", "postgres://other:5432/db")
+	t.Setenv("FLEETCORE_AMQP_URL", "amqp://u:p@broker:5672/")
+	c, err := config.Parse("x.hcl", []byte(`database { url = "postgres://here/db" }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.Database.URL != "postgres://other:5432/db" || c.AMQP.URL != "amqp://u:p@broker:5672/" {
+		t.Fatalf("got %q %q", c.Database.URL, c.AMQP.URL)
+	}
+}
+
+func TestListenerDefaults(t *testing.T) {
+	c, err := config.Parse("x.hcl", []byte(`listener "teltonika" { address = ":5027" }`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	l := c.Listeners[0]
+	if l.Protocol != "teltonika" || l.Transport != "tcp" || l.MaxFrame != 65536 {
+		t.Fatalf("%+v", l)
+	}
+}
+
+func TestShippedConfigsAreValid(t *testing.T) {
+	for _, f := range []string{"../../configs/fleetcore.hcl"} {
+		if _, err := config.Load(f); err != nil {
+			t.Errorf("%s: %v", f, err)
+		}
+	}
+}

@@ -1,0 +1,169 @@
+package store_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/internal/testenv"
+)
+
+func openStore(t *testing.T) *store.Store {
+	t.Helper()
+	ctx := context.Background()
+	url := testenv.Database(t)
+	st, err := store.Open(ctx, url, store.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.MigrateAll(ctx); err != nil {
+		t.Fatal(err)
+	}
+	return st
+}
+
+func sig(dev string, i int) signal.Signal {
+	s := signal.New(dev, time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC).Add(time.Duration(i)*time.Second))
+	s.Lat, s.Lon, s.Speed = 54.1+float64(i)/1000, 25.3, float64(i)
+	s.Valid = signal.True
+	s.SetAttr("io239", 1)
+	s.Protocol = "test"
+	s.Path = signal.PathDirect
+	s.Frame = []byte(fmt.Sprintf("frame-%d", i/10))
+	s.Recv = time.Now()
+	return s
+}
+
+func count(t *testing.T, st *store.Store, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := st.Pool().QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	return n
+}
+
+func TestIntegrationMigrateConcurrentlyOnce(t *testing.T) {
+	ctx := context.Background()
+	url := testenv.Database(t)
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	applied := make(chan []int, 4)
+	for i := 0; i < 4; i++ {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, err := pgx.Connect(ctx, url)
+			if err != nil {
+				errs <- err
+				return
+			}
+			defer c.Close(ctx)
+			v, err := store.Migrate(ctx, c)
+			if err != nil {
+				errs <- err
+				return
+			}
+			applied <- v
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	close(applied)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	ms, _ := store.Migrations()
+	total := 0
+	for v := range applied {
+		total += len(v)
+	}
+	if total != len(ms) {
+		t.Fatalf("4 concurrent migrators applied %d migrations in all, want each of %d exactly once", total, len(ms))
+	}
+}
+
+func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	batch := make([]signal.Signal, 100)
+	for i := range batch {
+		batch[i] = sig("dev1", i)
+	}
+	batch[5].Lat = math.NaN() // stored as NULL
+	res, err := st.WriteSignals(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 100 || res.Duplicates != 0 {
+		t.Fatalf("first write: %+v, want 100 inserted", res)
+	}
+	// A resend of half of the batch plus 50 new records: the COPY fails on
+	// the conflict and the idempotent path stores only the new ones.
+	mixed := append([]signal.Signal(nil), batch[50:]...)
+	for i := 100; i < 150; i++ {
+		mixed = append(mixed, sig("dev1", i))
+	}
+	res, err = st.WriteSignals(ctx, mixed)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 50 || res.Duplicates != 50 {
+		t.Fatalf("mixed write: %+v, want 50 inserted and 50 duplicates", res)
+	}
+	// Duplicates inside one batch.
+	dup := []signal.Signal{sig("dev2", 1), sig("dev2", 1), sig("dev2", 2)}
+	res, err = st.WriteSignals(ctx, dup)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 2 {
+		t.Fatalf("in-batch duplicate: %+v, want 2 inserted", res)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals"); n != 152 {
+		t.Fatalf("signals has %d rows, want 152", n)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE lat IS NULL"); n != 1 {
+		t.Fatalf("%d rows with NULL lat, want 1", n)
+	}
+	if n := count(t, st, "SELECT count(*) FROM raw_frames"); n != 15 {
+		t.Fatalf("raw_frames has %d rows, want 15 (one per distinct frame)", n)
+	}
+	var attr int
+	if err := st.Pool().QueryRow(ctx, "SELECT (attrs->>'io239')::int FROM signals LIMIT 1").Scan(&attr); err != nil || attr != 1 {
+		t.Fatalf("attrs io239 = %d (%v), want 1", attr, err)
+	}
+	var hash int64
+	if err := st.Pool().QueryRow(ctx, "SELECT record_hash FROM signals WHERE device_id='dev1' AND ts=$1", batch[7].TS).Scan(&hash); err != nil {
+		t.Fatal(err)
+	}
+	if hash != batch[7].RecordHash() {
+		t.Fatalf("stored record_hash %d, want %d", hash, batch[7].RecordHash())
+	}
+}
+
+func TestIntegrationQuarantine(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	err := st.Quarantine(ctx, store.Rejected{Recv: time.Now(), RemoteAddr: "127.0.0.1:1", Listener: "teltonika",
+		Protocol: "teltonika", Reason: "checksum mismatch", Raw: []byte{1, 2, 3}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var reason string
+	var raw []byte
+	if err := st.Pool().QueryRow(ctx, "SELECT reason, raw FROM rejected_frames").Scan(&reason, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if reason != "checksum mismatch" || len(raw) != 3 {
+		t.Fatalf("got %q %x", reason, raw)
+	}
+}
