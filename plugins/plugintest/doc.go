@@ -36,6 +36,10 @@
 //     be refused with plugins.ErrTooLarge or plugins.ErrMalformed, and a
 //     datagram larger than MaxFrame (UDP) with an error.
 //
+// The truncated, garbage and oversized checks run in sessions primed with
+// the setup frames (those of Cases.Frames that yield no signals, such as a
+// login) that precede the frame under test.
+//
 // The transport is Cases.Transport, or TCP when the decoder supports it,
 // else UDP. HTTP decoders (framed over TCP by the decoder) and line-framed
 // text protocols use the same TCP checks: their frames are whole requests
