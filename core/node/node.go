@@ -12,6 +12,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins"
 )
@@ -29,6 +30,8 @@ type Node struct {
 	Batcher *ingest.Batcher
 	Gateway *gateway.Gateway
 	PG      *ingest.PostgresTier
+	// Organizer runs the asynchronous jobs (replay, rules, scores, health).
+	Organizer *organizer.Organizer
 }
 
 // New prepares a node; Run starts it.
@@ -86,7 +89,11 @@ func (n *Node) Run(ctx context.Context) error {
 	defer st.Close()
 	n.Store = st
 	n.PG = &ingest.PostgresTier{Store: st}
-	tiers := []ingest.Tier{n.PG}
+	tiers, closeTiers, err := n.buildTiers(ctx)
+	if err != nil {
+		return err
+	}
+	defer closeTiers()
 	n.Batcher = ingest.New(ingest.Config{
 		MaxSignals:   cfg.Ingest.BatchMaxSignals,
 		MaxAge:       config.Duration(cfg.Ingest.BatchMaxAge),
@@ -118,6 +125,16 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Unlock()
 	}
 	n.Gateway.Serve()
+
+	// Asynchronous work (organizer jobs, API) runs on its own context so
+	// that it stops only after ingest has flushed.
+	actx, acancel := context.WithCancel(context.Background())
+	stopAsync, err := n.startAsync(actx)
+	if err != nil {
+		acancel()
+		n.shutdownGateway()
+		return err
+	}
 	close(n.ready)
 	n.log.Info("fleetcore running", "node", cfg.NodeID, "listeners", len(cfg.Listeners))
 
@@ -129,6 +146,8 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.Batcher.Close(cctx); err != nil {
 		n.log.Error("flushing ingest", "error", err)
 	}
+	acancel()
+	stopAsync()
 	n.log.Info("stopped")
 	return nil
 }

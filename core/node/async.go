@@ -1,0 +1,16 @@
+package node
+
+import (
+	"context"
+
+	"github.com/fleetcore/fleetcore/core/organizer"
+)
+
+// startAsync starts the organizer with every asynchronous job and the
+// other background services. The returned func waits for them to stop
+// after ctx ends.
+func (n *Node) startAsync(ctx context.Context) (func(), error) {
+	n.Organizer = organizer.New(n.log.Named("organizer"), 4)
+	n.Organizer.Start(ctx)
+	return n.Organizer.Wait, nil
+}
