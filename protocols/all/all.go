@@ -3,5 +3,6 @@
 package all
 
 import (
+	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 )

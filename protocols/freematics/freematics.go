@@ -1,0 +1,684 @@
+// Package freematics decodes the text protocol of Freematics ONE+ telematics
+// units (the "Freematics Hub" protocol, firmware telelogger) over UDP and
+// TCP.
+//
+// A message is `HEADER#BODY*CS`: HEADER is the device id, or (four hex
+// digits or fewer) the feed id the server assigned at login; BODY is a list
+// of comma-separated items; CS is the sum of every byte before '*' modulo
+// 256 in hex. Event messages carry `EV=n` among `KEY=value` items; data
+// messages carry `hexkey:value` (or `hexkey=value`) items, where key 0 (the
+// device's millisecond tick) starts each record. See README.md for the
+// full mapping.
+package freematics
+
+import (
+	"bytes"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/protocols/obd2"
+)
+
+// Name is the registry id.
+const Name = "freematics"
+
+// Event numbers of the Freematics Hub protocol.
+const (
+	EventLogin     = 1
+	EventLogout    = 2
+	EventSync      = 3
+	EventReconnect = 4
+	EventCommand   = 5
+	EventAck       = 6
+	EventPing      = 7
+)
+
+// SyncInterval is how often a data message is answered with a sync event,
+// as the Freematics Hub server does (SYNC_INTERVAL, 15 s).
+const SyncInterval = 15 * time.Second
+
+// Feed ids this server assigns: from 0x100 up to the four hex digits a
+// header can carry. Small ids (1, 2, …) are left to other servers: Traccar
+// answers every login with feed 1, so a device moved from Traccar sends
+// "1#…" and is recognised by its session instead.
+const (
+	firstFeed = 0x100
+	maxFeeds  = 0xFFFF
+)
+
+// Decoder is the Freematics decoder. Its zero value is ready to use. It
+// keeps the feed ids it assigned at login, shared by all sessions, so that a
+// device whose UDP source port changes keeps being recognised by feed id.
+type Decoder struct {
+	mu     sync.Mutex
+	byFeed map[uint16]string
+	byDev  map[string]uint16
+}
+
+var _ plugins.Decoder = (*Decoder)(nil)
+
+func init() { plugins.Register(&Decoder{}) }
+
+// Info describes the decoder.
+func (*Decoder) Info() plugins.Info {
+	return plugins.Info{
+		Name:        Name,
+		Transports:  []plugins.Transport{plugins.UDP, plugins.TCP},
+		DefaultPort: 5170,
+		Description: "Freematics ONE+ (Freematics Hub text protocol: DEVICE#key:value,...*CS)",
+	}
+}
+
+// NewSession starts a session for one UDP source or TCP connection.
+// Listener option server_key, when set, is the key a login must carry
+// (SK=...), as on a Freematics Hub server started with a server key.
+func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+	if cfg.MaxFrame <= 0 {
+		cfg.MaxFrame = 64 << 10
+	}
+	return &Session{dec: d, cfg: cfg, serverKey: cfg.Options["server_key"]}
+}
+
+// feed returns the feed id of a device, assigning the next free one.
+func (d *Decoder) feed(dev string) (uint16, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.byDev == nil {
+		d.byDev = map[string]uint16{}
+		d.byFeed = map[uint16]string{}
+	}
+	if id, ok := d.byDev[dev]; ok {
+		return id, nil
+	}
+	if firstFeed+len(d.byDev) > maxFeeds {
+		return 0, fmt.Errorf("assigning a feed id to %q: all %d feed ids are in use", dev, maxFeeds)
+	}
+	id := uint16(firstFeed + len(d.byDev))
+	d.byDev[dev] = id
+	d.byFeed[id] = dev
+	return id, nil
+}
+
+func (d *Decoder) device(feed uint16) (string, bool) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	dev, ok := d.byFeed[feed]
+	return dev, ok
+}
+
+// Session is one device's state: its id and feed id, the datagram count
+// reported in replies, and the offset between the device's millisecond tick
+// and UTC learned from GPS time.
+type Session struct {
+	dec       *Decoder
+	cfg       plugins.SessionConfig
+	serverKey string
+
+	dev      string
+	feed     uint16
+	received int
+	lastSync time.Time
+	// tickBase is UTC minus the device tick, known after a record with GPS
+	// date and time or an event with TS= (then from the receive time).
+	tickBase    time.Time
+	hasTickBase bool
+	baseTick    uint64 // the tick tickBase was learned at
+}
+
+var (
+	_ plugins.Session          = (*Session)(nil)
+	_ plugins.DeviceIdentifier = (*Session)(nil)
+)
+
+// DeviceID is the device identified so far.
+func (s *Session) DeviceID() string { return s.dev }
+
+// Frame frames TCP input: one message per line, ended by LF (CR LF
+// accepted). The line terminator is part of the frame.
+func (s *Session) Frame(buf []byte) (int, error) {
+	i := bytes.IndexByte(buf, '\n')
+	if i < 0 {
+		if len(buf) >= s.cfg.MaxFrame {
+			return 0, fmt.Errorf("framing freematics line: %w: no line end in %d bytes", plugins.ErrTooLarge, len(buf))
+		}
+		return 0, nil
+	}
+	if i+1 > s.cfg.MaxFrame {
+		return 0, fmt.Errorf("framing freematics line: %w: %d bytes", plugins.ErrTooLarge, i+1)
+	}
+	return i + 1, nil
+}
+
+// Checksum is the Freematics checksum: the sum of the bytes modulo 256.
+func Checksum(b []byte) byte {
+	var sum byte
+	for _, c := range b {
+		sum += c
+	}
+	return sum
+}
+
+// AppendChecksum appends "*CS" (uppercase hex, no padding, as the firmware
+// and the Hub server write it) to msg.
+func AppendChecksum(msg []byte) []byte {
+	return fmt.Appendf(msg, "*%X", Checksum(msg))
+}
+
+// split checks the checksum and returns header and body.
+func split(frame []byte) (header, body string, err error) {
+	frame = bytes.TrimRight(frame, "\r\n\x00 ")
+	star := bytes.LastIndexByte(frame, '*')
+	if star < 0 {
+		return "", "", fmt.Errorf("%w: no checksum", plugins.ErrMalformed)
+	}
+	cs := frame[star+1:]
+	if len(cs) == 0 || len(cs) > 2 {
+		return "", "", fmt.Errorf("%w: checksum %q is not one or two hex digits", plugins.ErrMalformed, cs)
+	}
+	want, err := strconv.ParseUint(string(cs), 16, 8)
+	if err != nil {
+		return "", "", fmt.Errorf("%w: checksum %q is not hex", plugins.ErrMalformed, cs)
+	}
+	if got := Checksum(frame[:star]); got != byte(want) {
+		return "", "", fmt.Errorf("%w: computed %X, frame says %s", plugins.ErrChecksum, got, cs)
+	}
+	msg := frame[:star]
+	hash := bytes.IndexByte(msg, '#')
+	if hash <= 0 {
+		return "", "", fmt.Errorf("%w: no HEADER# prefix", plugins.ErrMalformed)
+	}
+	return string(msg[:hash]), string(msg[hash+1:]), nil
+}
+
+// Decode decodes one datagram (UDP) or line (TCP).
+func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
+	if len(frame) > s.cfg.MaxFrame {
+		return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics message: %w: %d bytes, cap %d", plugins.ErrTooLarge, len(frame), s.cfg.MaxFrame)
+	}
+	header, body, err := split(frame)
+	if err != nil {
+		return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics message: %w", err)
+	}
+	s.received++
+	if isEvent(body) {
+		res, err := s.event(header, body, frame, recv)
+		if err != nil {
+			return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics event: %w", err)
+		}
+		return res, nil
+	}
+	if err := s.identify(header); err != nil {
+		return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics data: %w", err)
+	}
+	sigs, err := s.data(body, frame, recv)
+	if err != nil {
+		return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics data from %s: %w", s.dev, err)
+	}
+	res := plugins.Result{Signals: sigs, DeviceID: s.dev}
+	// The Hub answers data only with a periodic sync event; the device
+	// keeps its connection alive on it.
+	if s.lastSync.IsZero() || recv.Sub(s.lastSync) >= SyncInterval {
+		s.lastSync = recv
+		res.Ack = s.reply(EventSync, recv)
+	}
+	return res, nil
+}
+
+func isEvent(body string) bool {
+	for item := range strings.SplitSeq(body, ",") {
+		if strings.HasPrefix(item, "EV=") {
+			return true
+		}
+	}
+	return false
+}
+
+// identify resolves the header of a data message to a device.
+func (s *Session) identify(header string) error {
+	if len(header) > 4 {
+		return s.setDevice(header)
+	}
+	id, err := strconv.ParseUint(header, 16, 16)
+	if err != nil {
+		return fmt.Errorf("%w: header %q is neither a device id nor a hex feed id", plugins.ErrMalformed, header)
+	}
+	if s.dev != "" && uint16(id) == s.feed {
+		return nil
+	}
+	// A feed id this server assigned names its device, whatever UDP source
+	// it comes from; any other id belongs to the session's device.
+	if dev, ok := s.dec.device(uint16(id)); ok {
+		return s.setDevice(dev)
+	}
+	if s.dev != "" {
+		return nil
+	}
+	return fmt.Errorf("%w: feed id %X was not assigned by a login", plugins.ErrNoDevice, id)
+}
+
+func (s *Session) setDevice(dev string) error {
+	if dev == s.dev {
+		return nil
+	}
+	if s.cfg.AllowDevice != nil && !s.cfg.AllowDevice(dev) {
+		return fmt.Errorf("%w: %s", plugins.ErrUnauthorized, dev)
+	}
+	feed, err := s.dec.feed(dev)
+	if err != nil {
+		return err
+	}
+	s.dev, s.feed = dev, feed
+	s.hasTickBase = false
+	return nil
+}
+
+// reply builds a server message "FEED#EV=n,RX=count,TM=unix*CS".
+func (s *Session) reply(ev int, recv time.Time) []byte {
+	msg := fmt.Appendf(nil, "%X#EV=%d,RX=%d,TM=%d", s.feed, ev, s.received, recv.Unix())
+	return AppendChecksum(msg)
+}
+
+// eventKeys are the keys of the event handshake itself; any other key makes
+// the event a record (it carries data such as VIN or signal strength).
+var eventKeys = map[string]bool{"EV": true, "TS": true, "ID": true, "SK": true, "TK": true}
+
+func (s *Session) event(header, body string, frame []byte, recv time.Time) (plugins.Result, error) {
+	kv := map[string]string{}
+	var order []string
+	for item := range strings.SplitSeq(body, ",") {
+		if item == "" {
+			continue
+		}
+		k, v, ok := strings.Cut(item, "=")
+		if !ok {
+			return plugins.Result{}, fmt.Errorf("%w: event item %q is not KEY=value", plugins.ErrMalformed, item)
+		}
+		if _, dup := kv[k]; !dup {
+			order = append(order, k)
+		}
+		kv[k] = v
+	}
+	ev, err := strconv.Atoi(kv["EV"])
+	if err != nil || ev <= 0 {
+		return plugins.Result{}, fmt.Errorf("%w: event number %q", plugins.ErrMalformed, kv["EV"])
+	}
+	dev := kv["ID"]
+	if dev == "" {
+		dev = kv["VIN"]
+	}
+	if dev == "" {
+		if err := s.identify(header); err != nil {
+			return plugins.Result{}, err
+		}
+	} else {
+		if ev == EventLogin && s.serverKey != "" && kv["SK"] != s.serverKey {
+			return plugins.Result{DeviceID: dev, Close: true}, fmt.Errorf("%w: %s: wrong server key", plugins.ErrUnauthorized, dev)
+		}
+		if err := s.setDevice(dev); err != nil {
+			return plugins.Result{}, err
+		}
+	}
+	// A login follows a reboot, which restarts the tick: learn the tick
+	// base afresh from it; other events only fill a missing base.
+	if ts, err := strconv.ParseUint(kv["TS"], 10, 32); err == nil && (ev == EventLogin || !s.hasTickBase) {
+		s.learnTickBase(recv, ts)
+	}
+	res := plugins.Result{DeviceID: s.dev}
+	if ev != EventAck {
+		res.Ack = s.reply(ev, recv)
+	}
+	if ev == EventLogin || ev == EventSync {
+		s.lastSync = recv
+	}
+	// An event that carries data (VIN, signal strength, a command result)
+	// is kept as a record at the receive time: it has no device time.
+	var extra []string
+	for _, k := range order {
+		if !eventKeys[k] {
+			extra = append(extra, k)
+		}
+	}
+	if len(extra) == 0 {
+		return res, nil
+	}
+	sig := signal.New(s.dev, recv.Truncate(time.Second))
+	sig.Recv = recv
+	sig.Protocol = Name
+	sig.Frame = append([]byte(nil), frame...)
+	sig.SetAttr("event", int64(ev))
+	for _, k := range extra {
+		v := kv[k]
+		switch k {
+		case "VIN":
+			sig.SetAttr("vin", v)
+		case "SSI":
+			setNumberAttr(&sig, "rssi", v)
+		case "MSG":
+			sig.SetAttr("result", v)
+		default:
+			setNumberAttr(&sig, "ev_"+strings.ToLower(k), v)
+		}
+	}
+	res.Signals = []signal.Signal{sig}
+	return res, nil
+}
+
+// setNumberAttr stores v as an integer or float when it parses, else as
+// the string.
+func setNumberAttr(sig *signal.Signal, name, v string) {
+	if i, err := strconv.ParseInt(v, 10, 64); err == nil {
+		sig.SetAttr(name, i)
+		return
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && !math.IsInf(f, 0) && !math.IsNaN(f) {
+		sig.SetAttr(name, f)
+		return
+	}
+	sig.SetAttr(name, v)
+}
+
+// record is one data record while it is being parsed.
+type record struct {
+	sig     signal.Signal
+	tick    uint64
+	hasTick bool
+	date    string // ddmmyy
+	clock   string // hhmmsscc
+	// obd holds the record's OBD values, applied after its other fields so
+	// that GPS speed and battery voltage keep the canonical fields and the
+	// OBD readings go to attrs whatever the order in the message.
+	obd []obd2.Value
+}
+
+// Data keys of the Freematics firmware (non-OBD "custom PIDs").
+const (
+	keyTick        = 0x0
+	keyLat         = 0xA
+	keyLon         = 0xB
+	keyAlt         = 0xC
+	keySpeed       = 0xD
+	keyHeading     = 0xE
+	keySats        = 0xF
+	keyTime        = 0x10
+	keyDate        = 0x11
+	keyHDOP        = 0x12
+	keyAcc         = 0x20
+	keyGyro        = 0x21
+	keyCompass     = 0x22
+	keyMEMSTemp    = 0x23
+	keyBattery     = 0x24
+	keyOrientation = 0x25
+	keyTrip        = 0x30
+	keyDataSize    = 0x80
+	keyCSQ         = 0x81
+	keyDeviceTemp  = 0x82
+	keyHall        = 0x83
+	keyTransport   = 0x84
+	keyOBDBase     = 0x100
+)
+
+func (s *Session) data(body string, frame []byte, recv time.Time) ([]signal.Signal, error) {
+	var recs []*record
+	var cur *record
+	for item := range strings.SplitSeq(body, ",") {
+		if item == "" {
+			continue
+		}
+		i := strings.IndexAny(item, ":=")
+		if i <= 0 {
+			return nil, fmt.Errorf("%w: item %q is not key:value", plugins.ErrMalformed, item)
+		}
+		key, err := strconv.ParseUint(item[:i], 16, 16)
+		if err != nil {
+			return nil, fmt.Errorf("%w: key %q is not hex", plugins.ErrMalformed, item[:i])
+		}
+		val := item[i+1:]
+		if key == keyTick || cur == nil {
+			cur = &record{sig: signal.New(s.dev, time.Time{})}
+			recs = append(recs, cur)
+		}
+		if err := cur.set(uint16(key), val); err != nil {
+			return nil, fmt.Errorf("%w: item %q: %v", plugins.ErrMalformed, item, err)
+		}
+	}
+	if len(recs) == 0 {
+		return nil, nil
+	}
+	// Device time: GPS date and time where a record has them; otherwise the
+	// device tick against the newest known tick base (from GPS time in this
+	// or an earlier message, or from the login); otherwise the receive time,
+	// earlier records offset by their tick difference.
+	var lastTick uint64
+	for _, r := range recs {
+		if r.hasTick && r.tick > lastTick {
+			lastTick = r.tick
+		}
+		if ts, ok := r.gpsTime(); ok {
+			r.sig.TS = ts
+			if r.hasTick {
+				s.learnTickBase(ts, r.tick)
+			}
+		}
+	}
+	frameCopy := append([]byte(nil), frame...)
+	out := make([]signal.Signal, 0, len(recs))
+	for _, r := range recs {
+		for _, v := range r.obd {
+			v.Apply(&r.sig)
+		}
+		if r.sig.TS.IsZero() {
+			r.sig.TS = s.timeOf(r, lastTick, recv)
+			if ts, ok := r.gpsClockNear(r.sig.TS); ok {
+				r.sig.TS = ts
+			}
+		}
+		r.sig.TS = r.sig.TS.UTC()
+		r.sig.Recv = recv
+		r.sig.Protocol = Name
+		r.sig.Frame = frameCopy
+		out = append(out, r.sig)
+	}
+	return out, nil
+}
+
+func (s *Session) learnTickBase(at time.Time, tick uint64) {
+	s.tickBase = at.Add(-time.Duration(tick) * time.Millisecond)
+	s.hasTickBase, s.baseTick = true, tick
+}
+
+func (s *Session) timeOf(r *record, lastTick uint64, recv time.Time) time.Time {
+	switch {
+	// A tick far below the one the base was learned at means the device
+	// rebooted without a login: the base no longer holds.
+	case r.hasTick && s.hasTickBase && r.tick+60_000 >= s.baseTick:
+		return s.tickBase.Add(time.Duration(r.tick) * time.Millisecond).Truncate(time.Millisecond)
+	case r.hasTick:
+		return recv.Add(-time.Duration(lastTick-r.tick) * time.Millisecond).Truncate(time.Millisecond)
+	}
+	return recv.Truncate(time.Millisecond)
+}
+
+// gpsClockNear places a GPS time of day without a date on the day that
+// puts it nearest to approx (the tick or receive time), within 12 hours.
+func (r *record) gpsClockNear(approx time.Time) (time.Time, bool) {
+	if r.clock == "" || r.date != "" {
+		return time.Time{}, false
+	}
+	c := fmt.Sprintf("%08s", r.clock)
+	n, err := strconv.Atoi(c)
+	if err != nil || n < 0 {
+		return time.Time{}, false
+	}
+	hh, mm, ss, cs := n/1000000, n/10000%100, n/100%100, n%100
+	if hh > 23 || mm > 59 || ss > 59 {
+		return time.Time{}, false
+	}
+	approx = approx.UTC()
+	y, mo, d := approx.Date()
+	best, bestDiff := time.Time{}, 12*time.Hour+1
+	for _, day := range []int{d - 1, d, d + 1} {
+		t := time.Date(y, mo, day, hh, mm, ss, cs*int(10*time.Millisecond), time.UTC)
+		diff := t.Sub(approx)
+		if diff < 0 {
+			diff = -diff
+		}
+		if diff < bestDiff {
+			best, bestDiff = t, diff
+		}
+	}
+	return best, bestDiff <= 12*time.Hour
+}
+
+// gpsTime combines the GPS date (ddmmyy) and time (hhmmsscc).
+func (r *record) gpsTime() (time.Time, bool) {
+	if r.date == "" || r.clock == "" {
+		return time.Time{}, false
+	}
+	d := fmt.Sprintf("%06s", r.date)
+	c := fmt.Sprintf("%08s", r.clock)
+	day, e1 := strconv.Atoi(d[0:2])
+	mon, e2 := strconv.Atoi(d[2:4])
+	yr, e3 := strconv.Atoi(d[4:6])
+	hh, e4 := strconv.Atoi(c[0:2])
+	mm, e5 := strconv.Atoi(c[2:4])
+	ss, e6 := strconv.Atoi(c[4:6])
+	cs, e7 := strconv.Atoi(c[6:8])
+	for _, e := range []error{e1, e2, e3, e4, e5, e6, e7} {
+		if e != nil {
+			return time.Time{}, false
+		}
+	}
+	if day < 1 || day > 31 || mon < 1 || mon > 12 || hh > 23 || mm > 59 || ss > 60 {
+		return time.Time{}, false
+	}
+	return time.Date(2000+yr, time.Month(mon), day, hh, mm, ss, cs*10*int(time.Millisecond), time.UTC), true
+}
+
+func parseFloat(v string) (float64, error) {
+	f, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+	if err != nil || math.IsNaN(f) || math.IsInf(f, 0) {
+		return 0, fmt.Errorf("value %q is not a number", v)
+	}
+	return f, nil
+}
+
+// setTriple stores "x;y;z" as three numeric attrs.
+func (r *record) setTriple(v string, names [3]string) error {
+	parts := strings.Split(v, ";")
+	if len(parts) != 3 {
+		return fmt.Errorf("value %q is not x;y;z", v)
+	}
+	for i, p := range parts {
+		f, err := parseFloat(p)
+		if err != nil {
+			return err
+		}
+		r.sig.SetAttr(names[i], f)
+	}
+	return nil
+}
+
+func (r *record) set(key uint16, v string) error {
+	sig := &r.sig
+	switch key {
+	case keyTick:
+		t, err := strconv.ParseUint(v, 10, 32)
+		if err != nil {
+			return fmt.Errorf("tick %q is not a number", v)
+		}
+		r.tick, r.hasTick = t, true
+		sig.SetAttr("tick_ms", int64(t))
+		return nil
+	case keyDate:
+		r.date = v
+		return nil
+	case keyTime:
+		r.clock = v
+		return nil
+	case keyAcc:
+		return r.setTriple(v, [3]string{"acc_x", "acc_y", "acc_z"})
+	case keyGyro:
+		return r.setTriple(v, [3]string{"gyro_x", "gyro_y", "gyro_z"})
+	case keyCompass:
+		return r.setTriple(v, [3]string{"mag_x", "mag_y", "mag_z"})
+	case keyOrientation:
+		return r.setTriple(v, [3]string{"pitch", "yaw", "roll"})
+	}
+	if key >= keyOBDBase && key <= keyOBDBase+0xFF {
+		f, err := parseFloat(v)
+		if err != nil {
+			return err
+		}
+		val, err := obd2.Scaled(byte(key-keyOBDBase), f)
+		if err != nil {
+			return err
+		}
+		r.obd = append(r.obd, val)
+		return nil
+	}
+	f, err := parseFloat(v)
+	if err != nil {
+		if keyName(key) == "" {
+			sig.SetAttr(fmt.Sprintf("key_%x", key), v)
+			return nil
+		}
+		return err
+	}
+	switch key {
+	case keyLat:
+		sig.Lat = f
+	case keyLon:
+		sig.Lon = f
+	case keyAlt:
+		sig.Alt = f
+	case keySpeed:
+		sig.Speed = f
+	case keyHeading:
+		sig.Heading = f
+	case keySats:
+		sig.Sats = f
+	case keyHDOP:
+		sig.HDOP = f
+	case keyBattery:
+		// Battery voltage in 0.01 V (the vehicle battery at the OBD port).
+		if math.IsNaN(sig.Voltage) {
+			sig.Voltage = f / 100
+		} else {
+			sig.SetAttr("battery_v", f/100)
+		}
+	case keyMEMSTemp:
+		sig.SetAttr("mems_temp_c", f/10)
+	case keyDeviceTemp:
+		sig.SetAttr("device_temp_c", f/10)
+	case keyCSQ:
+		sig.SetAttr("rssi", f)
+	case keyTrip:
+		sig.SetAttr("trip_distance", f)
+	case keyDataSize:
+		sig.SetAttr("data_size", f)
+	case keyHall:
+		sig.SetAttr("hall", f)
+	case keyTransport:
+		sig.SetAttr("network_transport", f)
+	default:
+		sig.SetAttr(fmt.Sprintf("key_%x", key), f)
+	}
+	return nil
+}
+
+// keyName reports whether a key has a fixed numeric meaning (its value must
+// parse); unknown keys keep non-numeric values as strings.
+func keyName(key uint16) string {
+	switch key {
+	case keyLat, keyLon, keyAlt, keySpeed, keyHeading, keySats, keyHDOP, keyBattery,
+		keyMEMSTemp, keyDeviceTemp, keyCSQ, keyTrip, keyDataSize, keyHall, keyTransport:
+		return "known"
+	}
+	return ""
+}
