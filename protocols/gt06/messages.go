@@ -1,0 +1,1251 @@
+package gt06
+
+import (
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+	"unicode/utf16"
+	"unicode/utf8"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/plugins"
+)
+
+// Protocol numbers (see README.md for the device families using each).
+const (
+	msgLogin           = 0x01
+	msgGPS             = 0x10
+	msgGPSLBS6         = 0x11
+	msgGPSLBS1         = 0x12
+	msgStatus          = 0x13
+	msgString          = 0x15
+	msgGPSLBSStatus1   = 0x16
+	msgGPSLBSRFID      = 0x17
+	msgLBSExtend       = 0x18
+	msgLBSStatus       = 0x19
+	msgGPSLBSExtend    = 0x1E
+	msgStringInfo      = 0x21 // 0x7979 only
+	msgGPSLBS2         = 0x22
+	msgHeartbeat       = 0x23
+	msgLBSMultiple3    = 0x24
+	msgGPSLBSStatus2   = 0x26
+	msgGPSLBSStatus3   = 0x27
+	msgLBSMultiple1    = 0x28
+	msgAddressRequest  = 0x2A
+	msgLBSWifi         = 0x2C
+	msgGPSLBS4         = 0x2D
+	msgLBSMultiple2    = 0x2E
+	msgGPSLBS5         = 0x31
+	msgGPSLBSStatus4   = 0x32 // 0x7979: AZ735 GPS
+	msgAZ735Alarm      = 0x33 // 0x7979 only
+	msgX1GPS           = 0x34
+	msgGPSLBS3         = 0x37
+	msgGPSLBS8         = 0x38 // 0x7979
+	msgIButton         = 0x61
+	msgPID             = 0x66 // 0x7979
+	msgGPSModular      = 0x70 // 0x7979
+	msgCommand0        = 0x80
+	msgCommand1        = 0x81
+	msgCommand2        = 0x82
+	msgTimeRequest     = 0x8A
+	msgOBD             = 0x8C // 0x7979
+	msgInfo            = 0x94
+	msgAlarm           = 0x95
+	msgAddressResponse = 0x97
+	msgSerial          = 0x9B // 0x7979
+	msgGPS2            = 0xA0
+	msgLBS2            = 0xA1
+	msgWifi3           = 0xA2
+	msgFenceSingle     = 0xA3
+	msgFenceMulti      = 0xA4
+	msgLBSAlarm        = 0xA5
+	msgLBSAddress      = 0xA7
+	msgDeviceStatus    = 0xF1 // 0x7979
+	msgPeripheral      = 0xF2 // 0x7979
+	msgWifi4           = 0xF3
+)
+
+// errShort marks content that ends before its layout does.
+var errShort = errors.New("content ends early")
+
+// reader reads big-endian values from a packet's content; a read past the
+// end sets err and returns zeros.
+type reader struct {
+	b   []byte
+	off int
+	err error
+}
+
+func (r *reader) left() int { return len(r.b) - r.off }
+
+func (r *reader) take(n int) []byte {
+	if r.err != nil || n < 0 || r.left() < n {
+		if r.err == nil {
+			r.err = fmt.Errorf("%w: need %d bytes at offset %d of %d", errShort, n, r.off, len(r.b))
+		}
+		return make([]byte, max(n, 0))
+	}
+	b := r.b[r.off : r.off+n]
+	r.off += n
+	return b
+}
+
+func (r *reader) u8() int     { return int(r.take(1)[0]) }
+func (r *reader) u16() int    { return int(binary.BigEndian.Uint16(r.take(2))) }
+func (r *reader) u32() uint32 { return binary.BigEndian.Uint32(r.take(4)) }
+func (r *reader) u24() int {
+	b := r.take(3)
+	return int(b[0])<<16 | int(b[1])<<8 | int(b[2])
+}
+func (r *reader) u64() uint64 { return binary.BigEndian.Uint64(r.take(8)) }
+
+// decoding is one packet being decoded.
+type decoding struct {
+	s     *Session
+	p     packet
+	frame []byte
+	recv  time.Time
+	r     reader
+	sig   *signal.Signal
+	ack   []byte
+	noAck bool // the device expects no response to this packet
+}
+
+func (d *decoding) run() (plugins.Result, error) {
+	d.r = reader{b: d.p.content}
+	var err error
+	if d.p.long {
+		err = d.extended()
+	} else {
+		err = d.basic()
+	}
+	if err == nil && d.r.err != nil {
+		err = d.r.err
+	}
+	if err != nil {
+		if errors.Is(err, errShort) {
+			// The CRC matched, so the device meant these bytes: a content
+			// shorter than the layout is a model variant, not line noise.
+			err = fmt.Errorf("%w: %w (a model variant of this packet?)", plugins.ErrUnsupported, err)
+		}
+		return plugins.Result{}, err
+	}
+	var res plugins.Result
+	if d.sig != nil {
+		res.Signals = []signal.Signal{*d.sig}
+	}
+	switch {
+	case d.ack != nil:
+		res.Ack = d.ack
+	case !d.noAck:
+		res.Ack = Response(d.p.long, d.p.proto, nil, d.p.serial)
+	}
+	return res, nil
+}
+
+// layout describes the GPS / LBS / status packets, which share blocks.
+type layout struct {
+	gps    bool
+	lbs    lbsKind
+	lbsLen bool // the LBS block starts with its own length byte
+	status bool // terminal info, voltage level, GSM signal, alarm, language
+	tail   func(d *decoding)
+}
+
+type lbsKind int
+
+const (
+	lbsNone  lbsKind = iota
+	lbsShort         // MCC 2, MNC 1 (2 when MCC bit 15), LAC 2, cell id 3
+	lbsWide          // MCC 2, MNC 2, LAC 2, cell id 4 (0x11)
+	lbs4G            // MCC 2, MNC 1 (2 when MCC bit 15), LAC 4, cell id 8
+)
+
+var layouts = map[byte]layout{
+	msgGPS:           {gps: true},
+	msgGPSLBS6:       {gps: true, lbs: lbsWide},
+	msgGPSLBS1:       {gps: true, lbs: lbsShort, tail: (*decoding).odometerTail},
+	msgGPSLBSRFID:    {gps: true, lbs: lbsShort, tail: (*decoding).rfidTail},
+	msgGPSLBSExtend:  {gps: true, lbs: lbsShort},
+	msgGPSLBS2:       {gps: true, lbs: lbsShort, tail: (*decoding).accTail},
+	msgGPSLBS4:       {gps: true, lbs: lbsShort, tail: (*decoding).accTail},
+	msgGPSLBS3:       {gps: true, lbs: lbsShort, tail: (*decoding).accModulesTail},
+	msgGPSLBS5:       {gps: true, lbs: lbsShort},
+	msgGPSLBSStatus1: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
+	msgGPSLBSStatus2: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
+	msgGPSLBSStatus3: {gps: true, lbs: lbsShort, lbsLen: true, status: true, tail: (*decoding).fenceTail},
+	msgGPSLBSStatus4: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
+	msgLBSStatus:     {lbs: lbsShort, status: true},
+	msgGPS2:          {gps: true, lbs: lbs4G, tail: (*decoding).accTail},
+	msgFenceMulti:    {gps: true, lbs: lbs4G, lbsLen: true, status: true, tail: (*decoding).fenceTail},
+	msgLBSAlarm:      {lbs: lbs4G, status: true},
+	msgLBSAddress:    {lbs: lbs4G},
+}
+
+func (d *decoding) basic() error {
+	p := d.p
+	if l, ok := layouts[p.proto]; ok {
+		if len(p.content) == 0 {
+			return nil // an empty report some firmwares send as a keep-alive: nothing to store, ack it
+		}
+		return d.gpsLBS(l)
+	}
+	switch p.proto {
+	case msgFenceSingle:
+		if len(p.content) >= 18+16 {
+			return d.gpsLBS(layout{gps: true, lbs: lbs4G, lbsLen: true, status: true})
+		}
+		return d.statusShort()
+	case msgStatus:
+		return d.status()
+	case msgHeartbeat:
+		return d.heartbeat()
+	case msgLBSExtend, msgLBSMultiple1, msgLBSMultiple2, msgLBSMultiple3, msgLBSWifi, msgLBS2, msgWifi3:
+		return d.multiLBS()
+	case msgWifi4:
+		return d.wifi4()
+	case msgString, msgCommand1, msgCommand2:
+		return d.stringReply()
+	case msgInfo:
+		sg := d.newSignal(time.Time{})
+		sg.Voltage = float64(int16(d.r.u16())) * 0.01
+		d.sig, d.noAck = sg, true
+		return nil
+	case msgAlarm:
+		return d.alarm()
+	case msgX1GPS:
+		return d.x1GPS()
+	case msgIButton:
+		return d.iButton()
+	case msgTimeRequest:
+		t := d.recv
+		d.ack = Response(false, msgTimeRequest, []byte{byte(t.Year() - 2000), byte(t.Month()), byte(t.Day()),
+			byte(t.Hour()), byte(t.Minute()), byte(t.Second())}, d.p.serial)
+		return nil
+	case msgAddressRequest:
+		// The device asks for a street address for its fix; it gets the
+		// protocol's "not available" answer and the fix is stored.
+		if err := d.gpsLBS(layout{gps: true}); err != nil {
+			return err
+		}
+		if phone := strings.TrimRight(string(d.r.take(min(21, d.r.left()))), "\x00"); phone != "" && isPrintable(phone) {
+			d.sig.SetAttr("phone", phone)
+		}
+		d.r.off = len(d.r.b)
+		text := "NA&&NA&&0##"
+		content := append([]byte{byte(len(text)), 0, 0, 0, 0}, text...)
+		d.ack = Response(true, msgAddressResponse, content, 0)
+		return nil
+	}
+	return fmt.Errorf("%w: protocol number 0x%02x (0x7878)", plugins.ErrUnsupported, p.proto)
+}
+
+func (d *decoding) extended() error {
+	p := d.p
+	switch p.proto {
+	case msgStringInfo:
+		return d.stringInfo()
+	case msgInfo:
+		return d.info()
+	case msgGPSLBSStatus4, msgAZ735Alarm:
+		return d.az735()
+	case msgGPSLBS8:
+		return d.gpsLBS(layout{gps: true})
+	case msgGPSModular:
+		return d.modular()
+	case msgOBD, msgPID:
+		return d.obd()
+	case msgSerial:
+		return d.serial()
+	case msgDeviceStatus, msgPeripheral:
+		return d.tlvStatus()
+	}
+	return fmt.Errorf("%w: protocol number 0x%02x (0x7979)", plugins.ErrUnsupported, p.proto)
+}
+
+// dateTime reads the 6-byte YY MM DD hh mm ss block in the device's time
+// zone. ok is false for an impossible date; zero is true for all zeros (no
+// fix since boot).
+func (d *decoding) dateTime() (t time.Time, ok, zero bool) {
+	b := d.r.take(6)
+	return d.s.clock(b)
+}
+
+func (s *Session) clock(b []byte) (t time.Time, ok, zero bool) {
+	if b[0]|b[1]|b[2]|b[3]|b[4]|b[5] == 0 {
+		return time.Time{}, true, true
+	}
+	y, mo, dd, h, mi, sec := int(b[0]), int(b[1]), int(b[2]), int(b[3]), int(b[4]), int(b[5])
+	if mo < 1 || mo > 12 || dd < 1 || dd > 31 || h > 23 || mi > 59 || sec > 59 {
+		return time.Time{}, false, false
+	}
+	t = time.Date(2000+y, time.Month(mo), dd, h, mi, sec, 0, time.UTC).Add(-s.tz)
+	return t, true, false
+}
+
+// gpsBlock reads lat, lon (4 bytes each, 1/1800000 degree), optional speed
+// (km/h) and course/status into sg. The course/status word: bits 0-9
+// course, bit 10 set = north, bit 11 set = west, bit 12 fix valid, bit 13
+// differential, bit 14 set = bit 15 carries ACC.
+func (d *decoding) gpsBlock(sg *signal.Signal, speed bool) error {
+	lat := float64(d.r.u32()) / 1800000
+	lon := float64(d.r.u32()) / 1800000
+	if speed {
+		sg.Speed = float64(d.r.u8())
+	}
+	flags := d.r.u16()
+	if d.r.err != nil {
+		return d.r.err
+	}
+	if flags&0x0400 == 0 {
+		lat = -lat
+	}
+	if flags&0x0800 != 0 {
+		lon = -lon
+	}
+	if math.Abs(lat) > 90 || math.Abs(lon) > 180 {
+		return fmt.Errorf("%w: position %.6f,%.6f out of range: a layout variant this decoder does not know", plugins.ErrUnsupported, lat, lon)
+	}
+	sg.Lat, sg.Lon = lat, lon
+	sg.Heading = float64(flags & 0x03FF)
+	sg.Valid = signal.FlagOf(flags&0x1000 != 0)
+	if flags&0x4000 != 0 {
+		sg.SetAttr("ignition", flags&0x8000 != 0)
+	}
+	return nil
+}
+
+// gps reads the 18-byte GPS block: date-time, GPS info (length nibble,
+// satellites nibble), position, speed, course/status.
+func (d *decoding) gps() error {
+	t, ok, zero := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: GPS date %x is not a date: a layout variant this decoder does not know",
+			plugins.ErrUnsupported, d.r.b[d.r.off-6:d.r.off])
+	}
+	sg := d.newSignal(t)
+	info := d.r.u8()
+	sg.Sats = float64(info & 0x0F)
+	if err := d.gpsBlock(sg, true); err != nil {
+		return err
+	}
+	if zero {
+		sg.SetAttr("time_missing", true)
+		sg.Valid = signal.False
+	}
+	d.sig = sg
+	return nil
+}
+
+func (d *decoding) gpsLBS(l layout) error {
+	if l.gps {
+		if err := d.gps(); err != nil {
+			return err
+		}
+	} else {
+		d.sig = d.newSignal(time.Time{})
+	}
+	if l.lbs != lbsNone {
+		d.lbs(l.lbs, l.lbsLen)
+	}
+	if l.status {
+		d.statusBlock(true)
+	}
+	if l.tail != nil && d.r.err == nil {
+		l.tail(d)
+	}
+	return d.r.err
+}
+
+func (d *decoding) lbs(kind lbsKind, hasLen bool) {
+	start := d.r.off
+	n := 0
+	if hasLen {
+		n = d.r.u8()
+		if n == 0 {
+			// No cell info; some firmwares still send the zeroed block.
+			if d.r.left() >= 8+5 && allZero(d.r.b[d.r.off:d.r.off+8]) {
+				d.r.take(8)
+			}
+			return
+		}
+	}
+	mcc := d.r.u16()
+	var mnc, lac int
+	var cid uint64
+	switch kind {
+	case lbsWide:
+		mnc, lac, cid = d.r.u16(), d.r.u16(), uint64(d.r.u32())
+	case lbs4G:
+		if mcc&0x8000 != 0 {
+			mnc = d.r.u16()
+		} else {
+			mnc = d.r.u8()
+		}
+		lac, cid = int(d.r.u32()), d.r.u64()
+	default:
+		if mcc&0x8000 != 0 {
+			mnc = d.r.u16()
+		} else {
+			mnc = d.r.u8()
+		}
+		lac, cid = d.r.u16(), uint64(d.r.u24())
+	}
+	if hasLen && n > d.r.off-start {
+		d.r.take(n - (d.r.off - start))
+	}
+	if d.r.err != nil {
+		return
+	}
+	d.cell(mcc&0x7FFF, mnc, lac, cid)
+}
+
+func (d *decoding) cell(mcc, mnc, lac int, cid uint64) {
+	d.sig.SetAttr("mcc", mcc)
+	d.sig.SetAttr("mnc", mnc)
+	d.sig.SetAttr("lac", lac)
+	d.sig.SetAttr("cell_id", cid)
+}
+
+func allZero(b []byte) bool {
+	for _, x := range b {
+		if x != 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// statusBlock reads terminal info, voltage level, GSM signal strength and,
+// when alarmLang, the alarm byte and the language byte.
+func (d *decoding) statusBlock(alarmLang bool) {
+	d.terminalInfo(d.r.u8())
+	if level := d.r.u8(); level <= 6 {
+		d.sig.SetAttr("voltage_level", level)
+		d.sig.SetAttr("battery_level", level*100/6)
+	} else {
+		d.sig.SetAttr("voltage_level", level)
+	}
+	d.sig.SetAttr("gsm_signal", d.r.u8())
+	if alarmLang {
+		if a := d.r.u8(); a != 0 {
+			d.sig.SetAttr("alarm_code", a)
+			if name := alarmName(a); name != "" {
+				d.sig.SetAttr("alarm", name)
+			}
+		}
+		if d.r.left() > 0 {
+			d.sig.SetAttr("language", d.r.u8()) // absent on some VXT01-style firmwares
+		}
+	}
+}
+
+// terminalInfo decodes the terminal information byte: bit 0 armed, bit 1
+// ACC (ignition), bit 2 charging, bits 3-5 alarm, bit 6 GPS tracking on,
+// bit 7 fuel/power cut (relay engaged).
+func (d *decoding) terminalInfo(v int) {
+	if d.r.err != nil {
+		return
+	}
+	sg := d.sig
+	sg.SetAttr("status", v)
+	sg.SetAttr("armed", v&0x01 != 0)
+	sg.SetAttr("ignition", v&0x02 != 0)
+	sg.SetAttr("charging", v&0x04 != 0)
+	sg.SetAttr("gps_tracking", v&0x40 != 0)
+	sg.SetAttr("blocked", v&0x80 != 0)
+	switch (v >> 3) & 0x07 {
+	case 1:
+		sg.SetAttr("alarm", "vibration")
+	case 2:
+		sg.SetAttr("alarm", "power_cut")
+	case 3:
+		sg.SetAttr("alarm", "low_battery")
+	case 4:
+		sg.SetAttr("alarm", "sos")
+	case 6:
+		sg.SetAttr("alarm", "geofence")
+	case 7:
+		sg.SetAttr("alarm", "removing")
+	}
+}
+
+// alarmName maps the alarm/language byte of the GPS+LBS+status packets.
+func alarmName(v int) string {
+	switch v {
+	case 0x01:
+		return "sos"
+	case 0x02:
+		return "power_cut"
+	case 0x03, 0x09:
+		return "vibration"
+	case 0x04:
+		return "geofence_enter"
+	case 0x05:
+		return "geofence_exit"
+	case 0x06:
+		return "overspeed"
+	case 0x0E, 0x0F, 0x19:
+		return "low_battery"
+	case 0x11:
+		return "power_off"
+	case 0x13:
+		return "tampering"
+	case 0x14:
+		return "door"
+	case 0x23:
+		return "fall_down"
+	case 0x29:
+		return "hard_acceleration"
+	case 0x2A, 0x2B:
+		return "hard_cornering"
+	case 0x2C:
+		return "accident"
+	case 0x30:
+		return "hard_braking"
+	}
+	return ""
+}
+
+// status is the status / heartbeat packet 0x13: terminal info, voltage
+// level, GSM signal, alarm and language. Longer model-specific variants keep
+// their extra bytes in the raw frame only.
+func (d *decoding) status() error {
+	d.sig = d.newSignal(time.Time{})
+	if len(d.p.content) == 5 {
+		d.statusBlock(true)
+	} else {
+		d.terminalInfo(d.r.u8())
+	}
+	return d.r.err
+}
+
+// statusShort is the short 0xA3 status form: terminal info only.
+func (d *decoding) statusShort() error {
+	d.sig = d.newSignal(time.Time{})
+	d.terminalInfo(d.r.u8())
+	return d.r.err
+}
+
+// heartbeat is the GK310 heartbeat 0x23: terminal info, battery voltage
+// (0.01 V), GSM signal, language.
+func (d *decoding) heartbeat() error {
+	d.sig = d.newSignal(time.Time{})
+	d.terminalInfo(d.r.u8())
+	if d.r.left() >= 2 {
+		d.sig.SetAttr("battery", float64(d.r.u16())*0.01)
+	}
+	if d.r.left() >= 1 {
+		d.sig.SetAttr("gsm_signal", d.r.u8())
+	}
+	return d.r.err
+}
+
+func (d *decoding) odometerTail() {
+	if d.r.left() == 4 {
+		d.sig.Odometer = float64(d.r.u32()) / 1000
+	}
+}
+
+func (d *decoding) rfidTail() {
+	if d.r.left() >= 8 {
+		d.sig.SetAttr("driver_id", hex.EncodeToString(d.r.take(8)))
+	}
+}
+
+// accTail reads ACC, data upload mode and the real-time/re-upload flag, then
+// an optional mileage (m).
+func (d *decoding) accTail() {
+	if d.r.left() >= 3 {
+		d.sig.SetAttr("ignition", d.r.u8() != 0)
+		d.sig.SetAttr("upload_mode", d.r.u8())
+		d.sig.SetAttr("archive", d.r.u8() != 0)
+	}
+	d.odometerTail()
+}
+
+// accModulesTail is accTail followed by 0x37's modules (id 2, length 1).
+func (d *decoding) accModulesTail() {
+	if d.r.left() >= 3 {
+		d.sig.SetAttr("ignition", d.r.u8() != 0)
+		d.sig.SetAttr("upload_mode", d.r.u8())
+		d.sig.SetAttr("archive", d.r.u8() != 0)
+	}
+	for d.r.left() >= 3 && d.r.err == nil {
+		id, n := d.r.u16(), d.r.u8()
+		v := d.r.take(n)
+		switch {
+		case id == 0x0027 && n == 2:
+			d.sig.Voltage = float64(binary.BigEndian.Uint16(v)) * 0.01
+		case id == 0x002E && n == 4:
+			d.sig.Odometer = float64(binary.BigEndian.Uint32(v)) / 1000
+		default:
+			d.sig.SetAttr(fmt.Sprintf("module_%04x", id), rawValue(v))
+		}
+	}
+}
+
+func (d *decoding) fenceTail() {
+	if d.r.left() >= 1 {
+		d.sig.SetAttr("geofence", d.r.u8())
+	}
+}
+
+// multiLBS is the LBS-only multi-cell family: date-time, MCC, MNC, seven
+// cells (LAC, cell id, signal), timing advance, then Wi-Fi access points
+// for 0x2C/0xA2. There is no GPS position: lat/lon stay absent.
+func (d *decoding) multiLBS() error {
+	t, ok, _ := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: LBS date is not a date: a layout variant this decoder does not know", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	d.sig = sg
+	long := d.p.proto == msgLBS2 || d.p.proto == msgWifi3
+	// Wanway S20 (0x24, length 0x31): timing advance first, then a cell
+	// count instead of the fixed seven cells.
+	s20 := d.p.proto == msgLBSMultiple3 && len(d.p.content) == 0x31-5
+	if s20 {
+		sg.SetAttr("timing_advance", d.r.u8())
+	}
+	mcc := d.r.u16()
+	mnc := 0
+	if mcc&0x8000 != 0 {
+		mnc = d.r.u16()
+	} else {
+		mnc = d.r.u8()
+	}
+	cells, slots := 0, 7
+	if s20 {
+		slots = d.r.u8()
+	}
+	for i := range slots {
+		var lac int
+		var cid uint64
+		if long {
+			lac, cid = int(d.r.u32()), d.r.u64()
+		} else {
+			lac, cid = d.r.u16(), uint64(d.r.u24())
+		}
+		rssi := d.r.u8()
+		if d.r.err != nil {
+			return d.r.err
+		}
+		if lac == 0 && cid == 0 {
+			continue
+		}
+		cells++
+		if i == 0 {
+			d.cell(mcc&0x7FFF, mnc, lac, cid)
+			sg.SetAttr("cell_rssi", -rssi)
+		}
+	}
+	sg.SetAttr("cells", cells)
+	if s20 {
+		return d.r.err
+	}
+	sg.SetAttr("timing_advance", d.r.u8())
+	if d.p.proto == msgLBSWifi || d.p.proto == msgWifi3 {
+		n := d.r.u8()
+		aps := make([]string, 0, n)
+		for range n {
+			mac := d.r.take(6)
+			rssi := d.r.u8()
+			aps = append(aps, macString(mac)+"/"+strconv.Itoa(rssi))
+		}
+		sg.SetAttr("wifi_count", n)
+		if n > 0 {
+			sg.SetAttr("wifi", strings.Join(aps, ","))
+		}
+	}
+	return d.r.err
+}
+
+func macString(b []byte) string {
+	var sb strings.Builder
+	for i, x := range b {
+		if i > 0 {
+			sb.WriteByte(':')
+		}
+		sb.WriteString(hex.EncodeToString([]byte{x}))
+	}
+	return sb.String()
+}
+
+// wifi4 is 0xF3: date-time, count, then per access point 2 reserved bytes
+// and the MAC. No position.
+func (d *decoding) wifi4() error {
+	t, ok, _ := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: Wi-Fi date is not a date", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	n := d.r.u8()
+	aps := make([]string, 0, n)
+	for range n {
+		d.r.take(2)
+		aps = append(aps, macString(d.r.take(6)))
+	}
+	sg.SetAttr("wifi_count", n)
+	if n > 0 {
+		sg.SetAttr("wifi", strings.Join(aps, ","))
+	}
+	d.sig = sg
+	return d.r.err
+}
+
+// stringReply is 0x15 (command reply) and 0x81/0x82: command length, server
+// flag (4), text, language. No response is sent to 0x81/0x82.
+func (d *decoding) stringReply() error {
+	sg := d.newSignal(time.Time{})
+	d.sig = sg
+	n := d.r.u8()
+	if d.r.left() >= 4 {
+		d.r.take(4) // server flag
+		// Some firmwares send 0 as the command length: the text then runs
+		// to the 2-byte language field.
+		l := n - 4
+		if l <= 0 || l > d.r.left() {
+			l = max(d.r.left()-2, 0)
+		}
+		text := d.r.take(l)
+		s := strings.TrimRight(string(text), "\x00")
+		switch {
+		case strings.HasPrefix(s, "<ICCID:") && len(s) >= 27:
+			sg.SetAttr("iccid", s[7:27])
+		case utf8.ValidString(s) && isPrintable(s):
+			sg.SetAttr("result", s)
+		default:
+			sg.SetAttr("result", hex.EncodeToString(text))
+		}
+	}
+	d.r.off = len(d.r.b)
+	d.noAck = d.p.proto != msgString
+	return d.r.err
+}
+
+func isPrintable(s string) bool {
+	for _, c := range s {
+		if c < 0x20 && c != '\r' && c != '\n' && c != '\t' || c == utf8.RuneError || c == 0x7F {
+			return false
+		}
+	}
+	return true
+}
+
+// stringInfo is 0x7979/0x21: server flag, encoding (1 ASCII, 2 UTF-16BE),
+// text. "Current position!" replies carry a fix.
+func (d *decoding) stringInfo() error {
+	d.r.take(4)
+	enc := d.r.u8()
+	raw := d.r.take(d.r.left())
+	var text string
+	if enc == 1 {
+		text = string(raw)
+	} else {
+		u := make([]uint16, len(raw)/2)
+		for i := range u {
+			u[i] = binary.BigEndian.Uint16(raw[2*i:])
+		}
+		text = string(utf16.Decode(u))
+	}
+	if sg, ok := d.parseCurrentPosition(text); ok {
+		d.sig = sg
+	} else {
+		d.sig = d.newSignal(time.Time{})
+		d.sig.SetAttr("result", strings.ToValidUTF8(text, "\uFFFD"))
+	}
+	d.noAck = true
+	return d.r.err
+}
+
+// parseCurrentPosition parses "Current position!Lat:N54.739332,Lon:E25.273270,
+// Course:126.53,Speed:0.00,DateTime:2019-03-12 10:31:12".
+func (d *decoding) parseCurrentPosition(text string) (*signal.Signal, bool) {
+	rest, ok := strings.CutPrefix(text, "Current position!")
+	if !ok {
+		return nil, false
+	}
+	fields := map[string]string{}
+	for part := range strings.SplitSeq(rest, ",") {
+		k, v, ok := strings.Cut(part, ":")
+		if ok {
+			fields[k] = strings.TrimSpace(v)
+		}
+	}
+	coord := func(s string, pos, neg byte) (float64, bool) {
+		if len(s) < 2 || (s[0] != pos && s[0] != neg) {
+			return 0, false
+		}
+		f, err := strconv.ParseFloat(s[1:], 64)
+		if err != nil {
+			return 0, false
+		}
+		if s[0] == neg {
+			f = -f
+		}
+		return f, true
+	}
+	lat, ok1 := coord(fields["Lat"], 'N', 'S')
+	lon, ok2 := coord(fields["Lon"], 'E', 'W')
+	dt := strings.TrimSpace(fields["DateTime"])
+	// "DateTime:2019-03-12 10:31:12" was split at its colons; rebuild it.
+	if i := strings.Index(text, "DateTime:"); i >= 0 {
+		dt = strings.TrimSpace(text[i+len("DateTime:"):])
+	}
+	ts, err := time.Parse("2006-01-02 15:04:05", dt)
+	if !ok1 || !ok2 || err != nil || math.Abs(lat) > 90 || math.Abs(lon) > 180 {
+		return nil, false
+	}
+	sg := d.newSignal(ts.Add(-d.s.tz))
+	sg.Lat, sg.Lon, sg.Valid = lat, lon, signal.True
+	if v, err := strconv.ParseFloat(fields["Course"], 64); err == nil {
+		sg.Heading = v
+	}
+	if v, err := strconv.ParseFloat(fields["Speed"], 64); err == nil {
+		sg.Speed = v
+	}
+	return sg, true
+}
+
+// info is 0x7979/0x94, the information transmission packet: a sub-type and
+// its content. The device expects no response.
+func (d *decoding) info() error {
+	d.noAck = true
+	sg := d.newSignal(time.Time{})
+	d.sig = sg
+	sub := d.r.u8()
+	data := d.r.take(d.r.left())
+	if d.r.err != nil {
+		return d.r.err
+	}
+	switch {
+	case sub == 0x00 && len(data) >= 2:
+		sg.Voltage = float64(binary.BigEndian.Uint16(data)) * 0.01
+	case sub == 0x05 && len(data) >= 1:
+		sg.SetAttr("door", data[0]&0x01 != 0)
+		sg.SetAttr("io1", data[0]&0x04 != 0)
+	case sub == 0x0A && len(data) >= 26:
+		sg.SetAttr("imsi", strings.TrimRight(hex.EncodeToString(data[8:16]), "f"))
+		sg.SetAttr("iccid", strings.TrimRight(hex.EncodeToString(data[16:26]), "f"))
+	case sub == 0x0B && len(data) == 2:
+		sg.Voltage = float64(binary.BigEndian.Uint16(data)) * 0.01
+	case sub == 0x0D:
+		d.fuelSensor(data)
+	case sub == 0x1B && len(data) == 8 && data[0] == 0x02:
+		sg.SetAttr("driver_id", hex.EncodeToString(data[2:6]))
+	case sub == 0x1B && isPrintable(string(data)):
+		sg.SetAttr("driver_id", strings.TrimSpace(string(data)))
+	case isPrintable(string(data)) && len(data) > 0:
+		sg.SetAttr(fmt.Sprintf("info_%02x", sub), strings.TrimSpace(string(data)))
+	default:
+		sg.SetAttr(fmt.Sprintf("info_%02x", sub), rawValue(data))
+	}
+	return nil
+}
+
+// fuelSensor parses the ultrasonic fuel sensor line "!AIOIL,addr,output,
+// temperature,version,status,level,moving,count+checksum", optionally after a
+// 6-byte time.
+func (d *decoding) fuelSensor(data []byte) {
+	if i := strings.IndexByte(string(data), '!'); i >= 0 {
+		data = data[i:]
+	}
+	text := strings.TrimSpace(string(data))
+	f := strings.Split(text, ",")
+	if len(f) < 7 || f[0] != "!AIOIL" || !isPrintable(text) {
+		d.sig.SetAttr("info_0d", rawValue(data))
+		return
+	}
+	d.sig.SetAttr("fuel_sensor", text)
+	if v, err := strconv.ParseFloat(f[3], 64); err == nil {
+		d.sig.SetAttr("temp1", v)
+	}
+	if v, err := strconv.ParseFloat(f[6], 64); err == nil {
+		d.sig.SetAttr("fuel_level", v)
+	}
+}
+
+// alarm is the JC100/JC400 alarm 0x95: either date-time + alarm type, or
+// date-time + position (no satellites, no speed) + alarm type; the 0xFFFF
+// variant of the JC400 dashcams carries a full GPS block, an event code and
+// the names of the recorded video files.
+func (d *decoding) alarm() error {
+	c := d.p.content
+	if len(c) >= 3 && c[0] == 0xFF && c[1] == 0xFF {
+		d.r.take(3)
+		if err := d.gpsNoSpeed(true); err != nil {
+			return err
+		}
+		d.r.take(3)
+		d.sig.SetAttr("alarm_code", d.r.u8())
+		d.sig.SetAttr("event", d.r.u8())
+		d.r.take(min(2, d.r.left()))
+		if files := strings.TrimRight(string(d.r.take(d.r.left())), "\x00"); files != "" && isPrintable(files) {
+			d.sig.SetAttr("event_files", files)
+		}
+		return d.r.err
+	}
+	extended := len(c) > 7
+	if extended {
+		if err := d.gpsNoSpeed(false); err != nil {
+			return err
+		}
+	} else {
+		t, ok, _ := d.dateTime()
+		if !ok {
+			return fmt.Errorf("%w: alarm date is not a date", plugins.ErrUnsupported)
+		}
+		d.sig = d.newSignal(t)
+	}
+	a := d.r.u8()
+	d.sig.SetAttr("alarm_code", a)
+	name := "general"
+	switch a {
+	case 0x01:
+		if extended {
+			name = "sos"
+		}
+	case 0x80:
+		name = "vibration"
+	case 0x87:
+		name = "overspeed"
+	case 0x90:
+		name = "hard_acceleration"
+	case 0x91:
+		name = "hard_braking"
+	case 0x92:
+		name = "hard_cornering"
+	case 0x93:
+		name = "accident"
+	}
+	d.sig.SetAttr("alarm", name)
+	return d.r.err
+}
+
+// gpsNoSpeed reads date-time, [GPS info], lat, lon, course/status.
+func (d *decoding) gpsNoSpeed(info bool) error {
+	t, ok, zero := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: alarm date is not a date", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	if info {
+		sg.Sats = float64(d.r.u8() & 0x0F)
+	}
+	if err := d.gpsBlock(sg, false); err != nil {
+		return err
+	}
+	if zero {
+		sg.SetAttr("time_missing", true)
+		sg.Valid = signal.False
+	}
+	d.sig = sg
+	return nil
+}
+
+// x1GPS is 0x34 (X1): data/alarm (4), GPS block, terminal info (2),
+// mileage (4), cell (MCC 2, MNC 1, LAC 2, cell id 4), driver id (4), battery
+// and power (0.01 V), port info (4), inputs, outputs, ADCs (0.01 V).
+func (d *decoding) x1GPS() error {
+	d.r.take(4)
+	if err := d.gps(); err != nil {
+		return err
+	}
+	sg := d.sig
+	sg.SetAttr("terminal_info", d.r.u16())
+	sg.Odometer = float64(d.r.u32()) / 1000
+	mcc, mnc, lac, cid := d.r.u16(), d.r.u8(), d.r.u16(), d.r.u32()
+	d.cell(mcc, mnc, lac, uint64(cid))
+	if drv := d.r.u32(); drv > 0 {
+		sg.SetAttr("driver_id", strconv.FormatUint(uint64(drv), 10))
+	}
+	sg.SetAttr("battery", float64(d.r.u16())*0.01)
+	sg.Voltage = float64(d.r.u16()) * 0.01
+	port := d.r.u32()
+	sg.SetAttr("input", d.r.u8())
+	sg.SetAttr("output", d.r.u8())
+	for i := 1; i <= int(port>>20&0x0F) && d.r.left() >= 2; i++ {
+		sg.SetAttr("adc"+strconv.Itoa(i), float64(d.r.u16())*0.01)
+	}
+	return d.r.err
+}
+
+// iButton is 0x61: terminal id (8), GPS block, cell, then the iButton id.
+func (d *decoding) iButton() error {
+	d.r.take(8)
+	if err := d.gps(); err != nil {
+		return err
+	}
+	d.lbs(lbsShort, false)
+	if d.r.left() >= 7 {
+		d.r.take(1)
+		b := d.r.take(6)
+		v := uint64(0)
+		for _, x := range b {
+			v = v<<8 | uint64(x)
+		}
+		d.sig.SetAttr("driver_id", strconv.FormatUint(v, 10))
+	}
+	return d.r.err
+}
+
+// az735 is 0x7979/0x32 (GPS) and 0x33 (alarm): GPS block with a length
+// byte (0 = no fix), LBS with a length byte, signal, extra cells, Wi-Fi,
+// status, reserved extension.
+func (d *decoding) az735() error {
+	t, ok, _ := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: AZ735 date is not a date", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	d.sig = sg
+	if gpsLen := d.r.u8(); gpsLen != 0 {
+		sg.Sats = float64(d.r.u8() & 0x0F)
+		if err := d.gpsBlock(sg, true); err != nil {
+			return err
+		}
+	}
+	if n := d.r.u8(); n != 0 {
+		d.r.off--
+		d.lbs(lbsShort, true)
+		sg.SetAttr("gsm_signal", d.r.u8())
+	}
+	if n := d.r.u8(); n > 0 {
+		d.r.take(n)
+		sg.SetAttr("extra_cells_bytes", n)
+	}
+	if n := d.r.u8(); n > 0 {
+		d.r.take(n)
+		sg.SetAttr("wifi_bytes", n)
+	}
+	st := d.r.u8()
+	sg.SetAttr("status", st)
+	if d.p.proto == msgAZ735Alarm {
+		switch st {
+		case 0xA0:
+			sg.SetAttr("armed", true)
+		case 0xA1:
+			sg.SetAttr("armed", false)
+		case 0xA2, 0xA3:
+			sg.SetAttr("alarm", "low_battery")
+		case 0xA4:
+			sg.SetAttr("alarm", "general")
+		case 0xA5:
+			sg.SetAttr("alarm", "door")
+		}
+	}
+	if d.r.left() > 0 {
+		d.r.take(min(d.r.u8(), d.r.left()))
+	}
+	return d.r.err
+}
+
+// modular is 0x7979/0x70: modules of (type 2, length 2, data). Module 0x33
+// is the GPS fix.
+func (d *decoding) modular() error {
+	sg := d.newSignal(time.Time{})
+	d.sig = sg
+	for d.r.left() >= 4 && d.r.err == nil {
+		typ, n := d.r.u16(), d.r.u16()
+		v := d.r.take(n)
+		if d.r.err != nil {
+			break
+		}
+		m := &reader{b: v}
+		switch {
+		case typ == 0x03 && n == 10:
+			sg.SetAttr("iccid", hex.EncodeToString(v))
+		case typ == 0x09 && n == 1:
+			sg.Sats = float64(v[0])
+		case typ == 0x0A && n == 1:
+			sg.SetAttr("sats_visible", int(v[0]))
+		case typ == 0x11 && n >= 10:
+			mcc, mnc, lac, cid, rssi := m.u16(), m.u16(), m.u16(), m.u24(), m.u8()
+			if cid > 0 {
+				d.cell(mcc, mnc, lac, uint64(cid))
+				sg.SetAttr("cell_rssi", rssi)
+			}
+		case typ == 0x18 && n == 2:
+			sg.SetAttr("battery", float64(binary.BigEndian.Uint16(v))*0.01)
+		case typ == 0x28 && n == 1:
+			sg.HDOP = float64(v[0]) * 0.1
+		case typ == 0x29 && n == 4:
+			sg.SetAttr("index", binary.BigEndian.Uint32(v))
+		case typ == 0x2A && n == 1:
+			sg.SetAttr("door", v[0]&0x0F > 0)
+			sg.SetAttr("tamper", v[0]>>4 > 0)
+		case typ == 0x2B && n == 1:
+			sg.SetAttr("event", int(v[0]))
+			switch v[0] {
+			case 0x11:
+				sg.SetAttr("alarm", "low_battery")
+			case 0x12:
+				sg.SetAttr("alarm", "low_power")
+			case 0x13:
+				sg.SetAttr("alarm", "power_cut")
+			case 0x14:
+				sg.SetAttr("alarm", "removing")
+			}
+		case typ == 0x2E && n == 4:
+			sg.Odometer = float64(binary.LittleEndian.Uint32(v)) / 1000
+		case typ == 0x33 && n >= 18:
+			if allZero(v) {
+				continue // no fix since boot
+			}
+			sg.TS = time.Unix(int64(m.u32()), 0).UTC()
+			sg.Sats = float64(m.u8())
+			sg.Alt = float64(int16(m.u16()))
+			sub := d.r
+			d.r = *m
+			err := d.gpsBlock(sg, true)
+			d.r = sub
+			if err != nil {
+				return err
+			}
+		default:
+			sg.SetAttr(fmt.Sprintf("module_%04x", typ), rawValue(v))
+		}
+	}
+	// The response is a 0x7878 packet with the same protocol number.
+	d.ack = Response(false, msgGPSModular, nil, d.p.serial)
+	return d.r.err
+}
+
+// obd is 0x7979/0x8C (OBD data) and 0x66 (PIDs): date-time, ACC, "id=value"
+// pairs in ASCII hex, then a 12-byte GPS tail (info, lat, lon, speed,
+// course/status). OBD ids: 0x28 odometer, 0x2B fuel level, 0x2D coolant,
+// 0x36 RPM (all 0.01 units), 0x4A VIN.
+func (d *decoding) obd() error {
+	t, ok, _ := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: OBD date is not a date", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	d.sig = sg
+	sg.SetAttr("ignition", d.r.u8() > 0)
+	if d.r.left() < 12 {
+		return fmt.Errorf("%w: OBD packet without its GPS tail", errShort)
+	}
+	text := string(d.r.take(d.r.left() - 12))
+	for pair := range strings.SplitSeq(text, ",") {
+		k, v, ok := strings.Cut(pair, "=")
+		if !ok || k == "" {
+			continue
+		}
+		d.obdValue(k, v)
+	}
+	sg.Sats = float64(d.r.u8() & 0x0F)
+	if err := d.gpsBlock(sg, true); err != nil {
+		return err
+	}
+	d.noAck = true
+	return d.r.err
+}
+
+func (d *decoding) obdValue(k, v string) {
+	sg := d.sig
+	n, err := strconv.ParseUint(v, 16, 64)
+	if d.p.proto == msgPID {
+		if err == nil {
+			sg.SetAttr("pid_"+strings.ToLower(k), n)
+		}
+		return
+	}
+	id := -1
+	if len(k) >= 2 {
+		if x, err := strconv.ParseUint(k[:2], 16, 8); err == nil {
+			id = int(x)
+		}
+	}
+	f := float64(n) * 0.01
+	switch {
+	case id == 0x4A:
+		if v != "" {
+			sg.SetAttr("vin", v)
+		}
+	case err != nil:
+		if v != "" {
+			sg.SetAttr("obd_"+strings.ToLower(k), v)
+		}
+	case id == 0x28:
+		sg.Odometer = f
+	case id == 0x2B:
+		sg.Fuel = f
+	case id == 0x2D:
+		sg.Coolant = f
+	case id == 0x36:
+		sg.RPM = f
+	case id == 0x35:
+		sg.SetAttr("obd_speed", f)
+	case id == 0x47:
+		sg.SetAttr("fuel_used", f)
+	case id == 0x49:
+		sg.SetAttr("hours", f)
+	default:
+		sg.SetAttr("obd_"+strings.ToLower(k), n)
+	}
+}
+
+// serial is 0x7979/0x9B, pass-through data from a serial peripheral: type
+// code, then the peripheral's bytes.
+func (d *decoding) serial() error {
+	sg := d.newSignal(time.Time{})
+	d.sig = sg
+	sg.SetAttr("serial_type", d.r.u8())
+	data := d.r.take(d.r.left())
+	if t := strings.TrimSpace(string(data)); t != "" && isPrintable(t) {
+		sg.SetAttr("serial", t)
+	} else {
+		sg.SetAttr("serial", hex.EncodeToString(data))
+	}
+	d.noAck = true
+	return d.r.err
+}
+
+// tlvStatus is 0x7979/0xF1 (device status) and 0xF2 (peripheral): Unix
+// time (4), then items (id 2, length 1, value). Device status item 0x0005 is
+// the supply voltage in 0.01 V.
+func (d *decoding) tlvStatus() error {
+	ts := time.Unix(int64(d.r.u32()), 0).UTC()
+	if d.r.err != nil {
+		return d.r.err
+	}
+	sg := d.newSignal(ts)
+	d.sig = sg
+	for d.r.left() >= 3 && d.r.err == nil {
+		id, n := d.r.u16(), d.r.u8()
+		v := d.r.take(n)
+		if d.r.err != nil {
+			break
+		}
+		if d.p.proto == msgDeviceStatus && id == 0x0005 && n == 2 {
+			sg.Voltage = float64(binary.BigEndian.Uint16(v)) * 0.01
+			continue
+		}
+		prefix := "status_"
+		if d.p.proto == msgPeripheral {
+			prefix = "peripheral_"
+		}
+		sg.SetAttr(fmt.Sprintf("%s%04x", prefix, id), rawValue(v))
+	}
+	return d.r.err
+}
+
+// rawValue keeps up to 4 bytes as an unsigned integer and longer values as
+// hex.
+func rawValue(v []byte) any {
+	if len(v) == 0 || len(v) > 4 {
+		return hex.EncodeToString(v)
+	}
+	n := int64(0)
+	for _, x := range v {
+		n = n<<8 | int64(x)
+	}
+	return n
+}
