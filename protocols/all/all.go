@@ -5,5 +5,6 @@ package all
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/gt06"
+	_ "github.com/fleetcore/fleetcore/protocols/jsonl"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 )
