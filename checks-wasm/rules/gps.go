@@ -71,11 +71,11 @@ var GPSZeroIsland = sdk.Rule{
 
 // Teleport thresholds.
 const (
-	TeleportMaxKmh   = 300.0 // fastest plausible road vehicle
-	TeleportMinKm    = 0.2   // jumps shorter than this are GPS jitter
-	TeleportStillKm  = 1.0   // a jump this long with no time elapsed fails
-	earthRadiusKm    = 6371.0088
-	degToRad         = math.Pi / 180
+	TeleportMaxKmh  = 300.0 // fastest plausible road vehicle
+	TeleportMinKm   = 0.2   // jumps shorter than this are GPS jitter
+	TeleportStillKm = 1.0   // a jump this long with no time elapsed fails
+	earthRadiusKm   = 6371.0088
+	degToRad        = math.Pi / 180
 )
 
 // HaversineKm is the great-circle distance between two positions in km.
@@ -117,7 +117,10 @@ var GPSTeleport = sdk.Rule{
 			return sdk.Pass()
 		}
 		dt := s.TS - s.PrevTS
-		if dt <= 0 {
+		if dt < 0 {
+			return sdk.NotApplicable() // prev is by device time: cannot happen
+		}
+		if dt == 0 {
 			if km > TeleportStillKm {
 				return sdk.Fail(2)
 			}

@@ -57,13 +57,13 @@ type Signal struct {
 
 	TS, Recv int64
 
-	Lat, Lon, Alt, Speed, Heading, Sats, HDOP   float64
-	RPM, Coolant, Fuel, Voltage, Odometer       float64
-	EngineLoad, Throttle                        float64
-	PrevTS                                      int64
-	PrevLat, PrevLon, PrevOdometer              float64
-	attrs                                       [MaxAttrs]float64
-	nattrs                                      int
+	Lat, Lon, Alt, Speed, Heading, Sats, HDOP float64
+	RPM, Coolant, Fuel, Voltage, Odometer     float64
+	EngineLoad, Throttle                      float64
+	PrevTS                                    int64
+	PrevLat, PrevLon, PrevOdometer            float64
+	attrs                                     [MaxAttrs]float64
+	nattrs                                    int
 }
 
 // Attr returns attribute i, in the order of Meta.Attrs (NaN when absent).

@@ -98,7 +98,13 @@ func (m Meta) MarshalJSON() ([]byte, error) {
 	for k, v := range m.Reasons {
 		j.Reasons[strconv.Itoa(int(k))] = v
 	}
-	return json.Marshal(j)
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(j); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
 
 // ParseMeta decodes and validates metadata JSON. Unknown keys are errors.
