@@ -154,7 +154,7 @@ func frame(sess plugins.Session, buf []byte) (n int, err error) {
 	}()
 	n, err = sess.Frame(buf)
 	if err == nil && (n < 0 || n > len(buf)) {
-		return n, fmt.Errorf("Frame returned %d for %d buffered bytes", n, len(buf))
+		return n, fmt.Errorf("framer returned %d for %d buffered bytes (Frame returned out of range)", n, len(buf))
 	}
 	return n, err
 }
