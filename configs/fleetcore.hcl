@@ -17,6 +17,32 @@ ingest {
   writers           = 2
 }
 
+# One block per endpoint; the label names it and, unless `protocol` says
+# otherwise, picks the decoder. Each protocol's README lists its options.
 listener "teltonika" {
   address = ":5027"
+}
+
+listener "teltonika_udp" {
+  protocol  = "teltonika"
+  transport = "udp"
+  address   = ":5027"
+}
+
+listener "gt06" {
+  address = ":5023"
+}
+
+listener "freematics" {
+  address = ":5170"
+}
+
+listener "freematics_udp" {
+  protocol  = "freematics"
+  transport = "udp"
+  address   = ":5170"
+}
+
+listener "jsonl" {
+  address = ":5099"
 }
