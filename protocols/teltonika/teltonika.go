@@ -410,7 +410,7 @@ func (s *Session) decodeRecords(codec byte, count int, body []byte, extended boo
 func (s *Session) avlRecord(r *reader, codec byte, extended bool) signal.Signal {
 	ts := int64(r.u64())
 	sig := signal.New(s.imei, time.UnixMilli(ts))
-	sig.SetAttr("priority", r.u8())
+	priority := r.u8()
 	lon := int32(r.u32())
 	lat := int32(r.u32())
 	alt := int16(r.u16())
@@ -427,11 +427,19 @@ func (s *Session) avlRecord(r *reader, codec byte, extended bool) signal.Signal 
 
 	wideID := codec == Codec8E || codec == Codec16
 	wideCount := codec == Codec8E
-	sig.SetAttr("event", r.idx(wideID))
+	event := r.idx(wideID)
+	generation := -1
 	if codec == Codec16 {
-		sig.SetAttr("generation_type", r.u8())
+		generation = r.u8()
 	}
-	r.idx(wideCount) // total IO count: informational, devices disagree on it
+	// The total IO count is informational (devices disagree on it); it
+	// only sizes the attribute map.
+	sig.Attrs = make(map[string]any, min(r.idx(wideCount), 256)+8)
+	sig.SetAttr("priority", priority)
+	sig.SetAttr("event", event)
+	if generation >= 0 {
+		sig.SetAttr("generation_type", generation)
+	}
 	for _, size := range [...]int{1, 2, 4, 8} {
 		n := r.idx(wideCount)
 		for j := 0; j < n && r.err == nil; j++ {
@@ -514,7 +522,20 @@ func (s *Session) gh3000Record(r *reader) signal.Signal {
 	return sig
 }
 
-func ioName(id int) string { return "io" + strconv.Itoa(id) }
+// ioNames caches the attribute names of the common IO ids.
+var ioNames = func() (t [1024]string) {
+	for i := range t {
+		t[i] = "io" + strconv.Itoa(i)
+	}
+	return t
+}()
+
+func ioName(id int) string {
+	if id >= 0 && id < len(ioNames) {
+		return ioNames[id]
+	}
+	return "io" + strconv.Itoa(id)
+}
 
 func beUint(v []byte) uint64 {
 	var x uint64
