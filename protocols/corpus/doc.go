@@ -15,5 +15,14 @@
 // obddongle, ulbotech) are reported as out of scope; protocols fleetcore
 // ships but that are not registered yet are reported as not registered.
 // Once a protocol is registered, every one of its frames counts, and a
-// frame that fails its check fails the test.
+// frame that fails its check fails the test, unless testdata/divergences.txt
+// lists it (protocol, payload id, reason) as an accepted difference; a
+// listed frame that passes again fails the test, so the list only shrinks.
+//
+// Outcome classes: decoded (signals that pass the sanity checks and the
+// asserted values), nothing (no signals, as asserted), rejected (a bad CRC
+// or length that derived predicts, refused with that reason), refused
+// (asserted to decode nothing, refused as unsupported or before login),
+// framed (framer cases), diverges, failed; plus unverified_attrs, asserted
+// Traccar attributes with no fleetcore counterpart (listed by key).
 package corpus
