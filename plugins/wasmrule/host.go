@@ -208,10 +208,11 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Rule, error) {
 	if err != nil {
 		<-r.slots
 		var e *Error
-		if errors.As(err, &e) {
+		if errors.As(err, &e) && e.Kind != KindCanceled {
 			e.Kind = KindInvalid
+			return fail(0, e)
 		}
-		return fail(KindInvalid, err)
+		return fail(0, err)
 	}
 	meta, err := inst.readMeta()
 	if err != nil {
