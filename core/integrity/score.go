@@ -1,0 +1,355 @@
+package integrity
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Dimension names (DESIGN.md §4, §5).
+const (
+	Validity     = "validity"
+	Completeness = "completeness"
+	Timeliness   = "timeliness"
+	Uniqueness   = "uniqueness"
+	Consistency  = "consistency"
+)
+
+// Dimensions lists the dimensions in report order with their fixed weights
+// in points (they sum to 100). Validity weighs most: a wrong position is
+// worse than a missing one; consistency next (teleports, odometer going
+// backwards); completeness; then timeliness and uniqueness, whose faults
+// the pipeline partly absorbs (late data is still stored, duplicates are
+// deduplicated).
+var Dimensions = []struct {
+	Name   string
+	Weight int64
+}{
+	{Validity, 35},
+	{Consistency, 20},
+	{Completeness, 20},
+	{Timeliness, 15},
+	{Uniqueness, 10},
+}
+
+func dimensionWeight(d string) int64 {
+	for _, x := range Dimensions {
+		if x.Name == d {
+			return x.Weight
+		}
+	}
+	return 0
+}
+
+// Built-in checks, measured from the signals themselves (rules add more).
+const (
+	CheckGPSFix   = "builtin.gps_fix"   // validity: fix flagged invalid or at (0,0)
+	CheckInterval = "builtin.interval"  // completeness: records vs the expected interval
+	CheckLag      = "builtin.lag"       // timeliness: recv − ts within the clock drift limit
+	CheckUniqueTS = "builtin.unique_ts" // uniqueness: one record per device time
+	// BuiltinVersion is the version of the built-in checks.
+	BuiltinVersion = "1"
+)
+
+// CheckCounts is how one check (a rule or a built-in) judged a window's
+// signals. Applicable excludes signals the check could not evaluate.
+type CheckCounts struct {
+	Check, Version, Dimension          string
+	Applicable, Passed, Warned, Failed int64
+}
+
+// Window is one hour of device time with data: the built-in measurements
+// and the rule statistics of that hour.
+type Window struct {
+	Stats WindowStats
+	Rules []CheckCounts // from rule_stats; Applicable = evaluated − not_applicable
+}
+
+// Checks returns the window's built-in checks followed by its rules.
+func (w Window) Checks() []CheckCounts {
+	s := w.Stats
+	out := []CheckCounts{
+		{CheckGPSFix, BuiltinVersion, Validity, s.GPSChecked, s.GPSChecked - s.GPSBad, 0, s.GPSBad},
+		{CheckInterval, BuiltinVersion, Completeness, s.Records + s.Missing, s.Records, 0, s.Missing},
+		{CheckLag, BuiltinVersion, Timeliness, s.Records, s.Timely, s.Late, s.Early},
+		{CheckUniqueTS, BuiltinVersion, Uniqueness, s.Records, s.Records - s.Dup, 0, s.Dup},
+	}
+	return append(out, w.Rules...)
+}
+
+// Scoring constants.
+const (
+	// MaxWindows is how many of the most recent windows with data count.
+	MaxWindows = 24
+	// Window weights decay by 7/8 per window with data (newest 1024), so
+	// an idle device keeps its score: hours without data carry no weight.
+	decayNum, decayDen, decayStart = 7, 8, 1024
+	// Rates are in basis points; scores in hundredths of a point.
+	fullRate = 10000
+)
+
+// decayWeights returns the weight of the i-th newest window.
+func decayWeights(n int) []int64 {
+	w := make([]int64, n)
+	v := int64(decayStart)
+	for i := range w {
+		w[i] = v
+		v = v * decayNum / decayDen
+	}
+	return w
+}
+
+// DimensionScore is one dimension's share of a score.
+type DimensionScore struct {
+	Dimension string `json:"dimension"`
+	Weight    int64  `json:"weight"`
+	// RateBP is the decayed pass rate in basis points (10000 = all good;
+	// a warning counts half); 10000 when nothing was evaluated.
+	RateBP int64 `json:"rate_bp"`
+	// LostCenti is the points lost, in hundredths.
+	LostCenti int64 `json:"lost_centi"`
+	Evaluated int64 `json:"evaluated"` // signals evaluated in the windows (undecayed)
+}
+
+// Loss attributes points lost to one check.
+type Loss struct {
+	Dimension  string    `json:"dimension"`
+	Check      string    `json:"check"`
+	Version    string    `json:"version"`
+	LostCenti  int64     `json:"lost_centi"`
+	Failed     int64     `json:"failed"`
+	Warned     int64     `json:"warned"`
+	Applicable int64     `json:"applicable"`
+	Since      time.Time `json:"since"` // first hour with a failure or warning
+	Reason     string    `json:"reason"`
+}
+
+// Point is the score as of one window.
+type Point struct {
+	Hour       time.Time `json:"hour"`
+	ScoreCenti int64     `json:"score_centi"`
+}
+
+// Result is a device's score.
+type Result struct {
+	DeviceID   string           `json:"device_id"`
+	ScoreCenti int64            `json:"score_centi"` // 0..10000
+	Dimensions []DimensionScore `json:"dimensions"`
+	Losses     []Loss           `json:"losses"` // largest first
+	History    []Point          `json:"history"`
+	Alerts     []AlertState     `json:"alerts"` // alerts that should be open
+	Windows    int              `json:"windows"`
+	LastTS     time.Time        `json:"last_ts"`
+	IntervalMS int64            `json:"interval_ms"`
+	// ClockOffsetMS is the median recv − ts of the newest window.
+	ClockOffsetMS int64 `json:"clock_offset_ms"`
+}
+
+// FormatCenti renders hundredths of a point as "87.35".
+func FormatCenti(c int64) string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}
+
+type checkKey struct{ dim, check, version string }
+
+type checkAcc struct {
+	good, total, bad int64 // decayed, in half-units
+	failed, warned   int64 // undecayed
+	applicable       int64
+	since            time.Time
+}
+
+// score computes the decayed score of windows (oldest first); it returns
+// the total, the dimensions and the losses.
+func score(ws []Window) (int64, []DimensionScore, []Loss) {
+	if len(ws) > MaxWindows {
+		ws = ws[len(ws)-MaxWindows:]
+	}
+	weights := decayWeights(len(ws))
+	acc := map[checkKey]*checkAcc{}
+	type dimAcc struct{ good, total, evaluated int64 }
+	dims := map[string]*dimAcc{}
+	for i, w := range ws {
+		wt := weights[len(ws)-1-i]
+		for _, c := range w.Checks() {
+			if c.Applicable <= 0 || dimensionWeight(c.Dimension) == 0 {
+				continue
+			}
+			k := checkKey{c.Dimension, c.Check, c.Version}
+			a := acc[k]
+			if a == nil {
+				a = &checkAcc{}
+				acc[k] = a
+			}
+			good := 2*c.Passed + c.Warned
+			a.good += wt * good
+			a.total += wt * 2 * c.Applicable
+			a.bad += wt * (2*c.Applicable - good)
+			a.failed += c.Failed
+			a.warned += c.Warned
+			a.applicable += c.Applicable
+			if (c.Failed > 0 || c.Warned > 0) && (a.since.IsZero() || w.Stats.Hour.Before(a.since)) {
+				a.since = w.Stats.Hour
+			}
+			d := dims[c.Dimension]
+			if d == nil {
+				d = &dimAcc{}
+				dims[c.Dimension] = d
+			}
+			d.good += wt * good
+			d.total += wt * 2 * c.Applicable
+			d.evaluated += c.Applicable
+		}
+	}
+	var total int64
+	var out []DimensionScore
+	var losses []Loss
+	for _, dim := range Dimensions {
+		ds := DimensionScore{Dimension: dim.Name, Weight: dim.Weight, RateBP: fullRate}
+		if d := dims[dim.Name]; d != nil && d.total > 0 {
+			ds.RateBP = d.good * fullRate / d.total
+			ds.Evaluated = d.evaluated
+		}
+		// Score in hundredths: weight (points) × rate (bp) / 100.
+		got := dim.Weight * ds.RateBP / 100
+		ds.LostCenti = dim.Weight*100 - got
+		total += got
+		out = append(out, ds)
+		losses = append(losses, attribute(dim.Name, ds.LostCenti, acc)...)
+	}
+	sort.SliceStable(losses, func(i, j int) bool {
+		if losses[i].LostCenti != losses[j].LostCenti {
+			return losses[i].LostCenti > losses[j].LostCenti
+		}
+		return losses[i].Check < losses[j].Check
+	})
+	return total, out, losses
+}
+
+// attribute splits a dimension's lost points among its checks in
+// proportion to their decayed bad half-units (largest remainder first, ties
+// by name, so the parts always add up to the whole).
+func attribute(dim string, lost int64, acc map[checkKey]*checkAcc) []Loss {
+	var keys []checkKey
+	var bad int64
+	for k, a := range acc {
+		if k.dim == dim && a.bad > 0 {
+			keys = append(keys, k)
+			bad += a.bad
+		}
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].check != keys[j].check {
+			return keys[i].check < keys[j].check
+		}
+		return keys[i].version < keys[j].version
+	})
+	parts := make([]int64, len(keys))
+	rems := make([]int64, len(keys))
+	var given int64
+	for i, k := range keys {
+		parts[i] = lost * acc[k].bad / bad
+		rems[i] = lost * acc[k].bad % bad
+		given += parts[i]
+	}
+	order := make([]int, len(keys))
+	for i := range order {
+		order[i] = i
+	}
+	sort.SliceStable(order, func(a, b int) bool { return rems[order[a]] > rems[order[b]] })
+	for i := 0; given < lost; i++ {
+		parts[order[i%len(order)]]++
+		given++
+	}
+	var out []Loss
+	for i, k := range keys {
+		a := acc[k]
+		l := Loss{Dimension: dim, Check: k.check, Version: k.version, LostCenti: parts[i],
+			Failed: a.failed, Warned: a.warned, Applicable: a.applicable, Since: a.since}
+		l.Reason = lossReason(l)
+		out = append(out, l)
+	}
+	return out
+}
+
+// lossReason explains a loss like "validity −30.00: gps.range failed on 412
+// of 500 signals since 10:00".
+func lossReason(l Loss) string {
+	var what []string
+	if l.Failed > 0 {
+		what = append(what, fmt.Sprintf("failed on %d", l.Failed))
+	}
+	if l.Warned > 0 {
+		what = append(what, fmt.Sprintf("warned on %d", l.Warned))
+	}
+	unit := "signals"
+	if l.Check == CheckInterval {
+		what = []string{fmt.Sprintf("%d records missing", l.Failed)}
+		unit = "expected"
+		return fmt.Sprintf("%s −%s: %s: %s of %d %s since %s", l.Dimension, FormatCenti(l.LostCenti), l.Check,
+			strings.Join(what, ", "), l.Applicable, unit, l.Since.UTC().Format("2006-01-02 15:04"))
+	}
+	return fmt.Sprintf("%s −%s: %s %s of %d %s since %s", l.Dimension, FormatCenti(l.LostCenti), l.Check,
+		strings.Join(what, " and "), l.Applicable, unit, l.Since.UTC().Format("2006-01-02 15:04"))
+}
+
+// Compute scores one device from its windows with data (any order). It is
+// a pure function of its arguments.
+func Compute(p Params, deviceID string, windows []Window) Result {
+	ws := append([]Window(nil), windows...)
+	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Stats.Hour.Before(ws[j].Stats.Hour) })
+	for i := range ws {
+		ws[i].Rules = sortedChecks(ws[i].Rules)
+	}
+	// Keep the newest MaxWindows for history; each history point scores the
+	// windows up to it.
+	if len(ws) > 2*MaxWindows {
+		ws = ws[len(ws)-2*MaxWindows:]
+	}
+	r := Result{DeviceID: deviceID, Windows: len(ws)}
+	if len(ws) == 0 {
+		r.ScoreCenti = 100 * 100
+		r.Dimensions = emptyDimensions()
+		return r
+	}
+	start := max(0, len(ws)-MaxWindows)
+	for i := start; i < len(ws); i++ {
+		s, _, _ := score(ws[:i+1])
+		r.History = append(r.History, Point{Hour: ws[i].Stats.Hour, ScoreCenti: s})
+	}
+	r.ScoreCenti, r.Dimensions, r.Losses = score(ws)
+	newest := ws[len(ws)-1].Stats
+	r.LastTS, r.IntervalMS, r.ClockOffsetMS = newest.LastTS, newest.IntervalMS, newest.LagMedianMS
+	if r.Windows > MaxWindows {
+		r.Windows = MaxWindows
+	}
+	r.Alerts = desiredAlerts(p, ws, r)
+	return r
+}
+
+func emptyDimensions() []DimensionScore {
+	out := make([]DimensionScore, 0, len(Dimensions))
+	for _, d := range Dimensions {
+		out = append(out, DimensionScore{Dimension: d.Name, Weight: d.Weight, RateBP: fullRate})
+	}
+	return out
+}
+
+func sortedChecks(cs []CheckCounts) []CheckCounts {
+	out := append([]CheckCounts(nil), cs...)
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Check != out[j].Check {
+			return out[i].Check < out[j].Check
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}
