@@ -68,8 +68,8 @@ func syntheticFleet() []synthetic {
 		{
 			// The clock runs an hour behind: every record arrives 1h late
 			// (a warning, half credit): timeliness 50% of 15 points.
-			name: "drifting_clock",
-			recs: fleetDevice(func(i int, r *Record) bool { r.Recv = r.TS.Add(time.Hour + 2*time.Second); return true }),
+			name:  "drifting_clock",
+			recs:  fleetDevice(func(i int, r *Record) bool { r.Recv = r.TS.Add(time.Hour + 2*time.Second); return true }),
 			score: 9250, kinds: []string{KindClockDrift},
 		},
 		{

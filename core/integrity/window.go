@@ -51,7 +51,7 @@ type WindowStats struct {
 	// Lag is recv − ts. Timely records have |lag| ≤ the clock drift limit;
 	// late ones arrived later than that, early ones carry a device time
 	// further than that in the future.
-	Timely, Late, Early              int64
+	Timely, Late, Early             int64
 	LagMedianMS, LagMinMS, LagMaxMS int64
 	// GPS: records with GPS information, those with a bad fix, the device
 	// time the trailing run of bad fixes started (zero when the last checked
