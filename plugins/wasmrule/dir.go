@@ -47,6 +47,7 @@ type dirEntry struct {
 	loadedAt time.Time // when rule went live
 	refused  string    // why the latest version was refused ("" when live)
 	refusedH [32]byte  // hash of the refused version
+	retry    bool      // refused for a name clash: try again on every scan
 }
 
 // RuleStatus describes one file of the folder for the API.
@@ -112,15 +113,16 @@ func (d *Dir) Scan(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("reading rule folder %s: %w", d.path, err)
 	}
+	// Removals first, so that a file waiting for a removed rule's name can
+	// take it in the same scan.
 	seen := make(map[string]bool)
+	var names []string
 	for _, e := range ents {
 		if e.IsDir() || !strings.HasSuffix(e.Name(), ".wasm") {
 			continue
 		}
 		seen[e.Name()] = true
-		if err := d.scanFile(ctx, e.Name()); err != nil {
-			return err
-		}
+		names = append(names, e.Name())
 	}
 	d.mu.Lock()
 	var gone []*dirEntry
@@ -139,6 +141,11 @@ func (d *Dir) Scan(ctx context.Context) error {
 			if err := ent.rule.Close(ctx); err != nil {
 				d.host.log.Warn("closing removed rule", "error", err)
 			}
+		}
+	}
+	for _, name := range names {
+		if err := d.scanFile(ctx, name); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -160,19 +167,19 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 		ent = &dirEntry{}
 		d.files[name] = ent
 	}
-	unchanged := ent.stamp == st && (ent.rule != nil || ent.refused != "")
+	unchanged := ent.stamp == st && (ent.rule != nil || ent.refused != "") && !ent.retry
 	d.mu.Unlock()
 	if unchanged {
 		return nil
 	}
 	wasm, err := os.ReadFile(p)
 	if err != nil {
-		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading file: %v", err))
+		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading file: %v", err), false)
 		return nil
 	}
 	testsBytes, err := os.ReadFile(testsPath(p))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading tests: %v", err))
+		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading tests: %v", err), false)
 		return nil
 	}
 	h := sha256.New()
@@ -182,7 +189,7 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	var sum [32]byte
 	copy(sum[:], h.Sum(nil))
 	d.mu.Lock()
-	same := (ent.rule != nil && ent.hash == sum) || (ent.refused != "" && ent.refusedH == sum)
+	same := (ent.rule != nil && ent.hash == sum) || (ent.refused != "" && ent.refusedH == sum && !ent.retry)
 	if same {
 		ent.stamp = st // touched but identical
 		if ent.rule != nil && ent.hash == sum {
@@ -201,7 +208,7 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 		return ctx.Err()
 	}
 	if rule == nil {
-		d.refuse(name, ent, st, sum, why)
+		d.refuse(name, ent, st, sum, why, false)
 		return nil
 	}
 	d.mu.Lock()
@@ -209,12 +216,12 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 		if other != name && oe.rule != nil && oe.rule.Name() == rule.Name() {
 			d.mu.Unlock()
 			_ = rule.Close(ctx)
-			d.refuse(name, ent, st, sum, fmt.Sprintf("rule name %s is already served by %s", rule.Name(), other))
+			d.refuse(name, ent, st, sum, fmt.Sprintf("rule name %s is already served by %s", rule.Name(), other), true)
 			return nil
 		}
 	}
 	old := ent.rule
-	ent.rule, ent.stamp, ent.hash, ent.refused, ent.loadedAt = rule, st, sum, "", time.Now()
+	ent.rule, ent.stamp, ent.hash, ent.refused, ent.loadedAt, ent.retry = rule, st, sum, "", time.Now(), false
 	d.mu.Unlock()
 	if old != nil {
 		d.host.log.Info("rule replaced", "file", name, "rule", rule.Name(),
@@ -249,15 +256,18 @@ func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*
 	return rule, ""
 }
 
-func (d *Dir) refuse(name string, ent *dirEntry, st fileStamp, sum [32]byte, why string) {
+func (d *Dir) refuse(name string, ent *dirEntry, st fileStamp, sum [32]byte, why string, retry bool) {
 	d.mu.Lock()
-	ent.stamp, ent.refused, ent.refusedH = st, why, sum
+	repeat := ent.refused == why && ent.refusedH == sum
+	ent.stamp, ent.refused, ent.refusedH, ent.retry = st, why, sum, retry
 	live := ent.rule
 	d.mu.Unlock()
-	if live != nil {
+	switch {
+	case repeat: // already logged
+	case live != nil:
 		d.host.log.Error("rule file refused; previous version keeps running", "file", name,
 			"rule", live.Name(), "version", live.Version(), "reason", why)
-	} else {
+	default:
 		d.host.log.Error("rule file refused", "file", name, "reason", why)
 	}
 }

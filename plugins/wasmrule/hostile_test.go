@@ -40,7 +40,7 @@ func compile(t testing.TB, h *Host, wasm []byte) *Rule {
 // that the next ordinary batch is evaluated correctly (the broken instance
 // was replaced).
 func TestHostileGuests(t *testing.T) {
-	h := newTestHost(t, Config{Budget: 150 * time.Millisecond, MemoryLimitPages: 64, PoolSize: 1, MaxFailures: 100})
+	h := newTestHost(t, Config{Budget: time.Second, MemoryLimitPages: 64, PoolSize: 1, MaxFailures: 100})
 	r := compile(t, h, wat2wasm(t, hostileSrc(t, nil)))
 	cases := []struct {
 		name string
