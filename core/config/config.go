@@ -3,8 +3,10 @@ package config
 import (
 	"errors"
 	"fmt"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 	"time"
 
@@ -101,6 +103,14 @@ type Rules struct {
 	MaxFailures    int    `hcl:"max_failures,optional"`
 	ReloadInterval string `hcl:"reload_interval,optional"`
 	Enabled        *bool  `hcl:"enabled,optional"`
+	// Intervals overrides Interval per rule name: { "dup.burst" = "5m" }.
+	Intervals map[string]string `hcl:"intervals,optional"`
+	// Sample evaluates only one signal in N for the named rules (the
+	// random-sample mode for expensive rules): { "gps.teleport" = 10 }.
+	Sample map[string]int `hcl:"sample,optional"`
+	// Backfill makes a rule version seen for the first time evaluate every
+	// stored signal (true, the default) or only signals stored from then on.
+	Backfill *bool `hcl:"backfill,optional"`
 }
 
 // Organizer configures the asynchronous work.
@@ -278,6 +288,10 @@ func (c *Config) applyDefaults() {
 		t := true
 		c.Rules.Enabled = &t
 	}
+	if c.Rules.Backfill == nil {
+		t := true
+		c.Rules.Backfill = &t
+	}
 
 	if c.Organizer == nil {
 		c.Organizer = &Organizer{}
@@ -409,6 +423,14 @@ func (c *Config) Validate() error {
 	}
 	if c.Rules.Concurrency < 1 {
 		add("rules.concurrency: must be positive")
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Rules.Intervals)) {
+		dur(fmt.Sprintf("rules.intervals[%q]", name), c.Rules.Intervals[name], false)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Rules.Sample)) {
+		if c.Rules.Sample[name] < 1 {
+			add("rules.sample[%q]: must be at least 1 (1 = every signal)", name)
+		}
 	}
 	dur("organizer.replay_interval", c.Organizer.ReplayInterval, false)
 	dur("organizer.health_interval", c.Organizer.HealthInterval, false)

@@ -11,6 +11,9 @@ import (
 // after ctx ends.
 func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	n.Organizer = organizer.New(n.log.Named("organizer"), 4)
+	if err := n.startRules(ctx); err != nil {
+		return nil, err
+	}
 	n.Organizer.Start(ctx)
 	return n.Organizer.Wait, nil
 }

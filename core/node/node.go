@@ -15,6 +15,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
 // Node is one running fleetcore server.
@@ -32,6 +33,12 @@ type Node struct {
 	PG      *ingest.PostgresTier
 	// Organizer runs the asynchronous jobs (replay, rules, scores, health).
 	Organizer *organizer.Organizer
+	// Rules is the live rule folder (hot reload, Status for the API); nil
+	// when rules are disabled.
+	Rules *wasmrule.Dir
+	// RuleRunner schedules the rules over stored signals (watermarks,
+	// findings); nil when rules are disabled.
+	RuleRunner *organizer.RuleRunner
 }
 
 // New prepares a node; Run starts it.

@@ -1,0 +1,407 @@
+package organizer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+)
+
+// RuleSource supplies the rules in service; *wasmrule.Dir is one. Disabled
+// rules are left out.
+type RuleSource interface {
+	Rules() []*wasmrule.Rule
+}
+
+// RuleConfig tunes a RuleRunner. Zero fields take defaults.
+type RuleConfig struct {
+	// Interval is how often each rule runs (default 30s); Intervals
+	// overrides it per rule name.
+	Interval  time.Duration
+	Intervals map[string]time.Duration
+	// BatchSize is the most signals per transaction (default 1024).
+	BatchSize int
+	// MaxBatchesPerRun bounds one run of one rule (default 64); a rule with
+	// more backlog is triggered again at once, so that other rules get
+	// their turn in between.
+	MaxBatchesPerRun int
+	// Concurrency is the most rules evaluated at once (default 1). It bounds
+	// the CPU rules take from ingest; pair it with the host's PoolSize and a
+	// database pool of Concurrency+1 connections of its own.
+	Concurrency int
+	// SampleEvery evaluates only one signal in N for the named rules
+	// (random-sample mode for expensive rules). The sample is deterministic:
+	// a signal is in it when (hashint8(id) & 2147483647) % N = 0.
+	SampleEvery map[string]int
+	// Backfill makes a rule version seen for the first time start at the
+	// oldest stored signal; when false it starts at the current frontier
+	// and sees only new signals.
+	Backfill bool
+	// FrontierWait is how long a run waits for in-flight writers before it
+	// falls back to the last confirmed frontier (default 1s).
+	FrontierWait time.Duration
+	// SyncInterval is how often the set of rules is checked for new names
+	// and versions (default 2s).
+	SyncInterval time.Duration
+	// NodeID is recorded with watermark updates and errors.
+	NodeID string
+}
+
+func (c RuleConfig) withDefaults() RuleConfig {
+	if c.Interval <= 0 {
+		c.Interval = 30 * time.Second
+	}
+	if c.BatchSize <= 0 {
+		c.BatchSize = 1024
+	}
+	if c.MaxBatchesPerRun <= 0 {
+		c.MaxBatchesPerRun = 64
+	}
+	if c.Concurrency <= 0 {
+		c.Concurrency = 1
+	}
+	if c.FrontierWait <= 0 {
+		c.FrontierWait = time.Second
+	}
+	if c.SyncInterval <= 0 {
+		c.SyncInterval = 2 * time.Second
+	}
+	return c
+}
+
+// RuleRunner evaluates quality rules over stored signals: each rule on its
+// own interval, from its watermark (per rule and version, in Postgres) up to
+// the safe frontier, in batches whose findings, hourly statistics and
+// watermark advance commit in one transaction. The watermark row is held
+// FOR UPDATE SKIP LOCKED while a batch is evaluated, so any number of
+// organizers evaluate each signal exactly once per rule version.
+//
+// It uses its own database pool and at most Concurrency rules at a time, so
+// rule evaluation never takes connections or more than its share of CPU
+// from ingest.
+type RuleRunner struct {
+	pool *pgxpool.Pool
+	src  RuleSource
+	cfg  RuleConfig
+	log  hclog.Logger
+	fr   *frontier
+	sem  chan struct{}
+
+	// beforeCommit, when set (tests), runs before each batch commits.
+	beforeCommit func(ctx context.Context, rule string, lastID int64)
+
+	mu    sync.Mutex
+	stats map[string]*ruleRunStats // by rule name
+	seen  map[string]string        // rule name -> last version seen by sync
+	org   *Organizer
+	// waiting lists rule jobs that found every slot busy, oldest first.
+	waiting []string
+}
+
+type ruleRunStats struct {
+	version              string
+	runs, batches        uint64
+	evaluated, findings  uint64
+	sampledOut, failures uint64
+	lastRun              time.Time
+	lastErr              string
+	lastID               int64
+}
+
+// RuleRunStatus is a snapshot of one rule's scheduling in this process.
+type RuleRunStatus struct {
+	Rule       string    `json:"rule"`
+	Version    string    `json:"version"`
+	Interval   string    `json:"interval"`
+	SampleOne  int       `json:"sample_one_in,omitempty"`
+	Runs       uint64    `json:"runs"`
+	Batches    uint64    `json:"batches"`
+	Evaluated  uint64    `json:"evaluated"`
+	Findings   uint64    `json:"findings"`
+	SampledOut uint64    `json:"sampled_out"`
+	Failures   uint64    `json:"failures"` // batches not evaluated
+	LastRun    time.Time `json:"last_run,omitzero"`
+	LastError  string    `json:"last_error,omitempty"`
+	Watermark  int64     `json:"watermark"` // last id this process saw for the version
+	Backlog    int64     `json:"backlog"`   // frontier - watermark (an upper bound on signals waiting)
+}
+
+// NewRuleRunner returns a runner that reads and writes through pool (give it
+// a pool of its own) and evaluates the rules src serves.
+func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog.Logger) *RuleRunner {
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	return &RuleRunner{
+		pool: pool, src: src, cfg: cfg, log: log,
+		fr:    &frontier{pool: pool, wait: cfg.FrontierWait},
+		sem:   make(chan struct{}, cfg.Concurrency),
+		stats: map[string]*ruleRunStats{},
+		seen:  map[string]string{},
+	}
+}
+
+// ErrSequenceCache means signals_id_seq hands out ids from a per-session
+// cache, which breaks the frontier's reasoning (see rules_frontier.go).
+var ErrSequenceCache = errors.New("signals_id_seq must have CACHE 1 for exactly-once rule evaluation")
+
+// CheckSchema verifies what the runner relies on in the database.
+func (r *RuleRunner) CheckSchema(ctx context.Context) error {
+	var cache int64
+	if err := r.pool.QueryRow(ctx, seqCacheSQL).Scan(&cache); err != nil {
+		return fmt.Errorf("checking signals_id_seq: %w", err)
+	}
+	if cache != 1 {
+		return fmt.Errorf("checking signals_id_seq: cache is %d: %w", cache, ErrSequenceCache)
+	}
+	return nil
+}
+
+// JobName is the organizer job that runs the named rule.
+func JobName(rule string) string { return "rule:" + rule }
+
+// SyncJobName is the organizer job that adds jobs for new rules.
+const SyncJobName = "rules.sync"
+
+// Register adds the rule jobs to o: SyncJobName, which adds one job per
+// rule name (JobName) as rules appear and triggers it when a new version
+// goes live, and the jobs of the rules already in service.
+func (r *RuleRunner) Register(o *Organizer) {
+	r.mu.Lock()
+	r.org = o
+	r.mu.Unlock()
+	o.Add(Job{Name: SyncJobName, Interval: r.cfg.SyncInterval, Run: func(ctx context.Context) error {
+		r.Sync()
+		return nil
+	}})
+	r.Sync()
+}
+
+// Sync adds a job for every rule name not seen before and triggers the job
+// of a rule whose version changed.
+func (r *RuleRunner) Sync() {
+	r.mu.Lock()
+	o := r.org
+	var add []string
+	var trigger []string
+	for _, rule := range r.src.Rules() {
+		name, ver := rule.Name(), rule.Version()
+		old, ok := r.seen[name]
+		r.seen[name] = ver
+		switch {
+		case !ok:
+			add = append(add, name)
+		case old != ver:
+			trigger = append(trigger, name)
+		}
+	}
+	r.mu.Unlock()
+	if o == nil {
+		return
+	}
+	for _, name := range add {
+		name := name
+		o.Add(Job{Name: JobName(name), Interval: r.interval(name), Run: func(ctx context.Context) error {
+			_, err := r.RunNamed(ctx, name)
+			return err
+		}})
+		o.Trigger(JobName(name))
+	}
+	for _, name := range trigger {
+		r.log.Info("rule version changed; evaluating from its own watermark", "rule", name)
+		o.Trigger(JobName(name))
+	}
+}
+
+func (r *RuleRunner) interval(name string) time.Duration {
+	if d, ok := r.cfg.Intervals[name]; ok && d > 0 {
+		return d
+	}
+	return r.cfg.Interval
+}
+
+func (r *RuleRunner) sampleEvery(name string) int {
+	if n := r.cfg.SampleEvery[name]; n > 1 {
+		return n
+	}
+	return 1
+}
+
+func (r *RuleRunner) lookup(name string) *wasmrule.Rule {
+	for _, rule := range r.src.Rules() {
+		if rule.Name() == name {
+			return rule
+		}
+	}
+	return nil
+}
+
+// RunNamed runs the rule currently in service under name (nothing when
+// there is none, e.g. removed or disabled), and triggers its job again when
+// backlog remains. It never waits for a rule slot: when Concurrency rules
+// are already running it queues the name and returns, and the job is
+// triggered when a slot frees, so waiting rules do not hold the organizer's
+// shared job slots.
+func (r *RuleRunner) RunNamed(ctx context.Context, name string) (RunResult, error) {
+	rule := r.lookup(name)
+	if rule == nil {
+		return RunResult{}, nil
+	}
+	if !r.tryAcquire(name) {
+		return RunResult{}, nil
+	}
+	res, err := r.runRule(ctx, rule)
+	r.release()
+	r.record(rule, res, err)
+	if err == nil && res.More {
+		r.trigger(name)
+	}
+	return res, err
+}
+
+func (r *RuleRunner) tryAcquire(name string) bool {
+	select {
+	case r.sem <- struct{}{}:
+		return true
+	default:
+	}
+	r.mu.Lock()
+	r.waiting = append(r.waiting, name)
+	r.mu.Unlock()
+	// A slot freed between the first try and the queueing would have found
+	// the queue empty: try once more.
+	select {
+	case r.sem <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release frees a rule slot and wakes the longest-waiting rule job.
+func (r *RuleRunner) release() {
+	<-r.sem
+	r.mu.Lock()
+	var next string
+	if len(r.waiting) > 0 {
+		next = r.waiting[0]
+		r.waiting = r.waiting[1:]
+	}
+	r.mu.Unlock()
+	if next != "" {
+		r.trigger(next)
+	}
+}
+
+func (r *RuleRunner) trigger(name string) {
+	r.mu.Lock()
+	o := r.org
+	r.mu.Unlock()
+	if o != nil {
+		o.Trigger(JobName(name))
+	}
+}
+
+// RunResult says what one run of one rule did.
+type RunResult struct {
+	Batches    int   // committed batches
+	Evaluated  int   // signals evaluated
+	Findings   int   // warn and fail verdicts stored
+	SampledOut int   // signals skipped by the sample mode
+	Failed     int   // signals not evaluated (recorded in rule_errors)
+	Watermark  int64 // the watermark after the run
+	Frontier   int64 // the frontier the run worked towards
+	Leased     bool  // another organizer held the watermark: nothing done
+	More       bool  // stopped at MaxBatchesPerRun with backlog left
+}
+
+// RunAll runs every rule in service once (in name order) and returns the
+// first error; tests and the CLI use it.
+func (r *RuleRunner) RunAll(ctx context.Context) error {
+	rules := r.src.Rules()
+	sort.Slice(rules, func(i, j int) bool { return rules[i].Name() < rules[j].Name() })
+	var errs []error
+	for _, rule := range rules {
+		if _, err := r.RunRule(ctx, rule); err != nil {
+			errs = append(errs, err)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// RunRule evaluates rule from its watermark towards the frontier, at most
+// MaxBatchesPerRun batches. A batch the rule cannot evaluate is recorded in
+// rule_errors and ends the run without error (the batch is retried next
+// run); errors are database or context errors.
+func (r *RuleRunner) RunRule(ctx context.Context, rule *wasmrule.Rule) (RunResult, error) {
+	select {
+	case r.sem <- struct{}{}:
+	case <-ctx.Done():
+		return RunResult{}, ctx.Err()
+	}
+	res, err := r.runRule(ctx, rule)
+	r.release()
+	r.record(rule, res, err)
+	return res, err
+}
+
+func (r *RuleRunner) record(rule *wasmrule.Rule, res RunResult, err error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	st := r.stats[rule.Name()]
+	if st == nil || st.version != rule.Version() {
+		st = &ruleRunStats{version: rule.Version()}
+		r.stats[rule.Name()] = st
+	}
+	st.runs++
+	st.batches += uint64(res.Batches)
+	st.evaluated += uint64(res.Evaluated)
+	st.findings += uint64(res.Findings)
+	st.sampledOut += uint64(res.SampledOut)
+	if res.Failed > 0 {
+		st.failures++
+	}
+	st.lastRun = time.Now()
+	if res.Watermark > st.lastID {
+		st.lastID = res.Watermark
+	}
+	switch {
+	case err != nil:
+		st.lastErr = err.Error()
+	case res.Failed > 0:
+		st.lastErr = fmt.Sprintf("%d signals not evaluated; see rule_errors", res.Failed)
+	default:
+		st.lastErr = ""
+	}
+}
+
+// Status returns this process's view of every rule it ran, by name.
+func (r *RuleRunner) Status() []RuleRunStatus {
+	front := r.fr.Confirmed()
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	out := make([]RuleRunStatus, 0, len(r.stats))
+	for name, st := range r.stats {
+		s := RuleRunStatus{Rule: name, Version: st.version, Interval: r.interval(name).String(),
+			Runs: st.runs, Batches: st.batches, Evaluated: st.evaluated, Findings: st.findings,
+			SampledOut: st.sampledOut, Failures: st.failures, LastRun: st.lastRun, LastError: st.lastErr,
+			Watermark: st.lastID, Backlog: max(front-st.lastID, 0)}
+		if n := r.sampleEvery(name); n > 1 {
+			s.SampleOne = n
+		}
+		out = append(out, s)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Rule < out[j].Rule })
+	return out
+}
+
+// Frontier returns the last confirmed safe frontier (see rules_frontier.go).
+func (r *RuleRunner) Frontier() int64 { return r.fr.Confirmed() }
