@@ -150,15 +150,19 @@ func (s *Session) frameBinary(buf []byte) (int, error) {
 	return 0, fmt.Errorf("framing h02 binary: %w: no known record length fits (set the binary_length option)", plugins.ErrMalformed)
 }
 
-// startsMessage reports whether b plausibly starts an H02 message: "*XX,"
-// or '$' followed by BCD digits.
+// startsMessage reports whether b certainly starts an H02 message: "*XX,"
+// or '$' followed by six BCD bytes (device id and hour). Too few bytes to
+// tell is not evidence.
 func startsMessage(b []byte) bool {
 	switch {
 	case b[0] == '*':
-		return len(b) < 4 || b[3] == ','
+		return len(b) >= 4 && b[3] == ','
 	case b[0] == '$':
-		for i := 1; i < len(b) && i < 12; i++ {
-			if b[i]>>4 > 9 || b[i]&0xF > 9 {
+		if len(b) < 7 {
+			return false
+		}
+		for _, c := range b[1:7] {
+			if !bcdOK(c) {
 				return false
 			}
 		}

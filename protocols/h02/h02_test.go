@@ -423,3 +423,19 @@ func benchDecode(b *testing.B, frame []byte) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+func TestFrameNoFalseBoundary(t *testing.T) {
+	// A 45-byte record whose byte 32 is '*' must not be cut there while the
+	// bytes after it cannot confirm a message start.
+	long := unhex(t, "24410600082621532131081504419390060740418306000000fffffbfdff0015060000002c02dc0c000000001f")
+	copy(long[32:], "*HQ")
+	s := newSession(nil)
+	for _, n := range []int{33, 34, 35, 40} {
+		if got, err := s.Frame(long[:n]); got != 0 || err != nil {
+			t.Errorf("Frame(%d bytes) = %d, %v; want wait", n, got, err)
+		}
+	}
+	if got, err := s.Frame(long); got != 45 || err != nil {
+		t.Errorf("Frame(45 bytes) = %d, %v", got, err)
+	}
+}
