@@ -1,0 +1,264 @@
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+)
+
+// Message headers.
+const (
+	ContentType     = "application/x-fleetcore-batch"
+	HeaderCodec     = "x-fleetcore-codec"      // signal.CodecVersion of the body
+	HeaderSignals   = "x-fleetcore-signals"    // signals in the batch
+	HeaderAttempts  = "x-fleetcore-attempts"   // failed replay attempts so far
+	HeaderReason    = "x-fleetcore-reason"     // why a message was dead-lettered
+	HeaderLastError = "x-fleetcore-last-error" // last replay error of a republished message
+)
+
+// Options configure a Broker.
+type Options struct {
+	URL        string
+	Queue      string
+	DeadLetter string
+	QueueType  string // quorum (classic used if the broker refuses) or classic
+	// ConfirmTimeout bounds the wait for a publisher confirm; an expired
+	// wait counts as not durable.
+	ConfirmTimeout time.Duration
+	// Window is how many batches may wait for confirms at once (from all
+	// writers together).
+	Window int
+	// Prefetch is the replay consumer's unacked window.
+	Prefetch int
+	// MaxRedeliver bounds replay attempts of one message while Postgres
+	// answers (a message Postgres keeps refusing); after that it goes to
+	// the dead-letter queue with the reason.
+	MaxRedeliver int
+	ReconnectMin time.Duration
+	ReconnectMax time.Duration
+	DialTimeout  time.Duration
+	// IdleWait ends a replay round when no message arrived for this long.
+	IdleWait time.Duration
+	NodeID   string
+}
+
+func (o *Options) defaults() {
+	if o.QueueType == "" {
+		o.QueueType = "quorum"
+	}
+	if o.ConfirmTimeout <= 0 {
+		o.ConfirmTimeout = 5 * time.Second
+	}
+	if o.Window <= 0 {
+		o.Window = 256
+	}
+	if o.Prefetch <= 0 {
+		o.Prefetch = 16
+	}
+	if o.MaxRedeliver <= 0 {
+		o.MaxRedeliver = 20
+	}
+	if o.ReconnectMin <= 0 {
+		o.ReconnectMin = 100 * time.Millisecond
+	}
+	if o.ReconnectMax < o.ReconnectMin {
+		o.ReconnectMax = max(10*time.Second, o.ReconnectMin)
+	}
+	if o.DialTimeout <= 0 {
+		o.DialTimeout = min(o.ConfirmTimeout, 5*time.Second)
+	}
+	if o.IdleWait <= 0 {
+		o.IdleWait = 200 * time.Millisecond
+	}
+}
+
+// Broker is the RabbitMQ failover tier (Write) and the source of its replay
+// (Drain). Publishing and consuming use separate connections so that a
+// slow replay never holds up ingest.
+type Broker struct {
+	opt    Options
+	log    hclog.Logger
+	pub    *link
+	con    *link
+	window chan struct{}
+	seq    atomic.Uint64
+	prefix string
+
+	queueType atomic.Value // string: the type actually declared
+
+	published, publishedSignals, failures atomic.Uint64
+	nacks, returns, timeouts, refused     atomic.Uint64
+	inFlight                              atomic.Int64
+
+	replayed, replayedSignals, deadLettered, requeued atomic.Uint64
+	backlog                                           atomic.Int64 // last known queue depth, -1 unknown
+	backlogDead                                       atomic.Int64
+	mu                                                sync.Mutex
+	oldest                                            time.Time // publish time of the oldest message known to wait
+	rate                                              float64   // signals/s of the last replay round
+}
+
+// New makes a broker client. It connects lazily (first Write or Drain) and
+// never fails for an unreachable broker: the tier is simply down.
+func New(opt Options, log hclog.Logger) (*Broker, error) {
+	if opt.URL == "" {
+		return nil, errors.New("failover: no amqp url")
+	}
+	if opt.Queue == "" || opt.DeadLetter == "" || opt.Queue == opt.DeadLetter {
+		return nil, errors.New("failover: need distinct queue and dead-letter queue names")
+	}
+	opt.defaults()
+	if log == nil {
+		log = hclog.NewNullLogger()
+	}
+	b := &Broker{opt: opt, log: log, window: make(chan struct{}, opt.Window)}
+	b.prefix = strconv.FormatInt(time.Now().UnixNano(), 36)
+	if opt.NodeID != "" {
+		b.prefix = opt.NodeID + "-" + b.prefix
+	}
+	b.queueType.Store("")
+	b.backlog.Store(-1)
+	b.backlogDead.Store(-1)
+	b.pub = newLink("publish", &b.opt, log, b.declare)
+	b.con = newLink("replay", &b.opt, log, b.declare)
+	return b, nil
+}
+
+// declare makes the dead-letter queue and the failover queue (durable,
+// quorum where the broker supports it). Undecodable messages and messages
+// past their delivery limit are dead-lettered rather than discarded.
+func (b *Broker) declare(s *session) error {
+	if err := b.declareOne(s, b.opt.DeadLetter, nil); err != nil {
+		return err
+	}
+	return b.declareOne(s, b.opt.Queue, amqp.Table{
+		"x-dead-letter-exchange":    "",
+		"x-dead-letter-routing-key": b.opt.DeadLetter,
+	})
+}
+
+func (b *Broker) declareOne(s *session, name string, extra amqp.Table) error {
+	args := amqp.Table{}
+	for k, v := range extra {
+		args[k] = v
+	}
+	want := b.opt.QueueType
+	args["x-queue-type"] = want
+	_, err := s.ch.QueueDeclare(name, true, false, false, false, args)
+	if err == nil {
+		b.queueType.Store(want)
+		return nil
+	}
+	first := err
+	if rerr := s.reopen(); rerr != nil {
+		return fmt.Errorf("declaring queue %s: %w", name, first)
+	}
+	if want == "quorum" {
+		args["x-queue-type"] = "classic"
+		if _, err = s.ch.QueueDeclare(name, true, false, false, false, args); err == nil {
+			b.log.Warn("broker refused a quorum queue; using a classic durable queue", "queue", name, "error", first)
+			b.queueType.Store("classic")
+			return nil
+		}
+		if rerr := s.reopen(); rerr != nil {
+			return fmt.Errorf("declaring queue %s: %w", name, err)
+		}
+	}
+	// The queue may exist with other arguments (declared by an older
+	// version or by an operator): use it as it is.
+	if _, perr := s.ch.QueueDeclarePassive(name, true, false, false, false, nil); perr == nil {
+		b.log.Warn("queue exists with different arguments; using it as declared", "queue", name, "error", first)
+		return nil
+	}
+	if rerr := s.reopen(); rerr != nil {
+		return fmt.Errorf("declaring queue %s: %w", name, first)
+	}
+	return fmt.Errorf("declaring queue %s: %w", name, first)
+}
+
+// Name is the path label "failover".
+func (b *Broker) Name() string { return signal.PathFailover }
+
+// Available reports false while the publisher is disconnected and waiting
+// out its reconnect backoff, so ingest skips straight to the spool.
+func (b *Broker) Available() bool {
+	b.pub.mu.Lock()
+	defer b.pub.mu.Unlock()
+	return b.pub.cur != nil || time.Now().After(b.pub.nextTry)
+}
+
+// Write publishes the batch as one persistent message and returns nil only
+// when the broker confirmed it. Several writers publish concurrently on one
+// channel, up to the confirm window.
+func (b *Broker) Write(ctx context.Context, batch []signal.Signal) error {
+	select {
+	case b.window <- struct{}{}:
+	case <-ctx.Done():
+		b.failures.Add(1)
+		return fmt.Errorf("waiting for the confirm window: %w", ctx.Err())
+	}
+	defer func() { <-b.window }()
+	b.inFlight.Add(1)
+	defer b.inFlight.Add(-1)
+	err := b.write(ctx, batch)
+	if err != nil {
+		b.failures.Add(1)
+		switch {
+		case errors.Is(err, ErrUnavailable):
+			b.refused.Add(1)
+		case errors.Is(err, errNacked):
+			b.nacks.Add(1)
+		case errors.Is(err, errReturned):
+			b.returns.Add(1)
+		case errors.Is(err, errConfirmTimeout):
+			b.timeouts.Add(1)
+		}
+		return err
+	}
+	b.published.Add(1)
+	b.publishedSignals.Add(uint64(len(batch)))
+	b.mu.Lock()
+	if b.oldest.IsZero() {
+		b.oldest = time.Now()
+	}
+	b.mu.Unlock()
+	return nil
+}
+
+func (b *Broker) write(ctx context.Context, batch []signal.Signal) error {
+	s, err := b.pub.get()
+	if err != nil {
+		return err
+	}
+	msg := amqp.Publishing{
+		ContentType:  ContentType,
+		DeliveryMode: amqp.Persistent,
+		MessageId:    b.prefix + "-" + strconv.FormatUint(b.seq.Add(1), 36),
+		Timestamp:    time.Now(),
+		Headers:      amqp.Table{HeaderCodec: int32(signal.CodecVersion), HeaderSignals: int64(len(batch))},
+		Body:         signal.AppendBatch(make([]byte, 0, 128*len(batch)), batch),
+	}
+	err = publish(ctx, s, b.opt.Queue, msg, b.opt.ConfirmTimeout)
+	if err != nil && (s.ch.IsClosed() || errors.Is(err, errConfirmTimeout)) {
+		b.pub.broken(s, err)
+	}
+	if err != nil {
+		return fmt.Errorf("failover publish: %w", err)
+	}
+	return nil
+}
+
+// Close closes both connections.
+func (b *Broker) Close() {
+	b.pub.close()
+	b.con.close()
+}
