@@ -140,12 +140,21 @@ var unitSuffix = map[string]string{
 // interpret is "obd_<pid>" for an already-scaled value and "obd_<pid>_raw"
 // for raw bytes (hex). Canonical PIDs have an attr name too: it is used
 // when their canonical field is already set by another source.
-func AttrName(pid byte) string {
-	if p := params[pid]; p != nil {
-		return fmt.Sprintf("obd_%02x_%s_%s", pid, p.Name, unitSuffix[p.Unit])
+func AttrName(pid byte) string { return attrNames[pid] }
+
+// attrNames and rawNames are computed once: Apply runs for every value of
+// every record.
+var attrNames, rawNames = func() (names, raw [256]string) {
+	for pid := range 256 {
+		if p := params[pid]; p != nil {
+			names[pid] = fmt.Sprintf("obd_%02x_%s_%s", pid, p.Name, unitSuffix[p.Unit])
+		} else {
+			names[pid] = fmt.Sprintf("obd_%02x", pid)
+		}
+		raw[pid] = fmt.Sprintf("obd_%02x_raw", pid)
 	}
-	return fmt.Sprintf("obd_%02x", pid)
-}
+	return names, raw
+}()
 
 // Value is one decoded PID.
 type Value struct {
@@ -192,7 +201,7 @@ func Scaled(pid byte, v float64) (Value, error) {
 // "obd_<pid>" (number) or "obd_<pid>_raw" (hex bytes).
 func (v Value) Apply(s *signal.Signal) {
 	if !v.HasNumber {
-		s.SetAttr(fmt.Sprintf("obd_%02x_raw", v.PID), hex.EncodeToString(v.Raw))
+		s.SetAttr(rawNames[v.PID], hex.EncodeToString(v.Raw))
 		return
 	}
 	if p := params[v.PID]; p != nil && p.Field != attr && math.IsNaN(s.Number(p.Field)) {
