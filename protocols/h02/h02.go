@@ -684,7 +684,7 @@ func (s *Session) lbs(f []string, frame []byte, recv time.Time) ([]signal.Signal
 		return nil, fmt.Errorf("%w: NBR message has %d fields", plugins.ErrMalformed, len(f))
 	}
 	count, err := strconv.Atoi(f[7])
-	if err != nil || count < 0 || 8+3*count+1 >= len(f) {
+	if err != nil || count < 0 || count > len(f) || 8+3*count+1 >= len(f) {
 		return nil, fmt.Errorf("%w: NBR cell count %q", plugins.ErrMalformed, f[7])
 	}
 	var cells []cell
@@ -748,7 +748,7 @@ func (s *Session) v3(f []string, frame []byte, recv time.Time) ([]signal.Signal,
 		return nil, fmt.Errorf("%w: V3 message has %d fields", plugins.ErrMalformed, len(f))
 	}
 	count, err := strconv.Atoi(f[5])
-	if err != nil || count < 0 || 6+4*count+4 >= len(f) {
+	if err != nil || count < 0 || count > len(f) || 6+4*count+4 >= len(f) {
 		return nil, fmt.Errorf("%w: V3 cell count %q", plugins.ErrMalformed, f[5])
 	}
 	var cells []cell

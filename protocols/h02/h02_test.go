@@ -206,6 +206,8 @@ func TestRejections(t *testing.T) {
 		{"text without fields", nil, nil, []byte("*HQ#"), plugins.ErrMalformed},
 		{"V4 without position", nil, nil, []byte("*HQ,1,V4,S1,OK#"), plugins.ErrMalformed},
 		{"NBR bad count", nil, nil, []byte("*HQ,1,NBR,160453,234,10,0,99,1,2,3,291019,FFFFFBFF#"), plugins.ErrMalformed},
+		{"NBR overflowing count", nil, nil, []byte("*HQ,1,NBR,160453,234,10,0,6148914691236517206,1,2,3,291019,FFFFFBFF#"), plugins.ErrMalformed},
+		{"V3 overflowing count", nil, nil, []byte("*HQ,1,V3,002339,62160,4611686018427387904,1,2,3,4,02A1,0,X,010104,EFE7FBFF#"), plugins.ErrMalformed},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
