@@ -1,0 +1,187 @@
+package rules_test
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/fleetcore/fleetcore/checks-wasm/rules"
+	"github.com/fleetcore/fleetcore/checks-wasm/sdk"
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+)
+
+// The tests build every built-in rule with the Go toolchain (as `make
+// rules` does) and run it through the real host.
+var (
+	buildDir  string
+	buildErr  error
+	host      *wasmrule.Host
+	compiled  = map[string]*wasmrule.Rule{}
+	compileMu sync.Mutex
+)
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "fleetcore-rules-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	buildErr = buildAll(dir)
+	// A persistent compilation cache keeps repeated test runs fast.
+	host, err = wasmrule.NewHost(wasmrule.Config{CacheDir: filepath.Join(os.TempDir(), "fleetcore-wazero-test-cache")})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	for _, r := range compiled {
+		r.Close(context.Background())
+	}
+	host.Close(context.Background())
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func buildAll(dir string) error {
+	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	var wg sync.WaitGroup
+	errs := make(chan error, len(rules.All()))
+	sem := make(chan struct{}, 2)
+	for _, r := range rules.All() {
+		wg.Add(1)
+		go func(name string) {
+			defer wg.Done()
+			sem <- struct{}{}
+			defer func() { <-sem }()
+			cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath",
+				"-o", filepath.Join(dir, name+".wasm"), "./"+name)
+			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+			if out, err := cmd.CombinedOutput(); err != nil {
+				errs <- fmt.Errorf("building %s: %v\n%s", name, err, out)
+			}
+		}(r.Meta.Name)
+	}
+	wg.Wait()
+	close(errs)
+	return <-errs
+}
+
+// load compiles a built-in rule once per test binary.
+func load(t testing.TB, name string) *wasmrule.Rule {
+	t.Helper()
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	compileMu.Lock()
+	defer compileMu.Unlock()
+	if r := compiled[name]; r != nil {
+		return r
+	}
+	b, err := os.ReadFile(filepath.Join(buildDir, name+".wasm"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := host.Compile(context.Background(), b)
+	if err != nil {
+		t.Fatalf("compiling %s: %v", name, err)
+	}
+	compiled[name] = r
+	return r
+}
+
+// TestBuiltinMetaAndSelfTests: every rule has a main package, loads through
+// the host with the metadata it declares, and passes its own self-tests
+// both in WebAssembly and natively.
+func TestBuiltinMetaAndSelfTests(t *testing.T) {
+	for _, br := range rules.All() {
+		t.Run(br.Meta.Name, func(t *testing.T) {
+			if _, err := os.Stat(filepath.Join(br.Meta.Name, "main.go")); err != nil {
+				t.Fatalf("no main package: %v", err)
+			}
+			if len(br.Meta.Tests) < 4 {
+				t.Errorf("only %d self-tests", len(br.Meta.Tests))
+			}
+			r := load(t, br.Meta.Name)
+			m := r.Meta()
+			if m.Name != br.Meta.Name || m.Version != br.Meta.Version || m.Dimension != br.Meta.Dimension ||
+				m.Severity != br.Meta.Severity || len(m.Reasons) != len(br.Meta.Reasons) || len(m.Tests) != len(br.Meta.Tests) {
+				t.Fatalf("host read %+v", m)
+			}
+			if err := r.SelfTest(context.Background(), nil); err != nil {
+				t.Fatal(err)
+			}
+			for _, tc := range m.Tests {
+				got := br.Check(toSDK(tc.Input()))
+				if got.Status.String() != tc.Want || (got.Status != sdk.StatusPass && got.Status != sdk.StatusNotApplicable && got.Reason != tc.Reason) {
+					t.Errorf("native %q: got %v %d, want %s %d", tc.Name, got.Status, got.Reason, tc.Want, tc.Reason)
+				}
+			}
+		})
+	}
+}
+
+// toSDK converts a host input to the SDK signal a native call sees, filling
+// only the fields and attributes the rule would receive... all of them.
+func toSDK(in wasmrule.Input) sdk.Signal {
+	s := sdk.Absent()
+	s.NowMs = signal.UnixMilli(in.Now)
+	s.TS, s.Recv = signal.UnixMilli(in.Signal.TS), signal.UnixMilli(in.Signal.Recv)
+	s.Lat, s.Lon, s.Alt, s.Speed, s.Heading = in.Signal.Lat, in.Signal.Lon, in.Signal.Alt, in.Signal.Speed, in.Signal.Heading
+	s.Sats, s.HDOP, s.RPM, s.Coolant, s.Fuel = in.Signal.Sats, in.Signal.HDOP, in.Signal.RPM, in.Signal.Coolant, in.Signal.Fuel
+	s.Voltage, s.Odometer, s.EngineLoad, s.Throttle = in.Signal.Voltage, in.Signal.Odometer, in.Signal.EngineLoad, in.Signal.Throttle
+	if in.Prev != nil {
+		s.PrevTS, s.PrevLat, s.PrevLon, s.PrevOdometer = signal.UnixMilli(in.Prev.TS), in.Prev.Lat, in.Prev.Lon, in.Prev.Odometer
+	}
+	if v, ok := in.Signal.Attrs["ignition"]; ok {
+		s.SetAttr(0, wasmrule.AttrValue(v))
+	}
+	return s
+}
+
+var now = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
+
+// sig builds a signal at now+sec with numeric fields set by name.
+func sig(sec float64, kv ...any) signal.Signal {
+	s := signal.New("dev", now.Add(time.Duration(sec*float64(time.Second))))
+	for i := 0; i+1 < len(kv); i += 2 {
+		name := kv[i].(string)
+		if name == "ignition" {
+			s.SetAttr("ignition", kv[i+1])
+			continue
+		}
+		if name == "ts" {
+			s.TS = kv[i+1].(time.Time)
+			continue
+		}
+		f, ok := signal.FieldByName(name)
+		if !ok {
+			panic("unknown field " + name)
+		}
+		s.SetNumber(f, kv[i+1].(float64))
+	}
+	return s
+}
+
+type ruleCase struct {
+	name string
+	sig  signal.Signal
+	prev *signal.Signal
+	want wasmrule.Verdict
+}
+
+var (
+	pass = wasmrule.Verdict{}
+	na   = wasmrule.Verdict{Status: wasmrule.StatusNotApplicable}
+)
+
+func fail(r uint16) wasmrule.Verdict { return wasmrule.Verdict{Status: wasmrule.StatusFail, Reason: r} }
+func warn(r uint16) wasmrule.Verdict { return wasmrule.Verdict{Status: wasmrule.StatusWarn, Reason: r} }
+func p(s signal.Signal) *signal.Signal { return &s }
