@@ -44,6 +44,7 @@ const (
 	msgGPSLBSStatus4   = 0x32 // 0x7979: AZ735 GPS
 	msgAZ735Alarm      = 0x33 // 0x7979 only
 	msgX1GPS           = 0x34
+	msgX1PhotoInfo     = 0x35
 	msgGPSLBS3         = 0x37
 	msgGPSLBS8         = 0x38 // 0x7979
 	msgIButton         = 0x61
@@ -222,6 +223,8 @@ func (d *decoding) basic() error {
 		return d.x1GPS()
 	case msgIButton:
 		return d.iButton()
+	case msgX1PhotoInfo:
+		return d.photoInfo()
 	case msgTimeRequest:
 		t := d.recv
 		d.ack = Response(false, msgTimeRequest, []byte{byte(t.Year() - 2000), byte(t.Month()), byte(t.Day()),
@@ -973,6 +976,28 @@ func (d *decoding) x1GPS() error {
 	for i := 1; i <= int(port>>20&0x0F) && d.r.left() >= 2; i++ {
 		sg.SetAttr("adc"+strconv.Itoa(i), float64(d.r.u16())*0.01)
 	}
+	return d.r.err
+}
+
+// photoInfo is 0x35 (X1 camera): time, fix status, unsigned lat/lon (no
+// hemisphere bits, so they are not stored as a position), camera id, photo
+// source, format, photo length and id. fleetcore does not fetch photos: the
+// metadata is stored, and no response is sent (the device would expect a
+// photo data request, not an ack).
+func (d *decoding) photoInfo() error {
+	t, ok, _ := d.dateTime()
+	if !ok {
+		return fmt.Errorf("%w: photo date is not a date", plugins.ErrUnsupported)
+	}
+	sg := d.newSignal(t)
+	d.sig = sg
+	d.r.take(1 + 4 + 4)
+	sg.SetAttr("camera", d.r.u8())
+	sg.SetAttr("photo_source", d.r.u8())
+	sg.SetAttr("photo_format", d.r.u8())
+	sg.SetAttr("photo_size", d.r.u32())
+	sg.SetAttr("photo_id", d.r.u32())
+	d.noAck = true
 	return d.r.err
 }
 
