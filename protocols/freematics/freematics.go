@@ -278,10 +278,14 @@ func (s *Session) setDevice(dev string) error {
 	return nil
 }
 
-// reply builds a server message "FEED#EV=n,RX=count,TM=unix*CS".
+// reply builds a server message "FEED#EV=n,RX=count,TM=unix*CS", ended
+// by LF on TCP where messages are lines.
 func (s *Session) reply(ev int, recv time.Time) []byte {
-	msg := fmt.Appendf(nil, "%X#EV=%d,RX=%d,TM=%d", s.feed, ev, s.received, recv.Unix())
-	return AppendChecksum(msg)
+	msg := AppendChecksum(fmt.Appendf(nil, "%X#EV=%d,RX=%d,TM=%d", s.feed, ev, s.received, recv.Unix()))
+	if s.cfg.Transport == plugins.TCP {
+		msg = append(msg, '\n')
+	}
+	return msg
 }
 
 // eventKeys are the keys of the event handshake itself; any other key makes

@@ -304,6 +304,9 @@ func TestFrameTCP(t *testing.T) {
 	if err != nil || len(res.Signals) != 1 {
 		t.Fatalf("Decode(line) = %+v, %v", res, err)
 	}
+	if want := string(withChecksum("100#EV=3,RX=1,TM=1795608000")) + "\n"; string(res.Ack) != want {
+		t.Errorf("TCP sync reply = %q, want %q (a line)", res.Ack, want)
+	}
 	if _, err := s.Frame(bytes.Repeat([]byte("A"), 4096)); !errors.Is(err, plugins.ErrTooLarge) {
 		t.Errorf("Frame(no newline in MaxFrame) error = %v", err)
 	}
