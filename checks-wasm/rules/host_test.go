@@ -6,7 +6,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -51,7 +50,10 @@ func TestMain(m *testing.M) {
 }
 
 func buildAll(dir string) error {
-	goBin := filepath.Join(runtime.GOROOT(), "bin", "go")
+	goBin, err := exec.LookPath("go")
+	if err != nil {
+		return fmt.Errorf("the go tool builds the rules: %w", err)
+	}
 	var wg sync.WaitGroup
 	errs := make(chan error, len(rules.All()))
 	sem := make(chan struct{}, 2)
@@ -182,6 +184,6 @@ var (
 	na   = wasmrule.Verdict{Status: wasmrule.StatusNotApplicable}
 )
 
-func fail(r uint16) wasmrule.Verdict { return wasmrule.Verdict{Status: wasmrule.StatusFail, Reason: r} }
-func warn(r uint16) wasmrule.Verdict { return wasmrule.Verdict{Status: wasmrule.StatusWarn, Reason: r} }
+func fail(r uint16) wasmrule.Verdict   { return wasmrule.Verdict{Status: wasmrule.StatusFail, Reason: r} }
+func warn(r uint16) wasmrule.Verdict   { return wasmrule.Verdict{Status: wasmrule.StatusWarn, Reason: r} }
 func p(s signal.Signal) *signal.Signal { return &s }

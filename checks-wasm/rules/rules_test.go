@@ -187,4 +187,3 @@ func TestMetaJSONIsValid(t *testing.T) {
 		}
 	}
 }
-
