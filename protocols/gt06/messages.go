@@ -1036,10 +1036,11 @@ func (d *decoding) az735() error {
 			return err
 		}
 	}
-	if n := d.r.u8(); n != 0 {
-		d.r.off--
-		d.lbs(lbsShort, true)
+	if d.r.left() > 0 && d.r.b[d.r.off] != 0 {
+		d.lbs(lbsShort, true) // reads its own length byte
 		sg.SetAttr("gsm_signal", d.r.u8())
+	} else {
+		d.r.take(1) // no cell info
 	}
 	if n := d.r.u8(); n > 0 {
 		d.r.take(n)
