@@ -56,7 +56,7 @@ func testRecords(codec Codec, n int) []Record {
 	out := make([]Record, n)
 	for i := range out {
 		out[i] = Record{
-			TS: base.Add(time.Duration(i) * max(codec.Resolution(), 250*time.Millisecond)).Truncate(codec.Resolution()),
+			TS:  base.Add(time.Duration(i) * max(codec.Resolution(), 250*time.Millisecond)).Truncate(codec.Resolution()),
 			Lat: 48.856613 + float64(i)*0.001, Lon: -2.352222 + float64(i)*0.002, Alt: 120,
 			Speed: float64(40 + i), Heading: float64(90 + i), Sats: 9, Odo: 1234.5, Volt: 13.8,
 		}

@@ -1,0 +1,157 @@
+package suite
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+)
+
+// WriteFiles writes the result as JSON to jsonPath and, next to it, a
+// Markdown report (.md) and its chart (.svg) with the same base name.
+func WriteFiles(r *Result, jsonPath string) (mdPath, svgPath string, err error) {
+	base := strings.TrimSuffix(jsonPath, filepath.Ext(jsonPath))
+	mdPath, svgPath = base+".md", base+".svg"
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return "", "", fmt.Errorf("encoding the result: %w", err)
+	}
+	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
+		return "", "", fmt.Errorf("writing %s: %w", jsonPath, err)
+	}
+	if err := writeWith(svgPath, func(w io.Writer) error { return WriteSVG(w, r) }); err != nil {
+		return "", "", err
+	}
+	if err := writeWith(mdPath, func(w io.Writer) error { return WriteMarkdown(w, r, filepath.Base(svgPath)) }); err != nil {
+		return "", "", err
+	}
+	return mdPath, svgPath, nil
+}
+
+func writeWith(path string, fn func(io.Writer) error) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := fn(f); err != nil {
+		f.Close()
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := f.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+// WriteMarkdown writes the human report; svg is the chart's file name
+// (relative to the report) or "" for none.
+func WriteMarkdown(w io.Writer, r *Result, svg string) error {
+	var b strings.Builder
+	fmt.Fprintf(&b, "# fleetcore bench: %s\n\n", r.Scenario)
+	m := r.Machine
+	fmt.Fprintf(&b, "Run %s on %d CPUs, %.1f GiB RAM (%s, Linux %s, %s). %s, %d devices (%s), rate %s, bad data %.0f %%.\n\n",
+		r.Started.Format("2006-01-02 15:04 UTC"), m.CPUs, float64(m.MemBytes)/(1<<30), orDash(m.CPUModel), orDash(m.Kernel), m.GoVersion,
+		fmtDuration(r.DurationS), r.Devices, r.Mix, rateText(r.Rate), 100*r.BadShare)
+	if svg != "" {
+		fmt.Fprintf(&b, "![throughput and ack latency over time](%s)\n\n", svg)
+	}
+	b.WriteString("| figure | value |\n|---|---|\n")
+	row := func(k, v string) { fmt.Fprintf(&b, "| %s | %s |\n", k, v) }
+	row("signals acked (seen by the devices)", fmt.Sprintf("%d", r.SignalsAcked))
+	row("signals stored (in Postgres)", fmt.Sprintf("%d", r.SignalsStored))
+	row("lost (acked, not stored)", fmt.Sprintf("%d", r.Lost))
+	row("duplicates (stored twice)", fmt.Sprintf("%d", r.Duplicates))
+	row("stored, ack not seen", fmt.Sprintf("%d", r.StoredNotAcked))
+	row("throughput", fmt.Sprintf("%.0f signals/s", r.ThroughputPerS))
+	if r.CeilingPerS > 0 {
+		row("ceiling (COPY from memory)", fmt.Sprintf("%.0f rows/s (ratio %.2f)", r.CeilingPerS, r.RatioToCeiling))
+	}
+	if r.NaivePerS > 0 {
+		row("naive (INSERT+COMMIT per row)", fmt.Sprintf("%.0f rows/s (ratio %.1f)", r.NaivePerS, r.RatioToNaive))
+	}
+	row("ack latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max))
+	row("peak RSS", fmt.Sprintf("%.0f MiB", float64(r.RSSBytes)/(1<<20)))
+	keys := make([]string, 0, len(r.Extras))
+	for k := range r.Extras {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		row(k, fmtValue(r.Extras[k]))
+	}
+	if len(r.Targets) > 0 {
+		b.WriteString("\n## Targets\n\n| target | value | goal | met |\n|---|---|---|---|\n")
+		for _, t := range r.Targets {
+			met := "yes"
+			if !t.Met {
+				met = "**no**"
+			}
+			fmt.Fprintf(&b, "| %s | %s | %s | %s |\n", t.Name, fmtValue(t.Value), t.Goal, met)
+		}
+	}
+	if len(r.Ceiling) > 0 {
+		b.WriteString("\n## References\n\n| reference | connections | rows | seconds | rows/s |\n|---|---|---|---|---|\n")
+		for _, c := range r.Ceiling {
+			fmt.Fprintf(&b, "| ceiling | %d | %d | %.2f | %.0f |\n", c.Conns, c.Rows, c.Seconds, c.PerS)
+		}
+		if r.Naive != nil {
+			fmt.Fprintf(&b, "| naive | %d | %d | %.2f | %.0f |\n", r.Naive.Conns, r.Naive.Rows, r.Naive.Seconds, r.Naive.PerS)
+		}
+	}
+	g := r.Generator
+	fmt.Fprintf(&b, "\n## Load generator\n\nconnects %d (failed %d), frames acked %d, resent %d, ack timeouts %d, refused %d; bad data: zero fixes %d, future timestamps %d, duplicate frames %d, corrupted frames %d (acked anyway: %d); backlog dropped %d, unacked at end %d.\n",
+		g.Connects, g.ConnectFails, g.Frames, g.Resends, g.Timeouts, g.Refused, g.ZeroFixes, g.Future, g.Duplicates, g.Corrupted, g.CorruptAcked, g.Dropped, g.Backlog)
+	if r.RSSNote != "" {
+		fmt.Fprintf(&b, "\nRSS: %s.\n", r.RSSNote)
+	}
+	if len(r.Notes) > 0 {
+		b.WriteString("\n## Notes\n\n")
+		for _, n := range r.Notes {
+			fmt.Fprintf(&b, "- %s\n", n)
+		}
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func orDash(s string) string {
+	if s == "" {
+		return "-"
+	}
+	return s
+}
+
+func rateText(r float64) string {
+	if r == 0 {
+		return "closed loop (next frame when the last is acked)"
+	}
+	return fmt.Sprintf("%g records/s per device", r)
+}
+
+func fmtDuration(s float64) string { return fmt.Sprintf("%.0f s", s) }
+
+func fmtValue(v any) string {
+	switch x := v.(type) {
+	case float64:
+		if x == float64(int64(x)) && (x > 1e3 || x < -1e3 || x == 0) {
+			return fmt.Sprintf("%.0f", x)
+		}
+		return fmt.Sprintf("%.3g", x)
+	case map[string]int64:
+		keys := make([]string, 0, len(x))
+		for k := range x {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		parts := make([]string, len(keys))
+		for i, k := range keys {
+			parts[i] = fmt.Sprintf("%s %d", k, x[k])
+		}
+		return strings.Join(parts, ", ")
+	default:
+		return fmt.Sprint(v)
+	}
+}

@@ -1,0 +1,519 @@
+package suite
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/fleetcore/fleetcore/benchmarks/loadgen"
+	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/node"
+	"github.com/fleetcore/fleetcore/plugins"
+)
+
+// Scenarios are the scenario names, in the order `make bench` runs them.
+var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules"}
+
+// Options configure one benchmark run. Zero values take the scenario's
+// defaults (see defaults).
+type Options struct {
+	Scenario string
+	Duration time.Duration
+	Devices  int     // simulated devices sending data (busy ones for many-connections)
+	Rate     float64 // records/s per device; negative = scenario default, 0 = closed loop
+	PerFrame int
+	Mix      string  // protocol weights, e.g. "teltonika=6,gt06=2,jsonl=1,osmand=1"
+	BadShare float64 // negative = scenario default
+	// IdleConns is the number of idle connections of many-connections.
+	IdleConns int
+
+	// RefRows is how many rows the ceiling copies per trial; NaiveFor how
+	// long the naive reference runs. SkipRefs leaves both out.
+	RefRows  int
+	NaiveFor time.Duration
+	SkipRefs bool
+
+	// PostgresURL names the server (any database; a fresh one is created
+	// next to it). AMQPURL is the broker for the failover tier (outage).
+	PostgresURL string
+	AMQPURL     string
+	// Keep leaves the benchmark database in place.
+	Keep bool
+
+	// Progress receives a one-line progress bar (stderr); nil = none.
+	Progress io.Writer
+	// ServerLog receives fleetcore's log (warn and above); nil = discard.
+	ServerLog io.Writer
+	// Profile, when set, is started when the load starts and its returned
+	// func called when the load ends (e.g. a pprof CPU profile).
+	Profile func() func()
+	// SpawnIdle opens n idle device connections to target from another
+	// process and returns a func that closes them; nil opens them in this
+	// process.
+	SpawnIdle func(ctx context.Context, target string, n int) (func() error, error)
+}
+
+func (o *Options) defaults() error {
+	type def struct {
+		dur     time.Duration
+		devices int
+		rate    float64
+		mix     string
+		bad     float64
+	}
+	const mix = "teltonika=6,gt06=2,jsonl=1,osmand=1"
+	defs := map[string]def{
+		"steady":           {30 * time.Second, 300, 0, mix, 0.02},
+		"burst":            {30 * time.Second, 1000, 1, mix, 0.02},
+		"many-connections": {30 * time.Second, 50, 0, "teltonika", 0.0},
+		"outage":           {40 * time.Second, 200, 0, mix, 0.0},
+		"rules":            {60 * time.Second, 300, 0, mix, 0.05},
+	}
+	d, ok := defs[o.Scenario]
+	if !ok {
+		return fmt.Errorf("unknown scenario %q (have %s)", o.Scenario, strings.Join(Scenarios, ", "))
+	}
+	if o.Duration <= 0 {
+		o.Duration = d.dur
+	}
+	if o.Devices <= 0 {
+		o.Devices = d.devices
+	}
+	if o.Rate < 0 {
+		o.Rate = d.rate
+	}
+	if o.Mix == "" {
+		o.Mix = d.mix
+	}
+	if o.BadShare < 0 {
+		o.BadShare = d.bad
+	}
+	if o.IdleConns <= 0 {
+		o.IdleConns = 20000
+	}
+	if o.RefRows <= 0 {
+		o.RefRows = 200000
+	}
+	if o.NaiveFor <= 0 {
+		o.NaiveFor = 3 * time.Second
+	}
+	if o.PostgresURL == "" {
+		o.PostgresURL = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	if o.AMQPURL == "" {
+		o.AMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
+	}
+	if o.Progress == nil {
+		o.Progress = io.Discard
+	}
+	if o.ServerLog == nil {
+		o.ServerLog = io.Discard
+	}
+	return nil
+}
+
+// Quantiles are latency figures in milliseconds.
+type Quantiles struct {
+	P50 float64 `json:"p50"`
+	P99 float64 `json:"p99"`
+	Max float64 `json:"max"`
+}
+
+func quantiles(l *loadgen.Latency) Quantiles {
+	return Quantiles{P50: loadgen.Millis(l.Quantile(0.5)), P99: loadgen.Millis(l.Quantile(0.99)), Max: loadgen.Millis(l.Max())}
+}
+
+// Point is one second of the run.
+type Point struct {
+	T         float64 `json:"t"`           // seconds since the load started
+	AckedPerS float64 `json:"acked_per_s"` // records acked in this second
+	P50       float64 `json:"p50_ms"`
+	P99       float64 `json:"p99_ms"`
+	MaxMS     float64 `json:"max_ms"`
+	RSS       uint64  `json:"rss_bytes"`
+	Connected int64   `json:"connected"`
+	Backlog   int64   `json:"generator_backlog"`
+	Extra     float64 `json:"extra,omitempty"` // scenario-specific (rules: lag seconds)
+}
+
+// Event marks a moment on the chart.
+type Event struct {
+	T     float64 `json:"t"`
+	Label string  `json:"label"`
+}
+
+// Target is one goal of the issue and whether this run met it.
+type Target struct {
+	Name  string  `json:"name"`
+	Value float64 `json:"value"`
+	Goal  string  `json:"goal"`
+	Met   bool    `json:"met"`
+}
+
+// Result is everything a run measured.
+type Result struct {
+	Scenario  string    `json:"scenario"`
+	Started   time.Time `json:"started"`
+	Machine   Machine   `json:"machine"`
+	DurationS float64   `json:"duration_s"`
+	Devices   int       `json:"devices"`
+	Mix       string    `json:"mix"`
+	Rate      float64   `json:"rate_per_device"`
+	BadShare  float64   `json:"bad_share"`
+
+	SignalsAcked   int64         `json:"signals_acked"`
+	SignalsStored  int64         `json:"signals_stored"`
+	Duplicates     int64         `json:"duplicates"`
+	Lost           int64         `json:"lost"`
+	StoredNotAcked int64         `json:"stored_not_acked"`
+	LostSample     []loadgen.Key `json:"lost_sample,omitempty"`
+	ThroughputPerS float64       `json:"throughput_per_s"`
+	CeilingPerS    float64       `json:"ceiling_per_s"`
+	NaivePerS      float64       `json:"naive_per_s"`
+	RatioToCeiling float64       `json:"ratio_to_ceiling"`
+	RatioToNaive   float64       `json:"ratio_to_naive"`
+	AckLatencyMS   Quantiles     `json:"ack_latency_ms"`
+	RSSBytes       uint64        `json:"rss_bytes"`
+	RSSNote        string        `json:"rss_note"`
+
+	Ceiling   []RefRun         `json:"ceiling_runs,omitempty"`
+	Naive     *RefRun          `json:"naive_run,omitempty"`
+	Generator loadgen.Counters `json:"generator"`
+	Server    map[string]any   `json:"server"`
+	Extras    map[string]any   `json:"extras"`
+	Targets   []Target         `json:"targets"`
+	Notes     []string         `json:"notes"`
+	Series    []Point          `json:"series"`
+	Events    []Event          `json:"events,omitempty"`
+}
+
+func (r *Result) note(format string, a ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, a...)) }
+
+func (r *Result) target(name string, value float64, goal string, met bool) {
+	r.Targets = append(r.Targets, Target{Name: name, Value: value, Goal: goal, Met: met})
+}
+
+// Run runs one scenario end to end.
+func Run(ctx context.Context, o Options) (*Result, error) {
+	if err := o.defaults(); err != nil {
+		return nil, err
+	}
+	mix, err := loadgen.ParseMix(o.Mix)
+	if err != nil {
+		return nil, err
+	}
+	for _, s := range mix {
+		if _, ok := plugins.Decoders.Lookup(s.Protocol); !ok {
+			return nil, fmt.Errorf("protocol %s is not registered in this build", s.Protocol)
+		}
+	}
+	res := &Result{
+		Scenario: o.Scenario, Started: time.Now().UTC(), Machine: machine(), Devices: o.Devices, Mix: o.Mix,
+		Rate: o.Rate, BadShare: o.BadShare, Server: map[string]any{}, Extras: map[string]any{},
+	}
+	db, drop, err := createDatabase(ctx, o.PostgresURL)
+	if err != nil {
+		return nil, err
+	}
+	defer func() {
+		if o.Keep {
+			res.note("database kept: %s", db)
+			return
+		}
+		if err := drop(); err != nil {
+			res.note("dropping the benchmark database: %v", err)
+		}
+	}()
+	if err := migrate(ctx, db); err != nil {
+		return nil, err
+	}
+	if !o.SkipRefs {
+		if err := references(ctx, o, db, res); err != nil {
+			return nil, err
+		}
+	}
+	tmp, err := os.MkdirTemp("", "fcbench-")
+	if err != nil {
+		return nil, fmt.Errorf("making a temp dir: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+
+	r := &runner{o: o, res: res, db: db, tmp: tmp, mix: mix}
+	switch o.Scenario {
+	case "steady":
+		err = r.steady(ctx)
+	case "burst":
+		err = r.burst(ctx)
+	case "many-connections":
+		err = r.manyConnections(ctx)
+	case "outage":
+		err = r.outage(ctx)
+	case "rules":
+		err = r.rules(ctx)
+	}
+	if err != nil {
+		return res, err
+	}
+	if res.CeilingPerS > 0 {
+		res.RatioToCeiling = res.ThroughputPerS / res.CeilingPerS
+	}
+	if res.NaivePerS > 0 {
+		res.RatioToNaive = res.ThroughputPerS / res.NaivePerS
+	}
+	r.judge()
+	return res, nil
+}
+
+func randomName(prefix string) string {
+	b := make([]byte, 5)
+	rand.Read(b) //nolint:errcheck // never fails on Linux
+	return prefix + "_" + hex.EncodeToString(b)
+}
+
+// createDatabase makes a uniquely named database next to serverURL's and
+// returns its URL and a func that drops it.
+func createDatabase(ctx context.Context, serverURL string) (string, func() error, error) {
+	admin, err := pgx.Connect(ctx, serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("connecting to Postgres: %w", err)
+	}
+	defer admin.Close(context.Background())
+	name := randomName("fcbench")
+	if _, err := admin.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		return "", nil, fmt.Errorf("creating the benchmark database: %w", err)
+	}
+	u, err := url.Parse(serverURL)
+	if err != nil {
+		return "", nil, fmt.Errorf("parsing the Postgres URL: %w", err)
+	}
+	u.Path = "/" + name
+	drop := func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		c, err := pgx.Connect(ctx, serverURL)
+		if err != nil {
+			return fmt.Errorf("connecting to drop %s: %w", name, err)
+		}
+		defer c.Close(ctx)
+		if _, err := c.Exec(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			return fmt.Errorf("dropping %s: %w", name, err)
+		}
+		return nil
+	}
+	return u.String(), drop, nil
+}
+
+func migrate(ctx context.Context, db string) error {
+	cfg := config.Default()
+	cfg.Database.URL = db
+	st, err := node.OpenStore(ctx, cfg, hclog.NewNullLogger())
+	if err != nil {
+		return fmt.Errorf("migrating the benchmark database: %w", err)
+	}
+	st.Close()
+	return nil
+}
+
+// references measures the ceiling (1, 2, 4 connections; the best counts)
+// and the naive design, then empties the tables.
+func references(ctx context.Context, o Options, db string, res *Result) error {
+	fmt.Fprintf(o.Progress, "%s: measuring references (ceiling: COPY of %d rows with 1, 2, 4 connections; naive: %s)\n", o.Scenario, o.RefRows, o.NaiveFor)
+	sigs, err := referenceSignals(o.RefRows)
+	if err != nil {
+		return err
+	}
+	rows := make([][]any, len(sigs))
+	for i := range sigs {
+		rows[i] = row(&sigs[i])
+	}
+	sigs = nil
+	for _, conns := range []int{1, 2, 4} {
+		if err := truncate(ctx, db); err != nil {
+			return err
+		}
+		run, err := ceiling(ctx, db, rows, conns, 5000)
+		if err != nil {
+			return err
+		}
+		res.Ceiling = append(res.Ceiling, run)
+		res.CeilingPerS = max(res.CeilingPerS, run.PerS)
+	}
+	if err := truncate(ctx, db); err != nil {
+		return err
+	}
+	nv, err := naive(ctx, db, rows, 4, o.NaiveFor)
+	if err != nil {
+		return err
+	}
+	res.Naive = &nv
+	res.NaivePerS = nv.PerS
+	rows = nil
+	fmt.Fprintf(o.Progress, "%s: ceiling %.0f rows/s, naive %.0f rows/s\n", o.Scenario, res.CeilingPerS, res.NaivePerS)
+	return truncate(ctx, db)
+}
+
+// runner holds one scenario's state.
+type runner struct {
+	o   Options
+	res *Result
+	db  string
+	tmp string
+	mix []loadgen.Share
+
+	node    *node.Node
+	stop    context.CancelFunc
+	nodeErr chan error
+	targets map[string]string
+	start   time.Time
+}
+
+// serverConfig is the default configuration with the listeners of the
+// mix on free loopback ports, the API on a free port, state in a temp dir,
+// and (when amqp is set) the RabbitMQ failover tier on unique queues.
+func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*config.Config, error) {
+	var b strings.Builder
+	fmt.Fprintf(&b, "log_level = \"warn\"\n")
+	fmt.Fprintf(&b, "database {\n  url = %q\n}\n", dbURL)
+	fmt.Fprintf(&b, "spool {\n  dir = %q\n}\n", filepath.Join(r.tmp, "spool"))
+	if dir := rulesDir(); dir != "" {
+		fmt.Fprintf(&b, "rules {\n  dir = %q\n  cache_dir = %q\n}\n", dir, filepath.Join(r.tmp, "wasm-cache"))
+	} else {
+		fmt.Fprintf(&b, "rules {\n  cache_dir = %q\n}\n", filepath.Join(r.tmp, "wasm-cache"))
+	}
+	fmt.Fprintf(&b, "api {\n  address = \"127.0.0.1:0\"\n}\n")
+	if amqp {
+		q := randomName("fcbench")
+		fmt.Fprintf(&b, "amqp {\n  url = %q\n  queue = %q\n  dead_letter_queue = %q\n  alert_exchange = %q\n}\n",
+			r.o.AMQPURL, q+".failover", q+".dead", q+".alerts")
+		r.res.Extras["amqp_queue"] = q + ".failover"
+	}
+	for _, p := range protocols {
+		// Distinct free ports: the config refuses two listeners on ":0".
+		addr, err := freeAddr()
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintf(&b, "listener %q {\n  address = %q\n}\n", p, addr)
+	}
+	cfg, err := config.Parse("bench.hcl", []byte(b.String()))
+	if err != nil {
+		return nil, fmt.Errorf("building the server config: %w", err)
+	}
+	return cfg, nil
+}
+
+func (r *runner) protocols() []string {
+	var out []string
+	for _, s := range r.mix {
+		out = append(out, s.Protocol)
+	}
+	sort.Strings(out)
+	return out
+}
+
+// startNode runs a node in-process until stopNode.
+func (r *runner) startNode(ctx context.Context, cfg *config.Config) error {
+	log := hclog.New(&hclog.LoggerOptions{Name: "fleetcore", Level: hclog.Warn, Output: r.o.ServerLog})
+	r.node = node.New(cfg, plugins.Decoders, log)
+	nctx, cancel := context.WithCancel(ctx)
+	r.stop = cancel
+	r.nodeErr = make(chan error, 1)
+	go func() { r.nodeErr <- r.node.Run(nctx) }()
+	select {
+	case <-r.node.Ready():
+	case err := <-r.nodeErr:
+		cancel()
+		if err == nil {
+			err = errors.New("node stopped before it was ready")
+		}
+		return fmt.Errorf("starting fleetcore: %w", err)
+	case <-time.After(60 * time.Second):
+		cancel()
+		return errors.New("starting fleetcore: not ready after 60s")
+	}
+	r.targets = map[string]string{}
+	for _, l := range cfg.Listeners {
+		r.targets[l.Protocol] = r.node.Addr(l.Name).String()
+	}
+	return nil
+}
+
+func (r *runner) stopNode() error {
+	if r.stop == nil {
+		return nil
+	}
+	r.serverStats()
+	r.stop()
+	r.stop = nil
+	if err := <-r.nodeErr; err != nil {
+		return fmt.Errorf("fleetcore stopped with: %w", err)
+	}
+	return nil
+}
+
+// serverStats copies the node's own counters into the result (for
+// reading, never for lost/duplicates).
+func (r *runner) serverStats() {
+	n := r.node
+	if n == nil || n.Gateway == nil || n.Batcher == nil {
+		return
+	}
+	gs := n.Gateway.Stats()
+	bs := n.Batcher.Stats()
+	r.res.Server["gateway"] = map[string]any{
+		"accepted": gs.Accepted.Load(), "refused": gs.Refused.Load(), "frames": gs.Frames.Load(),
+		"rejected": gs.Rejected.Load(), "acked": gs.Acked.Load(), "unacked": gs.Unacked.Load(),
+	}
+	tiers := map[string]any{}
+	for _, t := range bs.Tiers {
+		tiers[t.Name] = map[string]any{"batches": t.Batches, "signals": t.Signals, "failures": t.Failures, "skipped": t.Skipped}
+	}
+	r.res.Server["ingest"] = map[string]any{
+		"submitted": bs.Submitted, "durable": bs.Durable, "not_durable": bs.NotDurable, "batches": bs.Batches,
+		"batch_size_p50": bs.BatchSizes.Quantile(0.5), "write_ms_p50": bs.WriteMillis.Quantile(0.5),
+		"write_ms_p99": bs.WriteMillis.Quantile(0.99), "tiers": tiers,
+	}
+	if n.PG != nil {
+		ins, dup := n.PG.Counts()
+		r.res.Server["postgres_inserted"], r.res.Server["postgres_duplicates_skipped"] = ins, dup
+	}
+}
+
+func (r *runner) newGenerator(devices int, rate float64, idle bool) (*loadgen.Generator, error) {
+	return loadgen.New(loadgen.Config{
+		Targets: r.targets, Mix: r.mix, Devices: devices, Rate: rate, PerFrame: r.o.PerFrame,
+		BadShare: r.o.BadShare, AckTimeout: 15 * time.Second, RampUp: min(2*time.Second, r.o.Duration/10), Idle: idle,
+	})
+}
+
+func withHost(rawURL, hostport string) string {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return rawURL
+	}
+	u.Host = hostport
+	return u.String()
+}
+
+// freeAddr returns a loopback address whose port was free a moment ago.
+func freeAddr() (string, error) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return "", fmt.Errorf("finding a free port: %w", err)
+	}
+	defer l.Close()
+	return l.Addr().String(), nil
+}
