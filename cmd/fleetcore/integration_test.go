@@ -77,6 +77,7 @@ listener "teltonika" {
 	}
 	cfg.Database.URL = dbURL // ignore FLEETCORE_DATABASE_URL from the environment
 	cfg.Database.WriteTimeout = "2s"
+	cfg.Spool.Dir = t.TempDir()
 	if mutate != nil {
 		mutate(cfg)
 	}
@@ -285,6 +286,8 @@ func TestIntegrationNoAckWhenDatabaseWriteFails(t *testing.T) {
 	proxy := testenv.NewProxy(t, testenv.HostPort(db))
 	h := startNode(t, testenv.WithHost(db, proxy.Addr()), func(c *config.Config) {
 		c.Database.WriteTimeout = "1s"
+		off := false
+		c.Spool.Enabled = &off // Postgres is the only tier: nothing can take the batch
 	})
 	dev := dial(t, h.addr, "356307042441013")
 	proxy.Cut()

@@ -58,10 +58,18 @@ type AMQP struct {
 	Prefetch       int    `hcl:"prefetch,optional"`
 	MaxRedeliver   int    `hcl:"max_redeliveries,optional"`
 	AlertExchange  string `hcl:"alert_exchange,optional"`
+	// ConfirmWindow is how many batches may wait for publisher confirms at
+	// once (all ingest writers together).
+	ConfirmWindow int `hcl:"confirm_window,optional"`
+	// ReconnectMax caps the exponential reconnect backoff.
+	ReconnectMax string `hcl:"reconnect_max,optional"`
 }
 
 // Spool configures the local disk journal, the last tier.
 type Spool struct {
+	// Enabled (default true) puts the spool last in the chain; without it
+	// a batch that neither Postgres nor RabbitMQ took is left unacked.
+	Enabled      *bool  `hcl:"enabled,optional"`
 	Dir          string `hcl:"dir,optional"`
 	MaxBytes     int64  `hcl:"max_bytes,optional"`
 	SegmentBytes int64  `hcl:"segment_bytes,optional"`
@@ -243,11 +251,17 @@ func (c *Config) applyDefaults() {
 	defi(&c.AMQP.Prefetch, 16)
 	defi(&c.AMQP.MaxRedeliver, 20)
 	def(&c.AMQP.AlertExchange, "fleetcore.alerts")
+	defi(&c.AMQP.ConfirmWindow, 256)
+	def(&c.AMQP.ReconnectMax, "10s")
 
 	if c.Spool == nil {
 		c.Spool = &Spool{}
 	}
 	def(&c.Spool.Dir, "var/spool")
+	if c.Spool.Enabled == nil {
+		t := true
+		c.Spool.Enabled = &t
+	}
 	if c.Spool.MaxBytes == 0 {
 		c.Spool.MaxBytes = 1 << 30
 	}
@@ -376,6 +390,25 @@ func (c *Config) Validate() error {
 		add("amqp.queue_type: %q is not quorum or classic", c.AMQP.QueueType)
 	}
 	dur("amqp.confirm_timeout", c.AMQP.ConfirmTimeout, false)
+	dur("amqp.reconnect_max", c.AMQP.ReconnectMax, false)
+	if c.AMQP.Queue == "" || c.AMQP.Queue == c.AMQP.DeadLetter {
+		add("amqp.queue and amqp.dead_letter_queue: must be set and differ")
+	}
+	if c.AMQP.Prefetch < 1 || c.AMQP.Prefetch > 65535 {
+		add("amqp.prefetch: must be between 1 and 65535")
+	}
+	if c.AMQP.MaxRedeliver < 1 {
+		add("amqp.max_redeliveries: must be positive")
+	}
+	if c.AMQP.ConfirmWindow < 1 {
+		add("amqp.confirm_window: must be positive")
+	}
+	if c.Spool.Dir == "" {
+		add("spool.dir: must be set")
+	}
+	if c.Spool.SegmentBytes < 4096 {
+		add("spool.segment_bytes: must be at least 4096")
+	}
 	if c.Spool.MaxBytes < c.Spool.SegmentBytes {
 		add("spool.max_bytes: must be at least spool.segment_bytes")
 	}

@@ -288,30 +288,49 @@ func (b *Batcher) flush(bt *batch) {
 
 func (b *Batcher) writeChain(sigs []signal.Signal) (string, error) {
 	var errs []error
+	var gated []*tierState
 	for _, ts := range b.tiers {
 		if g, ok := ts.tier.(Gate); ok && !g.Available() {
 			ts.skipped.Add(1)
 			b.setDown(ts, true, errors.New("gate closed"))
+			gated = append(gated, ts)
 			continue
 		}
-		name := ts.tier.Name()
-		for i := range sigs {
-			sigs[i].Path = name
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
-		err := ts.tier.Write(ctx, sigs)
-		cancel()
+		path, err := b.tryTier(ts, sigs)
 		if err == nil {
-			ts.batches.Add(1)
-			ts.signals.Add(uint64(len(sigs)))
-			b.setDown(ts, false, nil)
-			return name, nil
+			return path, nil
 		}
-		ts.failures.Add(1)
-		b.setDown(ts, true, err)
-		errs = append(errs, fmt.Errorf("%s: %w", name, err))
+		errs = append(errs, err)
+	}
+	// Every open tier failed: a tier skipped by its gate (an open breaker)
+	// gets one attempt as the last resort before the frame goes unacked.
+	for _, ts := range gated {
+		path, err := b.tryTier(ts, sigs)
+		if err == nil {
+			return path, nil
+		}
+		errs = append(errs, err)
 	}
 	return "", fmt.Errorf("%w: %w", ErrNotDurable, errors.Join(errs...))
+}
+
+func (b *Batcher) tryTier(ts *tierState, sigs []signal.Signal) (string, error) {
+	name := ts.tier.Name()
+	for i := range sigs {
+		sigs[i].Path = name
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
+	err := ts.tier.Write(ctx, sigs)
+	cancel()
+	if err == nil {
+		ts.batches.Add(1)
+		ts.signals.Add(uint64(len(sigs)))
+		b.setDown(ts, false, nil)
+		return name, nil
+	}
+	ts.failures.Add(1)
+	b.setDown(ts, true, err)
+	return "", fmt.Errorf("%s: %w", name, err)
 }
 
 // setDown logs only on state changes.

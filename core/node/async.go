@@ -11,6 +11,7 @@ import (
 // after ctx ends.
 func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	n.Organizer = organizer.New(n.log.Named("organizer"), 4)
+	n.addReplayJobs()
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}

@@ -10,9 +10,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
@@ -39,6 +41,15 @@ type Node struct {
 	// RuleRunner schedules the rules over stored signals (watermarks,
 	// findings); nil when rules are disabled.
 	RuleRunner *organizer.RuleRunner
+	// Durability chain (set in Run before Ready): Breaker wraps PG;
+	// Failover is nil without amqp.url; Replayer runs the replay jobs.
+	Breaker  *ingest.Breaker
+	Failover *failover.Broker
+	Spool    *spool.Spool
+	Replayer *organizer.Replayer
+	// SpoolFS, when set before Run, replaces the spool's file system
+	// (tests inject faults such as a full disk).
+	SpoolFS spool.FS
 }
 
 // New prepares a node; Run starts it.

@@ -2,12 +2,56 @@ package node
 
 import (
 	"context"
+	"fmt"
 
+	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/spool"
 )
 
-// buildTiers assembles the durability chain from config, first tier first.
-// The returned func releases what the tiers hold.
-func (n *Node) buildTiers(ctx context.Context) ([]ingest.Tier, func(), error) {
-	return []ingest.Tier{n.PG}, func() {}, nil
+// buildTiers assembles the durability chain from config, first tier first:
+// Postgres behind a circuit breaker, then RabbitMQ (when amqp.url is set),
+// then the disk spool. The returned func releases what the tiers hold.
+func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
+	cfg := n.cfg
+	n.Breaker = ingest.NewBreaker(n.PG, n.Store.Ping, config.Duration(cfg.Ingest.BreakerProbe), n.log.Named("breaker"))
+	tiers := []ingest.Tier{n.Breaker}
+	closers := []func(){n.Breaker.Close}
+	closeAll := func() {
+		for i := len(closers) - 1; i >= 0; i-- {
+			closers[i]()
+		}
+	}
+	if cfg.AMQP.URL != "" {
+		fo, err := failover.New(failover.Options{
+			URL: cfg.AMQP.URL, Queue: cfg.AMQP.Queue, DeadLetter: cfg.AMQP.DeadLetter, QueueType: cfg.AMQP.QueueType,
+			ConfirmTimeout: config.Duration(cfg.AMQP.ConfirmTimeout), Window: cfg.AMQP.ConfirmWindow,
+			Prefetch: cfg.AMQP.Prefetch, MaxRedeliver: cfg.AMQP.MaxRedeliver,
+			ReconnectMax: config.Duration(cfg.AMQP.ReconnectMax), NodeID: cfg.NodeID,
+		}, n.log.Named("failover"))
+		if err != nil {
+			closeAll()
+			return nil, nil, err
+		}
+		n.Failover = fo
+		tiers = append(tiers, fo)
+		closers = append(closers, fo.Close)
+	}
+	if !*cfg.Spool.Enabled {
+		n.log.Warn("spool disabled: a batch that no other tier takes is left unacked (devices resend)")
+		return tiers, closeAll, nil
+	}
+	sp, err := spool.Open(spool.Options{
+		Dir: cfg.Spool.Dir, MaxBytes: cfg.Spool.MaxBytes, SegmentBytes: cfg.Spool.SegmentBytes,
+		FS: n.SpoolFS, Log: n.log.Named("spool"),
+	})
+	if err != nil {
+		closeAll()
+		return nil, nil, fmt.Errorf("opening spool: %w", err)
+	}
+	n.Spool = sp
+	tiers = append(tiers, sp)
+	closers = append(closers, func() { sp.Close() })
+	return tiers, closeAll, nil
 }

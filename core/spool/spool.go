@@ -25,6 +25,10 @@ var (
 	ErrFull = errors.New("spool full")
 	// ErrClosed: Write after Close.
 	ErrClosed = errors.New("spool closed")
+	// ErrRefused: a Replay callback error wrapping it means the store
+	// refuses the data itself (no retry can help); the segment is moved to
+	// dead/ instead of blocking every later segment.
+	ErrRefused = errors.New("batch refused by the store")
 )
 
 const (
@@ -423,6 +427,9 @@ func (s *Spool) replaySegment(ctx context.Context, seg segment, maxSignals int, 
 			return nil
 		}
 		if err := fn(ctx, group); err != nil {
+			if errors.Is(err, ErrRefused) {
+				return s.bury(seg, err)
+			}
 			return err
 		}
 		n += len(group)
@@ -434,11 +441,17 @@ func (s *Spool) replaySegment(ctx context.Context, seg segment, maxSignals int, 
 			if err := flush(); err != nil {
 				return n, fmt.Errorf("replaying spool segment %s: %w", seg.name(), err)
 			}
+			if group != nil { // buried
+				return n, nil
+			}
 		}
 		group = append(group, sigs...)
 	}
 	if err := flush(); err != nil {
 		return n, fmt.Errorf("replaying spool segment %s: %w", seg.name(), err)
+	}
+	if group != nil {
+		return n, nil
 	}
 	s.replayedRecords.Add(uint64(seg.records))
 	s.replayedSignals.Add(uint64(n))
