@@ -26,6 +26,7 @@ const (
 	startShort      = 0x78 // 0x7878: 1-byte length
 	startLong       = 0x79 // 0x7979: 2-byte length
 	minLength       = 5    // protocol number + serial (2) + CRC (2)
+	pingLen         = 6    // 78 78 01 <protocol> 0D 0A
 )
 
 // Decoder is the GT06 protocol. The zero value is ready to use.
@@ -117,6 +118,18 @@ func frameLen(buf []byte, max int) (int, error) {
 		length = int(binary.BigEndian.Uint16(buf[2:]))
 		total = 2 + 2 + length + 2
 	}
+	if length == 1 && buf[0] == startShort {
+		// 78 78 01 <protocol> 0D 0A: the serial-less, CRC-less keep-alive
+		// some clones send. Framed (so the connection stays up), decoded
+		// to nothing.
+		if len(buf) < pingLen {
+			return 0, nil
+		}
+		if buf[4] != 0x0D || buf[5] != 0x0A {
+			return 0, fmt.Errorf("%w: length 1 without stop bits", plugins.ErrMalformed)
+		}
+		return pingLen, nil
+	}
 	if length < minLength {
 		return 0, fmt.Errorf("%w: length %d below the minimum %d", plugins.ErrMalformed, length, minLength)
 	}
@@ -195,6 +208,11 @@ func Response(long bool, proto byte, content []byte, serial uint16) []byte {
 // The ack is the protocol's response packet; it is written once the
 // frame's signal is durable.
 func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
+	if len(frame) == pingLen && frame[0] == startShort && frame[1] == startShort && frame[2] == 1 && frame[4] == 0x0D && frame[5] == 0x0A {
+		// The keep-alive has no serial to echo and no content: no signal,
+		// no response.
+		return plugins.Result{DeviceID: s.imei}, nil
+	}
 	p, err := parsePacket(frame, s.cfg.MaxFrame)
 	if err != nil {
 		return plugins.Result{DeviceID: s.imei}, fmt.Errorf("decoding gt06 packet: %w", err)

@@ -195,6 +195,13 @@ func TestTimeZoneFromLogin(t *testing.T) {
 	}
 }
 
+func TestKeepAlive(t *testing.T) {
+	res, err := loggedIn(t).Decode(mustHex("787801080d0a"), recvTime)
+	if err != nil || len(res.Signals) != 0 || res.Ack != nil {
+		t.Errorf("keep-alive: %+v, %v; want nothing", res, err)
+	}
+}
+
 func TestTimeRequest(t *testing.T) {
 	res, err := loggedIn(t).Decode(mustHex("7878058a000688290d0a"), recvTime)
 	if err != nil {
@@ -225,7 +232,9 @@ func TestFrame(t *testing.T) {
 		{"0x7979", mustHex("79790008940000ed0289d6860d0a"), 0, 14, nil},
 		{"garbage start", []byte("GET / HTTP/1.1\r\n"), 0, 0, plugins.ErrMalformed},
 		{"mixed start bits", mustHex("7879"), 0, 0, plugins.ErrMalformed},
-		{"length below minimum", mustHex("787801080d0a"), 0, 0, plugins.ErrMalformed},
+		{"keep-alive of some clones", mustHex("787801080d0a"), 0, 6, nil},
+		{"length 1 without stop bits", mustHex("787801080d0b"), 0, 0, plugins.ErrMalformed},
+		{"length below minimum", mustHex("787803080d0a0000"), 0, 0, plugins.ErrMalformed},
 		{"stop bits wrong", mustHex("78780d01012345678901234500018cdd0d0b"), 0, 0, plugins.ErrMalformed},
 		{"0x7979 beyond MaxFrame", mustHex("7979ffff"), 1024, 0, plugins.ErrTooLarge},
 	}
