@@ -43,6 +43,28 @@ listener "freematics_udp" {
   address   = ":5170"
 }
 
+listener "h02" {
+  address = ":5013"
+}
+
+listener "h02_udp" {
+  protocol  = "h02"
+  transport = "udp"
+  address   = ":5013"
+}
+
+# OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
+# stored, 400 with the reason for bad input.
+listener "osmand" {
+  address = ":5055"
+}
+
+# JSON lines with the canonical field names (simulators, custom devices).
 listener "jsonl" {
   address = ":5099"
+}
+
+# The worked example of protocols/README.md (a fictional "ACME" tracker).
+listener "acme" {
+  address = ":5200"
 }

@@ -135,6 +135,9 @@ func conversations(t *testing.T) map[string][][]byte {
 				}
 			}
 			if tr == plugins.UDP {
+				if len(frames) >= 8 {
+					break
+				}
 				res, err := sess.Decode(b, time.Now())
 				if err != nil {
 					continue // leave frames the decoder rejects out
@@ -167,6 +170,37 @@ func conversations(t *testing.T) map[string][][]byte {
 			out[key] = frames
 		}
 	}
+	// Protocols the corpus lacks ship captured conversations as
+	// testdata/<case>/input.hex (one frame per line, # comments).
+	for _, proto := range plugins.Decoders.Names() {
+		if _, ok := out[proto+"/tcp"]; ok {
+			continue
+		}
+		files, _ := filepath.Glob(filepath.Join("..", "..", "protocols", proto, "testdata", "*", "input.hex"))
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var frames [][]byte
+			for _, line := range strings.Split(string(b), "\n") {
+				line = strings.TrimSpace(line)
+				if line == "" || strings.HasPrefix(line, "#") {
+					continue
+				}
+				fr, err := hex.DecodeString(line)
+				if err != nil {
+					t.Fatalf("%s: %v", f, err)
+				}
+				frames = append(frames, fr)
+			}
+			if len(frames) > 0 && decodesCleanly(proto, frames) {
+				out[proto+"/tcp"] = frames
+				break
+			}
+		}
+	}
 	// jsonl is fleetcore's own protocol: its testdata is the conversation.
 	if b, err := os.ReadFile("../../protocols/jsonl/testdata/valid.jsonl"); err == nil {
 		for _, line := range bytes.SplitAfter(b, []byte("\n")) {
@@ -176,6 +210,22 @@ func conversations(t *testing.T) map[string][][]byte {
 		}
 	}
 	return out
+}
+
+// decodesCleanly reports whether every frame frames and decodes without
+// error in one TCP session.
+func decodesCleanly(proto string, frames [][]byte) bool {
+	dec, _ := plugins.Decoders.Lookup(proto)
+	sess := dec.NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Logger: hclog.NewNullLogger()})
+	for _, f := range frames {
+		if n, err := sess.Frame(f); err != nil || n != len(f) {
+			return false
+		}
+		if _, err := sess.Decode(f, time.Now()); err != nil {
+			return false
+		}
+	}
+	return true
 }
 
 // TestIntegrationEveryProtocolOverItsTransport runs the default config's

@@ -189,6 +189,56 @@ func (g *Gateway) rejectFrame(l *listener, sess plugins.Session, w io.Writer, re
 	}
 }
 
+// udpSessions keeps one decoder session per datagram source, so protocols
+// that learn state over several datagrams (a clock base, a login) keep it.
+// Sources idle longer than the listener's read timeout are forgotten, and
+// the map never holds more than the listener's connection cap. Only the
+// listener's read loop uses it.
+type udpSessions struct {
+	max   int
+	idle  time.Duration
+	m     map[string]*udpSession
+	swept time.Time
+}
+
+type udpSession struct {
+	sess plugins.Session
+	seen time.Time
+}
+
+func newUDPSessions(max int, idle time.Duration) *udpSessions {
+	return &udpSessions{max: max, idle: idle, m: map[string]*udpSession{}}
+}
+
+func (u *udpSessions) get(addr net.Addr, now time.Time, create func() plugins.Session) plugins.Session {
+	key := addr.String()
+	if e, ok := u.m[key]; ok {
+		e.seen = now
+		return e.sess
+	}
+	if now.Sub(u.swept) > u.idle/4 {
+		for k, e := range u.m {
+			if now.Sub(e.seen) > u.idle {
+				delete(u.m, k)
+			}
+		}
+		u.swept = now
+	}
+	if len(u.m) >= u.max {
+		var oldest string
+		var at time.Time
+		for k, e := range u.m {
+			if oldest == "" || e.seen.Before(at) {
+				oldest, at = k, e.seen
+			}
+		}
+		delete(u.m, oldest)
+	}
+	e := &udpSession{sess: create(), seen: now}
+	u.m[key] = e
+	return e.sess
+}
+
 // maxUDPInFlight bounds datagrams waiting for durability.
 const maxUDPInFlight = 4096
 
@@ -197,6 +247,7 @@ func (g *Gateway) udpLoop(l *listener) {
 	sem := make(chan struct{}, maxUDPInFlight)
 	buf := make([]byte, 65536)
 	ps := g.stats.Protocol(l.info.Name)
+	sessions := newUDPSessions(l.cfg.MaxConnections, l.cfg.ReadTimeout)
 	for {
 		n, addr, err := l.udp.ReadFrom(buf)
 		if err != nil {
@@ -214,9 +265,11 @@ func (g *Gateway) udpLoop(l *listener) {
 		dgram := append([]byte(nil), buf[:n]...)
 		g.stats.Frames.Add(1)
 		ps.Frames.Add(1)
-		sess := l.dec.NewSession(plugins.SessionConfig{
-			Transport: plugins.UDP, RemoteAddr: addr, MaxFrame: l.cfg.MaxFrame,
-			AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: g.log.Named(l.info.Name),
+		sess := sessions.get(addr, recv, func() plugins.Session {
+			return l.dec.NewSession(plugins.SessionConfig{
+				Transport: plugins.UDP, RemoteAddr: addr, MaxFrame: l.cfg.MaxFrame,
+				AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: g.log.Named(l.info.Name),
+			})
 		})
 		if n > l.cfg.MaxFrame {
 			g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, fmt.Errorf("%w: datagram of %d bytes", plugins.ErrTooLarge, n))
