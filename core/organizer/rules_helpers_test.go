@@ -1,0 +1,236 @@
+package organizer_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+)
+
+var (
+	// scratch holds built rules and the shared compilation cache.
+	scratch string
+	buildMu sync.Mutex
+	built   = map[string][]byte{}
+)
+
+func TestMain(m *testing.M) {
+	d, err := os.MkdirTemp("", "fc-organizer-rules")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	scratch = d
+	code := m.Run()
+	os.RemoveAll(d)
+	os.Exit(code)
+}
+
+var registerRe = regexp.MustCompile(`sdk\.Register\((rules\.\w+)\)`)
+
+// ruleWasm builds the built-in rule checks-wasm/rules/<name> for wasip1,
+// as `make rules` does. A non-empty version builds the same rule with its
+// metadata version replaced (through a go build -overlay of its main.go),
+// which is how the tests get "a new version" of a rule.
+func ruleWasm(t testing.TB, name, version string) []byte {
+	t.Helper()
+	buildMu.Lock()
+	defer buildMu.Unlock()
+	key := name + "@" + version
+	if b, ok := built[key]; ok {
+		return b
+	}
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := filepath.Join(scratch, key+".wasm")
+	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
+	if version != "" {
+		mainPath := filepath.Join(root, "checks-wasm", "rules", name, "main.go")
+		src, err := os.ReadFile(mainPath)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !registerRe.Match(src) {
+			t.Fatalf("%s does not register a rule as sdk.Register(rules.X)", mainPath)
+		}
+		src = registerRe.ReplaceAll(src, []byte(`sdk.Register(func() sdk.Rule { r := $1; r.Meta.Version = "`+version+`"; return r }())`))
+		replaced := filepath.Join(scratch, key+".main.go")
+		if err := os.WriteFile(replaced, src, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		ov, _ := json.Marshal(map[string]map[string]string{"Replace": {mainPath: replaced}})
+		ovPath := filepath.Join(scratch, key+".overlay.json")
+		if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		args = append(args, "-overlay", ovPath)
+	}
+	args = append(args, "./checks-wasm/rules/"+name)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building rule %s: %v\n%s", key, err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	built[key] = b
+	return b
+}
+
+// trapWasm assembles testdata/trap.wat (wabt's wat2wasm, as the host's own
+// tests need).
+func trapWasm(t testing.TB) []byte {
+	t.Helper()
+	bin, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or `make rules-tools`): %v", err)
+	}
+	out := filepath.Join(t.TempDir(), "trap.wasm")
+	if msg, err := exec.Command(bin, "testdata/trap.wat", "-o", out).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, msg)
+	}
+	b, err := os.ReadFile(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func newHost(t testing.TB, cfg wasmrule.Config) *wasmrule.Host {
+	t.Helper()
+	if cfg.CacheDir == "" {
+		// Compiling a 2 MB Go guest takes seconds (tens under -race), so
+		// the machine code is cached across test runs, keyed by module
+		// hash and wazero version like any compilation cache.
+		cfg.CacheDir = filepath.Join(scratch, "wasm-cache")
+		if d, err := os.UserCacheDir(); err == nil {
+			cfg.CacheDir = filepath.Join(d, "fleetcore", "test-wasm-cache")
+		}
+	}
+	h, err := wasmrule.NewHost(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { h.Close(context.Background()) })
+	return h
+}
+
+func compileRule(t testing.TB, h *wasmrule.Host, wasm []byte) *wasmrule.Rule {
+	t.Helper()
+	r, err := h.Compile(context.Background(), wasm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { r.Close(context.Background()) })
+	return r
+}
+
+// staticRules serves a fixed set of rules.
+type staticRules []*wasmrule.Rule
+
+func (s staticRules) Rules() []*wasmrule.Rule {
+	var out []*wasmrule.Rule
+	for _, r := range s {
+		if !r.Disabled() {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+// database creates a migrated test database and returns its URL and a
+// store (the ingest side).
+func database(t testing.TB) (string, *store.Store) {
+	t.Helper()
+	url := testenv.Database(t)
+	st, err := store.Open(context.Background(), url, store.Options{MaxConns: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(st.Close)
+	if _, err := st.MigrateAll(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	return url, st
+}
+
+// rulesPool is a pool of the rules' own, as the node makes it.
+func rulesPool(t testing.TB, url string, conns int32) *pgxpool.Pool {
+	t.Helper()
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.MaxConns = conns
+	p, err := pgxpool.NewWithConfig(context.Background(), cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Close)
+	return p
+}
+
+var (
+	baseTS   = time.Date(2026, 3, 4, 10, 0, 0, 0, time.UTC)
+	baseRecv = time.Date(2026, 3, 4, 10, 30, 0, 0, time.UTC)
+)
+
+// fix is a signal of dev at baseTS + i seconds at (lat, lon).
+func fix(dev string, i int, lat, lon float64) signal.Signal {
+	s := signal.New(dev, baseTS.Add(time.Duration(i)*time.Second))
+	s.Lat, s.Lon = lat, lon
+	s.Recv = baseRecv
+	s.Protocol = "test"
+	s.Path = signal.PathDirect
+	return s
+}
+
+func write(t testing.TB, st *store.Store, sigs ...signal.Signal) {
+	t.Helper()
+	res, err := st.WriteSignals(context.Background(), sigs)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != len(sigs) {
+		t.Fatalf("wrote %d signals, %d inserted", len(sigs), res.Inserted)
+	}
+}
+
+func queryInt(t testing.TB, p *pgxpool.Pool, q string, args ...any) int64 {
+	t.Helper()
+	var n int64
+	if err := p.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+func testLogger(t testing.TB) hclog.Logger {
+	return hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}})
+}
+
+type testWriter struct{ t testing.TB }
+
+func (w testWriter) Write(p []byte) (int, error) {
+	w.t.Log(string(p))
+	return len(p), nil
+}
