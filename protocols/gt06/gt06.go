@@ -7,6 +7,7 @@ package gt06
 import (
 	"encoding/binary"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -48,6 +49,9 @@ func (*Decoder) Info() plugins.Info {
 
 // NewSession starts one connection's state. The device is unknown until its
 // login packet (0x01) arrives; data packets before it are ErrNoDevice.
+//
+// Listener option device_time = "utc" ignores the time zone a login packet
+// declares (for firmwares that declare one but report UTC anyway).
 func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = defaultMaxFrame
@@ -56,7 +60,7 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Session{cfg: cfg, log: log.Named(Name)}
+	return &Session{cfg: cfg, log: log.Named(Name), utcClock: strings.EqualFold(cfg.Options["device_time"], "utc")}
 }
 
 // Session is one GT06 connection.
@@ -68,6 +72,8 @@ type Session struct {
 	// tz is the device clock's offset from UTC declared in the login
 	// packet; device times are converted to UTC with it.
 	tz time.Duration
+	// utcClock: ignore the declared time zone (option device_time = "utc").
+	utcClock bool
 }
 
 var (
@@ -255,7 +261,7 @@ func (s *Session) login(p packet) (plugins.Result, error) {
 		if ext&0x08 != 0 {
 			off = -off
 		}
-		if off > -15*time.Hour && off < 15*time.Hour {
+		if off > -15*time.Hour && off < 15*time.Hour && !s.utcClock {
 			s.tz = off
 		}
 	}

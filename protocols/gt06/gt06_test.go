@@ -181,17 +181,29 @@ func TestDecode(t *testing.T) {
 }
 
 func TestTimeZoneFromLogin(t *testing.T) {
-	s := (&Decoder{}).NewSession(plugins.SessionConfig{})
-	// Extension 0x190a: offset 4:00, bit 3 set = west (UTC-4).
-	if _, err := s.Decode(mustHex("787811010864717003664467100f190a0002c6d20d0a"), recvTime); err != nil {
-		t.Fatal(err)
+	tests := []struct {
+		name string
+		opts map[string]string
+		want time.Time
+	}{
+		{"declared UTC-4 applied", nil, time.Date(2015, 10, 20, 18, 21, 11, 0, time.UTC)},
+		{"device_time = utc", map[string]string{"device_time": "utc"}, time.Date(2015, 10, 20, 14, 21, 11, 0, time.UTC)},
 	}
-	res, err := s.Decode(mustHex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a"), recvTime)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if want := time.Date(2015, 10, 20, 18, 21, 11, 0, time.UTC); !res.Signals[0].TS.Equal(want) {
-		t.Errorf("ts = %v, want %v (device local time UTC-4)", res.Signals[0].TS, want)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{Options: tt.opts})
+			// Extension 0x190a: offset 4:00, bit 3 set = west (UTC-4).
+			if _, err := s.Decode(mustHex("787811010864717003664467100f190a0002c6d20d0a"), recvTime); err != nil {
+				t.Fatal(err)
+			}
+			res, err := s.Decode(mustHex("78781f120f0a140e150bc505e51e780293a9e800540000f601006e0055da00035f240d0a"), recvTime)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !res.Signals[0].TS.Equal(tt.want) {
+				t.Errorf("ts = %v, want %v", res.Signals[0].TS, tt.want)
+			}
+		})
 	}
 }
 
