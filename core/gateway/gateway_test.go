@@ -231,7 +231,6 @@ func TestShutdownAcksInFlightFrames(t *testing.T) {
 func TestConnectionCap(t *testing.T) {
 	in := &gatedIngest{}
 	g, addr, _ := start(t, in, gateway.ListenerConfig{MaxConnections: 2})
-	var conns []net.Conn
 	for i := 0; i < 2; i++ {
 		c, _ := net.Dial("tcp", addr)
 		defer c.Close()
@@ -240,7 +239,6 @@ func TestConnectionCap(t *testing.T) {
 		if _, err := bufio.NewReader(c).ReadString('\n'); err != nil {
 			t.Fatal(err)
 		}
-		conns = append(conns, c)
 	}
 	third, _ := net.Dial("tcp", addr)
 	defer third.Close()
