@@ -412,6 +412,7 @@ func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*con
 	if err != nil {
 		return nil, fmt.Errorf("building the server config: %w", err)
 	}
+	cfg.API.Address = "127.0.0.1:0" // never collide with a running server's API
 	return cfg, nil
 }
 

@@ -78,6 +78,7 @@ listener "teltonika" {
 	cfg.Database.URL = dbURL // ignore FLEETCORE_DATABASE_URL from the environment
 	cfg.Database.WriteTimeout = "2s"
 	cfg.Spool.Dir = t.TempDir()
+	cfg.API.Address = "127.0.0.1:0" // tests run nodes side by side
 	if mutate != nil {
 		mutate(cfg)
 	}

@@ -242,6 +242,7 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 	cfg.Database.URL = db
 	cfg.Ingest.BatchMaxAge = "2ms"
 	cfg.AMQP.URL = "" // this test is about the protocols, not failover
+	cfg.API.Address = "127.0.0.1:0"
 	for _, l := range cfg.Listeners {
 		l.Address = "127.0.0.1:0"
 	}

@@ -342,6 +342,9 @@ func (c *Config) applyEnv() {
 	if v := os.Getenv("FLEETCORE_AMQP_URL"); v != "" {
 		c.AMQP.URL = v
 	}
+	if v := os.Getenv("FLEETCORE_API_TOKEN"); v != "" {
+		c.API.Token = v
+	}
 }
 
 // Duration parses a duration value that Validate has checked.
@@ -476,6 +479,11 @@ func (c *Config) Validate() error {
 	dur("integrity.clock_drift_limit", c.Integrity.ClockDriftLimit, false)
 	if _, _, err := net.SplitHostPort(c.API.Address); err != nil {
 		add("api.address: %v", err)
+	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {
+		add("api.token: required when api.address (%s) is not a loopback address (or set FLEETCORE_API_TOKEN)", c.API.Address)
+	}
+	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {
+		add("integrity.webhook: must be an http:// or https:// URL")
 	}
 	if len(e.Problems) > 0 {
 		return e

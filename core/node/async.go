@@ -15,6 +15,12 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}
+	if err := n.startIntegrity(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startAPI(ctx); err != nil {
+		return nil, err
+	}
 	n.Organizer.Start(ctx)
 	return n.Organizer.Wait, nil
 }

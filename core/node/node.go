@@ -9,10 +9,12 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/fleetcore/fleetcore/core/api"
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
@@ -50,6 +52,14 @@ type Node struct {
 	// SpoolFS, when set before Run, replaces the spool's file system
 	// (tests inject faults such as a full disk).
 	SpoolFS spool.FS
+	// Integrity stage (integrity.go): device scores, alert delivery,
+	// service checks; API is the HTTP server (api.go; nil when disabled).
+	Scorer      *integrity.Scorer
+	Alerts      *integrity.Publisher
+	Health      *integrity.Health
+	API         *api.Server
+	alertBroker *integrity.AMQPBroker
+	apiAddr     net.Addr
 }
 
 // New prepares a node; Run starts it.

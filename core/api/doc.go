@@ -1,0 +1,8 @@
+// Package api serves fleetcore's HTTP surface: /healthz and /readyz,
+// /metrics in the Prometheus text format (written by hand, no client
+// library), the JSON API under /api/ and the fleet dashboard, a
+// server-rendered page with no build step and no external assets.
+//
+// It listens on 127.0.0.1:8080 by default and refuses to listen beyond
+// loopback without a bearer token. See README.md for the endpoints.
+package api

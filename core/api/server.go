@@ -1,0 +1,325 @@
+package api
+
+import (
+	"context"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/gateway"
+	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/integrity"
+	"github.com/fleetcore/fleetcore/core/organizer"
+)
+
+// RuleStatus is one quality rule as the rule host sees it.
+type RuleStatus struct {
+	Name      string `json:"name"`
+	Version   string `json:"version"`
+	Dimension string `json:"dimension"`
+	Severity  string `json:"severity,omitempty"`
+	State     string `json:"state"` // active, disabled, failing
+	Errors    uint64 `json:"errors"`
+	LastError string `json:"last_error,omitempty"`
+}
+
+// RuleLister is the rule host: the rules it has loaded and their state.
+type RuleLister interface {
+	Rules() []RuleStatus
+}
+
+// ReadyProbe is a path that can take traffic (Postgres, a failover tier).
+// The node is ready when any probe succeeds.
+type ReadyProbe struct {
+	Name  string
+	Check func(ctx context.Context) error
+}
+
+// Collector adds metrics (failover and spool backlogs, rule host counters).
+type Collector interface {
+	Collect(w *MetricWriter)
+}
+
+// CollectorFunc adapts a function to Collector.
+type CollectorFunc func(w *MetricWriter)
+
+// Collect calls f.
+func (f CollectorFunc) Collect(w *MetricWriter) { f(w) }
+
+// Deps are the parts of a node the API reads. Any may be nil except Pool.
+type Deps struct {
+	Pool       *pgxpool.Pool
+	Batcher    *ingest.Batcher
+	Gateway    *gateway.Gateway
+	PG         *ingest.PostgresTier
+	Organizer  *organizer.Organizer
+	Health     *integrity.Health
+	Publisher  *integrity.Publisher
+	Rules      RuleLister
+	Ready      []ReadyProbe
+	Collectors []Collector
+	NodeID     string
+}
+
+// Options configure the server.
+type Options struct {
+	Address string // host:port; default 127.0.0.1:8080
+	Token   string // bearer token; required beyond loopback
+	// EnterBelow is the score alert threshold drawn on the dashboard's
+	// trend lines (integrity.enter_below).
+	EnterBelow int
+}
+
+// ErrTokenRequired: the API would listen beyond loopback without a token.
+var ErrTokenRequired = errors.New("api.token is required when api.address is not a loopback address")
+
+// Server is the HTTP API.
+type Server struct {
+	opts    Options
+	deps    Deps
+	log     hclog.Logger
+	mux     *http.ServeMux
+	started time.Time
+	srv     *http.Server
+	ln      net.Listener
+}
+
+// New checks the options and builds the routes. It does not listen.
+func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
+	if opts.Address == "" {
+		opts.Address = "127.0.0.1:8080"
+	}
+	if !config.IsLoopback(opts.Address) && opts.Token == "" {
+		return nil, fmt.Errorf("api listening on %s: %w", opts.Address, ErrTokenRequired)
+	}
+	if deps.Pool == nil {
+		return nil, errors.New("api: no database pool")
+	}
+	s := &Server{opts: opts, deps: deps, log: log, mux: http.NewServeMux(), started: time.Now()}
+	s.routes()
+	return s, nil
+}
+
+// Handler returns the routes (tests use it with httptest).
+func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
+
+func (s *Server) routes() {
+	m := s.mux
+	m.HandleFunc("GET /healthz", s.healthz)
+	m.HandleFunc("GET /readyz", s.readyz)
+	m.Handle("GET /metrics", s.auth(http.HandlerFunc(s.metrics)))
+	m.Handle("GET /api/devices", s.auth(http.HandlerFunc(s.devices)))
+	m.Handle("GET /api/devices/{id}", s.auth(http.HandlerFunc(s.device)))
+	m.Handle("GET /api/devices/{id}/signals", s.auth(http.HandlerFunc(s.signals)))
+	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
+	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
+	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))
+	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
+	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
+	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
+	})))
+	m.Handle("GET /dashboard", s.auth(http.HandlerFunc(s.dashboard)))
+	m.Handle("GET /{$}", s.auth(http.HandlerFunc(s.dashboard)))
+}
+
+// Listen binds the address; Serve then serves on it.
+func (s *Server) Listen() (net.Addr, error) {
+	ln, err := net.Listen("tcp", s.opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("listening for the api: %w", err)
+	}
+	s.ln = ln
+	s.log.Info("api listening", "address", ln.Addr().String(), "token", s.opts.Token != "")
+	return ln.Addr(), nil
+}
+
+// Serve serves until ctx ends, then shuts down gracefully (listening
+// first if Listen was not called).
+func (s *Server) Serve(ctx context.Context) error {
+	if s.ln == nil {
+		if _, err := s.Listen(); err != nil {
+			return err
+		}
+	}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	errc := make(chan error, 1)
+	go func() { errc <- s.srv.Serve(s.ln) }()
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving the api: %w", err)
+	case <-ctx.Done():
+	}
+	sctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := s.srv.Shutdown(sctx); err != nil {
+		return fmt.Errorf("shutting down the api: %w", err)
+	}
+	return nil
+}
+
+const tokenCookie = "fleetcore_token"
+
+// auth requires the bearer token when one is configured. Browsers can open
+// the dashboard with ?token=…, which sets an HttpOnly cookie.
+func (s *Server) auth(next http.Handler) http.Handler {
+	if s.opts.Token == "" {
+		return next
+	}
+	want := []byte(s.opts.Token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		got := ""
+		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+			got = strings.TrimPrefix(h, "Bearer ")
+		} else if c, err := r.Cookie(tokenCookie); err == nil {
+			got = c.Value
+		} else if q := r.URL.Query().Get("token"); q != "" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
+			if subtle.ConstantTimeCompare([]byte(q), want) == 1 {
+				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
+				u := *r.URL
+				qs := u.Query()
+				qs.Del("token")
+				u.RawQuery = qs.Encode()
+				http.Redirect(w, r, u.String(), http.StatusSeeOther)
+				return
+			}
+		}
+		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="fleetcore"`)
+			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type statusWriter struct {
+	http.ResponseWriter
+	status int
+}
+
+func (w *statusWriter) WriteHeader(code int) {
+	w.status = code
+	w.ResponseWriter.WriteHeader(code)
+}
+
+func (s *Server) logRequests(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		start := time.Now()
+		sw := &statusWriter{ResponseWriter: w, status: http.StatusOK}
+		next.ServeHTTP(sw, r)
+		if sw.status >= 500 {
+			s.log.Warn("api request failed", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+		} else {
+			s.log.Trace("api request", "method", r.Method, "path", r.URL.Path, "status", sw.status, "ms", time.Since(start).Milliseconds())
+		}
+	})
+}
+
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	enc.Encode(v) //nolint:errcheck // the client went away
+}
+
+func writeError(w http.ResponseWriter, status int, msg string) {
+	writeJSON(w, status, map[string]string{"error": msg})
+}
+
+func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
+	writeJSON(w, http.StatusOK, map[string]any{
+		"status": "alive", "node": s.deps.NodeID, "uptime_seconds": int64(time.Since(s.started).Seconds()),
+	})
+}
+
+type probeResult struct {
+	Name   string `json:"name"`
+	OK     bool   `json:"ok"`
+	Detail string `json:"detail,omitempty"`
+	Millis int64  `json:"millis"`
+}
+
+// readyz probes every storage path now: ready when Postgres or a failover
+// tier can take a batch.
+func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
+	defer cancel()
+	var results []probeResult
+	ready := false
+	for _, p := range s.deps.Ready {
+		start := time.Now()
+		err := p.Check(ctx)
+		pr := probeResult{Name: p.Name, OK: err == nil, Millis: time.Since(start).Milliseconds()}
+		if err != nil {
+			pr.Detail = err.Error()
+		}
+		ready = ready || pr.OK
+		results = append(results, pr)
+	}
+	body := map[string]any{"ready": ready, "paths": results}
+	if s.deps.Health != nil {
+		body["checks"] = s.deps.Health.Results()
+	}
+	status := http.StatusOK
+	if !ready {
+		status = http.StatusServiceUnavailable
+	}
+	writeJSON(w, status, body)
+}
+
+func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	var checks []integrity.CheckResult
+	if s.deps.Health != nil {
+		checks = s.deps.Health.Results()
+	}
+	var jobs []jobJSON
+	if s.deps.Organizer != nil {
+		for _, j := range s.deps.Organizer.Status() {
+			jobs = append(jobs, toJobJSON(j))
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"checks": nonNil(checks), "jobs": nonNil(jobs)})
+}
+
+type jobJSON struct {
+	Name        string     `json:"name"`
+	IntervalMS  int64      `json:"interval_ms"`
+	Runs        uint64     `json:"runs"`
+	Failures    uint64     `json:"failures"`
+	LastSuccess *time.Time `json:"last_success,omitempty"`
+	LastError   string     `json:"last_error,omitempty"`
+	LastMillis  int64      `json:"last_millis"`
+	Running     bool       `json:"running"`
+}
+
+func toJobJSON(j organizer.JobStatus) jobJSON {
+	return jobJSON{Name: j.Name, IntervalMS: j.Interval.Milliseconds(), Runs: j.Runs, Failures: j.Failures,
+		LastSuccess: timePtr(j.LastSuccess), LastError: j.LastError, LastMillis: j.LastMillis, Running: j.Running}
+}
+
+func timePtr(t time.Time) *time.Time {
+	if t.IsZero() {
+		return nil
+	}
+	u := t.UTC()
+	return &u
+}
+
+func nonNil[T any](s []T) []T {
+	if s == nil {
+		return []T{}
+	}
+	return s
+}
