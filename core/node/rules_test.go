@@ -1,0 +1,96 @@
+package node_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/node"
+	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/plugins"
+)
+
+// TestIntegrationNodeRunsRules starts a node with a rule folder and checks
+// that the folder is live on Node.Rules and that its rule job turns stored
+// signals into findings through the node's own organizer.
+func TestIntegrationNodeRunsRules(t *testing.T) {
+	root, err := filepath.Abs("../..")
+	if err != nil {
+		t.Fatal(err)
+	}
+	folder := t.TempDir()
+	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o",
+		filepath.Join(folder, "gps.range.wasm"), "./checks-wasm/rules/gps.range")
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("building gps.range: %v\n%s", err, msg)
+	}
+	db := testenv.Database(t)
+	cfg, err := config.Parse("node.hcl", []byte(`
+database { url = "`+db+`" }
+rules {
+  dir       = "`+folder+`"
+  cache_dir = "`+filepath.Join(t.TempDir(), "cache")+`"
+  interval  = "1h"
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database.URL = db
+	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node run: %v", err)
+		}
+	}()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("node stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("node not ready after 60s")
+	}
+	if n.Rules == nil || n.RuleRunner == nil {
+		t.Fatal("rules are not exposed on the node")
+	}
+	st := n.Rules.Status()
+	if len(st) != 1 || st[0].Name != "gps.range" || st[0].Status != "live" {
+		t.Fatalf("rule folder status %+v", st)
+	}
+	good := signal.New("n1", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+	good.Lat, good.Lon, good.Protocol, good.Path = 90, 0, "test", signal.PathDirect
+	bad := good
+	bad.TS = bad.TS.Add(time.Second)
+	bad.Lat = 90.0001
+	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{good, bad}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Organizer.RunNow(ctx, organizer.JobName("gps.range")); err != nil {
+		t.Fatal(err)
+	}
+	var findings, evaluated int
+	if err := n.Store.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM findings WHERE rule = 'gps.range' AND reason = 1),
+		(SELECT coalesce(sum(evaluated), 0) FROM rule_stats)`).Scan(&findings, &evaluated); err != nil {
+		t.Fatal(err)
+	}
+	if findings != 1 || evaluated != 2 {
+		t.Fatalf("%d findings and %d evaluated, want 1 and 2", findings, evaluated)
+	}
+	if rs := n.RuleRunner.Status(); len(rs) != 1 || rs[0].Evaluated != 2 || rs[0].Findings != 1 {
+		t.Fatalf("runner status %+v", rs)
+	}
+}
