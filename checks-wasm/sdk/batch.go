@@ -107,23 +107,7 @@ func Process(buf []byte, n int) int32 {
 	tmpl.NowMs = now
 	tmpl.nattrs = nattrs
 
-	decode := func(i int, s *Signal) {
-		*s = tmpl
-		p := unsafe.Pointer(s)
-		for c := 0; c < ncols; c++ {
-			*(*uint64)(unsafe.Add(p, colOff[c])) = *(*uint64)(unsafe.Add(base, colData[c]+8*i))
-		}
-		for a := 0; a < nattrs; a++ {
-			s.attrs[a] = *(*float64)(unsafe.Add(base, attrBase+8*(a*n+i)))
-		}
-	}
 	var bad int32
-	put := func(i int, v Verdict) {
-		if v.Status == StatusWarn || v.Status == StatusFail {
-			bad++
-		}
-		*(*uint32)(unsafe.Add(base, verdictBase+4*i)) = uint32(v.Status) | uint32(v.Reason)<<16
-	}
 	if r.CheckBatch != nil {
 		if cap(batchIn) < n {
 			batchIn = make([]Signal, n)
@@ -131,19 +115,96 @@ func Process(buf []byte, n int) int32 {
 		}
 		in, out := batchIn[:n], batchOut[:n]
 		for i := range in {
-			decode(i, &in[i])
+			in[i] = tmpl
+			fillRow(unsafe.Pointer(&in[i]), base, ncols, 8*i)
+			for a := 0; a < nattrs; a++ {
+				in[i].attrs[a] = *(*float64)(unsafe.Add(base, attrBase+8*(a*n+i)))
+			}
 			out[i] = Verdict{}
 		}
 		r.CheckBatch(in, out)
 		for i, v := range out {
-			put(i, v)
+			if v.Status == StatusWarn || v.Status == StatusFail {
+				bad++
+			}
+			*(*uint32)(unsafe.Add(base, verdictBase+4*i)) = uint32(v.Status) | uint32(v.Reason)<<16
 		}
 		return bad
 	}
-	var s Signal
+	check := r.Check
+	s := tmpl
+	sp := unsafe.Pointer(&s)
 	for i := 0; i < n; i++ {
-		decode(i, &s)
-		put(i, r.Check(s))
+		off := 8 * i
+		switch ncols { // fillRow, inlined: one call less per signal
+		case 20:
+			*(*uint64)(unsafe.Add(sp, colOff[19])) = *(*uint64)(unsafe.Add(base, colData[19]+off))
+			fallthrough
+		case 19:
+			*(*uint64)(unsafe.Add(sp, colOff[18])) = *(*uint64)(unsafe.Add(base, colData[18]+off))
+			fallthrough
+		case 18:
+			*(*uint64)(unsafe.Add(sp, colOff[17])) = *(*uint64)(unsafe.Add(base, colData[17]+off))
+			fallthrough
+		case 17:
+			*(*uint64)(unsafe.Add(sp, colOff[16])) = *(*uint64)(unsafe.Add(base, colData[16]+off))
+			fallthrough
+		case 16:
+			*(*uint64)(unsafe.Add(sp, colOff[15])) = *(*uint64)(unsafe.Add(base, colData[15]+off))
+			fallthrough
+		case 15:
+			*(*uint64)(unsafe.Add(sp, colOff[14])) = *(*uint64)(unsafe.Add(base, colData[14]+off))
+			fallthrough
+		case 14:
+			*(*uint64)(unsafe.Add(sp, colOff[13])) = *(*uint64)(unsafe.Add(base, colData[13]+off))
+			fallthrough
+		case 13:
+			*(*uint64)(unsafe.Add(sp, colOff[12])) = *(*uint64)(unsafe.Add(base, colData[12]+off))
+			fallthrough
+		case 12:
+			*(*uint64)(unsafe.Add(sp, colOff[11])) = *(*uint64)(unsafe.Add(base, colData[11]+off))
+			fallthrough
+		case 11:
+			*(*uint64)(unsafe.Add(sp, colOff[10])) = *(*uint64)(unsafe.Add(base, colData[10]+off))
+			fallthrough
+		case 10:
+			*(*uint64)(unsafe.Add(sp, colOff[9])) = *(*uint64)(unsafe.Add(base, colData[9]+off))
+			fallthrough
+		case 9:
+			*(*uint64)(unsafe.Add(sp, colOff[8])) = *(*uint64)(unsafe.Add(base, colData[8]+off))
+			fallthrough
+		case 8:
+			*(*uint64)(unsafe.Add(sp, colOff[7])) = *(*uint64)(unsafe.Add(base, colData[7]+off))
+			fallthrough
+		case 7:
+			*(*uint64)(unsafe.Add(sp, colOff[6])) = *(*uint64)(unsafe.Add(base, colData[6]+off))
+			fallthrough
+		case 6:
+			*(*uint64)(unsafe.Add(sp, colOff[5])) = *(*uint64)(unsafe.Add(base, colData[5]+off))
+			fallthrough
+		case 5:
+			*(*uint64)(unsafe.Add(sp, colOff[4])) = *(*uint64)(unsafe.Add(base, colData[4]+off))
+			fallthrough
+		case 4:
+			*(*uint64)(unsafe.Add(sp, colOff[3])) = *(*uint64)(unsafe.Add(base, colData[3]+off))
+			fallthrough
+		case 3:
+			*(*uint64)(unsafe.Add(sp, colOff[2])) = *(*uint64)(unsafe.Add(base, colData[2]+off))
+			fallthrough
+		case 2:
+			*(*uint64)(unsafe.Add(sp, colOff[1])) = *(*uint64)(unsafe.Add(base, colData[1]+off))
+			fallthrough
+		case 1:
+			*(*uint64)(unsafe.Add(sp, colOff[0])) = *(*uint64)(unsafe.Add(base, colData[0]+off))
+		}
+		for a := 0; a < nattrs; a++ {
+			s.attrs[a] = *(*float64)(unsafe.Add(base, attrBase+8*(a*n+i)))
+		}
+		v := check(s)
+		if v.Status == StatusWarn || v.Status == StatusFail {
+			bad++
+		}
+		*(*uint32)(unsafe.Add(base, verdictBase+4*i)) = uint32(v.Status) | uint32(v.Reason)<<16
 	}
 	return bad
 }

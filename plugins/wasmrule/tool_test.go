@@ -72,7 +72,9 @@ func TestRunTestNotEvaluated(t *testing.T) {
 }
 
 func TestLinkByDeviceTime(t *testing.T) {
-	at := func(dev string, sec int) signal.Signal { return signal.New(dev, t0.Add(time.Duration(sec)*time.Second)) }
+	at := func(dev string, sec int) signal.Signal {
+		return signal.New(dev, t0.Add(time.Duration(sec)*time.Second))
+	}
 	// Teltonika sends a frame's records newest first.
 	sigs := []signal.Signal{at("a", 5), at("a", 3), at("b", 1), at("a", 4), at("a", 4)}
 	in := make([]Input, len(sigs))
