@@ -15,6 +15,32 @@ ingest {
   batch_max_signals = 4096
   batch_max_age     = "10ms"
   writers           = 2
+  breaker_probe     = "2s" # how often a failed Postgres is probed
+}
+
+# Durability chain: Postgres → RabbitMQ → disk spool; a frame is acked only
+# once one of them has the batch (core/failover/README.md). Remove the url
+# (or the block) and the chain is Postgres → spool.
+amqp {
+  url               = "amqp://guest:guest@127.0.0.1:5672/"
+  queue             = "fleetcore.failover"
+  dead_letter_queue = "fleetcore.failover.dead"
+  queue_type        = "quorum" # classic is used if the broker refuses quorum
+  confirm_timeout   = "5s"
+  confirm_window    = 256
+  prefetch          = 16
+  max_redeliveries  = 20
+  reconnect_max     = "10s"
+}
+
+spool {
+  dir           = "var/spool"
+  max_bytes     = 1073741824 # at this size acks wait (backpressure), nothing is dropped
+  segment_bytes = 16777216
+}
+
+organizer {
+  replay_interval = "2s"
 }
 
 # One block per endpoint; the label names it and, unless `protocol` says

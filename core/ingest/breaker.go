@@ -72,8 +72,13 @@ func (b *Breaker) Write(ctx context.Context, batch []signal.Signal) error {
 	err := b.tier.Write(ctx, batch)
 	if err != nil {
 		b.Trip(err)
+		return err
 	}
-	return err
+	if b.open.Load() {
+		// A last-resort write went through: the tier is back.
+		b.recover("write succeeded")
+	}
+	return nil
 }
 
 // Trip opens the breaker (if closed) and starts probing.
@@ -81,18 +86,21 @@ func (b *Breaker) Trip(cause error) {
 	b.trips.Add(1)
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	if b.closed || b.probing {
+	if b.closed {
 		b.open.Store(true)
 		return
 	}
-	b.openedAt.Store(time.Now().UnixNano())
-	b.open.Store(true)
-	b.opens.Add(1)
-	b.probing = true
-	b.log.Warn("circuit open: sending batches to the next tier until the probe succeeds",
-		"tier", b.tier.Name(), "probe_every", b.interval, "error", cause)
-	b.wg.Add(1)
-	go b.probeLoop()
+	if !b.open.Swap(true) {
+		b.openedAt.Store(time.Now().UnixNano())
+		b.opens.Add(1)
+		b.log.Warn("circuit open: sending batches to the next tier until the probe succeeds",
+			"tier", b.tier.Name(), "probe_every", b.interval, "error", cause)
+	}
+	if !b.probing {
+		b.probing = true
+		b.wg.Add(1)
+		go b.probeLoop()
+	}
 }
 
 func (b *Breaker) probeLoop() {
@@ -105,6 +113,13 @@ func (b *Breaker) probeLoop() {
 			return
 		case <-t.C:
 		}
+		b.mu.Lock()
+		if !b.open.Load() { // closed by a successful write meanwhile
+			b.probing = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
 		ctx, cancel := context.WithTimeout(context.Background(), b.interval)
 		b.probes.Add(1)
 		err := b.probe(ctx)
@@ -113,17 +128,24 @@ func (b *Breaker) probeLoop() {
 			b.probeFailures.Add(1)
 			continue
 		}
-		b.mu.Lock()
-		b.probing = false
-		b.open.Store(false)
-		fns := append([]func(){}, b.onRecover...)
+		b.recover("probe succeeded")
+	}
+}
+
+// recover closes the breaker (if open) and runs the OnRecover hooks.
+func (b *Breaker) recover(why string) {
+	b.mu.Lock()
+	if !b.open.Load() {
 		b.mu.Unlock()
-		b.log.Info("circuit closed: probe succeeded", "tier", b.tier.Name(),
-			"open_for", time.Since(time.Unix(0, b.openedAt.Load())).Round(time.Millisecond))
-		for _, fn := range fns {
-			fn()
-		}
 		return
+	}
+	b.open.Store(false)
+	fns := append([]func(){}, b.onRecover...)
+	b.mu.Unlock()
+	b.log.Info("circuit closed", "tier", b.tier.Name(), "reason", why,
+		"open_for", time.Since(time.Unix(0, b.openedAt.Load())).Round(time.Millisecond))
+	for _, fn := range fns {
+		fn()
 	}
 }
 

@@ -93,3 +93,28 @@ func TestBreakerRoutesAroundDeadTierUntilProbeSucceeds(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+func TestOpenBreakerTierIsLastResort(t *testing.T) {
+	pg := &flakyTier{name: "direct"}
+	next := &flakyTier{name: "spool"}
+	br := NewBreaker(pg, func(context.Context) error { return errors.New("probe says down") }, time.Hour, nil)
+	defer br.Close()
+	br.Trip(errors.New("write failed"))
+	next.down.Store(true)
+	b := New(Config{MaxSignals: 1, MaxAge: time.Millisecond, WriteTimeout: time.Second, Writers: 1}, hclog.NewNullLogger(), br, next)
+	b.Start()
+	defer b.Close(context.Background())
+	tk, err := b.Submit(context.Background(), []signal.Signal{signal.New("d", time.Now())})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := tk.Wait(context.Background()); err != nil || tk.Path() != "direct" {
+		t.Fatalf("path %q, err %v: the open tier should get a last attempt when every other tier failed", tk.Path(), err)
+	}
+	// Both down: not durable.
+	pg.down.Store(true)
+	tk, _ = b.Submit(context.Background(), []signal.Signal{signal.New("d", time.Now())})
+	if err := tk.Wait(context.Background()); !errors.Is(err, ErrNotDurable) {
+		t.Fatalf("err %v, want ErrNotDurable", err)
+	}
+}

@@ -193,6 +193,18 @@ func (l *load) waitAcks(n int, timeout time.Duration) {
 	}
 }
 
+// hold keeps a fault in place for d while the load runs and then checks
+// that at least minAcks records were acked meanwhile (when minAcks > 0).
+func (l *load) hold(d time.Duration, minAcks int) {
+	l.t.Helper()
+	before := l.ackCount()
+	t := time.NewTimer(d)
+	<-t.C
+	if got := l.ackCount() - before; got < minAcks {
+		l.t.Fatalf("only %d records acked during the fault, want at least %d", got, minAcks)
+	}
+}
+
 // latency returns p50 and p99 ack latency of frames first sent in [from, to).
 func (l *load) latency(from, to time.Time) (p50, p99 time.Duration, n int) {
 	l.mu.Lock()
