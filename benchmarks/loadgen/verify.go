@@ -57,8 +57,20 @@ func Verify(ctx context.Context, db Querier, ledger map[string][]int64) (Verdict
 	if err := rows.Err(); err != nil {
 		return Verdict{}, fmt.Errorf("reading stored signals: %w", err)
 	}
+	c := Compare(ledger, stored)
+	c.Stored = v.Stored
+	return c, nil
+}
+
+// Compare compares acknowledged device times with stored ones (both per
+// device, Unix microseconds; stored in any order).
+func Compare(ledger, stored map[string][]int64) Verdict {
+	var v Verdict
+	for _, s := range stored {
+		v.Stored += int64(len(s))
+	}
 	for dev, acked := range ledger {
-		got := stored[dev]
+		got := append([]int64(nil), stored[dev]...)
 		sort.Slice(got, func(i, j int) bool { return got[i] < got[j] })
 		a, s := dedupe(acked), got
 		v.Acked += int64(len(a))
@@ -83,7 +95,7 @@ func Verify(ctx context.Context, db Querier, ledger map[string][]int64) (Verdict
 			}
 		}
 	}
-	return v, nil
+	return v
 }
 
 // dedupe drops repeats from a sorted slice.
