@@ -436,7 +436,9 @@ func (r *runner) protocols() []string {
 func (r *runner) startNode(ctx context.Context, cfg *config.Config) error {
 	log := hclog.New(&hclog.LoggerOptions{Name: "fleetcore", Level: hclog.Info, Output: r.o.ServerLog})
 	began := time.Now()
-	defer func() { fmt.Fprintf(r.o.Progress, "%s: fleetcore started in %.1fs\n", r.o.Scenario, time.Since(began).Seconds()) }()
+	defer func() {
+		fmt.Fprintf(r.o.Progress, "%s: fleetcore started in %.1fs\n", r.o.Scenario, time.Since(began).Seconds())
+	}()
 	r.node = node.New(cfg, plugins.Decoders, log)
 	nctx, cancel := context.WithCancel(ctx)
 	r.stop = cancel
