@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
@@ -142,7 +143,7 @@ func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog
 	}
 	return &RuleRunner{
 		pool: pool, src: src, cfg: cfg, log: log,
-		fr:    &frontier{pool: pool, wait: cfg.FrontierWait},
+		fr:    &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
 		sem:   make(chan struct{}, cfg.Concurrency),
 		stats: map[string]*ruleRunStats{},
 		seen:  map[string]string{},
@@ -405,3 +406,31 @@ func (r *RuleRunner) Status() []RuleRunStatus {
 
 // Frontier returns the last confirmed safe frontier (see rules_frontier.go).
 func (r *RuleRunner) Frontier() int64 { return r.fr.Confirmed() }
+
+// Watermark is the stored progress of one rule version (all organizers).
+type Watermark struct {
+	Rule       string    `json:"rule"`
+	Version    string    `json:"version"`
+	StartID    int64     `json:"start_id"`
+	LastID     int64     `json:"last_id"`
+	Evaluated  int64     `json:"evaluated"`
+	SampledOut int64     `json:"sampled_out"`
+	Batches    int64     `json:"batches"`
+	Updated    time.Time `json:"updated"`
+	UpdatedBy  string    `json:"updated_by"`
+}
+
+// Watermarks reads every rule version's progress from the database, by
+// rule and version.
+func (r *RuleRunner) Watermarks(ctx context.Context) ([]Watermark, error) {
+	rows, err := r.pool.Query(ctx, `SELECT rule, rule_version, start_id, last_id, evaluated, sampled_out,
+		batches, updated, updated_by FROM rule_watermarks ORDER BY rule, rule_version`)
+	if err != nil {
+		return nil, fmt.Errorf("reading rule watermarks: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowToStructByPos[Watermark])
+	if err != nil {
+		return nil, fmt.Errorf("reading rule watermarks: %w", err)
+	}
+	return out, nil
+}

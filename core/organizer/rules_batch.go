@@ -18,6 +18,14 @@ import (
 const (
 	ensureWatermarkSQL = `INSERT INTO rule_watermarks (rule, rule_version, start_id, last_id)
 		VALUES ($1, $2, $3, $3) ON CONFLICT (rule, rule_version) DO NOTHING`
+	// Per rule transaction: a hung organizer (not a dead one: its
+	// connection closes) must not hold the lease forever; and rule commits
+	// do not wait for their WAL flush, so they never compete with ingest
+	// for fsyncs. A crash can lose the last few rule commits, findings and
+	// watermark together (commits stay atomic and ordered), and those
+	// batches are evaluated again: still exactly once.
+	txSettingsSQL = `SELECT set_config('idle_in_transaction_session_timeout', '600000', true),
+		set_config('synchronous_commit', 'off', true)`
 	// The lease: while this transaction holds the row, other organizers
 	// skip the rule version.
 	leaseSQL = `SELECT last_id FROM rule_watermarks WHERE rule = $1 AND rule_version = $2
@@ -207,6 +215,9 @@ func (r *RuleRunner) batch(ctx context.Context, rule *wasmrule.Rule, meta *wasmr
 		return true, fmt.Errorf("beginning rule batch: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
+	if _, err := tx.Exec(ctx, txSettingsSQL); err != nil {
+		return true, fmt.Errorf("configuring rule transaction: %w", err)
+	}
 	var wm int64
 	if err := tx.QueryRow(ctx, leaseSQL, meta.Name, meta.Version).Scan(&wm); err != nil {
 		if errors.Is(err, pgx.ErrNoRows) {

@@ -6,6 +6,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -42,6 +43,7 @@ import (
 type frontier struct {
 	pool *pgxpool.Pool
 	wait time.Duration
+	log  hclog.Logger
 
 	mu        sync.Mutex
 	confirmed int64
@@ -51,7 +53,13 @@ type frontier struct {
 type frontierCandidate struct {
 	last    int64
 	holders []string // virtualtransaction ids
+	since   time.Time
+	warned  bool
 }
+
+// stallWarning is how long a writer may hold the frontier before it is
+// logged: rules evaluate nothing newer than that writer's ids meanwhile.
+const stallWarning = time.Minute
 
 const (
 	seqLastSQL = `SELECT coalesce(pg_sequence_last_value('signals_id_seq'), 0)`
@@ -67,7 +75,7 @@ const (
 )
 
 func (f *frontier) candidate(ctx context.Context) (frontierCandidate, error) {
-	var c frontierCandidate
+	c := frontierCandidate{since: time.Now()}
 	// Two statements, in this order: the sequence first, then the lock
 	// holders.
 	if err := f.pool.QueryRow(ctx, seqLastSQL).Scan(&c.last); err != nil {
@@ -129,6 +137,11 @@ func (f *frontier) Safe(ctx context.Context) (int64, error) {
 		if ok {
 			f.confirm(f.pending)
 			f.pending = nil
+		} else if !f.pending.warned && time.Since(f.pending.since) > stallWarning {
+			f.pending.warned = true
+			f.log.Warn("a long transaction writing signals holds back rule evaluation",
+				"open_for", time.Since(f.pending.since).Round(time.Second),
+				"transactions", f.pending.holders, "frontier", f.confirmed)
 		}
 	}
 	c, err := f.candidate(ctx)

@@ -142,8 +142,13 @@ func TestIntegrationRuleFindingsGPSRange(t *testing.T) {
 		t.Fatalf("second run: %+v, %v", res, err)
 	}
 	maxID := queryInt(t, pool, "SELECT max(id) FROM signals")
-	if wm := queryInt(t, pool, "SELECT last_id FROM rule_watermarks WHERE rule = 'gps.range'"); wm != maxID {
-		t.Fatalf("watermark %d, want %d", wm, maxID)
+	wms, err := r.Watermarks(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(wms) != 1 || wms[0].Rule != "gps.range" || wms[0].Version != "1.0.0" || wms[0].LastID != maxID ||
+		wms[0].Evaluated != int64(len(cases)) || wms[0].UpdatedBy != "n1" || wms[0].StartID != 0 {
+		t.Fatalf("watermarks %+v, want gps.range 1.0.0 at %d with %d evaluated by n1", wms, maxID, len(cases))
 	}
 }
 
