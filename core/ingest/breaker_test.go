@@ -40,8 +40,9 @@ func TestBreakerRoutesAroundDeadTierUntilProbeSucceeds(t *testing.T) {
 	var healthy atomic.Bool
 	probed := make(chan struct{}, 100)
 	br := NewBreaker(pg, func(context.Context) error {
+		ok := healthy.Load()
 		probed <- struct{}{}
-		if healthy.Load() {
+		if ok {
 			return nil
 		}
 		return errors.New("still down")
