@@ -242,10 +242,10 @@ func (l *load) ackedBetween(from, to time.Time) int {
 // report is what one fault run found.
 type report struct {
 	Acked, Sent, Stored, Duplicates, Lost, UnackedStored int
-	Paths                                                 map[string]int
-	P50, P99                                              time.Duration
-	FaultFrames                                           int
-	Resends                                               int
+	Paths                                                map[string]int
+	P50, P99                                             time.Duration
+	FaultFrames                                          int
+	Resends                                              int
 }
 
 // stored reads every (device, ts) in signals with its row count.
