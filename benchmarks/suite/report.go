@@ -155,3 +155,69 @@ func fmtValue(v any) string {
 		return fmt.Sprint(v)
 	}
 }
+
+// WriteSummary writes one Markdown table over several results (the
+// README's "latest figures").
+func WriteSummary(w io.Writer, rs []*Result) error {
+	var b strings.Builder
+	b.WriteString("| scenario | devices | throughput/s | ceiling/s | naive/s | ×ceiling | ×naive | ack p50 / p99 / max ms | acked | lost | dup | peak RSS MiB | scenario figures | targets |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	for _, r := range rs {
+		var extra []string
+		switch r.Scenario {
+		case "many-connections":
+			extra = append(extra, "idle conns "+fmtValue(r.Extras["idle_connections"]))
+			if v, ok := r.Extras["rss_per_idle_connection_bytes"].(float64); ok {
+				extra = append(extra, fmt.Sprintf("%.1f KB RSS/conn", v/1024))
+			}
+		case "outage":
+			for _, k := range []string{"before_per_s", "during_outage_per_s", "after_restore_per_s", "during_to_before", "drain_after_load_s"} {
+				if v, ok := r.Extras[k]; ok {
+					extra = append(extra, k+" "+fmtValue(v))
+				}
+			}
+		case "burst":
+			for _, k := range []string{"burst_records", "peak_per_s", "drain_s", "burst_worst_p99_ms"} {
+				if v, ok := r.Extras[k]; ok {
+					extra = append(extra, k+" "+fmtValue(v))
+				}
+			}
+		case "rules":
+			for _, k := range []string{"organizer_lag_max_s", "organizer_lag_mean_s", "findings", "rules_interval"} {
+				if v, ok := r.Extras[k]; ok {
+					extra = append(extra, k+" "+fmtValue(v))
+				}
+			}
+		}
+		var missed []string
+		for _, t := range r.Targets {
+			if !t.Met {
+				missed = append(missed, fmt.Sprintf("%s %s (goal %s)", t.Name, fmtValue(t.Value), t.Goal))
+			}
+		}
+		targets := "all met"
+		if len(missed) > 0 {
+			targets = "missed: " + strings.Join(missed, "; ")
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f | %.1f / %.1f / %.0f | %d | %d | %d | %.0f | %s | %s |\n",
+			r.Scenario, r.Devices, r.ThroughputPerS, r.CeilingPerS, r.NaivePerS, r.RatioToCeiling, r.RatioToNaive,
+			r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max, r.SignalsAcked, r.Lost, r.Duplicates,
+			float64(r.RSSBytes)/(1<<20), strings.Join(extra, ", "), targets)
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// ReadResult loads a result written by WriteFiles.
+func ReadResult(path string) (*Result, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	var r Result
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("reading %s: %w", path, err)
+	}
+	// JSON numbers come back as float64; the summary formats them.
+	return &r, nil
+}

@@ -215,9 +215,14 @@ func (r *runner) burst(ctx context.Context) error {
 }
 
 func (r *runner) manyConnections(ctx context.Context) error {
-	want := uint64(r.o.IdleConns + 8192)
-	if got, err := loadgen.RaiseFileLimit(want); err != nil {
-		r.res.note("open-file limit: %v (%d)", err, got)
+	want := uint64(r.o.IdleConns + r.o.Devices + 256)
+	got, err := loadgen.RaiseFileLimit(want)
+	if err != nil {
+		// The hard limit binds this process (the server side) and the
+		// child alike: open what fits and say so.
+		fit := int(got) - r.o.Devices - 256
+		r.res.note("open-file limit: %v; this machine allows %d descriptors per process without CAP_SYS_RESOURCE, so %d idle connections are opened instead of %d", err, got, fit, r.o.IdleConns)
+		r.o.IdleConns = max(fit, 0)
 	}
 	cfg, err := r.serverConfig(r.db, false, r.protocols())
 	if err != nil {
@@ -240,7 +245,8 @@ func (r *runner) manyConnections(ctx context.Context) error {
 	var openBefore, openAfter int64
 	var closeIdle func() error
 	phase := 0
-	var deadline time.Time
+	var deadline, grew time.Time
+	var lastOpen int64
 	r.drive(ctx, gen, r.o.Duration, func(t float64, p *Point) {
 		p.Extra = float64(openConns())
 		switch {
@@ -259,11 +265,18 @@ func (r *runner) manyConnections(ctx context.Context) error {
 				phase = 3
 				return
 			}
-			deadline = time.Now().Add(90 * time.Second)
+			deadline, grew = time.Now().Add(90*time.Second), time.Now()
 			phase = 1
-		case phase == 1 && (openConns()-openBefore >= int64(r.o.IdleConns) || time.Now().After(deadline)):
-			r.res.Events = append(r.res.Events, Event{T: t, Label: fmt.Sprintf("%d connections open", openConns())})
-			phase = 2
+		case phase == 1:
+			open := openConns()
+			if open > lastOpen {
+				lastOpen, grew = open, time.Now()
+			}
+			// All open, or no progress for 5 s (refused beyond a limit).
+			if open-openBefore >= int64(r.o.IdleConns) || time.Since(grew) > 5*time.Second || time.Now().After(deadline) {
+				r.res.Events = append(r.res.Events, Event{T: t, Label: fmt.Sprintf("%d connections open", open)})
+				phase = 2
+			}
 		case phase == 2:
 			after, openAfter = settledRSS(), openConns()
 			phase = 3
@@ -280,7 +293,7 @@ func (r *runner) manyConnections(ctx context.Context) error {
 	d := r.o.Duration.Seconds()
 	r.res.DurationS = d
 	r.res.ThroughputPerS = r.throughput(min(warmup, d/3), d)
-	idle := openAfter - openBefore
+	idle := max(openAfter-openBefore, 0)
 	r.res.Extras["idle_connections"] = idle
 	r.res.Extras["connections_open_peak"] = openAfter
 	r.res.Extras["rss_before_bytes"] = before

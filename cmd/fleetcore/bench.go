@@ -22,7 +22,7 @@ func init() {
 }
 
 func benchCmd(args []string) int {
-	fs := newFlagSet("bench", "bench -scenario NAME [-duration D] [-devices N] [-json FILE] [flags]")
+	fs := newFlagSet("bench", "bench -scenario NAME [-duration D] [-devices N] [-json FILE] [flags]\n       fleetcore bench -summary FILE.json…")
 	scenario := fs.String("scenario", "steady", "scenario: steady, burst, many-connections, outage, rules")
 	duration := fs.Duration("duration", 0, "load duration (0: the scenario's default)")
 	devices := fs.Int("devices", 0, "simulated devices sending data (0: the scenario's default)")
@@ -35,13 +35,28 @@ func benchCmd(args []string) int {
 	pg := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres server (a fresh database is created on it)")
 	amqpURL := fs.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ for the failover tier (outage)")
 	keep := fs.Bool("keep", false, "keep the benchmark database")
-	refRows := fs.Int("ref-rows", 200000, "rows per ceiling trial")
+	refRows := fs.Int("ref-rows", 100000, "rows per ceiling trial")
 	noRefs := fs.Bool("no-refs", false, "skip the ceiling and naive references")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 	logFile := fs.String("log", "", "write the server's log here (default: next to the JSON, .log)")
 	inProcessIdle := fs.Bool("idle-in-process", false, "hold the idle connections in this process instead of a child")
+	summary := fs.Bool("summary", false, "print a Markdown table of the result files given as arguments and exit")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	if *summary {
+		var rs []*suite.Result
+		for _, p := range fs.Args() {
+			r, err := suite.ReadResult(p)
+			if err != nil {
+				return errorf("%v", err)
+			}
+			rs = append(rs, r)
+		}
+		if err := suite.WriteSummary(os.Stdout, rs); err != nil {
+			return errorf("%v", err)
+		}
+		return 0
 	}
 	if *jsonOut == "" {
 		*jsonOut = "bench-" + *scenario + ".json"
