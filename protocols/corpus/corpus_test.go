@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"os"
 	"path/filepath"
@@ -317,13 +318,42 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 				return *a < *b
 			}
 		})
-		sess := dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Logger: hclog.NewNullLogger()})
-		for _, r := range g {
+		newSession := func(opts map[string]string) plugins.Session {
+			return dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Options: opts, Logger: hclog.NewNullLogger()})
+		}
+		var opts map[string]string
+		sess := newSession(nil)
+		for i, r := range g {
+			// decoder_state (Traccar's modelOverride) is the device model
+			// the decoder is told about; fleetcore takes it as the listener
+			// option "model". A session cannot change its options, so a new
+			// one is started and the group's earlier frames are replayed
+			// into it (results discarded) to rebuild the login state.
+			if o := sessionOptions(r.DecoderState); !maps.Equal(o, opts) {
+				opts = o
+				sess = newSession(opts)
+				for _, prev := range g[:i] {
+					if data, err := prev.bytes(); err == nil {
+						_, _ = replay.Frame(sess, k.tr, data, time.Now())
+					}
+				}
+			}
 			class, problem := checkRow(dec, sess, k.tr, r, &tl)
 			record(r, class, problem)
 		}
 	}
 	return tl
+}
+
+// sessionOptions maps a capture's decoder_state to listener options:
+// modelOverride is the option "model"; other keys have no fleetcore
+// counterpart.
+func sessionOptions(state map[string]any) map[string]string {
+	m, ok := state["modelOverride"].(string)
+	if !ok || m == "" {
+		return nil
+	}
+	return map[string]string{"model": m}
 }
 
 func seqString(s *int) string {
@@ -638,7 +668,11 @@ var aliases = map[string][]candidate{
 	"engineLoad":     {{field: num(func(s *signal.Signal) float64 { return s.EngineLoad }, 1)}},
 	"throttle":       {{field: num(func(s *signal.Signal) float64 { return s.Throttle }, 1)}},
 	"driverUniqueId": {{attr: "driver_id"}},
-	"hours":          {{attr: "engine_hours"}},
+	"hours": {{field: func(s *signal.Signal) (any, bool) { // fleetcore: hours; Traccar: ms
+		v, ok := s.Attrs["engine_hours"]
+		f, num := toFloat(v)
+		return f * 3600e3, ok && num
+	}}},
 	"dtcs": {{field: func(s *signal.Signal) (any, bool) {
 		return strings.Join(s.DTCs, " "), len(s.DTCs) > 0
 	}}},

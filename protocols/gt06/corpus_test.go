@@ -78,9 +78,17 @@ func mustHex(s string) []byte {
 var recvTime = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 // loggedIn returns a session that has seen a login packet.
-func loggedIn(t testing.TB) plugins.Session {
+func loggedIn(t testing.TB) plugins.Session { return loggedInModel(t, "") }
+
+// loggedInModel is loggedIn with the listener option model (Traccar's
+// modelOverride in the corpus's decoder_state).
+func loggedInModel(t testing.TB, model string) plugins.Session {
 	t.Helper()
-	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10})
+	var opts map[string]string
+	if model != "" {
+		opts = map[string]string{"model": model}
+	}
+	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: opts})
 	if _, err := s.Decode(loginFrame, recvTime); err != nil {
 		t.Fatalf("login: %v", err)
 	}
@@ -160,7 +168,8 @@ func TestCorpus(t *testing.T) {
 			got = append(got, o)
 			continue
 		}
-		res, err := decodeStream(loggedIn(t), data)
+		model, _ := c.State["modelOverride"].(string)
+		res, err := decodeStream(loggedInModel(t, model), data)
 		o.Class = errClass(err)
 		if err != nil {
 			o.Error = err.Error()

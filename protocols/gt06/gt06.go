@@ -7,6 +7,7 @@ package gt06
 import (
 	"encoding/binary"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -51,7 +52,11 @@ func (*Decoder) Info() plugins.Info {
 // login packet (0x01) arrives; data packets before it are ErrNoDevice.
 //
 // Listener option device_time = "utc" ignores the time zone a login packet
-// declares (for firmwares that declare one but report UTC anyway).
+// declares (for firmwares that declare one but report UTC anyway). Listener
+// option model names the device model of the listener's trackers (for
+// example "LW4G-4B", "NT20", "XT40", "VL103", "SEEWORLD", "R11", "QH302R"):
+// some models reuse a protocol number with their own layout or alarm codes,
+// which the bytes alone do not tell apart (see README.md).
 func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = defaultMaxFrame
@@ -60,7 +65,12 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Session{cfg: cfg, log: log.Named(Name), utcClock: strings.EqualFold(cfg.Options["device_time"], "utc")}
+	return &Session{
+		cfg:      cfg,
+		log:      log.Named(Name),
+		utcClock: strings.EqualFold(cfg.Options["device_time"], "utc"),
+		model:    strings.ToUpper(strings.TrimSpace(cfg.Options["model"])),
+	}
 }
 
 // Session is one GT06 connection.
@@ -74,7 +84,24 @@ type Session struct {
 	tz time.Duration
 	// utcClock: ignore the declared time zone (option device_time = "utc").
 	utcClock bool
+	// model is the listener option model, upper case ("" when unset).
+	model string
 }
+
+// Model families whose packets differ from the common layout.
+var (
+	// ntModels send 0x22/0x25 with a location source, the terminal's IMEI
+	// and a device time before the GPS block, and a status tail.
+	ntModels = []string{"NT11", "NT20", "NT26", "NT40", "NT46", "VL100", "XT40"}
+	// vlModels send 0x36 as a location packet and use their own alarm
+	// codes.
+	vlModels = []string{"VL103", "LL303", "VL512", "G18"}
+)
+
+func (s *Session) modelLW() bool { return strings.HasPrefix(s.model, "LW") }
+func (s *Session) modelSW() bool { return s.model == "SEEWORLD" }
+func (s *Session) modelNT() bool { return slices.Contains(ntModels, s.model) }
+func (s *Session) modelVL() bool { return slices.Contains(vlModels, s.model) }
 
 var (
 	_ plugins.Session          = (*Session)(nil)

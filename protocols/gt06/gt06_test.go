@@ -92,6 +92,7 @@ func TestDecode(t *testing.T) {
 		voltage, odometer   float64
 		attrs               map[string]any
 		ack                 string // "" = the standard response, "-" = none
+		model               string // listener option model
 	}
 	tests := []struct {
 		name  string
@@ -125,10 +126,28 @@ func TestDecode(t *testing.T) {
 				attrs: map[string]any{"iccid": "8966051912408052452"}}},
 		{"0x7979 0x21 current position text", "7979007121000000000143757272656e7420706f736974696f6e214c61743a4e35342e3733393333322c4c6f6e3a4532352e3237333237302c436f757273653a3132362e35332c53706565643a302e303030302c4461746554696d653a323031372d30352d3236202031303a32373a3437000bbee30d0a",
 			want{ts: "2017-05-26T10:27:47Z", lat: 54.739332, lon: 25.27327, speed: 0, hd: 126.53, sats: nan, valid: signal.True, voltage: nan, odometer: nan, ack: "-"}},
+		// Model variants. Values worked out from the layouts in README.md.
+		{"0x22 NT family, found without the model option",
+			"78783c22" + "01" + "0357789648774484" + "180c06142038" + "180c06142038cb03313ee4061fe98300185e" + "09000000000000000" + "0" +
+				"46" + "0984" + "28" + "4c" + "00" + "02" + "000000" + "000171" + "01d6f35d0d0a",
+			want{ts: "2024-12-06T20:32:56Z", lat: -29.755006666666667, lon: -57.08593944444444, speed: 0, hd: 94, sats: 11, valid: signal.True,
+				voltage: 24.36, odometer: 0, attrs: map[string]any{"battery": 4.0, "engine_hours": 6.15, "gsm_signal": int64(76), "location_source": int64(1)}}},
+		{"0x36 Jimi 4G status modules", "787817360005040002003201010018020192006a015f0324aeaf0d0a",
+			want{lat: nan, lon: nan, speed: nan, hd: nan, sats: nan, voltage: nan, odometer: nan,
+				attrs: map[string]any{"startup_status": int64(1), "battery_level": int64(95), "gsm_signal": int64(4), "language": int64(2)}}},
+		{"0x16 alarm 0x19 on an LW model: hard acceleration", "78782516180516150812c804b50ee80880e40805dcf909012e000000986633460604190106c393490d0a",
+			want{model: "LW4G-4B", ts: "2024-05-22T21:08:18Z", lat: 43.874831111111114, lon: -79.25817333333333, speed: 5, hd: 249, sats: 8, valid: signal.True, voltage: nan, odometer: nan,
+				attrs: map[string]any{"alarm": "hard_acceleration", "alarm_code": int64(0x19)}}},
+		{"0x16 alarm 0x19 elsewhere: low battery", "78782516180516150812c804b50ee80880e40805dcf909012e000000986633460604190106c393490d0a",
+			want{ts: "2024-05-22T21:08:18Z", lat: 43.874831111111114, lon: -79.25817333333333, speed: 5, hd: 249, sats: 8, valid: signal.True, voltage: nan, odometer: nan,
+				attrs: map[string]any{"alarm": "low_battery"}}},
+		{"0x13 on an LW model: supply voltage in the last two bytes", "78780a13560604f0830ccf986f0d0a",
+			want{model: "LW4G-4B", lat: nan, lon: nan, speed: nan, hd: nan, sats: nan, voltage: 13.100000000000001, odometer: nan,
+				attrs: map[string]any{"battery_level": int64(100), "gsm_signal": int64(4)}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := loggedIn(t)
+			s := loggedInModel(t, tt.want.model)
 			frame := mustHex(tt.frame)
 			res, err := s.Decode(frame, recvTime)
 			if err != nil {

@@ -45,6 +45,8 @@ const (
 	msgAZ735Alarm      = 0x33 // 0x7979 only
 	msgX1GPS           = 0x34
 	msgX1PhotoInfo     = 0x35
+	msgStatus2         = 0x36 // Jimi 4G status with modules; VL103 family: location
+	msgGPSLBSDriver    = 0x25 // NT family (XT40): location with driver id
 	msgGPSLBS3         = 0x37
 	msgGPSLBS8         = 0x38 // 0x7979
 	msgIButton         = 0x61
@@ -155,7 +157,10 @@ type layout struct {
 	lbs    lbsKind
 	lbsLen bool // the LBS block starts with its own length byte
 	status bool // terminal info, voltage level, GSM signal, alarm, language
-	tail   func(d *decoding)
+	// noAlarmExt: the byte after the GSM signal is not an alarm code
+	// (VXT01); it is kept as alarm_code only.
+	noAlarmExt bool
+	tail       func(d *decoding)
 }
 
 type lbsKind int
@@ -165,6 +170,7 @@ const (
 	lbsShort         // MCC 2, MNC 1 (2 when MCC bit 15), LAC 2, cell id 3
 	lbsWide          // MCC 2, MNC 2, LAC 2, cell id 4 (0x11)
 	lbs4G            // MCC 2, MNC 1 (2 when MCC bit 15), LAC 4, cell id 8
+	lbsCid4          // MCC 2, MNC 1 (2 when MCC bit 15), LAC 2, cell id 4
 )
 
 var layouts = map[byte]layout{
@@ -177,7 +183,7 @@ var layouts = map[byte]layout{
 	msgGPSLBS4:       {gps: true, lbs: lbsShort, tail: (*decoding).accTail},
 	msgGPSLBS3:       {gps: true, lbs: lbsShort, tail: (*decoding).accModulesTail},
 	msgGPSLBS5:       {gps: true, lbs: lbsShort},
-	msgGPSLBSStatus1: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
+	msgGPSLBSStatus1: {gps: true, lbs: lbsShort, lbsLen: true, status: true, tail: (*decoding).rfidStatusTail},
 	msgGPSLBSStatus2: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
 	msgGPSLBSStatus3: {gps: true, lbs: lbsShort, lbsLen: true, status: true, tail: (*decoding).fenceTail},
 	msgGPSLBSStatus4: {gps: true, lbs: lbsShort, lbsLen: true, status: true},
@@ -190,6 +196,9 @@ var layouts = map[byte]layout{
 
 func (d *decoding) basic() error {
 	p := d.p
+	if handled, err := d.variant(); handled {
+		return err
+	}
 	if l, ok := layouts[p.proto]; ok {
 		if len(p.content) == 0 {
 			return nil // an empty report some firmwares send as a keep-alive: nothing to store, ack it
@@ -198,10 +207,24 @@ func (d *decoding) basic() error {
 	}
 	switch p.proto {
 	case msgFenceSingle:
-		if len(p.content) >= 18+16 {
+		// The GK310 form: GPS block, 4G LBS with a length byte, status.
+		if len(p.content) >= 18+16 && int(p.content[18]) <= len(p.content)-19 {
 			return d.gpsLBS(layout{gps: true, lbs: lbs4G, lbsLen: true, status: true})
 		}
+		if len(p.content) >= 18 && isDate(p.content[:6]) {
+			// A short fence report: the GPS block, then bytes whose layout
+			// no document gives (kept raw).
+			if err := d.gps(); err != nil {
+				return err
+			}
+			if rest := d.r.take(d.r.left()); len(rest) > 0 {
+				d.sig.SetAttr("extra", hex.EncodeToString(rest))
+			}
+			return nil
+		}
 		return d.statusShort()
+	case msgStatus2:
+		return d.status2()
 	case msgStatus:
 		return d.status()
 	case msgHeartbeat:
@@ -246,6 +269,229 @@ func (d *decoding) basic() error {
 		return nil
 	}
 	return fmt.Errorf("%w: protocol number 0x%02x (0x7878)", plugins.ErrUnsupported, p.proto)
+}
+
+// variant decodes the model-specific forms of the basic packets, told apart
+// by the content length (as the devices send them) or by the listener's
+// model option. handled is false for the common layouts.
+func (d *decoding) variant() (handled bool, err error) {
+	c := d.p.content
+	s := d.s
+	switch d.p.proto {
+	case msgGPSLBS1:
+		// QH302R: the terminal's IMEI (8 bytes BCD) before the GPS block.
+		if s.model == "QH302R" || (len(c) >= 8+18 && !isDate(c[:6]) && isBCD(c[:8]) && isDate(c[8:14])) {
+			d.r.take(8)
+			return true, d.gpsLBS(layout{gps: true, lbs: lbsShort})
+		}
+	case msgGPSLBS2, msgGPSLBSDriver:
+		// NT family: location source, IMEI, device time, then the GPS block.
+		if s.modelNT() || (len(c) >= 21 && !isDate(c[:6]) && isBCD(c[1:9]) && isDate(c[9:15]) && isDate(c[15:21])) {
+			return true, d.ntLocation()
+		}
+	case msgGPSLBSStatus1:
+		switch len(c) {
+		case 0x24 - 5:
+			// VXT01: the LBS block has no length byte; the alarm byte after
+			// the GSM signal is not an alarm code on these devices.
+			return true, d.gpsLBS(layout{gps: true, lbs: lbsShort, status: true, noAlarmExt: true})
+		case 0x26 - 5:
+			// Seeworld: a 4-byte cell id behind a length byte that says 9.
+			return true, d.gpsLBS(layout{gps: true, lbs: lbsCid4, lbsLen: true, status: true})
+		}
+	case msgLBSMultiple3:
+		if len(c) == 0x2E-5 {
+			return true, d.sr411()
+		}
+	case msgWifi3:
+		if len(c) == 0x40-5 {
+			return true, d.lw4G()
+		}
+	case msgLBSStatus:
+		if len(c) >= 0x17-5 {
+			// Space10X multi-cell report: a date and several cells in a
+			// layout no document describes.
+			return true, fmt.Errorf("%w: 0x19 with %d content bytes (Space10X multi-cell report): layout not documented", plugins.ErrUnsupported, len(c))
+		}
+	}
+	return false, nil
+}
+
+// isDate reports whether b holds a YY MM DD hh mm ss date (all zeros, "no
+// fix yet", counts as a date).
+func isDate(b []byte) bool {
+	if len(b) < 6 {
+		return false
+	}
+	if b[0]|b[1]|b[2]|b[3]|b[4]|b[5] == 0 {
+		return true
+	}
+	return b[1] >= 1 && b[1] <= 12 && b[2] >= 1 && b[2] <= 31 && b[3] <= 23 && b[4] <= 59 && b[5] <= 59
+}
+
+func isBCD(b []byte) bool {
+	_, ok := bcdDigits(b)
+	return ok
+}
+
+// ntLocation is 0x22/0x25 of the NT family (NT20, XT40, ...): location
+// source (1), the terminal's IMEI (8), device time (6), the GPS block, LBS
+// with a length byte (cell id 3 bytes on 0x22, 4 on 0x25), terminal info,
+// supply voltage (0.01 V), battery voltage (0.1 V), GSM signal, alarm,
+// language, odometer (3, m), engine time (3, minutes); 0x25 then carries the
+// driver id (length, type, id).
+func (d *decoding) ntLocation() error {
+	src := d.r.u8()
+	d.r.take(8)
+	devTime, ok, zero := d.dateTime()
+	if err := d.gps(); err != nil {
+		return err
+	}
+	sg := d.sig
+	sg.SetAttr("location_source", src)
+	if ok && !zero {
+		sg.SetAttr("device_time", devTime.Format(time.RFC3339))
+	}
+	kind := lbsShort
+	if d.p.proto == msgGPSLBSDriver {
+		kind = lbsCid4
+	}
+	d.lbsTraccarLen(kind)
+	d.terminalInfo(d.r.u8())
+	sg.Voltage = float64(d.r.u16()) * 0.01
+	sg.SetAttr("battery", float64(d.r.u8())*0.1)
+	sg.SetAttr("gsm_signal", d.r.u8())
+	d.alarmByte(d.r.u8())
+	sg.SetAttr("language", d.r.u8())
+	sg.Odometer = float64(d.r.u24()) / 1000
+	sg.SetAttr("engine_hours", float64(d.r.u24())/60)
+	if d.p.proto == msgGPSLBSDriver && d.r.left() >= 1 {
+		if n := d.r.u8(); n > 0 {
+			d.r.u8() // identifier type
+			if id := d.r.take(n - 1); d.r.err == nil {
+				sg.SetAttr("driver_id", hex.EncodeToString(id))
+			}
+		}
+	}
+	return d.r.err
+}
+
+// lbsTraccarLen reads an LBS block whose length byte counts the block as if
+// the cell id had 3 bytes: a length above 9 is followed by length-9 extra
+// bytes after the cell, whatever the cell id's size.
+func (d *decoding) lbsTraccarLen(kind lbsKind) {
+	n := d.r.u8()
+	if n == 0 {
+		return
+	}
+	mcc := d.r.u16()
+	mnc := d.mnc(mcc)
+	lac := d.r.u16()
+	var cid uint64
+	if kind == lbsCid4 {
+		cid = uint64(d.r.u32())
+	} else {
+		cid = uint64(d.r.u24())
+	}
+	if n > 9 {
+		d.r.take(n - 9)
+	}
+	if d.r.err == nil {
+		d.cell(mcc&0x7FFF, mnc, lac, cid)
+	}
+}
+
+func (d *decoding) mnc(mcc int) int {
+	if mcc&0x8000 != 0 {
+		return d.r.u16()
+	}
+	return d.r.u8()
+}
+
+// sr411 is the SR411 mini's 0x24 (length 0x2E): GPS block, LBS without a
+// length byte, ACC, supply and battery voltage (0.01 V); the terminal id
+// that follows is not stored.
+func (d *decoding) sr411() error {
+	if err := d.gpsLBS(layout{gps: true, lbs: lbsShort}); err != nil {
+		return err
+	}
+	d.sig.SetAttr("ignition", d.r.u8() > 0)
+	d.sig.Voltage = float64(d.r.u16()) * 0.01
+	d.sig.SetAttr("battery", float64(d.r.u16())*0.01)
+	return d.r.err
+}
+
+// lw4G is the LWxG 0xA2 (length 0x40, GPS+LBS+status): GPS block, 4G cell
+// (MCC, MNC, LAC 4, cell id 8), network indicator, terminal info, supply
+// voltage (0.01 V), battery level, GSM signal, alarm, language, odometer
+// (4, m), engine time (4, s), terminal id (8), inputs (2).
+func (d *decoding) lw4G() error {
+	if err := d.gps(); err != nil {
+		return err
+	}
+	sg := d.sig
+	d.lbs(lbs4G, false)
+	sg.SetAttr("network", d.r.u8())
+	d.terminalInfo(d.r.u8())
+	sg.Voltage = float64(d.r.u16()) * 0.01
+	d.batteryLevel(d.r.u8())
+	sg.SetAttr("gsm_signal", d.r.u8())
+	d.alarmByte(d.r.u8())
+	sg.SetAttr("language", d.r.u8())
+	sg.Odometer = float64(d.r.u32()) / 1000
+	sg.SetAttr("engine_hours", float64(d.r.u32())/3600)
+	d.r.take(8) // terminal id
+	sg.SetAttr("input", d.r.u16())
+	return d.r.err
+}
+
+// status2 is 0x36. The Jimi 4G form: terminal info, voltage level, GSM
+// signal, alarm, language, then modules (type 2, length 1, value): 0x0018
+// battery voltage (0.01 V), 0x0032 startup status, 0x006A battery level.
+// The VL103 family sends a location instead: GPS block, cell (MCC, MNC, LAC
+// 2, cell id 4), 13 status bytes of which byte 9 is the battery voltage
+// (0.1 V), and the RFID card (8 bytes, zero when none).
+func (d *decoding) status2() error {
+	c := d.p.content
+	if d.s.modelVL() || (len(c) >= 18+8+13 && isDate(c[:6]) && c[0] != 0) {
+		if err := d.gps(); err != nil {
+			return err
+		}
+		sg := d.sig
+		d.lbs(lbsCid4, false)
+		st := d.r.take(13)
+		if d.r.err != nil {
+			return d.r.err
+		}
+		sg.SetAttr("battery", float64(st[9])*0.1)
+		sg.SetAttr("vl_status", hex.EncodeToString(st))
+		if d.r.left() >= 8 {
+			if id := d.r.take(8); !allZero(id) {
+				sg.SetAttr("driver_id", hex.EncodeToString(id))
+			}
+		}
+		return d.r.err
+	}
+	d.sig = d.newSignal(time.Time{})
+	d.statusBlock(true)
+	for d.r.left() >= 3 && d.r.err == nil {
+		id, n := d.r.u16(), d.r.u8()
+		v := d.r.take(n)
+		if d.r.err != nil {
+			break
+		}
+		switch {
+		case id == 0x0018 && n == 2:
+			d.sig.SetAttr("battery", float64(binary.BigEndian.Uint16(v))*0.01)
+		case id == 0x0032 && n == 1:
+			d.sig.SetAttr("startup_status", int(v[0]))
+		case id == 0x006A && n == 1:
+			d.sig.SetAttr("battery_level", int(v[0]))
+		default:
+			d.sig.SetAttr(fmt.Sprintf("module_%04x", id), rawValue(v))
+		}
+	}
+	return d.r.err
 }
 
 func (d *decoding) extended() error {
@@ -357,7 +603,7 @@ func (d *decoding) gpsLBS(l layout) error {
 		d.lbs(l.lbs, l.lbsLen)
 	}
 	if l.status {
-		d.statusBlock(true)
+		d.statusBlockExt(true, l.noAlarmExt)
 	}
 	if l.tail != nil && d.r.err == nil {
 		l.tail(d)
@@ -371,8 +617,12 @@ func (d *decoding) lbs(kind lbsKind, hasLen bool) {
 	if hasLen {
 		n = d.r.u8()
 		if n == 0 {
-			// No cell info; some firmwares still send the zeroed block.
-			if d.r.left() >= 8+5 && allZero(d.r.b[d.r.off:d.r.off+8]) {
+			// No cell info; some firmwares still send a zeroed block, of
+			// 45 bytes (multi-cell) or of 8.
+			switch {
+			case d.r.left() >= 45+5 && allZero(d.r.b[d.r.off+9:d.r.off+45]):
+				d.r.take(45)
+			case d.r.left() >= 8+5 && allZero(d.r.b[d.r.off:d.r.off+8]):
 				d.r.take(8)
 			}
 			return
@@ -385,12 +635,11 @@ func (d *decoding) lbs(kind lbsKind, hasLen bool) {
 	case lbsWide:
 		mnc, lac, cid = d.r.u16(), d.r.u16(), uint64(d.r.u32())
 	case lbs4G:
-		if mcc&0x8000 != 0 {
-			mnc = d.r.u16()
-		} else {
-			mnc = d.r.u8()
-		}
+		mnc = d.mnc(mcc)
 		lac, cid = int(d.r.u32()), d.r.u64()
+	case lbsCid4:
+		mnc = d.mnc(mcc)
+		lac, cid = d.r.u16(), uint64(d.r.u32())
 	default:
 		if mcc&0x8000 != 0 {
 			mnc = d.r.u16()
@@ -426,25 +675,53 @@ func allZero(b []byte) bool {
 
 // statusBlock reads terminal info, voltage level, GSM signal strength and,
 // when alarmLang, the alarm byte and the language byte.
-func (d *decoding) statusBlock(alarmLang bool) {
+func (d *decoding) statusBlock(alarmLang bool) { d.statusBlockExt(alarmLang, false) }
+
+// statusBlockExt is statusBlock; noAlarmExt keeps the alarm byte as
+// alarm_code without naming it.
+func (d *decoding) statusBlockExt(alarmLang, noAlarmExt bool) {
 	d.terminalInfo(d.r.u8())
-	if level := d.r.u8(); level <= 6 {
-		d.sig.SetAttr("voltage_level", level)
-		d.sig.SetAttr("battery_level", level*100/6)
-	} else {
-		d.sig.SetAttr("voltage_level", level)
-	}
+	d.batteryLevel(d.r.u8())
 	d.sig.SetAttr("gsm_signal", d.r.u8())
 	if alarmLang {
-		if a := d.r.u8(); a != 0 {
-			d.sig.SetAttr("alarm_code", a)
-			if name := alarmName(a); name != "" {
-				d.sig.SetAttr("alarm", name)
+		if a := d.r.u8(); noAlarmExt {
+			if a != 0 {
+				d.sig.SetAttr("alarm_code", a)
 			}
+		} else {
+			d.alarmByte(a)
 		}
 		if d.r.left() > 0 {
 			d.sig.SetAttr("language", d.r.u8()) // absent on some VXT01-style firmwares
 		}
+	}
+}
+
+// batteryLevel reads the voltage level byte: 0-6 is a level (battery_level
+// = level·100/6), 7-100 a percentage; above, the raw value is kept.
+func (d *decoding) batteryLevel(level int) {
+	if d.r.err != nil {
+		return
+	}
+	switch {
+	case level <= 6:
+		d.sig.SetAttr("voltage_level", level)
+		d.sig.SetAttr("battery_level", level*100/6)
+	case level <= 100:
+		d.sig.SetAttr("battery_level", level)
+	default:
+		d.sig.SetAttr("voltage_level", level)
+	}
+}
+
+// alarmByte stores a non-zero alarm code and its name.
+func (d *decoding) alarmByte(a int) {
+	if a == 0 || d.r.err != nil {
+		return
+	}
+	d.sig.SetAttr("alarm_code", a)
+	if name := alarmName(a, d.s); name != "" {
+		d.sig.SetAttr("alarm", name)
 	}
 }
 
@@ -478,14 +755,21 @@ func (d *decoding) terminalInfo(v int) {
 	}
 }
 
-// alarmName maps the alarm/language byte of the GPS+LBS+status packets.
-func alarmName(v int) string {
+// alarmName maps the alarm byte of the GPS+LBS+status packets. A few codes
+// mean something else on some model families (listener option model).
+func alarmName(v int, s *Session) string {
+	lw, sw, vl := s.modelLW(), s.modelSW(), s.modelVL()
 	switch v {
 	case 0x01:
 		return "sos"
 	case 0x02:
 		return "power_cut"
-	case 0x03, 0x09:
+	case 0x03:
+		return "vibration"
+	case 0x09:
+		if vl {
+			return "tow"
+		}
 		return "vibration"
 	case 0x04:
 		return "geofence_enter"
@@ -493,24 +777,62 @@ func alarmName(v int) string {
 		return "geofence_exit"
 	case 0x06:
 		return "overspeed"
-	case 0x0E, 0x0F, 0x19:
+	case 0x0E, 0x0F:
 		return "low_battery"
 	case 0x11:
 		return "power_off"
-	case 0x13:
+	case 0x0C, 0x13, 0x25, 0x32:
 		return "tampering"
 	case 0x14:
 		return "door"
+	case 0x18:
+		if lw {
+			return "accident"
+		}
+		return "removing"
+	case 0x19:
+		if lw {
+			return "hard_acceleration"
+		}
+		return "low_battery"
+	case 0x1A, 0x27:
+		return "hard_braking"
+	case 0x1B, 0x2A, 0x2B, 0x2E:
+		return "hard_cornering"
 	case 0x23:
 		return "fall_down"
-	case 0x29:
+	case 0x26:
 		return "hard_acceleration"
-	case 0x2A, 0x2B:
-		return "hard_cornering"
+	case 0x28:
+		switch {
+		case sw:
+			return "hard_cornering"
+		case vl:
+			return "power_off"
+		}
+		return "hard_braking"
+	case 0x29:
+		if sw {
+			return "accident"
+		}
+		return "hard_acceleration"
 	case 0x2C:
 		return "accident"
 	case 0x30:
-		return "hard_braking"
+		if vl {
+			return "hard_braking"
+		}
+		return "jamming"
+	case 0x33:
+		return "lock"
+	case 0x34:
+		return "unlock"
+	case 0x53:
+		return "fuel_leak"
+	case 0x5B, 0x5C:
+		return "temperature"
+	case 0xC9:
+		return "idle"
 	}
 	return ""
 }
@@ -521,7 +843,30 @@ func alarmName(v int) string {
 func (d *decoding) status() error {
 	d.sig = d.newSignal(time.Time{})
 	if len(d.p.content) == 5 {
-		d.statusBlock(true)
+		switch {
+		case d.s.modelLW():
+			// LW: the last two bytes are the supply voltage (low 12 bits,
+			// 0.1 V) instead of alarm and language.
+			d.terminalInfo(d.r.u8())
+			d.batteryLevel(d.r.u8())
+			d.sig.SetAttr("gsm_signal", d.r.u8())
+			d.sig.Voltage = float64(d.r.u16()&0x0FFF) * 0.1
+		case d.s.model == "R11":
+			// R11: supply voltage (0.01 V) in place of the voltage level.
+			d.terminalInfo(d.r.u8())
+			d.sig.Voltage = float64(d.r.u16()) * 0.01
+			d.sig.SetAttr("gsm_signal", d.r.u8())
+			d.alarmByte(d.r.u8())
+		case d.s.modelSW():
+			// Seeworld: the alarm byte is the supply voltage (V).
+			d.terminalInfo(d.r.u8())
+			d.batteryLevel(d.r.u8())
+			d.sig.SetAttr("gsm_signal", d.r.u8())
+			d.sig.Voltage = float64(d.r.u8())
+			d.sig.SetAttr("language", d.r.u8())
+		default:
+			d.statusBlock(true)
+		}
 	} else {
 		d.terminalInfo(d.r.u8())
 	}
@@ -552,6 +897,16 @@ func (d *decoding) heartbeat() error {
 func (d *decoding) odometerTail() {
 	if d.r.left() == 4 {
 		d.sig.Odometer = float64(d.r.u32()) / 1000
+	}
+}
+
+// rfidStatusTail is the RFID card (8 bytes) the VL103 family appends to
+// 0x16; zeros mean no card.
+func (d *decoding) rfidStatusTail() {
+	if d.s.modelVL() && d.r.left() >= 8 {
+		if id := d.r.take(8); !allZero(id) {
+			d.sig.SetAttr("driver_id", hex.EncodeToString(id))
+		}
 	}
 }
 
@@ -831,8 +1186,16 @@ func (d *decoding) info() error {
 	case sub == 0x00 && len(data) >= 2:
 		sg.Voltage = float64(binary.BigEndian.Uint16(data)) * 0.01
 	case sub == 0x05 && len(data) >= 1:
-		sg.SetAttr("door", data[0]&0x01 != 0)
-		sg.SetAttr("io1", data[0]&0x04 != 0)
+		flags := data[0]
+		if len(data) >= 7 {
+			// Device time, then the flags.
+			if t, ok, zero := d.s.clock(data[:6]); ok && !zero {
+				sg.TS = t
+			}
+			flags = data[6]
+		}
+		sg.SetAttr("door", flags&0x01 != 0)
+		sg.SetAttr("io1", flags&0x04 != 0)
 	case sub == 0x0A && len(data) >= 26:
 		sg.SetAttr("imsi", strings.TrimRight(hex.EncodeToString(data[8:16]), "f"))
 		sg.SetAttr("iccid", strings.TrimRight(hex.EncodeToString(data[16:26]), "f"))
@@ -1245,22 +1608,71 @@ func (d *decoding) tlvStatus() error {
 	sg := d.newSignal(ts)
 	d.sig = sg
 	for d.r.left() >= 3 && d.r.err == nil {
-		id, n := d.r.u16(), d.r.u8()
+		id := d.r.u16()
+		if d.p.proto == msgPeripheral {
+			d.peripheralItem(id)
+			continue
+		}
+		n := d.r.u8()
 		v := d.r.take(n)
 		if d.r.err != nil {
 			break
 		}
-		if d.p.proto == msgDeviceStatus && id == 0x0005 && n == 2 {
+		if id == 0x0005 && n == 2 {
 			sg.Voltage = float64(binary.BigEndian.Uint16(v)) * 0.01
 			continue
 		}
-		prefix := "status_"
-		if d.p.proto == msgPeripheral {
-			prefix = "peripheral_"
-		}
-		sg.SetAttr(fmt.Sprintf("%s%04x", prefix, id), rawValue(v))
+		sg.SetAttr(fmt.Sprintf("status_%04x", id), rawValue(v))
 	}
 	return d.r.err
+}
+
+// peripheralItem reads one 0xF2 item. 0x000A (Bluetooth peripheral event):
+// length (2), MAC type, MAC (6), event, event data, data type, data.
+// 0x000C (external battery): length, level (%), charging, cycles (2),
+// reserved. Others: length (1; 0 means a second length byte follows), value.
+func (d *decoding) peripheralItem(id int) {
+	sg := d.sig
+	switch id {
+	case 0x000A:
+		n := d.r.u16()
+		if n < 10 {
+			d.r.err = fmt.Errorf("%w: peripheral event of %d bytes, want at least 10", errShort, n)
+			return
+		}
+		v := d.r.take(n)
+		if d.r.err != nil {
+			return
+		}
+		sg.SetAttr("peripheral_mac", macString(v[1:7]))
+		sg.SetAttr("event", int(v[7]))
+		if v[7] != 0 {
+			sg.SetAttr("event_data", int(v[8]))
+		}
+		sg.SetAttr("peripheral_data_type", int(v[9]))
+		if data := string(v[10:]); isPrintable(data) {
+			sg.SetAttr("peripheral_data", data)
+		} else {
+			sg.SetAttr("peripheral_data", hex.EncodeToString(v[10:]))
+		}
+	case 0x000C:
+		v := d.r.take(d.r.u8())
+		if d.r.err != nil || len(v) < 4 {
+			return
+		}
+		sg.SetAttr("external_battery_level", int(v[0]))
+		sg.SetAttr("external_battery_charging", v[1] != 0)
+		sg.SetAttr("external_battery_cycles", int(binary.BigEndian.Uint16(v[2:4])))
+	default:
+		n := d.r.u8()
+		if n == 0 {
+			n = d.r.u8()
+		}
+		v := d.r.take(n)
+		if d.r.err == nil {
+			sg.SetAttr(fmt.Sprintf("peripheral_%04x", id), rawValue(v))
+		}
+	}
 }
 
 // rawValue keeps up to 4 bytes as an unsigned integer and longer values as
