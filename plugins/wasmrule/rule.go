@@ -471,7 +471,9 @@ func (inst *instance) readMeta() (Meta, error) {
 	return m, nil
 }
 
-// tailBuffer keeps the last 512 bytes written to it (guest stderr).
+// tailBuffer keeps the first 512 bytes written to it since the last reset
+// (guest stderr): the start of a crash report ("panic: …", "fatal error:
+// out of memory") says the most.
 type tailBuffer struct {
 	mu sync.Mutex
 	b  []byte
@@ -482,9 +484,8 @@ const tailMax = 512
 func (t *tailBuffer) Write(p []byte) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > tailMax {
-		t.b = append(t.b[:0], t.b[len(t.b)-tailMax:]...)
+	if room := tailMax - len(t.b); room > 0 {
+		t.b = append(t.b, p[:min(room, len(p))]...)
 	}
 	return len(p), nil
 }
