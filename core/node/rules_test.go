@@ -12,7 +12,6 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
-	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins"
@@ -79,7 +78,7 @@ rules {
 	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{good, bad}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, organizer.JobName("gps.range")); err != nil {
+	if err := n.Organizer.RunNow(ctx, n.RuleRunner.JobName("gps.range")); err != nil {
 		t.Fatal(err)
 	}
 	var findings, evaluated int

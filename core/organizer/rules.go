@@ -101,7 +101,9 @@ type RuleRunner struct {
 	mu    sync.Mutex
 	stats map[string]*ruleRunStats // by rule name
 	seen  map[string]string        // rule name -> last version seen by sync
-	org   *Organizer
+	// groups are the intervals that have a job.
+	groups map[time.Duration]bool
+	org    *Organizer
 	// waiting lists rule jobs that found every slot busy, oldest first.
 	waiting []string
 }
@@ -143,10 +145,11 @@ func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog
 	}
 	return &RuleRunner{
 		pool: pool, src: src, cfg: cfg, log: log,
-		fr:    &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
-		sem:   make(chan struct{}, cfg.Concurrency),
-		stats: map[string]*ruleRunStats{},
-		seen:  map[string]string{},
+		fr:     &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
+		sem:    make(chan struct{}, cfg.Concurrency),
+		stats:  map[string]*ruleRunStats{},
+		seen:   map[string]string{},
+		groups: map[time.Duration]bool{},
 	}
 }
 
@@ -166,15 +169,20 @@ func (r *RuleRunner) CheckSchema(ctx context.Context) error {
 	return nil
 }
 
-// JobName is the organizer job that runs the named rule.
-func JobName(rule string) string { return "rule:" + rule }
+// JobName is the organizer job that runs the named rule: rules with the
+// same interval share one job ("rules@30s") and are evaluated together, one
+// fetch per batch for all of them.
+func (r *RuleRunner) JobName(rule string) string { return groupJobName(r.interval(rule)) }
+
+func groupJobName(d time.Duration) string { return "rules@" + d.String() }
 
 // SyncJobName is the organizer job that adds jobs for new rules.
 const SyncJobName = "rules.sync"
 
-// Register adds the rule jobs to o: SyncJobName, which adds one job per
-// rule name (JobName) as rules appear and triggers it when a new version
-// goes live, and the jobs of the rules already in service.
+// Register adds the rule jobs to o: SyncJobName, which adds a job per
+// interval as rules with it appear (JobName) and triggers a rule's job when
+// a new rule or version goes live, and the jobs of the rules already in
+// service.
 func (r *RuleRunner) Register(o *Organizer) {
 	r.mu.Lock()
 	r.org = o
@@ -186,39 +194,43 @@ func (r *RuleRunner) Register(o *Organizer) {
 	r.Sync()
 }
 
-// Sync adds a job for every rule name not seen before and triggers the job
-// of a rule whose version changed.
+// Sync adds the job of every interval not seen before and triggers the job
+// of a rule that is new or whose version changed.
 func (r *RuleRunner) Sync() {
 	r.mu.Lock()
 	o := r.org
-	var add []string
-	var trigger []string
+	var add []time.Duration
+	trigger := map[string]bool{}
 	for _, rule := range r.src.Rules() {
 		name, ver := rule.Name(), rule.Version()
+		d := r.interval(name)
+		if !r.groups[d] {
+			r.groups[d] = true
+			add = append(add, d)
+		}
 		old, ok := r.seen[name]
 		r.seen[name] = ver
-		switch {
-		case !ok:
-			add = append(add, name)
-		case old != ver:
-			trigger = append(trigger, name)
+		if !ok || old != ver {
+			if ok {
+				r.log.Info("rule version changed; evaluating from its own watermark", "rule", name,
+					"old_version", old, "version", ver)
+			}
+			trigger[groupJobName(d)] = true
 		}
 	}
 	r.mu.Unlock()
 	if o == nil {
 		return
 	}
-	for _, name := range add {
-		name := name
-		o.Add(Job{Name: JobName(name), Interval: r.interval(name), Run: func(ctx context.Context) error {
-			_, err := r.RunNamed(ctx, name)
+	for _, d := range add {
+		d := d
+		o.Add(Job{Name: groupJobName(d), Interval: d, Run: func(ctx context.Context) error {
+			_, err := r.RunInterval(ctx, d)
 			return err
 		}})
-		o.Trigger(JobName(name))
 	}
-	for _, name := range trigger {
-		r.log.Info("rule version changed; evaluating from its own watermark", "rule", name)
-		o.Trigger(JobName(name))
+	for job := range trigger {
+		o.Trigger(job)
 	}
 }
 
@@ -236,46 +248,48 @@ func (r *RuleRunner) sampleEvery(name string) int {
 	return 1
 }
 
-func (r *RuleRunner) lookup(name string) *wasmrule.Rule {
+// RunInterval runs the rules in service whose interval is d, together, and
+// triggers their job again when backlog remains. It never waits for a rule
+// slot: when Concurrency groups are already running it queues the job and
+// returns, and the job is triggered when a slot frees, so waiting rules do
+// not hold the organizer's shared job slots.
+func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunResult, error) {
+	var rules []*wasmrule.Rule
 	for _, rule := range r.src.Rules() {
-		if rule.Name() == name {
-			return rule
+		if r.interval(rule.Name()) == d {
+			rules = append(rules, rule)
 		}
 	}
-	return nil
-}
-
-// RunNamed runs the rule currently in service under name (nothing when
-// there is none, e.g. removed or disabled), and triggers its job again when
-// backlog remains. It never waits for a rule slot: when Concurrency rules
-// are already running it queues the name and returns, and the job is
-// triggered when a slot frees, so waiting rules do not hold the organizer's
-// shared job slots.
-func (r *RuleRunner) RunNamed(ctx context.Context, name string) (RunResult, error) {
-	rule := r.lookup(name)
-	if rule == nil {
-		return RunResult{}, nil
+	if len(rules) == 0 {
+		return nil, nil
 	}
-	if !r.tryAcquire(name) {
-		return RunResult{}, nil
+	job := groupJobName(d)
+	if !r.tryAcquire(job) {
+		return nil, nil
 	}
-	res, err := r.runRule(ctx, rule)
+	res, err := r.runGroup(ctx, rules)
 	r.release()
-	r.record(rule, res, err)
-	if err == nil && res.More {
-		r.trigger(name)
+	more := false
+	for i, rule := range rules {
+		if i < len(res) {
+			r.record(rule, res[i], err)
+			more = more || res[i].More
+		}
+	}
+	if err == nil && more {
+		r.trigger(job)
 	}
 	return res, err
 }
 
-func (r *RuleRunner) tryAcquire(name string) bool {
+func (r *RuleRunner) tryAcquire(job string) bool {
 	select {
 	case r.sem <- struct{}{}:
 		return true
 	default:
 	}
 	r.mu.Lock()
-	r.waiting = append(r.waiting, name)
+	r.waiting = append(r.waiting, job)
 	r.mu.Unlock()
 	// A slot freed between the first try and the queueing would have found
 	// the queue empty: try once more.
@@ -302,18 +316,18 @@ func (r *RuleRunner) release() {
 	}
 }
 
-func (r *RuleRunner) trigger(name string) {
+func (r *RuleRunner) trigger(job string) {
 	r.mu.Lock()
 	o := r.org
 	r.mu.Unlock()
 	if o != nil {
-		o.Trigger(JobName(name))
+		o.Trigger(job)
 	}
 }
 
-// RunResult says what one run of one rule did.
+// RunResult says what one run did for one rule.
 type RunResult struct {
-	Batches    int   // committed batches
+	Batches    int   // committed batches that advanced the rule
 	Evaluated  int   // signals evaluated
 	Findings   int   // warn and fail verdicts stored
 	SampledOut int   // signals skipped by the sample mode
@@ -324,33 +338,39 @@ type RunResult struct {
 	More       bool  // stopped at MaxBatchesPerRun with backlog left
 }
 
-// RunAll runs every rule in service once (in name order) and returns the
-// first error; tests and the CLI use it.
-func (r *RuleRunner) RunAll(ctx context.Context) error {
-	rules := r.src.Rules()
-	sort.Slice(rules, func(i, j int) bool { return rules[i].Name() < rules[j].Name() })
-	var errs []error
-	for _, rule := range rules {
-		if _, err := r.RunRule(ctx, rule); err != nil {
-			errs = append(errs, err)
-		}
-	}
-	return errors.Join(errs...)
+// RunAll runs every rule in service once, together, and returns what it
+// did per rule (in the order of the source); tests and the CLI use it.
+func (r *RuleRunner) RunAll(ctx context.Context) ([]RunResult, error) {
+	return r.RunRules(ctx, r.src.Rules())
 }
 
-// RunRule evaluates rule from its watermark towards the frontier, at most
-// MaxBatchesPerRun batches. A batch the rule cannot evaluate is recorded in
-// rule_errors and ends the run without error (the batch is retried next
-// run); errors are database or context errors.
+// RunRule runs one rule; see RunRules.
 func (r *RuleRunner) RunRule(ctx context.Context, rule *wasmrule.Rule) (RunResult, error) {
+	res, err := r.RunRules(ctx, []*wasmrule.Rule{rule})
+	if len(res) == 0 {
+		return RunResult{}, err
+	}
+	return res[0], err
+}
+
+// RunRules evaluates rules together from their watermarks towards the
+// frontier, at most MaxBatchesPerRun batches, waiting for a rule slot. A
+// batch a rule cannot evaluate is recorded in rule_errors and ends that
+// rule's run without error (the batch is retried next run); errors are
+// database or context errors.
+func (r *RuleRunner) RunRules(ctx context.Context, rules []*wasmrule.Rule) ([]RunResult, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
-		return RunResult{}, ctx.Err()
+		return nil, ctx.Err()
 	}
-	res, err := r.runRule(ctx, rule)
+	res, err := r.runGroup(ctx, rules)
 	r.release()
-	r.record(rule, res, err)
+	for i, rule := range rules {
+		if i < len(res) {
+			r.record(rule, res[i], err)
+		}
+	}
 	return res, err
 }
 

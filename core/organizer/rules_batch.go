@@ -2,7 +2,6 @@ package organizer
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -16,8 +15,9 @@ import (
 )
 
 const (
-	ensureWatermarkSQL = `INSERT INTO rule_watermarks (rule, rule_version, start_id, last_id)
-		VALUES ($1, $2, $3, $3) ON CONFLICT (rule, rule_version) DO NOTHING`
+	ensureWatermarksSQL = `INSERT INTO rule_watermarks (rule, rule_version, start_id, last_id)
+		SELECT u.rule, u.rule_version, $3, $3 FROM unnest($1::text[], $2::text[]) AS u(rule, rule_version)
+		ON CONFLICT (rule, rule_version) DO NOTHING`
 	// Per rule transaction: a hung organizer (not a dead one: its
 	// connection closes) must not hold the lease forever; and rule commits
 	// do not wait for their WAL flush, so they never compete with ingest
@@ -26,24 +26,24 @@ const (
 	// batches are evaluated again: still exactly once.
 	txSettingsSQL = `SELECT set_config('idle_in_transaction_session_timeout', '600000', true),
 		set_config('synchronous_commit', 'off', true)`
-	// The lease: while this transaction holds the row, other organizers
-	// skip the rule version.
-	leaseSQL = `SELECT last_id FROM rule_watermarks WHERE rule = $1 AND rule_version = $2
+	// The lease: while this transaction holds a rule version's row, other
+	// organizers skip that rule version.
+	leaseSQL = `SELECT rule, rule_version, last_id FROM rule_watermarks
+		WHERE (rule, rule_version) IN (SELECT * FROM unnest($1::text[], $2::text[]))
 		FOR UPDATE SKIP LOCKED`
-	advanceSQL = `UPDATE rule_watermarks SET last_id = $3, evaluated = evaluated + $4,
-		sampled_out = sampled_out + $5, batches = batches + 1, updated = now(), updated_by = $6
-		WHERE rule = $1 AND rule_version = $2`
+	advanceSQL = `UPDATE rule_watermarks w SET last_id = u.last_id, evaluated = w.evaluated + u.e,
+		sampled_out = w.sampled_out + u.s, batches = w.batches + 1, updated = now(), updated_by = $6
+		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(rule, rule_version, last_id, e, s)
+		WHERE w.rule = u.rule AND w.rule_version = u.rule_version`
 	insertFindingsSQL = `INSERT INTO findings (signal_id, device_id, ts, rule, rule_version, dimension,
 		severity, status, reason, reason_text)
-		SELECT u.signal_id, u.device_id, u.ts, $4, $5, $6, $7, u.status, u.reason, u.reason_text
-		FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $8::text[], $9::int[], $10::text[])
-			AS u(signal_id, device_id, ts, status, reason, reason_text)
+		SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
+			$7::text[], $8::text[], $9::int[], $10::text[])
 		ON CONFLICT (signal_id, rule, rule_version) DO NOTHING`
 	upsertStatsSQL = `INSERT INTO rule_stats (device_id, hour, rule, rule_version, dimension,
 		evaluated, passed, warned, failed, not_applicable)
-		SELECT u.device_id, u.hour, $3, $4, $5, u.e, u.p, u.w, u.f, u.n
-		FROM unnest($1::text[], $2::timestamptz[], $6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
-			AS u(device_id, hour, e, p, w, f, n)
+		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
+			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
 		ON CONFLICT (device_id, hour, rule, rule_version) DO UPDATE SET
 			evaluated = rule_stats.evaluated + EXCLUDED.evaluated,
 			passed = rule_stats.passed + EXCLUDED.passed,
@@ -52,11 +52,7 @@ const (
 			not_applicable = rule_stats.not_applicable + EXCLUDED.not_applicable`
 	insertErrorSQL = `INSERT INTO rule_errors (rule, rule_version, first_id, last_id, signals, kind, message, node)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
-	countRangeSQL = `SELECT count(*) FROM signals WHERE id > $1 AND id <= $2`
 )
-
-// sampleCond selects the deterministic sample of ids for 1-in-N mode.
-const sampleCond = ` AND (hashint8(id) & 2147483647) % $4 = 0`
 
 // numberCols are the numeric signal columns, in the order of numberFields.
 var numberCols = []string{"lat", "lon", "alt", "speed", "heading", "sats", "hdop",
@@ -67,29 +63,37 @@ func numberFields(s *signal.Signal) []*float64 {
 		&s.RPM, &s.Coolant, &s.Fuel, &s.Voltage, &s.Odometer, &s.EngineLoad, &s.Throttle}
 }
 
-// fetchPlan is the batch query of one rule: only the attrs column when the
-// rule declares attrs, and the previous signal by device time only when it
-// reads prev_* fields.
+// fetchPlan is the batch query of a group of rules: the attrs column only
+// when a rule declares attrs, the previous signal by device time only when
+// a rule reads prev_* fields, and the sample hash only when a rule samples.
 type fetchPlan struct {
 	sql    string
 	attrs  bool
 	prev   bool
-	sample int
+	sample bool
 }
 
 const prevMask = 1<<signal.FieldPrevTS | 1<<signal.FieldPrevLat | 1<<signal.FieldPrevLon | 1<<signal.FieldPrevOdometer
 
-func planFetch(m *wasmrule.Meta, sample int) fetchPlan {
-	p := fetchPlan{attrs: len(m.Attrs) > 0, prev: m.Mask()&prevMask != 0, sample: sample}
+// sampleHash is the deterministic hash of the random-sample mode: a signal
+// is in a 1-in-N sample when sampleHash % N = 0.
+const sampleHash = "(hashint8(id) & 2147483647)"
+
+func planFetch(rules []*groupRule) fetchPlan {
+	var p fetchPlan
+	for _, g := range rules {
+		p.attrs = p.attrs || len(g.meta.Attrs) > 0
+		p.prev = p.prev || g.meta.Mask()&prevMask != 0
+		p.sample = p.sample || g.sample > 1
+	}
 	cols := "id, device_id, ts, recv, " + strings.Join(numberCols, ", ")
 	if p.attrs {
 		cols += ", attrs"
 	}
-	inner := "SELECT " + cols + " FROM signals WHERE id > $1 AND id <= $2"
-	if sample > 1 {
-		inner += sampleCond
+	if p.sample {
+		cols += ", " + sampleHash + " AS sample_hash"
 	}
-	inner += " ORDER BY id LIMIT $3"
+	inner := "SELECT " + cols + " FROM signals WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 	if !p.prev {
 		p.sql = inner
 		return p
@@ -107,40 +111,39 @@ func planFetch(m *wasmrule.Meta, sample int) fetchPlan {
 
 type fetched struct {
 	ids    []int64
+	hashes []int64
 	inputs []wasmrule.Input
 }
 
 func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, limit int) (fetched, error) {
 	var out fetched
-	args := []any{after, upTo, limit}
-	if p.sample > 1 {
-		args = append(args, p.sample)
-	}
-	rows, err := tx.Query(ctx, p.sql, args...)
+	rows, err := tx.Query(ctx, p.sql, after, upTo, limit)
 	if err != nil {
 		return out, fmt.Errorf("querying signals: %w", err)
 	}
 	defer rows.Close()
 	nums := make([]*float64, len(numberCols))
 	var prevNums [3]*float64
+	dest := make([]any, 0, 26)
 	for rows.Next() {
 		var (
-			id      int64
-			s       = signal.New("", time.Time{})
-			attrs   map[string]any
-			prevTS  *time.Time
-			recv    time.Time
-			ts      time.Time
-			dest    = make([]any, 0, 24)
-			prevSig *signal.Signal
+			id, hash  int64
+			s         = signal.New("", time.Time{})
+			attrs     map[string]any
+			prevTS    *time.Time
+			recv, ts  time.Time
+			prevInput *signal.Signal
 		)
-		dest = append(dest, &id, &s.DeviceID, &ts, &recv)
+		dest = append(dest[:0], &id, &s.DeviceID, &ts, &recv)
 		for i := range nums {
 			nums[i] = nil
 			dest = append(dest, &nums[i])
 		}
 		if p.attrs {
 			dest = append(dest, &attrs)
+		}
+		if p.sample {
+			dest = append(dest, &hash)
 		}
 		if p.prev {
 			prevNums = [3]*float64{}
@@ -159,14 +162,15 @@ func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, lim
 		if prevTS != nil {
 			ps := signal.New(s.DeviceID, *prevTS)
 			ps.Lat, ps.Lon, ps.Odometer = orNaN(prevNums[0]), orNaN(prevNums[1]), orNaN(prevNums[2])
-			prevSig = &ps
+			prevInput = &ps
 		}
 		out.ids = append(out.ids, id)
+		out.hashes = append(out.hashes, hash)
 		// The host's clock for a signal is its receive time (to the
 		// second): a backlog evaluated hours later is judged as it would
 		// have been live, verdicts replay exactly, and signals received in
 		// the same second share one fc_check call.
-		out.inputs = append(out.inputs, wasmrule.Input{Signal: s, Prev: prevSig, Now: s.Recv.Truncate(time.Second)})
+		out.inputs = append(out.inputs, wasmrule.Input{Signal: s, Prev: prevInput, Now: s.Recv.Truncate(time.Second)})
 	}
 	if err := rows.Err(); err != nil {
 		return out, fmt.Errorf("reading signals: %w", err)
@@ -181,210 +185,362 @@ func orNaN(p *float64) float64 {
 	return *p
 }
 
-func (r *RuleRunner) runRule(ctx context.Context, rule *wasmrule.Rule) (RunResult, error) {
-	meta := rule.Meta()
-	var res RunResult
+// groupRule is one rule of a group run and what the run did for it.
+type groupRule struct {
+	rule   *wasmrule.Rule
+	meta   wasmrule.Meta
+	sample int
+	res    RunResult
+	// stopped: nothing more for this rule in this run (caught up, leased
+	// by another organizer, failed, or replaced).
+	stopped bool
+}
+
+// runGroup evaluates rules together: every batch is fetched once, from the
+// lowest watermark among them, and each rule evaluates the signals above
+// its own watermark, so a rule that lags (a new version, a backlog) catches
+// up with the others and then moves with them. Findings, statistics and
+// watermark advances of all rules commit in one transaction per batch.
+func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) ([]RunResult, error) {
+	g := make([]*groupRule, len(rules))
+	names, versions := make([]string, len(rules)), make([]string, len(rules))
+	for i, rule := range rules {
+		m := rule.Meta()
+		g[i] = &groupRule{rule: rule, meta: m, sample: r.sampleEvery(m.Name)}
+		names[i], versions[i] = m.Name, m.Version
+	}
+	results := func() []RunResult {
+		out := make([]RunResult, len(g))
+		for i, x := range g {
+			out[i] = x.res
+		}
+		return out
+	}
+	if len(g) == 0 {
+		return nil, nil
+	}
 	bound, err := r.fr.Safe(ctx)
-	res.Frontier = bound
+	for _, x := range g {
+		x.res.Frontier = bound
+	}
 	if err != nil {
-		return res, err
+		return results(), err
 	}
 	start := int64(0)
 	if !r.cfg.Backfill {
 		start = bound
 	}
-	if _, err := r.pool.Exec(ctx, ensureWatermarkSQL, meta.Name, meta.Version, start); err != nil {
-		return res, fmt.Errorf("creating watermark of %s %s: %w", meta.Name, meta.Version, err)
+	if _, err := r.pool.Exec(ctx, ensureWatermarksSQL, names, versions, start); err != nil {
+		return results(), fmt.Errorf("creating rule watermarks: %w", err)
 	}
-	plan := planFetch(&meta, r.sampleEvery(meta.Name))
+	plan := planFetch(g)
 	for b := 0; b < r.cfg.MaxBatchesPerRun; b++ {
-		done, err := r.batch(ctx, rule, &meta, &plan, bound, &res)
-		if err != nil || done {
-			return res, err
+		more, err := r.groupBatch(ctx, g, &plan, bound)
+		if err != nil {
+			return results(), err
+		}
+		if !more {
+			break
 		}
 	}
-	res.More = res.Watermark < bound
-	return res, nil
+	for _, x := range g {
+		x.res.More = !x.res.Leased && !x.stopped && x.res.Watermark < bound
+	}
+	return results(), nil
 }
 
-// batch evaluates one batch in one transaction. done reports that the run
-// should stop (caught up, leased elsewhere, or the rule failed).
-func (r *RuleRunner) batch(ctx context.Context, rule *wasmrule.Rule, meta *wasmrule.Meta, plan *fetchPlan, bound int64, res *RunResult) (done bool, err error) {
+// groupBatch evaluates one batch for the rules of g that are not stopped,
+// in one transaction. It reports whether any rule has more to do.
+func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (bool, error) {
+	var names, versions []string
+	byKey := map[[2]string]*groupRule{}
+	for _, x := range g {
+		if !x.stopped {
+			names, versions = append(names, x.meta.Name), append(versions, x.meta.Version)
+			byKey[[2]string{x.meta.Name, x.meta.Version}] = x
+		}
+	}
+	if len(names) == 0 {
+		return false, nil
+	}
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return true, fmt.Errorf("beginning rule batch: %w", err)
+		return false, fmt.Errorf("beginning rule batch: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 	if _, err := tx.Exec(ctx, txSettingsSQL); err != nil {
-		return true, fmt.Errorf("configuring rule transaction: %w", err)
+		return false, fmt.Errorf("configuring rule transaction: %w", err)
 	}
-	var wm int64
-	if err := tx.QueryRow(ctx, leaseSQL, meta.Name, meta.Version).Scan(&wm); err != nil {
-		if errors.Is(err, pgx.ErrNoRows) {
-			res.Leased = true // another organizer is evaluating this rule version
-			return true, nil
-		}
-		return true, fmt.Errorf("leasing watermark of %s %s: %w", meta.Name, meta.Version, err)
-	}
-	res.Watermark = wm
-	if wm >= bound {
-		return true, nil
-	}
-	batch, err := plan.fetch(ctx, tx, wm, bound, r.cfg.BatchSize)
+	rows, err := tx.Query(ctx, leaseSQL, names, versions)
 	if err != nil {
-		return true, fmt.Errorf("fetching batch for %s: %w", meta.Name, err)
+		return false, fmt.Errorf("leasing rule watermarks: %w", err)
 	}
-	var verdicts []wasmrule.Verdict
-	var cerr error
-	if len(batch.inputs) > 0 {
-		verdicts, cerr = rule.Check(ctx, batch.inputs)
-		if cerr != nil && (ctx.Err() != nil || !wasmrule.NotEvaluated(cerr) ||
-			wasmrule.KindOf(cerr) == wasmrule.KindCanceled || wasmrule.KindOf(cerr) == wasmrule.KindClosed) {
-			if wasmrule.KindOf(cerr) == wasmrule.KindClosed && ctx.Err() == nil {
+	leased := map[*groupRule]int64{}
+	for rows.Next() {
+		var name, ver string
+		var wm int64
+		if err := rows.Scan(&name, &ver, &wm); err != nil {
+			rows.Close()
+			return false, fmt.Errorf("leasing rule watermarks: %w", err)
+		}
+		if x := byKey[[2]string{name, ver}]; x != nil {
+			leased[x] = wm
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return false, fmt.Errorf("leasing rule watermarks: %w", err)
+	}
+	var active []*groupRule
+	minWM := int64(math.MaxInt64)
+	for _, x := range byKey {
+		wm, ok := leased[x]
+		if !ok {
+			x.res.Leased, x.stopped = true, true // another organizer is evaluating it
+			continue
+		}
+		x.res.Watermark = wm
+		if wm >= bound {
+			x.stopped = true
+			continue
+		}
+		active = append(active, x)
+		minWM = min(minWM, wm)
+	}
+	if len(active) == 0 {
+		return false, nil
+	}
+	sort.Slice(active, func(i, j int) bool { return active[i].meta.Name < active[j].meta.Name })
+	batch, err := plan.fetch(ctx, tx, minWM, bound, r.cfg.BatchSize)
+	if err != nil {
+		return false, fmt.Errorf("fetching rule batch: %w", err)
+	}
+	end := bound // every id up to the frontier has been seen...
+	if len(batch.ids) == r.cfg.BatchSize {
+		end = batch.ids[len(batch.ids)-1] // ...unless the batch is full
+	}
+	var w batchWrite
+	type outcome struct {
+		x                   *groupRule
+		newWM               int64
+		n, findings, failed int
+		sampledOut          int64
+		cerr                error
+		firstFailed         int64
+	}
+	var outs []outcome
+	for _, x := range active {
+		wm := leased[x]
+		if end <= wm {
+			continue // ahead of this batch
+		}
+		i0 := sort.Search(len(batch.ids), func(i int) bool { return batch.ids[i] > wm })
+		var sel []int
+		for i := i0; i < len(batch.ids); i++ {
+			if x.sample <= 1 || batch.hashes[i]%int64(x.sample) == 0 {
+				sel = append(sel, i)
+			}
+		}
+		in := make([]wasmrule.Input, len(sel))
+		for k, i := range sel {
+			in[k] = batch.inputs[i]
+		}
+		var verdicts []wasmrule.Verdict
+		var cerr error
+		if len(in) > 0 {
+			verdicts, cerr = x.rule.Check(ctx, in)
+		}
+		if cerr != nil {
+			kind := wasmrule.KindOf(cerr)
+			switch {
+			case kind == wasmrule.KindClosed && ctx.Err() == nil:
 				// Replaced or removed while running: the next run uses
 				// whatever is in service then.
-				return true, nil
+				x.stopped = true
+				continue
+			case ctx.Err() != nil || !wasmrule.NotEvaluated(cerr) || kind == wasmrule.KindCanceled:
+				return false, fmt.Errorf("evaluating %s: %w", x.meta.Name, cerr)
 			}
-			return true, fmt.Errorf("evaluating %s: %w", meta.Name, cerr)
 		}
-	}
-	n := len(verdicts)
-	newWM := wm
-	switch {
-	case cerr != nil:
-		if n > 0 {
-			newWM = batch.ids[n-1]
+		o := outcome{x: x, n: len(verdicts), newWM: end, cerr: cerr}
+		if cerr != nil && o.n >= len(sel) {
+			cerr, o.cerr = nil, nil // every signal has a verdict after all
 		}
-	case len(batch.ids) < r.cfg.BatchSize:
-		newWM = bound // every id up to the frontier has been seen
-	default:
-		newWM = batch.ids[len(batch.ids)-1]
-	}
-	nFindings, err := writeVerdicts(ctx, tx, meta, batch.ids[:n], batch.inputs[:n], verdicts)
-	if err != nil {
-		return true, err
-	}
-	sampledOut := int64(0)
-	if plan.sample > 1 && newWM > wm {
-		var inRange int64
-		if err := tx.QueryRow(ctx, countRangeSQL, wm, newWM).Scan(&inRange); err != nil {
-			return true, fmt.Errorf("counting sampled range: %w", err)
+		if cerr != nil {
+			o.newWM = wm
+			if o.n > 0 {
+				o.newWM = batch.ids[sel[o.n-1]]
+			}
+			o.failed = len(sel) - o.n
+			o.firstFailed = batch.ids[sel[o.n]]
 		}
-		sampledOut = max(inRange-int64(n), 0)
-	}
-	if newWM > wm {
-		if _, err := tx.Exec(ctx, advanceSQL, meta.Name, meta.Version, newWM, n, sampledOut, r.cfg.NodeID); err != nil {
-			return true, fmt.Errorf("advancing watermark of %s: %w", meta.Name, err)
+		// Signals in (wm, newWM] that the sample left out.
+		inRange := sort.Search(len(batch.ids), func(i int) bool { return batch.ids[i] > o.newWM }) - i0
+		o.sampledOut = int64(max(inRange-o.n, 0))
+		evalIDs := make([]int64, o.n)
+		for k := 0; k < o.n; k++ {
+			evalIDs[k] = batch.ids[sel[k]]
 		}
-	}
-	failed := 0
-	if cerr != nil {
-		failed = len(batch.ids) - n
-		kind := wasmrule.KindOf(cerr).String()
-		if _, err := tx.Exec(ctx, insertErrorSQL, meta.Name, meta.Version, batch.ids[n], batch.ids[len(batch.ids)-1],
-			failed, kind, cerr.Error(), r.cfg.NodeID); err != nil {
-			return true, fmt.Errorf("recording rule error: %w", err)
+		o.findings = w.add(&x.meta, evalIDs, in[:o.n], verdicts)
+		if o.newWM > wm {
+			w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
 		}
+		if cerr != nil {
+			if _, err := tx.Exec(ctx, insertErrorSQL, x.meta.Name, x.meta.Version, o.firstFailed,
+				batch.ids[sel[len(sel)-1]], o.failed, wasmrule.KindOf(cerr).String(), cerr.Error(), r.cfg.NodeID); err != nil {
+				return false, fmt.Errorf("recording rule error: %w", err)
+			}
+		}
+		outs = append(outs, o)
+	}
+	if err := w.flush(ctx, tx, r.cfg.NodeID); err != nil {
+		return false, err
 	}
 	if r.beforeCommit != nil {
-		r.beforeCommit(ctx, meta.Name, newWM)
+		r.beforeCommit(ctx, active[0].meta.Name, end)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return true, fmt.Errorf("committing rule batch of %s: %w", meta.Name, err)
+		return false, fmt.Errorf("committing rule batch: %w", err)
 	}
-	if cerr != nil {
-		r.log.Warn("rule batch not evaluated; it is retried on the next run", "rule", meta.Name,
-			"version", meta.Version, "first_id", batch.ids[n], "signals", failed, "error", cerr)
+	more := false
+	for _, o := range outs {
+		x := o.x
+		if o.cerr != nil {
+			x.stopped = true
+			r.log.Warn("rule batch not evaluated; it is retried on the next run", "rule", x.meta.Name,
+				"version", x.meta.Version, "first_id", o.firstFailed, "signals", o.failed, "error", o.cerr)
+		}
+		if o.newWM > x.res.Watermark || o.n > 0 {
+			x.res.Batches++
+		}
+		x.res.Evaluated += o.n
+		x.res.Findings += o.findings
+		x.res.SampledOut += int(o.sampledOut)
+		x.res.Failed += o.failed
+		x.res.Watermark = max(x.res.Watermark, o.newWM)
+		if x.res.Watermark >= bound {
+			x.stopped = true
+		}
 	}
-	if newWM > wm || n > 0 {
-		res.Batches++
+	for _, x := range active {
+		if !x.stopped {
+			more = true
+		}
 	}
-	res.Evaluated += n
-	res.Findings += nFindings
-	res.SampledOut += int(sampledOut)
-	res.Failed += failed
-	res.Watermark = newWM
-	return cerr != nil || newWM >= bound, nil
+	return more, nil
 }
 
 type statKey struct {
-	dev  string
-	hour time.Time
+	rule, version, dev string
+	hour               time.Time
 }
 
-type statRow struct{ e, p, w, f, n int64 }
+type statRow struct {
+	dim           string
+	e, p, w, f, n int64
+}
 
-// writeVerdicts stores the findings (warn and fail) and adds the counts to
-// rule_stats.
-func writeVerdicts(ctx context.Context, tx pgx.Tx, meta *wasmrule.Meta, ids []int64, in []wasmrule.Input, vs []wasmrule.Verdict) (int, error) {
-	if len(vs) == 0 {
-		return 0, nil
+// batchWrite gathers the findings, statistics and watermark advances of
+// one batch for all rules, written with one statement each.
+type batchWrite struct {
+	fIDs                               []int64
+	fDevs, fRules, fVers, fDims, fSevs []string
+	fStat, fText                       []string
+	fTS                                []time.Time
+	fReason                            []int32
+	stats                              map[statKey]*statRow
+	wRules, wVers                      []string
+	wLast, wEval, wSampled             []int64
+}
+
+// add records the verdicts of one rule and returns how many are findings.
+func (w *batchWrite) add(meta *wasmrule.Meta, ids []int64, in []wasmrule.Input, vs []wasmrule.Verdict) int {
+	if w.stats == nil {
+		w.stats = map[statKey]*statRow{}
 	}
-	var (
-		fIDs                []int64
-		fDevs, fStat, fText []string
-		fTS                 []time.Time
-		fReason             []int32
-	)
-	stats := map[statKey]*statRow{}
+	n := 0
 	for i, v := range vs {
 		s := &in[i].Signal
-		k := statKey{s.DeviceID, s.TS.UTC().Truncate(time.Hour)}
-		row := stats[k]
+		k := statKey{meta.Name, meta.Version, s.DeviceID, s.TS.UTC().Truncate(time.Hour)}
+		row := w.stats[k]
 		if row == nil {
-			row = &statRow{}
-			stats[k] = row
+			row = &statRow{dim: meta.Dimension}
+			w.stats[k] = row
 		}
 		row.e++
 		switch v.Status {
 		case wasmrule.StatusPass:
 			row.p++
+			continue
 		case wasmrule.StatusNotApplicable:
 			row.n++
-		case wasmrule.StatusWarn, wasmrule.StatusFail:
-			if v.Status == wasmrule.StatusWarn {
-				row.w++
-			} else {
-				row.f++
+			continue
+		case wasmrule.StatusWarn:
+			row.w++
+		case wasmrule.StatusFail:
+			row.f++
+		}
+		n++
+		w.fIDs = append(w.fIDs, ids[i])
+		w.fDevs = append(w.fDevs, s.DeviceID)
+		w.fTS = append(w.fTS, s.TS)
+		w.fRules, w.fVers = append(w.fRules, meta.Name), append(w.fVers, meta.Version)
+		w.fDims, w.fSevs = append(w.fDims, meta.Dimension), append(w.fSevs, meta.Severity)
+		w.fStat = append(w.fStat, v.Status.String())
+		w.fReason = append(w.fReason, int32(v.Reason))
+		w.fText = append(w.fText, meta.ReasonText(v.Reason))
+	}
+	return n
+}
+
+func (w *batchWrite) advance(rule, version string, last, evaluated, sampledOut int64) {
+	w.wRules, w.wVers = append(w.wRules, rule), append(w.wVers, version)
+	w.wLast, w.wEval, w.wSampled = append(w.wLast, last), append(w.wEval, evaluated), append(w.wSampled, sampledOut)
+}
+
+func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
+	if len(w.fIDs) > 0 {
+		if _, err := tx.Exec(ctx, insertFindingsSQL, w.fIDs, w.fDevs, w.fTS, w.fRules, w.fVers, w.fDims,
+			w.fSevs, w.fStat, w.fReason, w.fText); err != nil {
+			return fmt.Errorf("storing findings: %w", err)
+		}
+	}
+	if len(w.stats) > 0 {
+		keys := make([]statKey, 0, len(w.stats))
+		for k := range w.stats {
+			keys = append(keys, k)
+		}
+		// A fixed order keeps concurrent upserts from deadlocking.
+		sort.Slice(keys, func(i, j int) bool {
+			a, b := keys[i], keys[j]
+			if a.rule != b.rule {
+				return a.rule < b.rule
 			}
-			fIDs = append(fIDs, ids[i])
-			fDevs = append(fDevs, s.DeviceID)
-			fTS = append(fTS, s.TS)
-			fStat = append(fStat, v.Status.String())
-			fReason = append(fReason, int32(v.Reason))
-			fText = append(fText, meta.ReasonText(v.Reason))
+			if a.version != b.version {
+				return a.version < b.version
+			}
+			if a.dev != b.dev {
+				return a.dev < b.dev
+			}
+			return a.hour.Before(b.hour)
+		})
+		n := len(keys)
+		devs, rules, vers, dims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
+		hours := make([]time.Time, n)
+		e, p, wa, f, na := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		for i, k := range keys {
+			row := w.stats[k]
+			devs[i], hours[i], rules[i], vers[i], dims[i] = k.dev, k.hour, k.rule, k.version, row.dim
+			e[i], p[i], wa[i], f[i], na[i] = row.e, row.p, row.w, row.f, row.n
+		}
+		if _, err := tx.Exec(ctx, upsertStatsSQL, devs, hours, rules, vers, dims, e, p, wa, f, na); err != nil {
+			return fmt.Errorf("adding rule statistics: %w", err)
 		}
 	}
-	nFindings := 0
-	if len(fIDs) > 0 {
-		tag, err := tx.Exec(ctx, insertFindingsSQL, fIDs, fDevs, fTS, meta.Name, meta.Version, meta.Dimension,
-			meta.Severity, fStat, fReason, fText)
-		if err != nil {
-			return 0, fmt.Errorf("storing findings of %s: %w", meta.Name, err)
+	if len(w.wRules) > 0 {
+		if _, err := tx.Exec(ctx, advanceSQL, w.wRules, w.wVers, w.wLast, w.wEval, w.wSampled, node); err != nil {
+			return fmt.Errorf("advancing rule watermarks: %w", err)
 		}
-		nFindings = int(tag.RowsAffected())
 	}
-	keys := make([]statKey, 0, len(stats))
-	for k := range stats {
-		keys = append(keys, k)
-	}
-	// A fixed order keeps concurrent upserts from deadlocking.
-	sort.Slice(keys, func(i, j int) bool {
-		if keys[i].dev != keys[j].dev {
-			return keys[i].dev < keys[j].dev
-		}
-		return keys[i].hour.Before(keys[j].hour)
-	})
-	devs := make([]string, len(keys))
-	hours := make([]time.Time, len(keys))
-	var e, p, w, f, n []int64
-	for i, k := range keys {
-		row := stats[k]
-		devs[i], hours[i] = k.dev, k.hour
-		e, p, w, f, n = append(e, row.e), append(p, row.p), append(w, row.w), append(f, row.f), append(n, row.n)
-	}
-	if _, err := tx.Exec(ctx, upsertStatsSQL, devs, hours, meta.Name, meta.Version, meta.Dimension, e, p, w, f, n); err != nil {
-		return 0, fmt.Errorf("adding rule statistics of %s: %w", meta.Name, err)
-	}
-	return nFindings, nil
+	return nil
 }

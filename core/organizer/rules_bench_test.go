@@ -2,6 +2,7 @@ package organizer_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/fleetcore/fleetcore/core/organizer"
@@ -11,7 +12,8 @@ import (
 // BenchmarkIntegrationRuleRunner measures signals/s through the whole rule
 // path (frontier, lease, fetch with the previous signal by device time,
 // WASM evaluation, findings, rule_stats, watermark) for a rule without and
-// with prev_* fields, at the default batch size, on one connection.
+// with prev_* fields and for a group of rules sharing each fetch, at the
+// default batch size, on one connection.
 func BenchmarkIntegrationRuleRunner(b *testing.B) {
 	ctx := context.Background()
 	url, st := database(b)
@@ -21,11 +23,14 @@ func BenchmarkIntegrationRuleRunner(b *testing.B) {
 		write(b, st, sigs[i:i+2000]...)
 	}
 	h := newHost(b, wasmrule.Config{PoolSize: 1})
-	for _, name := range []string{"gps.range", "gps.teleport"} {
-		b.Run(name, func(b *testing.B) {
-			rule := compileRule(b, h, ruleWasm(b, name, ""))
+	for _, names := range [][]string{{"gps.range"}, {"gps.teleport"}, {"gps.range", "gps.teleport", "odometer.backwards"}} {
+		b.Run(strings.Join(names, "+"), func(b *testing.B) {
+			var rules []*wasmrule.Rule
+			for _, name := range names {
+				rules = append(rules, compileRule(b, h, ruleWasm(b, name, "")))
+			}
 			pool := rulesPool(b, url, 2)
-			r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{Backfill: true, MaxBatchesPerRun: 1 << 20}, nil)
+			r := organizer.NewRuleRunner(pool, staticRules(rules), organizer.RuleConfig{Backfill: true, MaxBatchesPerRun: 1 << 20}, nil)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -35,12 +40,19 @@ func BenchmarkIntegrationRuleRunner(b *testing.B) {
 					}
 				}
 				b.StartTimer()
-				res, err := r.RunRule(ctx, rule)
-				if err != nil || res.Evaluated != n {
-					b.Fatalf("%+v, %v", res, err)
+				res, err := r.RunRules(ctx, rules)
+				if err != nil {
+					b.Fatal(err)
+				}
+				for _, x := range res {
+					if x.Evaluated != n {
+						b.Fatalf("%+v", res)
+					}
 				}
 			}
+			// Signals per second through every rule of the group.
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "signals/s")
+			b.ReportMetric(float64(n*b.N*len(rules))/b.Elapsed().Seconds(), "evaluations/s")
 		})
 	}
 }

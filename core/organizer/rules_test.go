@@ -606,7 +606,7 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 			}
 		}
 	}()
-	job := organizer.JobName("gps.range")
+	job := runner.JobName("gps.range")
 	if err := o.RunNow(ctx, job); err != nil {
 		t.Fatal(err)
 	}
@@ -647,5 +647,52 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 	st1 := runner.Status()
 	if len(st1) != 1 || st1[0].Version != "1.1.0" || st1[0].Evaluated != uint64(len(sigs)) {
 		t.Fatalf("runner status %+v", st1)
+	}
+}
+
+func TestIntegrationRuleGroupSharesBatchesAndIsolatesFailures(t *testing.T) {
+	ctx := context.Background()
+	url, st := database(t)
+	h := newHost(t, wasmrule.Config{})
+	gps := compileRule(t, h, ruleWasm(t, "gps.range", ""))
+	trap := compileRule(t, h, trapWasm(t))
+	pool := rulesPool(t, url, 2)
+	r := organizer.NewRuleRunner(pool, staticRules{gps, trap}, organizer.RuleConfig{BatchSize: 100, MaxBatchesPerRun: 1000, Backfill: true}, testLogger(t))
+	sigs, bad := failing(1000, 0)
+	for i := range sigs {
+		sigs[i].Speed = float64(i % 50)
+	}
+	write(t, st, sigs[:500]...)
+	if res, err := r.RunRule(ctx, gps); err != nil || res.Evaluated != 500 {
+		t.Fatalf("gps.range alone: %+v, %v", res, err)
+	}
+	write(t, st, sigs[500:]...)
+	// test.trap is new and starts at 0; gps.range is 500 ahead. Evaluated
+	// together, each sees every signal once.
+	res, err := r.RunRules(ctx, []*wasmrule.Rule{gps, trap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Evaluated != 500 || res[1].Evaluated != 1000 || res[0].More || res[1].More {
+		t.Fatalf("group run: %+v", res)
+	}
+	checkExactlyOnce(t, pool, "gps.range", "1.0.0", 1000, int64(bad))
+	if got := queryInt(t, pool, "SELECT sum(evaluated) FROM rule_stats WHERE rule = 'test.trap'"); got != 1000 {
+		t.Fatalf("test.trap evaluated %d, want 1000", got)
+	}
+
+	// A rule that cannot evaluate a batch stops alone; the others go on.
+	more, _ := failing(200, 1000)
+	for i := range more {
+		more[i].Speed = 1
+	}
+	more[150].Speed = -3
+	write(t, st, more...)
+	res, err = r.RunRules(ctx, []*wasmrule.Rule{gps, trap})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res[0].Evaluated != 200 || res[1].Failed == 0 || res[1].Evaluated != 100 {
+		t.Fatalf("with a failing member: %+v, want gps.range through all 200 and test.trap stopped at the batch of signal 150", res)
 	}
 }
