@@ -185,6 +185,15 @@ func (b *Broker) declareOne(s *session, name string, extra amqp.Table) error {
 	return fmt.Errorf("declaring queue %s: %w", name, first)
 }
 
+// Connect connects the publisher now rather than on the first write (a
+// write that finds another writer connecting falls through to the next
+// tier instead of waiting). An unreachable broker is not fatal: the tier
+// stays down and reconnects with backoff.
+func (b *Broker) Connect() error {
+	_, err := b.pub.get()
+	return err
+}
+
 // Name is the path label "failover".
 func (b *Broker) Name() string { return signal.PathFailover }
 

@@ -71,6 +71,9 @@ func (c *collector) handle(_ context.Context, b []signal.Signal) error {
 func TestIntegrationPublishConfirmAndDrain(t *testing.T) {
 	b := testBroker(t, testenv.VHost(t), nil)
 	ctx := context.Background()
+	if err := b.Connect(); err != nil {
+		t.Fatal(err)
+	}
 	var wg sync.WaitGroup
 	want := map[int64]bool{}
 	var mu sync.Mutex

@@ -69,6 +69,7 @@ type link struct {
 	backoff time.Duration
 	nextTry time.Time
 	down    bool
+	dialing bool
 	lastErr error
 	closed  bool
 
@@ -95,7 +96,20 @@ func (l *link) get() (*session, error) {
 	if wait := time.Until(l.nextTry); wait > 0 {
 		return nil, fmt.Errorf("%w: reconnecting in %v (last error: %v)", ErrUnavailable, wait.Round(time.Millisecond), l.lastErr)
 	}
+	if l.dialing {
+		// Another writer is connecting; do not queue behind a dial that
+		// may take the whole dial timeout.
+		return nil, fmt.Errorf("%w: connecting", ErrUnavailable)
+	}
+	l.dialing = true
+	l.mu.Unlock()
 	s, err := l.dial()
+	l.mu.Lock()
+	l.dialing = false
+	if err == nil && l.closed {
+		s.conn.Close()
+		return nil, fmt.Errorf("%w: closed", ErrUnavailable)
+	}
 	if err != nil {
 		l.failures.Add(1)
 		l.lastErr = err

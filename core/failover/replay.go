@@ -78,7 +78,7 @@ func (b *Broker) Drain(ctx context.Context, h Handler) (DrainResult, error) {
 	var runErr error
 	first := true
 loop:
-	for n := 0; n < limit; n++ {
+	for n := 0; n < limit; {
 		select {
 		case d, ok := <-deliveries:
 			if !ok {
@@ -91,7 +91,23 @@ loop:
 				b.mu.Unlock()
 				first = false
 			}
-			if err := b.handle(ctx, cs, tag, d, h, &res); err != nil {
+			// Take what the prefetch window already delivered and store
+			// it in one transaction.
+			group := []amqp.Delivery{d}
+		more:
+			for len(group) < b.opt.Prefetch {
+				select {
+				case d2, ok := <-deliveries:
+					if !ok {
+						break more
+					}
+					group = append(group, d2)
+				default:
+					break more
+				}
+			}
+			n += len(group)
+			if err := b.handleGroup(ctx, cs, tag, group, h, &res); err != nil {
 				runErr = err
 				break loop
 			}
@@ -161,6 +177,55 @@ func (b *Broker) Refresh(ctx context.Context) error {
 		b.noteEmpty()
 	}
 	return err
+}
+
+// handleGroup stores several deliveries with one handler call and acks
+// them after it returned nil. If it failed, the deliveries are handled one
+// by one, so a refused message is isolated and dead-lettered alone.
+func (b *Broker) handleGroup(ctx context.Context, cs *session, tag string, group []amqp.Delivery, h Handler, res *DrainResult) error {
+	if len(group) == 1 {
+		return b.handle(ctx, cs, tag, group[0], h, res)
+	}
+	var good []amqp.Delivery
+	var all []signal.Signal
+	for _, d := range group {
+		sigs, err := signal.DecodeBatch(d.Body)
+		if err != nil {
+			if err := b.deadLetter(ctx, cs, d, "undecodable: "+err.Error(), res); err != nil {
+				return err
+			}
+			continue
+		}
+		good = append(good, d)
+		all = append(all, sigs...)
+	}
+	if len(good) == 0 {
+		return nil
+	}
+	for i := range all {
+		if all[i].Path == "" {
+			all[i].Path = signal.PathFailover
+		}
+	}
+	if herr := h(ctx, all); herr != nil {
+		for _, d := range good {
+			if err := b.handle(ctx, cs, tag, d, h, res); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	for _, d := range good {
+		if err := d.Ack(false); err != nil {
+			// Committed but not acked: delivered again, stored idempotently.
+			return fmt.Errorf("acking replayed message: %w", err)
+		}
+		res.Messages++
+		b.replayed.Add(1)
+	}
+	res.Signals += len(all)
+	b.replayedSignals.Add(uint64(len(all)))
+	return nil
 }
 
 func (b *Broker) handle(ctx context.Context, cs *session, tag string, d amqp.Delivery, h Handler, res *DrainResult) error {

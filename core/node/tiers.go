@@ -34,6 +34,7 @@ func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
 			closeAll()
 			return nil, nil, err
 		}
+		fo.Connect() //nolint:errcheck // logged by the link; the tier is down until the broker answers
 		n.Failover = fo
 		tiers = append(tiers, fo)
 		closers = append(closers, fo.Close)
