@@ -867,7 +867,47 @@ func (d *decoding) status() error {
 		default:
 			d.statusBlock(true)
 		}
-	} else {
+		return d.r.err
+	}
+	switch len(d.p.content) {
+	case 0x13 - 5:
+		// OBD6: terminal info, signal word (satellites in bits 10-14 and
+		// 5-9, GSM signal in bits 0-4), alarm, language, battery level (%),
+		// working mode, supply voltage (0.01 V), reserved, working time,
+		// then a temperature (0.1 °C) in working mode 4.
+		d.terminalInfo(d.r.u8())
+		w := d.r.u16()
+		d.sig.Sats = float64(w>>10&0x1F + w>>5&0x1F)
+		d.sig.SetAttr("gsm_signal", w&0x1F)
+		d.alarmByte(d.r.u8())
+		d.sig.SetAttr("language", d.r.u8())
+		d.sig.SetAttr("battery_level", d.r.u8())
+		mode := d.r.u8()
+		d.sig.SetAttr("working_mode", mode)
+		d.sig.Voltage = float64(d.r.u16()) * 0.01
+		d.r.take(1)
+		d.sig.SetAttr("working_time", d.r.u16())
+		if mode == 4 && d.r.left() >= 2 {
+			d.sig.SetAttr("temp1", float64(int16(d.r.u16()))/10)
+		}
+	case 0x15 - 5:
+		// Information content, satellites (2), alarm, language, battery
+		// level (%), working mode, working voltage (2), reserved, working
+		// times (2), working time (2), temperature (bits 0-14, 0.1 °C; bit
+		// 15 set = above zero).
+		d.r.take(1 + 2)
+		d.alarmByte(d.r.u8())
+		d.sig.SetAttr("language", d.r.u8())
+		d.sig.SetAttr("battery_level", d.r.u8())
+		d.sig.SetAttr("working_mode", d.r.u8())
+		d.r.take(2 + 1 + 2 + 2)
+		v := d.r.u16()
+		t := float64(v&0x7FFF) / 10
+		if v&0x8000 == 0 {
+			t = -t
+		}
+		d.sig.SetAttr("temp1", t)
+	default:
 		d.terminalInfo(d.r.u8())
 	}
 	return d.r.err
@@ -1201,6 +1241,16 @@ func (d *decoding) info() error {
 		sg.SetAttr("iccid", strings.TrimRight(hex.EncodeToString(data[16:26]), "f"))
 	case sub == 0x0B && len(data) == 2:
 		sg.Voltage = float64(binary.BigEndian.Uint16(data)) * 0.01
+	case sub == 0x0B && len(data) == 1:
+		tech := "2G"
+		if data[0] > 0 {
+			tech = "4G"
+		}
+		sg.SetAttr("network_technology", tech)
+	case sub == 0x1E && len(data) == 8:
+		// Temperature and humidity sensor: two signed 32-bit values, 0.1.
+		sg.SetAttr("temp1", float64(int32(binary.BigEndian.Uint32(data)))/10)
+		sg.SetAttr("humidity", float64(int32(binary.BigEndian.Uint32(data[4:])))/10)
 	case sub == 0x0D:
 		d.fuelSensor(data)
 	case sub == 0x1B && len(data) == 8 && data[0] == 0x02:
