@@ -111,6 +111,16 @@ type Centi int64
 // MarshalJSON writes 87.35 for 8735.
 func (c Centi) MarshalJSON() ([]byte, error) { return []byte(integrity.FormatCenti(int64(c))), nil }
 
+// UnmarshalJSON reads 87.35 as 8735.
+func (c *Centi) UnmarshalJSON(b []byte) error {
+	f, err := strconv.ParseFloat(string(b), 64)
+	if err != nil {
+		return fmt.Errorf("decoding score: %w", err)
+	}
+	*c = Centi(math.Round(f * 100))
+	return nil
+}
+
 // DeviceSummary is one row of /api/devices.
 type DeviceSummary struct {
 	DeviceID   string     `json:"device_id"`

@@ -158,22 +158,28 @@ func FormatCenti(c int64) string {
 type checkKey struct{ dim, check, version string }
 
 type checkAcc struct {
-	good, total, bad int64 // decayed, in half-units
-	failed, warned   int64 // undecayed
-	applicable       int64
-	since            time.Time
+	good, total    int64 // decayed, in half-units
+	rate           int64 // basis points
+	failed, warned int64 // undecayed
+	applicable     int64
+	since          time.Time
 }
 
 // score computes the decayed score of windows (oldest first); it returns
 // the total, the dimensions and the losses.
+//
+// Each check's pass rate is its decayed good half-units over its decayed
+// applicable half-units. A dimension's rate is the rate of its worst check:
+// a signal is valid only if it passes every validity check, so adding
+// checks that pass must not hide one that fails (pooling the counts would),
+// and checks that fail on the same signals (gps.zero_island and
+// builtin.gps_fix) are not counted twice (summing failures would).
 func score(ws []Window) (int64, []DimensionScore, []Loss) {
 	if len(ws) > MaxWindows {
 		ws = ws[len(ws)-MaxWindows:]
 	}
 	weights := decayWeights(len(ws))
 	acc := map[checkKey]*checkAcc{}
-	type dimAcc struct{ good, total, evaluated int64 }
-	dims := map[string]*dimAcc{}
 	for i, w := range ws {
 		wt := weights[len(ws)-1-i]
 		for _, c := range w.Checks() {
@@ -189,31 +195,27 @@ func score(ws []Window) (int64, []DimensionScore, []Loss) {
 			good := 2*c.Passed + c.Warned
 			a.good += wt * good
 			a.total += wt * 2 * c.Applicable
-			a.bad += wt * (2*c.Applicable - good)
 			a.failed += c.Failed
 			a.warned += c.Warned
 			a.applicable += c.Applicable
 			if (c.Failed > 0 || c.Warned > 0) && (a.since.IsZero() || w.Stats.Hour.Before(a.since)) {
 				a.since = w.Stats.Hour
 			}
-			d := dims[c.Dimension]
-			if d == nil {
-				d = &dimAcc{}
-				dims[c.Dimension] = d
-			}
-			d.good += wt * good
-			d.total += wt * 2 * c.Applicable
-			d.evaluated += c.Applicable
 		}
+	}
+	for _, a := range acc {
+		a.rate = a.good * fullRate / a.total
 	}
 	var total int64
 	var out []DimensionScore
 	var losses []Loss
 	for _, dim := range Dimensions {
 		ds := DimensionScore{Dimension: dim.Name, Weight: dim.Weight, RateBP: fullRate}
-		if d := dims[dim.Name]; d != nil && d.total > 0 {
-			ds.RateBP = d.good * fullRate / d.total
-			ds.Evaluated = d.evaluated
+		for k, a := range acc {
+			if k.dim == dim.Name {
+				ds.RateBP = min(ds.RateBP, a.rate)
+				ds.Evaluated = max(ds.Evaluated, a.applicable)
+			}
 		}
 		// Score in hundredths: weight (points) × rate (bp) / 100.
 		got := dim.Weight * ds.RateBP / 100
@@ -232,18 +234,18 @@ func score(ws []Window) (int64, []DimensionScore, []Loss) {
 }
 
 // attribute splits a dimension's lost points among its checks in
-// proportion to their decayed bad half-units (largest remainder first, ties
-// by name, so the parts always add up to the whole).
+// proportion to their shortfall (10000 − rate in basis points), largest
+// remainder first, ties by name, so the parts always add up to the whole.
 func attribute(dim string, lost int64, acc map[checkKey]*checkAcc) []Loss {
 	var keys []checkKey
-	var bad int64
+	var short int64
 	for k, a := range acc {
-		if k.dim == dim && a.bad > 0 {
+		if k.dim == dim && a.rate < fullRate {
 			keys = append(keys, k)
-			bad += a.bad
+			short += fullRate - a.rate
 		}
 	}
-	if len(keys) == 0 {
+	if len(keys) == 0 || lost == 0 {
 		return nil
 	}
 	sort.Slice(keys, func(i, j int) bool {
@@ -256,8 +258,9 @@ func attribute(dim string, lost int64, acc map[checkKey]*checkAcc) []Loss {
 	rems := make([]int64, len(keys))
 	var given int64
 	for i, k := range keys {
-		parts[i] = lost * acc[k].bad / bad
-		rems[i] = lost * acc[k].bad % bad
+		s := fullRate - acc[k].rate
+		parts[i] = lost * s / short
+		rems[i] = lost * s % short
 		given += parts[i]
 	}
 	order := make([]int, len(keys))

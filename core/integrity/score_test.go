@@ -389,3 +389,21 @@ func TestPropertiesBoundsOrderIdempotence(t *testing.T) {
 		}
 	}
 }
+
+func TestPassingChecksDoNotHideAFailingOne(t *testing.T) {
+	p := DefaultParams()
+	recs := fleetDevice(func(i int, r *Record) bool { r.Lat, r.Lon = 0, 0; return true })
+	plain := Compute(p, "d", windowsOf(synthetic{recs: recs}, p))
+	more := Compute(p, "d", windowsOf(synthetic{recs: recs, rules: func(h time.Time, w WindowStats) []CheckCounts {
+		return []CheckCounts{
+			{"gps.range", "1.0.0", Validity, w.Records, w.Records, 0, 0},
+			{"gps.poor_fix", "1.0.0", Validity, w.Records, w.Records, 0, 0},
+		}
+	}}, p))
+	if plain.ScoreCenti != 6500 || more.ScoreCenti != 6500 {
+		t.Fatalf("scores %d and %d, want 6500 (all validity points lost) for both", plain.ScoreCenti, more.ScoreCenti)
+	}
+	if len(more.Losses) != 1 || more.Losses[0].Check != CheckGPSFix || more.Losses[0].LostCenti != 3500 {
+		t.Fatalf("losses %+v", more.Losses)
+	}
+}
