@@ -328,7 +328,7 @@ func TestIntegrationTokenRequired(t *testing.T) {
 type cookieJar struct{ c []*http.Cookie }
 
 func (j *cookieJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.c = append(j.c, cs...) }
-func (j *cookieJar) Cookies(u *url.URL) []*http.Cookie       { return j.c }
+func (j *cookieJar) Cookies(u *url.URL) []*http.Cookie        { return j.c }
 
 func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 	cases := []struct {
@@ -360,4 +360,3 @@ func TestSparklineIsNumbersOnly(t *testing.T) {
 		t.Fatalf("single point %s", one)
 	}
 }
-

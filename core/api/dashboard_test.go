@@ -68,10 +68,10 @@ func TestIntegrationDashboardInChromium(t *testing.T) {
 		t.Fatalf("fleet not worst first:\n%s", fleet)
 	}
 	for _, want := range []string{
-		"50.00",             // the junk device's score
-		"100.00",            // the healthy one
-		"no points lost",    // and why it has nothing to explain
-		"validity −",        // reasons behind the scores
+		"50.00",          // the junk device's score
+		"100.00",         // the healthy one
+		"no points lost", // and why it has nothing to explain
+		"validity −",     // reasons behind the scores
 		"gps.zero_island failed on",
 		"gps_broken", "clock_drift", "duplicate_storm", "score_low",
 		devNoFix, devClock, devDuplicate, devGappy,
