@@ -176,14 +176,14 @@ func (r *Rule) Check(ctx context.Context, batch []Input) ([]Verdict, error) {
 		}
 		return in.Now.UnixMilli()
 	}
-	max := r.host.cfg.BatchSize
+	limit := r.host.cfg.BatchSize
 	for i := 0; i < len(batch); {
 		if r.Disabled() {
 			return out[:i], &Error{Rule: r.meta.Name, Kind: KindDisabled}
 		}
 		now := nowOf(&batch[i])
 		j := i + 1
-		for j < len(batch) && j-i < max && nowOf(&batch[j]) == now {
+		for j < len(batch) && j-i < limit && nowOf(&batch[j]) == now {
 			j++
 		}
 		err := r.eval(ctx, batch[i:j], now, out[i:j])
