@@ -284,10 +284,17 @@ func (d *decoding) variant() (handled bool, err error) {
 			d.r.take(8)
 			return true, d.gpsLBS(layout{gps: true, lbs: lbsShort})
 		}
+		switch len(c) {
+		case 0x24 - 5, 0x2B - 5:
+			return true, d.statusAfterLBS(len(c) == 0x2B-5)
+		}
 	case msgGPSLBS2, msgGPSLBSDriver:
 		// NT family: location source, IMEI, device time, then the GPS block.
 		if s.modelNT() || (len(c) >= 21 && !isDate(c[:6]) && isBCD(c[1:9]) && isDate(c[9:15]) && isDate(c[15:21])) {
 			return true, d.ntLocation()
+		}
+		if d.p.proto == msgGPSLBS2 && len(c) == 0x2F-5 {
+			return true, d.seeworld22()
 		}
 	case msgGPSLBSStatus1:
 		switch len(c) {
@@ -406,6 +413,61 @@ func (d *decoding) mnc(mcc int) int {
 		return d.r.u16()
 	}
 	return d.r.u8()
+}
+
+// seeworld22 is Seeworld's 0x22 (length 0x2F): GPS block, LBS with a
+// 4-byte cell id, ACC,
+// reporting mode, re-upload flag, odometer (4, m), travel time (4),
+// temperature (bits 0-14, 0.01 °C, bit 15 set = below zero), humidity
+// (0.01 %).
+func (d *decoding) seeworld22() error {
+	if err := d.gpsLBS(layout{gps: true, lbs: lbsCid4}); err != nil {
+		return err
+	}
+	sg := d.sig
+	sg.SetAttr("ignition", d.r.u8() > 0)
+	sg.SetAttr("upload_mode", d.r.u8())
+	sg.SetAttr("archive", d.r.u8() != 0)
+	sg.Odometer = float64(d.r.u32()) / 1000
+	sg.SetAttr("travel_time", d.r.u32())
+	v := d.r.u16()
+	t := float64(v&0x7FFF) * 0.01
+	if v&0x8000 != 0 {
+		t = -t
+	}
+	sg.SetAttr("temp1", t)
+	sg.SetAttr("humidity", float64(d.r.u16())*0.01)
+	return d.r.err
+}
+
+// statusAfterLBS is 0x12 of length 0x24 (VXT01) and 0x2B (S5): GPS block,
+// LBS, terminal info, supply voltage (0.01 V), GSM signal, alarm (VXT01:
+// not an alarm code); S5 then oil (2), temperature (°C, bit 7 = below
+// zero) and odometer (4, 10 m).
+func (d *decoding) statusAfterLBS(s5 bool) error {
+	if err := d.gpsLBS(layout{gps: true, lbs: lbsShort}); err != nil {
+		return err
+	}
+	sg := d.sig
+	d.terminalInfo(d.r.u8())
+	sg.Voltage = float64(d.r.u16()) * 0.01
+	sg.SetAttr("gsm_signal", d.r.u8())
+	a := d.r.u8()
+	if !s5 {
+		if a != 0 {
+			sg.SetAttr("alarm_code", a)
+		}
+		return d.r.err
+	}
+	d.alarmByte(a)
+	sg.SetAttr("oil", d.r.u16())
+	t := d.r.u8()
+	if t&0x80 != 0 {
+		t = -(t & 0x7F)
+	}
+	sg.SetAttr("temp1", t)
+	sg.Odometer = float64(d.r.u32()) * 10 / 1000
+	return d.r.err
 }
 
 // sr411 is the SR411 mini's 0x24 (length 0x2E): GPS block, LBS without a
@@ -1533,6 +1595,15 @@ func (d *decoding) modular() error {
 			}
 		case typ == 0x2E && n == 4:
 			sg.Odometer = float64(binary.LittleEndian.Uint32(v)) / 1000
+		case typ == 0x7F && n == 14:
+			// Bluetooth sensor tag: id (6), battery (mV), battery level
+			// (%), temperature (0.1 °C), humidity (%), status.
+			sg.SetAttr("tag1_id", hex.EncodeToString(m.take(6)))
+			sg.SetAttr("tag1_battery", float64(m.u16())/1000)
+			sg.SetAttr("tag1_battery_level", m.u8())
+			sg.SetAttr("tag1_temp", float64(int16(m.u16()))/10)
+			sg.SetAttr("tag1_humidity", int(int16(m.u16())))
+			sg.SetAttr("tag1_status", m.u8())
 		case typ == 0x33 && n >= 18:
 			if allZero(v) {
 				continue // no fix since boot
