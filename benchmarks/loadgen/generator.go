@@ -528,6 +528,13 @@ func (d *device) runIdle(ctx context.Context) {
 // after failures. ctx ending stops new frames; hard ending aborts.
 func (d *device) run(ctx, hard context.Context) {
 	d.started = time.Now()
+	if d.rate > 0 {
+		// Start at a random phase of the frame interval with nothing due
+		// yet, so a rate-limited fleet sends evenly from the first second.
+		phase := time.Duration(d.rng.Float64() * float64(d.perFrame) / d.rate * float64(time.Second))
+		d.started = d.started.Add(-phase)
+		d.generated = int64(phase.Seconds() * d.rate)
+	}
 	d.lastTS = d.started.Add(-time.Duration(d.rng.IntN(1000)) * time.Millisecond).Truncate(d.codec.Resolution())
 	stop := context.AfterFunc(hard, func() {
 		// Unblocks a read in flight; the loop sees hard done.

@@ -175,7 +175,7 @@ func (r *runner) burst(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	const perDevice = 300
+	const perDevice = 100
 	at := r.o.Duration.Seconds() / 3
 	fired := false
 	var base int64
