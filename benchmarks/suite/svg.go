@@ -13,7 +13,7 @@ const (
 	panelH   = 200
 	marginL  = 70
 	marginR  = 20
-	marginT  = 30
+	marginT  = 48
 	panelGap = 50
 )
 
@@ -91,9 +91,10 @@ func WriteSVG(w io.Writer, r *Result) error {
 		t := tmax * float64(i) / 6
 		fmt.Fprintf(&b, `<text x="%.1f" y="%.1f" text-anchor="middle">%.0fs</text>`+"\n", x(t), bottom+15, t)
 	}
-	for _, e := range r.Events {
+	for i, e := range r.Events {
+		// Stagger the labels so neighbouring events stay readable.
 		fmt.Fprintf(&b, `<line x1="%.1f" x2="%.1f" y1="%.1f" y2="%.1f" stroke="#555" stroke-dasharray="4,4"/><text x="%.1f" y="%.1f" fill="#555">%s</text>`+"\n",
-			x(e.T), x(e.T), top1, bottom, x(e.T)+3, top1+12, esc(e.Label))
+			x(e.T), x(e.T), top1, bottom, x(e.T)+3, top1+12+float64(i%3)*13, esc(e.Label))
 	}
 	legend := []struct{ color, label string }{{"#1f77b4", "acked/s"}, {"#2ca02c", "p50"}, {"#d62728", "p99"}, {"#bbb", "max"}}
 	for i, l := range legend {

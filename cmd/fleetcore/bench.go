@@ -22,7 +22,7 @@ func init() {
 }
 
 func benchCmd(args []string) int {
-	fs := newFlagSet("bench", "bench -scenario NAME [-duration D] [-devices N] [-json FILE] [flags]\n       fleetcore bench -summary FILE.json…")
+	fs := newFlagSet("bench", "bench -scenario NAME [-duration D] [-devices N] [-json FILE] [flags]\n       fleetcore bench -summary|-render FILE.json…")
 	scenario := fs.String("scenario", "steady", "scenario: steady, burst, many-connections, outage, rules")
 	duration := fs.Duration("duration", 0, "load duration (0: the scenario's default)")
 	devices := fs.Int("devices", 0, "simulated devices sending data (0: the scenario's default)")
@@ -41,8 +41,21 @@ func benchCmd(args []string) int {
 	logFile := fs.String("log", "", "write the server's log here (default: next to the JSON, .log)")
 	inProcessIdle := fs.Bool("idle-in-process", false, "hold the idle connections in this process instead of a child")
 	summary := fs.Bool("summary", false, "print a Markdown table of the result files given as arguments and exit")
+	render := fs.Bool("render", false, "rewrite the .md report and .svg chart of the result files given as arguments and exit")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	if *render {
+		for _, p := range fs.Args() {
+			r, err := suite.ReadResult(p)
+			if err != nil {
+				return errorf("%v", err)
+			}
+			if _, _, err := suite.WriteFiles(r, p); err != nil {
+				return errorf("%v", err)
+			}
+		}
+		return 0
 	}
 	if *summary {
 		var rs []*suite.Result
