@@ -19,6 +19,9 @@ const (
 	DefaultMemoryLimitPages = 1024 // 64 MiB
 	DefaultBudget           = time.Second
 	DefaultMaxFailures      = 5
+	// InitBudget bounds instantiation (data segments, _initialize, fc_abi)
+	// when it is longer than Config.Budget.
+	InitBudget = 10 * time.Second
 )
 
 // Config tunes a Host. The zero value is usable: every field has a default.

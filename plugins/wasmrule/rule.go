@@ -366,7 +366,9 @@ func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
 func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	name := r.meta.Name
 	inst := &instance{stderr: &tailBuffer{}}
-	budget := max(r.host.cfg.Budget, 2*time.Second)
+	// Starting a Go runtime takes far longer than a batch on a loaded machine;
+	// a guest that never finishes _initialize still gets stopped.
+	budget := max(r.host.cfg.Budget, InitBudget)
 	ictx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
@@ -450,7 +452,7 @@ func (inst *instance) ensureBuffer(ctx context.Context, r *Rule, size uint32) er
 
 // readMeta calls fc_meta and parses the metadata.
 func (inst *instance) readMeta() (Meta, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), InitBudget)
 	defer cancel()
 	res, err := inst.meta.Call(ctx)
 	if err != nil {
