@@ -1,6 +1,7 @@
 package gt06
 
 import (
+	"slices"
 	"testing"
 
 	"github.com/fleetcore/fleetcore/plugins"
@@ -50,6 +51,10 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// fuzzModels are listener option values with their own code paths ("" =
+// none).
+var fuzzModels = []string{"", "LW4G-4B", "NT20", "XT40", "VL103", "SEEWORLD", "R11", "QH302R"}
+
 // FuzzContent builds a packet with a correct CRC around arbitrary content,
 // so the fuzzer reaches every message decoder rather than the CRC check.
 func FuzzContent(f *testing.F) {
@@ -58,14 +63,15 @@ func FuzzContent(f *testing.F) {
 		if err != nil {
 			continue
 		}
-		f.Add(p.long, p.proto, append([]byte(nil), p.content...))
+		m, _ := c.State["modelOverride"].(string)
+		f.Add(p.long, p.proto, append([]byte(nil), p.content...), uint8(slices.Index(fuzzModels, m)+1))
 	}
-	f.Fuzz(func(t *testing.T, long bool, proto byte, content []byte) {
+	f.Fuzz(func(t *testing.T, long bool, proto byte, content []byte, model uint8) {
 		if len(content) > 1000 || !long && len(content) > 0xFF-5 {
 			return // does not fit the length field
 		}
 		frame := Response(long, proto, content, 7)
-		s := loggedIn(t)
+		s := loggedInModel(t, fuzzModels[int(model)%len(fuzzModels)])
 		n, err := s.Frame(frame)
 		if err != nil || n != len(frame) {
 			t.Fatalf("Frame(%x) = %d, %v", frame, n, err)
