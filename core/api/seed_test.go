@@ -58,15 +58,18 @@ func seedFleet(t *testing.T) *seeded {
 			}
 			return true
 		}},
-		{devClock, func(i int, s *signal.Signal) bool { s.Recv = s.TS.Add(47*time.Minute + 5*time.Second); return true }},
+		// The clock runs 47 minutes behind: device times lag the receive
+		// times.
+		{devClock, func(i int, s *signal.Signal) bool { s.TS = s.TS.Add(-47*time.Minute - 5*time.Second); return true }},
 		{devDuplicate, nil},
 		{devGappy, func(i int, s *signal.Signal) bool {
 			m := int(s.TS.Sub(base).Minutes())
 			return m%60 < 20 || m%60 >= 45 || s.TS.Before(base.Add(2*time.Hour))
 		}},
 		{devJunk, func(i int, s *signal.Signal) bool {
+			// No fix, and a clock three hours ahead.
 			s.Lat, s.Lon, s.Valid = 0, 0, signal.False
-			s.Recv = s.TS.Add(-3 * time.Hour)
+			s.TS = s.TS.Add(3 * time.Hour)
 			return true
 		}},
 	}
