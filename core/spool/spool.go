@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"io/fs"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -75,6 +76,7 @@ type Spool struct {
 	total    int64
 	freed    chan struct{} // closed and replaced whenever space is freed
 	closed   bool
+	created  []string   // directories Open made, deepest first
 	replayMu sync.Mutex // one replay at a time
 
 	writes, writeSignals, writeFailures, fullWaits, fullRefusals     atomic.Uint64
@@ -103,6 +105,17 @@ func Open(opt Options) (*Spool, error) {
 		opt.Log = hclog.NewNullLogger()
 	}
 	s := &Spool{opt: opt, fs: opt.FS, log: opt.Log, nextSeq: 1, freed: make(chan struct{})}
+	// Directories made here are removed again by Close if they are still
+	// empty, so a node that never spooled leaves nothing behind.
+	for p := filepath.Clean(opt.Dir); ; p = filepath.Dir(p) {
+		if _, err := s.fs.ReadDir(p); !errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		s.created = append(s.created, p)
+		if filepath.Dir(p) == p {
+			break
+		}
+	}
 	if err := s.fs.MkdirAll(opt.Dir); err != nil {
 		return nil, fmt.Errorf("creating spool directory: %w", err)
 	}
@@ -354,10 +367,20 @@ func (s *Spool) sealLocked() {
 func (s *Spool) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if s.closed {
+		return nil
+	}
 	s.closed = true
 	s.sealLocked()
 	close(s.freed)
 	s.freed = make(chan struct{})
+	if len(s.segs) == 0 {
+		for _, dir := range s.created {
+			if s.fs.Remove(dir) != nil { // not empty: keep it and its parents
+				break
+			}
+		}
+	}
 	return nil
 }
 

@@ -310,3 +310,28 @@ func TestUndecodableSegmentMovedToDead(t *testing.T) {
 		t.Fatalf("new segment: %v", err)
 	}
 }
+
+func TestCloseRemovesDirectoriesItMadeWhenUnused(t *testing.T) {
+	root := t.TempDir()
+	dir := filepath.Join(root, "var", "spool")
+	s, err := Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(filepath.Join(root, "var")); !os.IsNotExist(err) {
+		t.Fatalf("unused spool left %s behind: %v", filepath.Join(root, "var"), err)
+	}
+	// A spool with records keeps its directory.
+	s, err = Open(Options{Dir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Write(context.Background(), batchOf("d", 0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	if _, err := os.Stat(dir); err != nil {
+		t.Fatalf("spool with records lost its directory: %v", err)
+	}
+}
