@@ -333,3 +333,42 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+// TestStatus2Forms checks that a Jimi 0x36 status packet whose first bytes
+// happen to read as a date is not taken for the VL103 location form, and
+// that the VL form is found by the model option.
+func TestStatus2Forms(t *testing.T) {
+	// terminal info 0x46, level 5, GSM 4, alarm 0, language 2 (reads as
+	// 2046-05-04 00:02:00), modules 0x0032, 0x0018, 0x006A and a 20-byte
+	// module 0x0099.
+	jimi := mustHex("4605040002" + "00320101" + "0018020192" + "006a015f" + "009914" + "0000000000000000000000000000000000000000")
+	vl := mustHex("190c1d0f1724cf026cc9140c367d4000940001cc0025ef0540e88c01000000000064051428000006c3000001453f9201")
+	tests := []struct {
+		name    string
+		model   string
+		content []byte
+		want    map[string]any
+		wantLat bool
+	}{
+		{"Jimi modules", "", jimi, map[string]any{"startup_status": int64(1), "battery_level": int64(95), "gsm_signal": int64(4)}, false},
+		{"VL103 found by its shape", "", vl, map[string]any{"driver_id": "c3000001453f9201", "battery": 4.0}, true},
+		{"VL103 by model", "VL103", vl, map[string]any{"driver_id": "c3000001453f9201", "cell_id": int64(0x0540e88c)}, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res, err := loggedInModel(t, tt.model).Decode(Response(false, msgStatus2, tt.content, 9), recvTime)
+			if err != nil || len(res.Signals) != 1 {
+				t.Fatalf("Decode = %d signals, %v", len(res.Signals), err)
+			}
+			g := res.Signals[0]
+			if got := !math.IsNaN(g.Lat); got != tt.wantLat {
+				t.Errorf("position present = %v, want %v (lat %v)", got, tt.wantLat, g.Lat)
+			}
+			for k, v := range tt.want {
+				if g.Attrs[k] != v {
+					t.Errorf("attr %s = %#v, want %#v", k, g.Attrs[k], v)
+				}
+			}
+		})
+	}
+}

@@ -515,7 +515,9 @@ func (d *decoding) lw4G() error {
 // (0.1 V), and the RFID card (8 bytes, zero when none).
 func (d *decoding) status2() error {
 	c := d.p.content
-	if d.s.modelVL() || (len(c) >= 18+8+13 && isDate(c[:6]) && c[0] != 0) {
+	// Without the model option, the VL form is recognised by its length
+	// (48), a date from 2010 on and a GPS-info byte announcing 12 bytes.
+	if d.s.modelVL() || (len(c) == 18+9+13+8 && c[0] >= 10 && isDate(c[:6]) && c[6]>>4 == 0xC) {
 		if err := d.gps(); err != nil {
 			return err
 		}
