@@ -43,8 +43,11 @@ func seedFleet(t *testing.T) *seeded {
 	if _, err := st.MigrateAll(ctx); err != nil {
 		t.Fatal(err)
 	}
+	// Five whole hours ending at the last full hour, so the newest window
+	// is complete whatever the time of day.
 	now := time.Now().UTC()
-	base := now.Truncate(time.Hour).Add(-4 * time.Hour)
+	end := now.Truncate(time.Hour)
+	base := end.Add(-5 * time.Hour)
 	type dev struct {
 		id  string
 		mod func(i int, s *signal.Signal) bool
@@ -77,7 +80,7 @@ func seedFleet(t *testing.T) *seeded {
 	for _, d := range devs {
 		for i := 0; ; i++ {
 			ts := base.Add(time.Duration(i) * time.Minute)
-			if ts.After(now.Add(-time.Minute)) {
+			if !ts.Before(end) {
 				break
 			}
 			s := signal.New(d.id, ts)
