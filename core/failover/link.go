@@ -143,7 +143,7 @@ func (l *link) dial() (*session, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, err := openSession(conn)
+	s, err := openSession(conn, l.opt.Window+16)
 	if err != nil {
 		conn.Close()
 		return nil, err
@@ -167,8 +167,10 @@ func (l *link) dial() (*session, error) {
 	return s, nil
 }
 
-// openSession opens a confirm-mode channel on conn.
-func openSession(conn *amqp.Connection) (*session, error) {
+// openSession opens a confirm-mode channel on conn. returns must hold
+// every return that can arrive before a waiter drains them: more than the
+// publishes that can be in flight.
+func openSession(conn *amqp.Connection, returns int) (*session, error) {
 	ch, err := conn.Channel()
 	if err != nil {
 		return nil, fmt.Errorf("opening channel: %w", err)
@@ -177,14 +179,14 @@ func openSession(conn *amqp.Connection) (*session, error) {
 		return nil, fmt.Errorf("enabling publisher confirms: %w", err)
 	}
 	s := &session{conn: conn, ch: ch, returned: map[string]string{}}
-	s.returns = ch.NotifyReturn(make(chan amqp.Return, 256))
+	s.returns = ch.NotifyReturn(make(chan amqp.Return, returns))
 	return s, nil
 }
 
 // reopen replaces a session's channel after the broker closed it (a
 // refused declaration closes the channel, not the connection).
 func (s *session) reopen() error {
-	n, err := openSession(s.conn)
+	n, err := openSession(s.conn, cap(s.returns))
 	if err != nil {
 		return err
 	}

@@ -48,7 +48,7 @@ func (b *Broker) Drain(ctx context.Context, h Handler) (DrainResult, error) {
 	if err != nil {
 		return res, err
 	}
-	cs, err := openSession(s.conn)
+	cs, err := openSession(s.conn, 16)
 	if err != nil {
 		b.con.broken(s, err)
 		return res, fmt.Errorf("opening replay channel: %w", err)
@@ -166,7 +166,7 @@ func (b *Broker) Refresh(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	cs, err := openSession(s.conn)
+	cs, err := openSession(s.conn, 16)
 	if err != nil {
 		b.con.broken(s, err)
 		return fmt.Errorf("opening channel: %w", err)
