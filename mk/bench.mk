@@ -14,7 +14,7 @@ bench: build services ## run the benchmark scenarios (a few minutes); results in
 	@mkdir -p $(BENCH_OUT)
 	@set -e; for s in $(BENCH_SCENARIOS); do \
 	  d=$(BENCH_DURATION); rows=50000; \
-	  case $$s in steady) rows=100000;; rules) d=45s;; many-connections) d=40s;; esac; \
+	  case $$s in steady) rows=100000;; burst) d=30s;; rules) d=45s;; many-connections) d=40s;; esac; \
 	  echo "== $$s ($$d)"; \
 	  ./$(BIN) bench -scenario $$s -duration $$d -ref-rows $$rows -json $(BENCH_OUT)/$$s.json $(BENCH_FLAGS); \
 	done

@@ -529,11 +529,11 @@ func (d *device) runIdle(ctx context.Context) {
 func (d *device) run(ctx, hard context.Context) {
 	d.started = time.Now()
 	if d.rate > 0 {
-		// Start at a random phase of the frame interval with nothing due
-		// yet, so a rate-limited fleet sends evenly from the first second.
+		// Start at a random phase of the frame interval (as if part of a
+		// frame were already recorded), so a rate-limited fleet sends
+		// evenly from the first second.
 		phase := time.Duration(d.rng.Float64() * float64(d.perFrame) / d.rate * float64(time.Second))
 		d.started = d.started.Add(-phase)
-		d.generated = int64(phase.Seconds() * d.rate)
 	}
 	d.lastTS = d.started.Add(-time.Duration(d.rng.IntN(1000)) * time.Millisecond).Truncate(d.codec.Resolution())
 	stop := context.AfterFunc(hard, func() {
@@ -547,7 +547,17 @@ func (d *device) run(ctx, hard context.Context) {
 	backoff := 50 * time.Millisecond
 	resend := false
 	for ctx.Err() == nil && hard.Err() == nil {
-		wait := d.fill(time.Now())
+		now := time.Now()
+		wait := d.fill(now)
+		if d.rate > 0 && !resend && d.burst.Load() == 0 && len(d.pending) < d.perFrame {
+			// Like a tracker: send when a full frame's worth is recorded.
+			target := d.generated + int64(d.perFrame-len(d.pending))
+			due := d.started.Add(time.Duration(float64(target) / d.rate * float64(time.Second)))
+			if !sleepCtx(ctx, due.Sub(now)) {
+				return
+			}
+			continue
+		}
 		if len(d.pending) == 0 {
 			if !sleepCtx(ctx, wait) {
 				return
@@ -619,12 +629,6 @@ func (d *device) run(ctx, hard context.Context) {
 			d.g.dups.Add(1)
 			if err := d.exchange(d.lastFrame, d.lastSerial, n); err != nil {
 				d.close()
-			}
-		}
-		if d.rate > 0 && len(d.pending) < d.perFrame && d.burst.Load() == 0 {
-			// Wait until a full frame is due (or the interval of one).
-			if w := d.fill(time.Now()); w > 0 && len(d.pending) < d.perFrame {
-				sleepCtx(ctx, w+time.Duration(float64(d.perFrame-len(d.pending)-1)/d.rate*float64(time.Second)))
 			}
 		}
 	}

@@ -140,6 +140,13 @@ func fmtValue(v any) string {
 			return fmt.Sprintf("%.0f", x)
 		}
 		return fmt.Sprintf("%.3g", x)
+	case map[string]any: // a map read back from JSON
+		m := make(map[string]int64, len(x))
+		for k, v := range x {
+			f, _ := v.(float64)
+			m[k] = int64(f)
+		}
+		return fmtValue(m)
 	case map[string]int64:
 		keys := make([]string, 0, len(x))
 		for k := range x {

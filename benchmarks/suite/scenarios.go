@@ -176,7 +176,7 @@ func (r *runner) burst(ctx context.Context) error {
 		return err
 	}
 	const perDevice = 100
-	at := r.o.Duration.Seconds() / 3
+	at := r.o.Duration.Seconds() / 4
 	fired := false
 	var base int64
 	drained := -1.0
@@ -272,8 +272,10 @@ func (r *runner) manyConnections(ctx context.Context) error {
 			if open > lastOpen {
 				lastOpen, grew = open, time.Now()
 			}
-			// All open, or no progress for 5 s (refused beyond a limit).
-			if open-openBefore >= int64(r.o.IdleConns) || time.Since(grew) > 5*time.Second || time.Now().After(deadline) {
+			// All open, or no progress for 5 s once they started coming
+			// (refused beyond a limit), or 90 s.
+			started := open-openBefore > 0
+			if open-openBefore >= int64(r.o.IdleConns) || (started && time.Since(grew) > 5*time.Second) || time.Now().After(deadline) {
 				r.res.Events = append(r.res.Events, Event{T: t, Label: fmt.Sprintf("%d connections open", open)})
 				phase = 2
 			}
