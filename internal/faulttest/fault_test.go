@@ -56,6 +56,7 @@ listener "teltonika" {
 	cfg.AMQP.ConfirmTimeout = "2s"
 	cfg.AMQP.ReconnectMax = "300ms"
 	cfg.Spool.Dir = t.TempDir()
+	cfg.API.Address = "127.0.0.1:0"
 	return cfg
 }
 

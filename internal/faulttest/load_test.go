@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
 	"sort"
 	"sync"
 	"testing"
@@ -239,6 +240,24 @@ func (l *load) ackedBetween(from, to time.Time) int {
 	return n
 }
 
+var (
+	summaryMu sync.Mutex
+	summary   []string
+)
+
+// TestMain prints one summary line per fault after the suite (visible
+// with -v, or when a test failed).
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if len(summary) > 0 {
+		fmt.Println("fault suite summary (ack latency during the fault):")
+		for _, line := range summary {
+			fmt.Println("  " + line)
+		}
+	}
+	os.Exit(code)
+}
+
 // report is what one fault run found.
 type report struct {
 	Acked, Sent, Stored, Duplicates, Lost, UnackedStored int
@@ -335,6 +354,10 @@ func (l *load) settle(t *testing.T, name, dbURL string, timeout time.Duration, f
 		}
 	}
 	r.P50, r.P99, r.FaultFrames = l.latency(faultFrom, faultTo)
+	summaryMu.Lock()
+	summary = append(summary, fmt.Sprintf("%-34s acked=%-6d stored=%-6d duplicates=%d lost=%d unacked_but_stored=%-3d p50=%-8v p99=%v",
+		name, r.Acked, r.Stored, r.Duplicates, r.Lost, r.UnackedStored, r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond)))
+	summaryMu.Unlock()
 	t.Logf("FAULT %-28s acked=%d stored=%d duplicates=%d lost=%d unacked_but_stored=%d sent=%d resends=%d paths=%v ack_latency_during_fault p50=%v p99=%v (%d frames)",
 		name, r.Acked, r.Stored, r.Duplicates, r.Lost, r.UnackedStored, r.Sent, r.Resends, r.Paths,
 		r.P50.Round(time.Millisecond), r.P99.Round(time.Millisecond), r.FaultFrames)
