@@ -261,7 +261,7 @@ func (s *Server) writeDBMetrics(ctx context.Context, m *MetricWriter) {
 		m.Counter("fleetcore_rule_evaluations_total", "Signals evaluated per rule version.", float64(r.Evaluated), "rule", r.Name, "version", r.Version)
 	}
 	for _, r := range rules {
-		m.Counter("fleetcore_rule_failed_total", "Signals a rule version failed (last 24 h of device time).", float64(r.Failed24h), "rule", r.Name, "version", r.Version)
+		m.Gauge("fleetcore_rule_failed_24h", "Signals a rule version failed over the last 24 hours of device time.", float64(r.Failed24h), "rule", r.Name, "version", r.Version)
 	}
 	for _, r := range rules {
 		m.Counter("fleetcore_rule_errors_total", "Batches a rule version could not evaluate.", float64(r.Errors), "rule", r.Name, "version", r.Version)

@@ -73,6 +73,17 @@ func desiredAlerts(p Params, ws []Window, r Result) []AlertState {
 	if a, ok := scoreAlert(p, r); ok {
 		out = append(out, a)
 	}
+	// The fast paths look at the newest window that holds a record not
+	// dated in the future: a few records with a wrong far-future date must
+	// not stand in for the device's present (they cost timeliness points).
+	cur := len(ws) - 1
+	for i := len(ws) - 1; i >= 0; i-- {
+		if s := ws[i].Stats; s.Timely+s.Late > 0 {
+			cur = i
+			break
+		}
+	}
+	ws = ws[:cur+1]
 	newest := ws[len(ws)-1].Stats
 
 	// GPS broken: the trailing run of bad fixes, across windows whose fixes

@@ -407,3 +407,45 @@ func TestPassingChecksDoNotHideAFailingOne(t *testing.T) {
 		t.Fatalf("losses %+v", more.Losses)
 	}
 }
+
+func TestLearnIntervalIgnoresBursts(t *testing.T) {
+	var ts []time.Time
+	for f := 0; f < 20; f++ { // a frame of 10 records every 5 s, 1 ms apart
+		for i := 0; i < 10; i++ {
+			ts = append(ts, base.Add(time.Duration(f)*5*time.Second+time.Duration(i)*time.Millisecond))
+		}
+	}
+	if got := LearnInterval(ts); got != 4991 {
+		t.Fatalf("interval %d ms, want 4991 (frame to frame)", got)
+	}
+	if got := LearnInterval([]time.Time{base, base.Add(100 * time.Millisecond), base.Add(200 * time.Millisecond)}); got != 1000 {
+		t.Fatalf("10 Hz logger: %d, want the 1 s floor", got)
+	}
+	if got := LearnInterval([]time.Time{base}); got != DefaultIntervalMS {
+		t.Fatalf("one record: %d", got)
+	}
+}
+
+func TestFutureDatedStraysDoNotDriveFastPaths(t *testing.T) {
+	// A healthy device with five records dated a day ahead: the stray hour
+	// costs timeliness but raises no alert computed from it alone, while a
+	// device whose clock is always a day ahead is flagged.
+	p := DefaultParams()
+	recs := fleetDevice(nil)
+	for i := 0; i < 5; i++ {
+		ts := base.Add(24*time.Hour + time.Duration(i)*time.Millisecond)
+		recs = append(recs, Record{TS: ts, Recv: base.Add(2 * time.Hour), Lat: 0, Lon: 0, Valid: signal.True})
+	}
+	r := Compute(p, "d", windowsOf(synthetic{recs: recs}, p))
+	if len(r.Alerts) != 0 {
+		t.Fatalf("alerts from stray future records: %+v", r.Alerts)
+	}
+	if r.Dimensions[3].RateBP == fullRate {
+		t.Fatalf("future-dated records cost nothing: %+v", r.Dimensions)
+	}
+	ahead := fleetDevice(func(i int, r *Record) bool { r.TS = r.TS.Add(24 * time.Hour); return true })
+	r = Compute(p, "d", windowsOf(synthetic{recs: ahead}, p))
+	if len(r.Alerts) != 1 || r.Alerts[0].Kind != KindClockDrift {
+		t.Fatalf("alerts %+v, want clock_drift", r.Alerts)
+	}
+}

@@ -82,22 +82,31 @@ func GapAlertAfter(intervalMS int64) int64 {
 const DefaultIntervalMS = 60_000
 
 // LearnInterval is the device's expected reporting interval: the lower
-// median of the positive gaps between consecutive device times (sorted),
-// at least one second; DefaultIntervalMS with fewer than two records.
+// median of the gaps of at least one second between consecutive device
+// times (sorted). Shorter gaps are records of one burst (devices that
+// sample several positions and send them together at the same instant), so
+// they say nothing about how often the device reports. One second when
+// every gap is shorter; DefaultIntervalMS with fewer than two records.
 func LearnInterval(ts []time.Time) int64 {
 	s := append([]time.Time(nil), ts...)
 	sort.Slice(s, func(i, j int) bool { return s[i].Before(s[j]) })
 	var gaps []int64
+	positive := false
 	for i := 1; i < len(s); i++ {
-		if g := s[i].Sub(s[i-1]).Milliseconds(); g > 0 {
+		g := s[i].Sub(s[i-1]).Milliseconds()
+		positive = positive || g > 0
+		if g >= 1000 {
 			gaps = append(gaps, g)
 		}
 	}
-	if len(gaps) == 0 {
-		return DefaultIntervalMS
+	switch {
+	case len(gaps) > 0:
+		sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
+		return gaps[(len(gaps)-1)/2]
+	case positive:
+		return 1000
 	}
-	sort.Slice(gaps, func(i, j int) bool { return gaps[i] < gaps[j] })
-	return max(1000, gaps[(len(gaps)-1)/2])
+	return DefaultIntervalMS
 }
 
 // Aggregate measures one hour of a device's records. prev is the device
