@@ -10,6 +10,15 @@ import (
 	"github.com/fleetcore/fleetcore/core/spool"
 )
 
+// Interface guards: every tier fits the batcher; the optional gates are
+// where the batcher looks for them.
+var (
+	_ ingest.Tier = (*failover.Broker)(nil)
+	_ ingest.Gate = (*failover.Broker)(nil)
+	_ ingest.Tier = (*spool.Spool)(nil)
+	_ ingest.Gate = (*ingest.Breaker)(nil)
+)
+
 // buildTiers assembles the durability chain from config, first tier first:
 // Postgres behind a circuit breaker, then RabbitMQ (when amqp.url is set),
 // then the disk spool. The returned func releases what the tiers hold.
