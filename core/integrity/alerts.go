@@ -73,17 +73,7 @@ func desiredAlerts(p Params, ws []Window, r Result) []AlertState {
 	if a, ok := scoreAlert(p, r); ok {
 		out = append(out, a)
 	}
-	// The fast paths look at the newest window that holds a record not
-	// dated in the future: a few records with a wrong far-future date must
-	// not stand in for the device's present (they cost timeliness points).
-	cur := len(ws) - 1
-	for i := len(ws) - 1; i >= 0; i-- {
-		if s := ws[i].Stats; s.Timely+s.Late > 0 {
-			cur = i
-			break
-		}
-	}
-	ws = ws[:cur+1]
+	ws = ws[:currentWindow(ws)+1]
 	newest := ws[len(ws)-1].Stats
 
 	// GPS broken: the trailing run of bad fixes, across windows whose fixes
@@ -137,6 +127,19 @@ func desiredAlerts(p Params, ws []Window, r Result) []AlertState {
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out
+}
+
+// currentWindow is the index of the newest window that holds a record not
+// dated in the future: a few records with a wrong far-future date must not
+// stand in for the device's present (they cost timeliness points). The fast
+// paths and the clock offset look at it.
+func currentWindow(ws []Window) int {
+	for i := len(ws) - 1; i >= 0; i-- {
+		if s := ws[i].Stats; s.Timely+s.Late > 0 {
+			return i
+		}
+	}
+	return len(ws) - 1
 }
 
 // scoreAlert runs the hysteresis over the score history: open after

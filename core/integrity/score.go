@@ -142,7 +142,8 @@ type Result struct {
 	Windows    int              `json:"windows"`
 	LastTS     time.Time        `json:"last_ts"`
 	IntervalMS int64            `json:"interval_ms"`
-	// ClockOffsetMS is the median recv − ts of the newest window.
+	// ClockOffsetMS is the median recv − ts of the newest window with a
+	// record not dated in the future.
 	ClockOffsetMS int64 `json:"clock_offset_ms"`
 }
 
@@ -329,8 +330,8 @@ func Compute(p Params, deviceID string, windows []Window) Result {
 		r.History = append(r.History, Point{Hour: ws[i].Stats.Hour, ScoreCenti: s})
 	}
 	r.ScoreCenti, r.Dimensions, r.Losses = score(ws)
-	newest := ws[len(ws)-1].Stats
-	r.LastTS, r.IntervalMS, r.ClockOffsetMS = newest.LastTS, newest.IntervalMS, newest.LagMedianMS
+	newest, cur := ws[len(ws)-1].Stats, ws[currentWindow(ws)].Stats
+	r.LastTS, r.IntervalMS, r.ClockOffsetMS = newest.LastTS, cur.IntervalMS, cur.LagMedianMS
 	if r.Windows > MaxWindows {
 		r.Windows = MaxWindows
 	}

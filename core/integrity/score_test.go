@@ -449,3 +449,13 @@ func TestFutureDatedStraysDoNotDriveFastPaths(t *testing.T) {
 		t.Fatalf("alerts %+v, want clock_drift", r.Alerts)
 	}
 }
+
+func TestClockOffsetComesFromThePresent(t *testing.T) {
+	p := DefaultParams()
+	recs := fleetDevice(nil)
+	recs = append(recs, Record{TS: base.Add(24 * time.Hour), Recv: base.Add(3 * time.Hour), Lat: 1, Lon: 1})
+	r := Compute(p, "d", windowsOf(synthetic{recs: recs}, p))
+	if r.ClockOffsetMS != 2000 || !r.LastTS.Equal(base.Add(24*time.Hour)) {
+		t.Fatalf("offset %d ms, last ts %s", r.ClockOffsetMS, r.LastTS)
+	}
+}
