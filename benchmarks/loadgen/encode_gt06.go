@@ -104,7 +104,14 @@ func readGT06Response(r *bufio.Reader, proto byte, serial int) error {
 func gt06CRC(b []byte) uint16 {
 	c := uint16(0xFFFF)
 	for _, x := range b {
-		c ^= uint16(x)
+		c = c>>8 ^ crcX25[byte(c)^x]
+	}
+	return ^c
+}
+
+var crcX25 = func() (t [256]uint16) {
+	for i := range t {
+		c := uint16(i)
 		for range 8 {
 			if c&1 != 0 {
 				c = c>>1 ^ 0x8408
@@ -112,6 +119,7 @@ func gt06CRC(b []byte) uint16 {
 				c >>= 1
 			}
 		}
+		t[i] = c
 	}
-	return ^c
-}
+	return t
+}()

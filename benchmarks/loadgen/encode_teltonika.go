@@ -89,7 +89,14 @@ func (teltonika) ReadAck(r *bufio.Reader, _ uint16, n int) error {
 func teltonikaCRC(b []byte) uint16 {
 	var crc uint16
 	for _, c := range b {
-		crc ^= uint16(c)
+		crc = crc>>8 ^ crcIBM[byte(crc)^c]
+	}
+	return crc
+}
+
+var crcIBM = func() (t [256]uint16) {
+	for i := range t {
+		crc := uint16(i)
 		for range 8 {
 			if crc&1 != 0 {
 				crc = crc>>1 ^ 0xA001
@@ -97,6 +104,7 @@ func teltonikaCRC(b []byte) uint16 {
 				crc >>= 1
 			}
 		}
+		t[i] = crc
 	}
-	return crc
-}
+	return t
+}()

@@ -182,3 +182,13 @@ func TestCodecAckMismatch(t *testing.T) {
 		})
 	}
 }
+
+// Known check values of the two CRCs ("123456789").
+func TestCRCCheckValues(t *testing.T) {
+	if got := teltonikaCRC([]byte("123456789")); got != 0xBB3D {
+		t.Errorf("CRC-16/IBM check = %#04x, want 0xbb3d", got)
+	}
+	if got := gt06CRC([]byte("123456789")); got != 0x906E {
+		t.Errorf("CRC-16/X-25 check = %#04x, want 0x906e", got)
+	}
+}
