@@ -134,8 +134,7 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 			if p.ticket != nil {
 				<-p.ticket.Done()
 				if err := p.ticket.Err(); err != nil {
-					log.Warn("frame not durable, closing without ack so the device resends", "error", err)
-					g.stats.Unacked.Add(1)
+					g.warnUnacked(err)
 					return
 				}
 			}
@@ -158,6 +157,23 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 			return
 		}
 	}
+}
+
+// unackedLogEvery bounds the "not durable" warnings: during an outage
+// every frame of every device would otherwise log one.
+const unackedLogEvery = 10 * time.Second
+
+// warnUnacked counts a frame left unacked and logs at most once per
+// unackedLogEvery, with the number of frames since the last line.
+func (g *Gateway) warnUnacked(err error) {
+	n := g.stats.Unacked.Add(1)
+	now := time.Now().UnixNano()
+	last := g.lastUnackedLog.Load()
+	if now-last < int64(unackedLogEvery) || !g.lastUnackedLog.CompareAndSwap(last, now) {
+		return
+	}
+	since := n - g.unackedLogged.Swap(n)
+	g.log.Warn("frames not durable: closed their connections without ack so the devices resend", "frames", since, "error", err)
 }
 
 // rejectFrame quarantines a frame, sends the session's rejection reply if
@@ -301,8 +317,8 @@ func (g *Gateway) udpLoop(l *listener) {
 			defer func() { <-sem }()
 			if t != nil {
 				<-t.Done()
-				if t.Err() != nil {
-					g.stats.Unacked.Add(1)
+				if err := t.Err(); err != nil {
+					g.warnUnacked(err)
 					return
 				}
 			}

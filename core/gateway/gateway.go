@@ -58,6 +58,9 @@ type Gateway struct {
 	wg        sync.WaitGroup
 
 	stats Stats
+
+	lastUnackedLog atomic.Int64  // unix nanos of the last "not durable" warning
+	unackedLogged  atomic.Uint64 // Unacked count at that warning
 }
 
 // Stats are the gateway's counters, shared by every listener.
