@@ -54,7 +54,6 @@ type harness struct {
 	t      *testing.T
 	dbURL  string
 	addr   string
-	db     *pgx.Conn
 	cancel context.CancelFunc
 	done   chan error
 }

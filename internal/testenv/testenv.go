@@ -109,7 +109,6 @@ func VHost(t testing.TB) string {
 	return u.String()
 }
 
-
 // FreePort returns a TCP port that was free a moment ago on 127.0.0.1.
 func FreePort(t testing.TB) int {
 	t.Helper()
