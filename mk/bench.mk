@@ -7,6 +7,9 @@ BENCH_OUT       ?= var/bench
 BENCH_DURATION  ?= 20s
 BENCH_SCENARIOS ?= steady burst many-connections outage rules
 BENCH_FLAGS     ?=
+# The config `make run` uses; the benchmark overrides database, listeners,
+# API address, spool dir and queue names.
+BENCH_CONFIG    ?= $(CONFIG)
 
 .PHONY: bench bench-summary
 
@@ -16,7 +19,7 @@ bench: build services ## run the benchmark scenarios (a few minutes); results in
 	  d=$(BENCH_DURATION); rows=50000; \
 	  case $$s in steady) rows=100000;; burst) d=30s;; rules) d=45s;; many-connections) d=40s;; esac; \
 	  echo "== $$s ($$d)"; \
-	  ./$(BIN) bench -scenario $$s -duration $$d -ref-rows $$rows -json $(BENCH_OUT)/$$s.json $(BENCH_FLAGS); \
+	  ./$(BIN) bench -scenario $$s -config $(BENCH_CONFIG) -duration $$d -ref-rows $$rows -json $(BENCH_OUT)/$$s.json $(BENCH_FLAGS); \
 	done
 	@$(MAKE) --no-print-directory bench-summary
 

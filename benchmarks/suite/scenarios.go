@@ -338,7 +338,6 @@ func (r *runner) outage(ctx context.Context) error {
 		return err
 	}
 	defer r.stopNode() //nolint:errcheck
-	defer r.deleteQueues()
 	gen, err := r.newGenerator(r.o.Devices, r.o.Rate, false)
 	if err != nil {
 		return err

@@ -52,6 +52,12 @@ type Options struct {
 	AMQPURL     string
 	// Keep leaves the benchmark database in place.
 	Keep bool
+	// BaseConfig is a fleetcore config file to start from instead of the
+	// built-in defaults; the benchmark still overrides the database, the
+	// listeners (one per protocol of the mix, free ports), the API address,
+	// the spool directory and the RabbitMQ queue names (unique, deleted
+	// afterwards).
+	BaseConfig string
 	// NoRules turns the WASM rules off (rules.enabled = false) for runs
 	// that only check ingest; compiling the rules under the race detector
 	// takes minutes.
@@ -272,6 +278,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	case "rules":
 		err = r.rules(ctx)
 	}
+	r.deleteQueues()
 	if err != nil {
 		return res, err
 	}
@@ -392,41 +399,61 @@ type runner struct {
 // mix on free loopback ports, the API on a free port, state in a temp dir,
 // and (when amqp is set) the RabbitMQ failover tier on unique queues.
 func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*config.Config, error) {
-	var b strings.Builder
-	fmt.Fprintf(&b, "log_level = \"info\"\n")
-	fmt.Fprintf(&b, "database {\n  url = %q\n}\n", dbURL)
-	fmt.Fprintf(&b, "spool {\n  dir = %q\n}\n", filepath.Join(r.tmp, "spool"))
+	var cfg *config.Config
+	var err error
+	if r.o.BaseConfig != "" {
+		cfg, err = config.Load(r.o.BaseConfig)
+	} else {
+		cfg, err = config.Parse("bench.hcl", []byte("log_level = \"info\"\n"))
+	}
+	if err != nil {
+		return nil, fmt.Errorf("building the server config: %w", err)
+	}
+	cfg.LogLevel = "info"
+	cfg.Database.URL = dbURL
+	cfg.Spool.Dir = filepath.Join(r.tmp, "spool")
+	cfg.API.Address = "127.0.0.1:0" // never collide with a running server's API
 	// The compiled-rule cache outlives the run: compiling the built-in
 	// rules takes seconds and is not what the benchmark measures.
-	cache := filepath.Join(os.TempDir(), "fleetcore-bench-wasm-cache")
-	switch dir := rulesDir(); {
-	case r.o.NoRules:
-		fmt.Fprintf(&b, "rules {\n  enabled = false\n}\n")
-	case dir != "":
-		fmt.Fprintf(&b, "rules {\n  dir = %q\n  cache_dir = %q\n}\n", dir, cache)
-	default:
-		fmt.Fprintf(&b, "rules {\n  cache_dir = %q\n}\n", cache)
+	cfg.Rules.CacheDir = filepath.Join(os.TempDir(), "fleetcore-bench-wasm-cache")
+	if st, err := os.Stat(cfg.Rules.Dir); (err != nil || !st.IsDir()) && !filepath.IsAbs(cfg.Rules.Dir) {
+		if dir := rulesDir(); dir != "" {
+			cfg.Rules.Dir = dir // the default is relative to the repository root
+		}
 	}
-	fmt.Fprintf(&b, "api {\n  address = \"127.0.0.1:0\"\n}\n")
+	if r.o.NoRules {
+		off := false
+		cfg.Rules.Enabled = &off
+	}
 	if amqp {
+		cfg.AMQP.URL = r.o.AMQPURL
+	}
+	if cfg.AMQP.URL != "" {
 		q := randomName("fcbench")
-		fmt.Fprintf(&b, "amqp {\n  url = %q\n  queue = %q\n  dead_letter_queue = %q\n  alert_exchange = %q\n}\n",
-			r.o.AMQPURL, q+".failover", q+".dead", q+".alerts")
+		cfg.AMQP.Queue, cfg.AMQP.DeadLetter, cfg.AMQP.AlertExchange = q+".failover", q+".dead", q+".alerts"
 		r.res.Extras["amqp_queue"] = q + ".failover"
 	}
+	old := map[string]*config.Listener{}
+	for _, l := range cfg.Listeners {
+		old[l.Protocol] = l
+	}
+	cfg.Listeners = nil
 	for _, p := range protocols {
 		// Distinct free ports: the config refuses two listeners on ":0".
 		addr, err := freeAddr()
 		if err != nil {
 			return nil, err
 		}
-		fmt.Fprintf(&b, "listener %q {\n  address = %q\n}\n", p, addr)
+		l := &config.Listener{Name: p, Protocol: p, Transport: "tcp", Address: addr,
+			MaxFrame: 64 << 10, MaxConnections: 50000, ReadTimeout: "10m"}
+		if o, ok := old[p]; ok && o.Transport == "tcp" {
+			l.MaxFrame, l.MaxConnections, l.ReadTimeout, l.Options = o.MaxFrame, o.MaxConnections, o.ReadTimeout, o.Options
+		}
+		cfg.Listeners = append(cfg.Listeners, l)
 	}
-	cfg, err := config.Parse("bench.hcl", []byte(b.String()))
-	if err != nil {
+	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("building the server config: %w", err)
 	}
-	cfg.API.Address = "127.0.0.1:0" // never collide with a running server's API
 	return cfg, nil
 }
 

@@ -35,6 +35,7 @@ func benchCmd(args []string) int {
 	pg := fs.String("postgres", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable", "Postgres server (a fresh database is created on it)")
 	amqpURL := fs.String("amqp", "amqp://guest:guest@127.0.0.1:5672/", "RabbitMQ for the failover tier (outage)")
 	keep := fs.Bool("keep", false, "keep the benchmark database")
+	base := fs.String("config", "", "start from this config file instead of the built-in defaults (database, listeners, API, spool and queue names are still the benchmark's)")
 	refRows := fs.Int("ref-rows", 100000, "rows per ceiling trial")
 	noRefs := fs.Bool("no-refs", false, "skip the ceiling and naive references")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
@@ -85,7 +86,7 @@ func benchCmd(args []string) int {
 	o := suite.Options{
 		Scenario: *scenario, Duration: *duration, Devices: *devices, Rate: *rate, PerFrame: *perFrame, Mix: *mix,
 		BadShare: *bad, IdleConns: *idle, RefRows: *refRows, SkipRefs: *noRefs, PostgresURL: *pg, AMQPURL: *amqpURL,
-		Keep: *keep, Progress: os.Stderr, ServerLog: lf,
+		Keep: *keep, BaseConfig: *base, Progress: os.Stderr, ServerLog: lf,
 	}
 	if *cpuProfile != "" {
 		o.Profile = func() func() {
