@@ -40,7 +40,41 @@ spool {
 }
 
 organizer {
-  replay_interval = "2s"
+  replay_interval = "2s"  # replay of the failover queue and the spool into Postgres
+  score_interval  = "30s" # integrity scores and alerts
+  health_interval = "10s" # service checks behind /readyz and the dashboard
+}
+
+# Data-quality rules: WebAssembly modules dropped into `dir` are picked up
+# while running (see checks-wasm/README.md). `make rules` builds the
+# built-in set into checks-wasm/build/rules.
+rules {
+  dir              = "checks-wasm/build/rules"
+  interval         = "30s"
+  batch_size       = 1024
+  timeout          = "2s" # per batch; a runaway rule is stopped
+  memory_limit_mib = 64
+  concurrency      = 1
+  # intervals = { "dup.burst" = "5m" }    # per-rule schedule
+  # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
+}
+
+# Per-device integrity scores and alerts (core/integrity/README.md).
+integrity {
+  enter_below       = 60 # score_low opens after enter_windows windows below this
+  clear_above       = 75 # … and clears after clear_windows windows above this
+  enter_windows     = 2
+  clear_windows     = 2
+  gps_broken_after  = "10m"
+  clock_drift_limit = "2m"
+  # expected_interval = "30s" # learned per device when not set
+  # webhook = "https://ops.example/fleetcore-alerts"
+}
+
+# HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
+# required (or FLEETCORE_API_TOKEN).
+api {
+  address = "127.0.0.1:8080"
 }
 
 # One block per endpoint; the label names it and, unless `protocol` says
