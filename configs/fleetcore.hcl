@@ -50,8 +50,9 @@ organizer {
 # built-in set into checks-wasm/build/rules.
 rules {
   dir              = "checks-wasm/build/rules"
-  interval         = "30s"
+  interval         = "2s"   # when caught up; a run that was behind runs again at once
   batch_size       = 1024
+  max_batch_size   = 8192   # batches grow up to this while the rules are behind
   timeout          = "2s" # per batch; a runaway rule is stopped
   memory_limit_mib = 64
   concurrency      = 1

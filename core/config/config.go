@@ -101,10 +101,13 @@ type Listener struct {
 
 // Rules configures the WASM quality rules.
 type Rules struct {
-	Dir            string `hcl:"dir,optional"`
-	CacheDir       string `hcl:"cache_dir,optional"`
-	Interval       string `hcl:"interval,optional"`
-	BatchSize      int    `hcl:"batch_size,optional"`
+	Dir       string `hcl:"dir,optional"`
+	CacheDir  string `hcl:"cache_dir,optional"`
+	Interval  string `hcl:"interval,optional"`
+	BatchSize int    `hcl:"batch_size,optional"`
+	// MaxBatchSize is the most signals per rule transaction while the rules
+	// are behind ingest; batches grow from BatchSize with the backlog.
+	MaxBatchSize   int    `hcl:"max_batch_size,optional"`
 	Timeout        string `hcl:"timeout,optional"`
 	MemoryLimitMiB int    `hcl:"memory_limit_mib,optional"`
 	Concurrency    int    `hcl:"concurrency,optional"`
@@ -291,8 +294,9 @@ func (c *Config) applyDefaults() {
 	}
 	def(&c.Rules.Dir, "checks-wasm/build/rules")
 	def(&c.Rules.CacheDir, "var/wasm-cache")
-	def(&c.Rules.Interval, "30s")
+	def(&c.Rules.Interval, "2s")
 	defi(&c.Rules.BatchSize, 1024)
+	defi(&c.Rules.MaxBatchSize, max(8192, c.Rules.BatchSize))
 	def(&c.Rules.Timeout, "2s")
 	defi(&c.Rules.MemoryLimitMiB, 64)
 	defi(&c.Rules.Concurrency, 1)
@@ -453,6 +457,9 @@ func (c *Config) Validate() error {
 	dur("rules.reload_interval", c.Rules.ReloadInterval, false)
 	if c.Rules.BatchSize < 1 || c.Rules.BatchSize > 65536 {
 		add("rules.batch_size: must be between 1 and 65536")
+	}
+	if c.Rules.MaxBatchSize < c.Rules.BatchSize || c.Rules.MaxBatchSize > 262144 {
+		add("rules.max_batch_size: must be between rules.batch_size and 262144")
 	}
 	if c.Rules.MemoryLimitMiB < 1 || c.Rules.MemoryLimitMiB > 4096 {
 		add("rules.memory_limit_mib: must be between 1 and 4096")

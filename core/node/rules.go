@@ -74,6 +74,7 @@ func (n *Node) startRules(ctx context.Context) error {
 		Interval:     config.Duration(rc.Interval),
 		Intervals:    intervals,
 		BatchSize:    rc.BatchSize,
+		MaxBatchSize: rc.MaxBatchSize,
 		Concurrency:  rc.Concurrency,
 		SampleEvery:  rc.Sample,
 		Backfill:     *rc.Backfill,

@@ -23,12 +23,21 @@ type RuleSource interface {
 
 // RuleConfig tunes a RuleRunner. Zero fields take defaults.
 type RuleConfig struct {
-	// Interval is how often each rule runs (default 30s); Intervals
-	// overrides it per rule name.
+	// Interval is how often each rule runs when it has caught up (default
+	// 2s); Intervals overrides it per rule name. A run that found more than
+	// a batch waiting runs again at once, so the interval only bounds the
+	// lag of a rule that keeps up.
 	Interval  time.Duration
 	Intervals map[string]time.Duration
-	// BatchSize is the most signals per transaction (default 1024).
+	// BatchSize is the most signals per transaction while a group is
+	// nearly caught up (default 1024).
 	BatchSize int
+	// MaxBatchSize is the most signals per transaction while a group is
+	// behind (default BatchSize: no growth): a batch takes the whole
+	// backlog up to this size, so the per-batch costs (transaction, lease,
+	// one rule_stats row per device, hour and rule) are shared by more
+	// signals exactly when the group needs to catch up.
+	MaxBatchSize int
 	// MaxBatchesPerRun bounds one run of one rule (default 64); a rule with
 	// more backlog is triggered again at once, so that other rules get
 	// their turn in between.
@@ -57,10 +66,13 @@ type RuleConfig struct {
 
 func (c RuleConfig) withDefaults() RuleConfig {
 	if c.Interval <= 0 {
-		c.Interval = 30 * time.Second
+		c.Interval = 2 * time.Second
 	}
 	if c.BatchSize <= 0 {
 		c.BatchSize = 1024
+	}
+	if c.MaxBatchSize < c.BatchSize {
+		c.MaxBatchSize = c.BatchSize
 	}
 	if c.MaxBatchesPerRun <= 0 {
 		c.MaxBatchesPerRun = 64
@@ -249,7 +261,9 @@ func (r *RuleRunner) sampleEvery(name string) int {
 }
 
 // RunInterval runs the rules in service whose interval is d, together, and
-// triggers their job again when backlog remains. It never waits for a rule
+// triggers their job again at once when backlog remains or when the run was
+// behind (it found a full batch waiting: what arrived during the run is
+// then likely more than a batch too). It never waits for a rule
 // slot: when Concurrency groups are already running it queues the job and
 // returns, and the job is triggered when a slot frees, so waiting rules do
 // not hold the organizer's shared job slots.
@@ -267,9 +281,9 @@ func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunRes
 	if !r.tryAcquire(job) {
 		return nil, nil
 	}
-	res, err := r.runGroup(ctx, rules)
+	res, behind, err := r.runGroup(ctx, rules)
 	r.release()
-	more := false
+	more := behind
 	for i, rule := range rules {
 		if i < len(res) {
 			r.record(rule, res[i], err)
@@ -364,7 +378,7 @@ func (r *RuleRunner) RunRules(ctx context.Context, rules []*wasmrule.Rule) ([]Ru
 	case <-ctx.Done():
 		return nil, ctx.Err()
 	}
-	res, err := r.runGroup(ctx, rules)
+	res, _, err := r.runGroup(ctx, rules)
 	r.release()
 	for i, rule := range rules {
 		if i < len(res) {

@@ -50,6 +50,9 @@ const (
 			warned = rule_stats.warned + EXCLUDED.warned,
 			failed = rule_stats.failed + EXCLUDED.failed,
 			not_applicable = rule_stats.not_applicable + EXCLUDED.not_applicable`
+	// The first stored id above a watermark, up to the frontier (an index
+	// lookup whatever the table's statistics say).
+	firstIDSQL     = `SELECT min(id) FROM signals WHERE id > $1 AND id <= $2`
 	insertErrorSQL = `INSERT INTO rule_errors (rule, rule_version, first_id, last_id, signals, kind, message, node)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
 )
@@ -93,6 +96,10 @@ func planFetch(rules []*groupRule) fetchPlan {
 	if p.sample {
 		cols += ", " + sampleHash + " AS sample_hash"
 	}
+	// The id range is bounded on both sides (see groupBatch): with
+	// statistics that lag ingest (a young table; autovacuum has not analyzed
+	// it yet) the planner takes "id > $1 ORDER BY id LIMIT $3" for a few
+	// thousand rows and, for a larger LIMIT, sorts every row above $1.
 	inner := "SELECT " + cols + " FROM signals WHERE id > $1 AND id <= $2 ORDER BY id LIMIT $3"
 	if !p.prev {
 		p.sql = inner
@@ -201,7 +208,11 @@ type groupRule struct {
 // its own watermark, so a rule that lags (a new version, a backlog) catches
 // up with the others and then moves with them. Findings, statistics and
 // watermark advances of all rules commit in one transaction per batch.
-func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) ([]RunResult, error) {
+//
+// behind reports that a batch of the run was full: the group had more than
+// a batch waiting, so it should run again at once rather than after its
+// interval.
+func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []RunResult, behind bool, err error) {
 	g := make([]*groupRule, len(rules))
 	names, versions := make([]string, len(rules)), make([]string, len(rules))
 	for i, rule := range rules {
@@ -217,27 +228,28 @@ func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) ([]Ru
 		return out
 	}
 	if len(g) == 0 {
-		return nil, nil
+		return nil, false, nil
 	}
 	bound, err := r.fr.Safe(ctx)
 	for _, x := range g {
 		x.res.Frontier = bound
 	}
 	if err != nil {
-		return results(), err
+		return results(), false, err
 	}
 	start := int64(0)
 	if !r.cfg.Backfill {
 		start = bound
 	}
 	if _, err := r.pool.Exec(ctx, ensureWatermarksSQL, names, versions, start); err != nil {
-		return results(), fmt.Errorf("creating rule watermarks: %w", err)
+		return results(), false, fmt.Errorf("creating rule watermarks: %w", err)
 	}
 	plan := planFetch(g)
 	for b := 0; b < r.cfg.MaxBatchesPerRun; b++ {
-		more, err := r.groupBatch(ctx, g, &plan, bound)
+		more, full, err := r.groupBatch(ctx, g, &plan, bound)
+		behind = behind || full
 		if err != nil {
-			return results(), err
+			return results(), behind, err
 		}
 		if !more {
 			break
@@ -246,12 +258,20 @@ func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) ([]Ru
 	for _, x := range g {
 		x.res.More = !x.res.Leased && !x.stopped && x.res.Watermark < bound
 	}
-	return results(), nil
+	return results(), behind, nil
+}
+
+// batchLimit is the size of the next batch for a group whose lowest
+// watermark is minWM: BatchSize when nearly caught up, growing with the
+// backlog (in ids, an upper bound on signals) up to MaxBatchSize.
+func (r *RuleRunner) batchLimit(minWM, bound int64) int {
+	return int(min(max(bound-minWM, int64(r.cfg.BatchSize)), int64(r.cfg.MaxBatchSize)))
 }
 
 // groupBatch evaluates one batch for the rules of g that are not stopped,
-// in one transaction. It reports whether any rule has more to do.
-func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (bool, error) {
+// in one transaction. It reports whether any rule has more to do and
+// whether the batch was full.
+func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (more, full bool, err error) {
 	var names, versions []string
 	byKey := map[[2]string]*groupRule{}
 	for _, x := range g {
@@ -261,19 +281,19 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		}
 	}
 	if len(names) == 0 {
-		return false, nil
+		return false, false, nil
 	}
 	tx, err := r.pool.Begin(ctx)
 	if err != nil {
-		return false, fmt.Errorf("beginning rule batch: %w", err)
+		return false, false, fmt.Errorf("beginning rule batch: %w", err)
 	}
 	defer tx.Rollback(context.WithoutCancel(ctx)) //nolint:errcheck // no-op after commit
 	if _, err := tx.Exec(ctx, txSettingsSQL); err != nil {
-		return false, fmt.Errorf("configuring rule transaction: %w", err)
+		return false, false, fmt.Errorf("configuring rule transaction: %w", err)
 	}
 	rows, err := tx.Query(ctx, leaseSQL, names, versions)
 	if err != nil {
-		return false, fmt.Errorf("leasing rule watermarks: %w", err)
+		return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
 	}
 	leased := map[*groupRule]int64{}
 	for rows.Next() {
@@ -281,7 +301,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		var wm int64
 		if err := rows.Scan(&name, &ver, &wm); err != nil {
 			rows.Close()
-			return false, fmt.Errorf("leasing rule watermarks: %w", err)
+			return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
 		}
 		if x := byKey[[2]string{name, ver}]; x != nil {
 			leased[x] = wm
@@ -289,7 +309,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, fmt.Errorf("leasing rule watermarks: %w", err)
+		return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
 	}
 	var active []*groupRule
 	minWM := int64(math.MaxInt64)
@@ -308,16 +328,31 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		minWM = min(minWM, wm)
 	}
 	if len(active) == 0 {
-		return false, nil
+		return false, false, nil
 	}
 	sort.Slice(active, func(i, j int) bool { return active[i].meta.Name < active[j].meta.Name })
-	batch, err := plan.fetch(ctx, tx, minWM, bound, r.cfg.BatchSize)
-	if err != nil {
-		return false, fmt.Errorf("fetching rule batch: %w", err)
+	limit := r.batchLimit(minWM, bound)
+	// The batch reads ids in (minWM, upTo]: from the first stored id above
+	// the lowest watermark, a range of at most twice the batch size (ids
+	// burnt by failed writes leave gaps), so the query touches few rows
+	// whatever plan it gets, and a long gap (retention, a failed bulk
+	// load) costs one index lookup.
+	upTo := bound
+	var first *int64
+	if err := tx.QueryRow(ctx, firstIDSQL, minWM, bound).Scan(&first); err != nil {
+		return false, false, fmt.Errorf("finding the next signal: %w", err)
 	}
-	end := bound // every id up to the frontier has been seen...
-	if len(batch.ids) == r.cfg.BatchSize {
+	var batch fetched
+	if first != nil {
+		upTo = min(bound, *first-1+2*int64(limit))
+		if batch, err = plan.fetch(ctx, tx, minWM, upTo, limit); err != nil {
+			return false, false, fmt.Errorf("fetching rule batch: %w", err)
+		}
+	}
+	end := upTo // every id up to the end of the range has been seen...
+	if len(batch.ids) == limit {
 		end = batch.ids[len(batch.ids)-1] // ...unless the batch is full
+		full = true
 	}
 	var w batchWrite
 	type outcome struct {
@@ -359,7 +394,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 				x.stopped = true
 				continue
 			case ctx.Err() != nil || !wasmrule.NotEvaluated(cerr) || kind == wasmrule.KindCanceled:
-				return false, fmt.Errorf("evaluating %s: %w", x.meta.Name, cerr)
+				return false, false, fmt.Errorf("evaluating %s: %w", x.meta.Name, cerr)
 			}
 		}
 		o := outcome{x: x, n: len(verdicts), newWM: end, cerr: cerr}
@@ -388,21 +423,20 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		if cerr != nil {
 			if _, err := tx.Exec(ctx, insertErrorSQL, x.meta.Name, x.meta.Version, o.firstFailed,
 				batch.ids[sel[len(sel)-1]], o.failed, wasmrule.KindOf(cerr).String(), cerr.Error(), r.cfg.NodeID); err != nil {
-				return false, fmt.Errorf("recording rule error: %w", err)
+				return false, false, fmt.Errorf("recording rule error: %w", err)
 			}
 		}
 		outs = append(outs, o)
 	}
 	if err := w.flush(ctx, tx, r.cfg.NodeID); err != nil {
-		return false, err
+		return false, false, err
 	}
 	if r.beforeCommit != nil {
 		r.beforeCommit(ctx, active[0].meta.Name, end)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, fmt.Errorf("committing rule batch: %w", err)
+		return false, false, fmt.Errorf("committing rule batch: %w", err)
 	}
-	more := false
 	for _, o := range outs {
 		x := o.x
 		if o.cerr != nil {
@@ -427,7 +461,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 			more = true
 		}
 	}
-	return more, nil
+	return more, full, nil
 }
 
 type statKey struct {
