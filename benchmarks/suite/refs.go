@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"fmt"
-	"math"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -71,42 +70,13 @@ func referenceSignals(n int) ([]signal.Signal, error) {
 	return out[:n], nil
 }
 
-// row is one signal as COPY values in store.SignalColumns order.
-func row(s *signal.Signal) []any {
-	nullable := func(f float64) any {
-		if math.IsNaN(f) || math.IsInf(f, 0) {
-			return nil
-		}
-		return f
-	}
-	var valid any
-	if v, ok := s.Valid.Bool(); ok {
-		valid = v
-	}
-	var dtcs, attrs any
-	if len(s.DTCs) > 0 {
-		dtcs = s.DTCs
-	}
-	if len(s.Attrs) > 0 {
-		attrs = s.Attrs
-	}
-	return []any{
-		s.DeviceID, s.TS.UTC(), s.Recv.UTC(),
-		nullable(s.Lat), nullable(s.Lon), nullable(s.Alt), nullable(s.Speed), nullable(s.Heading),
-		nullable(s.Sats), nullable(s.HDOP), valid,
-		nullable(s.RPM), nullable(s.Coolant), nullable(s.Fuel), nullable(s.Voltage), nullable(s.Odometer),
-		nullable(s.EngineLoad), nullable(s.Throttle),
-		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), nil,
-	}
-}
-
 func truncate(ctx context.Context, dbURL string) error {
 	c, err := pgx.Connect(ctx, dbURL)
 	if err != nil {
 		return fmt.Errorf("connecting to clear tables: %w", err)
 	}
 	defer c.Close(context.Background())
-	if _, err := c.Exec(ctx, "TRUNCATE signals, raw_frames, rejected_frames"); err != nil {
+	if _, err := c.Exec(ctx, "TRUNCATE signals, rejected_frames"); err != nil {
 		return fmt.Errorf("clearing tables: %w", err)
 	}
 	if _, err := c.Exec(ctx, "VACUUM ANALYZE signals_default"); err != nil {

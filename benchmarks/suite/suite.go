@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"github.com/fleetcore/fleetcore/core/store"
 	"io"
 	"net"
 	"net/url"
@@ -350,10 +351,7 @@ func references(ctx context.Context, o Options, db string, res *Result) error {
 	if err != nil {
 		return err
 	}
-	rows := make([][]any, len(sigs))
-	for i := range sigs {
-		rows[i] = row(&sigs[i])
-	}
+	rows := store.Rows(sigs) // exactly the values ingest copies
 	sigs = nil
 	for _, conns := range []int{1, 2, 4} {
 		if err := truncate(ctx, db); err != nil {

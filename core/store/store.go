@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -16,7 +17,8 @@ import (
 
 // Store is fleetcore's handle on Postgres.
 type Store struct {
-	pool *pgxpool.Pool
+	pool   *pgxpool.Pool
+	recent *recentKeys
 }
 
 // Options tunes Open.
@@ -42,7 +44,7 @@ func Open(ctx context.Context, dbURL string, o Options) (*Store, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening database pool: %w", err)
 	}
-	return &Store{pool: pool}, nil
+	return &Store{pool: pool, recent: newRecentKeys()}, nil
 }
 
 // Pool exposes the pool to other stages (organizer, API) that run their
@@ -75,7 +77,7 @@ func (s *Store) MigrateAll(ctx context.Context) ([]int, error) {
 var SignalColumns = []string{
 	"device_id", "ts", "recv", "lat", "lon", "alt", "speed", "heading", "sats", "hdop", "valid",
 	"rpm", "coolant", "fuel", "voltage", "odometer", "engine_load", "throttle",
-	"dtcs", "attrs", "protocol", "path", "record_hash", "frame_hash",
+	"dtcs", "attrs", "protocol", "path", "record_hash", "frame_hash", "frame",
 }
 
 // WriteResult counts what one batch write did.
@@ -84,53 +86,58 @@ type WriteResult struct {
 	Duplicates int // rows already stored (resends, replays)
 }
 
-// WriteSignals stores a batch in one transaction: raw frames first (once per
-// frame), then the signals with one COPY. A batch that repeats a stored
-// record (unique violation) is rolled back to a savepoint and written again
-// through a staging table with INSERT … ON CONFLICT DO NOTHING, so the
-// result is the same as if every record were written once. Each signal's
-// Path must be set. It returns only after COMMIT succeeded; any error means
-// the outcome is not known to be durable.
+// WriteSignals stores a batch and returns only once it is committed; any
+// error means the outcome is not known to be durable.
+//
+// The common case, a batch of new records, is one COPY in its own implicit
+// transaction: a single round trip. When the COPY hits the idempotency key
+// (a resend, a replay, a duplicate inside the batch) nothing was written,
+// and the batch is written again in a transaction that first looks up
+// which of its keys are already stored and copies only the others; if a
+// concurrent writer stores one of them in between, that transaction falls
+// back to a staging table and INSERT … ON CONFLICT DO NOTHING. Whichever
+// path runs, every record ends up stored exactly once.
+//
+// Each signal's Path must be set. The raw frame is stored once, on the
+// first record of the frame that gets stored.
 func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteResult, error) {
-	var res WriteResult
 	if len(batch) == 0 {
-		return res, nil
+		return WriteResult{}, nil
 	}
-	rows := make([][]any, len(batch))
-	frames := map[int64]int{} // frame hash -> index of first signal carrying it
-	for i := range batch {
-		sig := &batch[i]
-		var fh any
-		if len(sig.Frame) > 0 {
-			h := signal.FrameHash(sig.Frame)
-			fh = h
-			if _, ok := frames[h]; !ok {
-				frames[h] = i
-			}
+	rows := Rows(batch)
+	keys := make([]recentKey, len(rows))
+	for i, r := range rows {
+		keys[i] = keyOf(batch[i].DeviceID, r[colTS].(time.Time).UnixMicro(), r[colHash].(int64))
+	}
+	// Leave out what this process knows is stored and repeats inside the
+	// batch, so that resends do not fail the COPY.
+	copyRows, copyKeys := s.knownFresh(rows, keys)
+	if len(copyRows) == 0 {
+		return WriteResult{Duplicates: len(batch)}, nil
+	}
+	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"signals"}, SignalColumns, pgx.CopyFromRows(copyRows))
+	if err == nil {
+		s.recent.add(copyKeys)
+		return WriteResult{Inserted: int(n), Duplicates: len(batch) - int(n)}, nil
+	}
+	if !isUniqueViolation(err) {
+		return WriteResult{}, fmt.Errorf("copying signals: %w", err)
+	}
+	var res WriteResult
+	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		fresh, err := unstored(ctx, tx, batch, rows)
+		if err != nil {
+			return err
 		}
-		rows[i] = signalRow(sig, fh)
-	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		if len(frames) > 0 {
-			hashes := make([]int64, 0, len(frames))
-			protos := make([]string, 0, len(frames))
-			raws := make([][]byte, 0, len(frames))
-			for h, i := range frames {
-				hashes = append(hashes, h)
-				protos = append(protos, batch[i].Protocol)
-				raws = append(raws, batch[i].Frame)
-			}
-			if _, err := tx.Exec(ctx, `INSERT INTO raw_frames (hash, protocol, frame)
-				SELECT * FROM unnest($1::bigint[], $2::text[], $3::bytea[]) ON CONFLICT (hash) DO NOTHING`,
-				hashes, protos, raws); err != nil {
-				return fmt.Errorf("storing raw frames: %w", err)
-			}
+		if len(fresh) == 0 {
+			res.Inserted = 0
+			return nil
 		}
 		sp, err := tx.Begin(ctx)
 		if err != nil {
 			return fmt.Errorf("opening savepoint: %w", err)
 		}
-		n, err := sp.CopyFrom(ctx, pgx.Identifier{"signals"}, SignalColumns, pgx.CopyFromRows(rows))
+		n, err := sp.CopyFrom(ctx, pgx.Identifier{"signals"}, SignalColumns, pgx.CopyFromRows(fresh))
 		if err == nil {
 			if err := sp.Commit(ctx); err != nil {
 				return fmt.Errorf("releasing savepoint: %w", err)
@@ -139,23 +146,142 @@ func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteR
 			return nil
 		}
 		if !isUniqueViolation(err) {
-			return fmt.Errorf("copying signals: %w", err)
+			return fmt.Errorf("copying new signals: %w", err)
 		}
+		// A concurrent writer stored some of them since the lookup.
 		if err := sp.Rollback(ctx); err != nil {
 			return fmt.Errorf("rolling back to savepoint: %w", err)
 		}
-		ins, err := insertIdempotent(ctx, tx, rows)
-		if err != nil {
-			return err
-		}
+		ins, err := insertIdempotent(ctx, tx, fresh)
 		res.Inserted = ins
-		return nil
+		return err
 	})
 	if err != nil {
 		return WriteResult{}, err
 	}
+	s.recent.add(keys) // every key of the batch is stored now
 	res.Duplicates = len(batch) - res.Inserted
 	return res, nil
+}
+
+// knownFresh returns the rows (and their keys) that are neither known to
+// be committed by this process nor repeats of an earlier row of the batch.
+// A row left out because it is known to be stored needs no frame: its
+// frame was stored with it. A frame on a repeated row moves to nothing: the
+// first occurrence, which is kept, carries it.
+func (s *Store) knownFresh(rows [][]any, keys []recentKey) ([][]any, []recentKey) {
+	var seen map[recentKey]struct{}
+	out, outKeys := rows, keys
+	copied := false
+	for i, k := range keys {
+		skip := s.recent.has(k)
+		if !skip && len(keys) > 1 {
+			if seen == nil {
+				seen = make(map[recentKey]struct{}, len(keys))
+			}
+			_, skip = seen[k]
+			seen[k] = struct{}{}
+		}
+		if skip && !copied {
+			out, outKeys = append([][]any(nil), rows[:i]...), append([]recentKey(nil), keys[:i]...)
+			copied = true
+		}
+		if !skip && copied {
+			out, outKeys = append(out, rows[i]), append(outKeys, k)
+		}
+	}
+	return out, outKeys
+}
+
+// Rows turns a batch into COPY values in SignalColumns order. The raw
+// frame goes on the first record of each frame in the batch.
+func Rows(batch []signal.Signal) [][]any {
+	rows := make([][]any, len(batch))
+	var seen map[int64]struct{}
+	for i := range batch {
+		sig := &batch[i]
+		var fh, frame any
+		if len(sig.Frame) > 0 {
+			h := signal.FrameHash(sig.Frame)
+			fh = h
+			if seen == nil {
+				seen = make(map[int64]struct{}, 8)
+			}
+			if _, ok := seen[h]; !ok {
+				seen[h] = struct{}{}
+				frame = sig.Frame
+			}
+		}
+		rows[i] = signalRow(sig, fh, frame)
+	}
+	return rows
+}
+
+const (
+	colDevice    = 0
+	colTS        = 1
+	colHash      = 22
+	colFrameHash = 23
+	colFrame     = 24
+)
+
+// unstored returns the rows of the batch whose keys are not stored yet,
+// each key once, with the raw frame moved to the first remaining record of
+// its frame.
+func unstored(ctx context.Context, tx pgx.Tx, batch []signal.Signal, rows [][]any) ([][]any, error) {
+	devs := make([]string, len(rows))
+	tss := make([]time.Time, len(rows))
+	hashes := make([]int64, len(rows))
+	for i, r := range rows {
+		devs[i], tss[i], hashes[i] = r[colDevice].(string), r[colTS].(time.Time), r[colHash].(int64)
+	}
+	q, err := tx.Query(ctx, `SELECT k.i FROM unnest($1::text[], $2::timestamptz[], $3::bigint[]) WITH ORDINALITY AS k(d, t, h, i)
+		WHERE EXISTS (SELECT 1 FROM signals s WHERE s.device_id = k.d AND s.ts = k.t AND s.record_hash = k.h)`, devs, tss, hashes)
+	if err != nil {
+		return nil, fmt.Errorf("looking up stored keys: %w", err)
+	}
+	stored := make(map[int]bool)
+	for q.Next() {
+		var i int64
+		if err := q.Scan(&i); err != nil {
+			q.Close()
+			return nil, fmt.Errorf("looking up stored keys: %w", err)
+		}
+		stored[int(i)-1] = true
+	}
+	q.Close()
+	if err := q.Err(); err != nil {
+		return nil, fmt.Errorf("looking up stored keys: %w", err)
+	}
+	type key struct {
+		dev string
+		ts  time.Time
+		h   int64
+	}
+	seen := make(map[key]bool, len(rows))
+	// Every write that stores records of a frame stores the frame on one
+	// of them, so a frame with any record already stored is stored.
+	framed := map[int64]bool{}
+	for i := range stored {
+		if fh, ok := rows[i][colFrameHash].(int64); ok {
+			framed[fh] = true
+		}
+	}
+	fresh := make([][]any, 0, len(rows))
+	for i, r := range rows {
+		k := key{devs[i], tss[i], hashes[i]}
+		if stored[i] || seen[k] {
+			continue
+		}
+		seen[k] = true
+		r[colFrame] = nil
+		if fh, ok := r[colFrameHash].(int64); ok && !framed[fh] {
+			framed[fh] = true
+			r[colFrame] = batch[i].Frame
+		}
+		fresh = append(fresh, r)
+	}
+	return fresh, nil
 }
 
 func insertIdempotent(ctx context.Context, tx pgx.Tx, rows [][]any) (int, error) {
@@ -165,7 +291,7 @@ func insertIdempotent(ctx context.Context, tx pgx.Tx, rows [][]any) (int, error)
 		heading double precision, sats double precision, hdop double precision, valid boolean,
 		rpm double precision, coolant double precision, fuel double precision, voltage double precision,
 		odometer double precision, engine_load double precision, throttle double precision,
-		dtcs text[], attrs jsonb, protocol text, path text, record_hash bigint, frame_hash bigint
+		dtcs text[], attrs jsonb, protocol text, path text, record_hash bigint, frame_hash bigint, frame bytea
 	) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, fmt.Errorf("creating staging table: %w", err)
 	}
@@ -177,10 +303,8 @@ func insertIdempotent(ctx context.Context, tx pgx.Tx, rows [][]any) (int, error)
 	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"signals_staging"}, SignalColumns, pgx.CopyFromRows(rows)); err != nil {
 		return 0, fmt.Errorf("copying signals to staging: %w", err)
 	}
-	tag, err := tx.Exec(ctx, `INSERT INTO signals (device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid,
-		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, record_hash, frame_hash)
-		SELECT device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid,
-		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, record_hash, frame_hash
+	cols := strings.Join(SignalColumns, ", ")
+	tag, err := tx.Exec(ctx, `INSERT INTO signals (`+cols+`) SELECT `+cols+`
 		FROM signals_staging ON CONFLICT (device_id, ts, record_hash) DO NOTHING`)
 	if err != nil {
 		return 0, fmt.Errorf("inserting signals from staging: %w", err)
@@ -200,7 +324,7 @@ func nullable(f float64) any {
 	return f
 }
 
-func signalRow(s *signal.Signal, frameHash any) []any {
+func signalRow(s *signal.Signal, frameHash, frame any) []any {
 	var valid any
 	if v, ok := s.Valid.Bool(); ok {
 		valid = v
@@ -211,7 +335,7 @@ func signalRow(s *signal.Signal, frameHash any) []any {
 	}
 	var attrs any
 	if len(s.Attrs) > 0 {
-		attrs = sanitizeAttrs(s.Attrs)
+		attrs = attrsJSON(s.Attrs)
 	}
 	recv := s.Recv
 	if recv.IsZero() {
@@ -223,26 +347,8 @@ func signalRow(s *signal.Signal, frameHash any) []any {
 		nullable(s.Sats), nullable(s.HDOP), valid,
 		nullable(s.RPM), nullable(s.Coolant), nullable(s.Fuel), nullable(s.Voltage), nullable(s.Odometer),
 		nullable(s.EngineLoad), nullable(s.Throttle),
-		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), frameHash,
+		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), frameHash, frame,
 	}
-}
-
-// sanitizeAttrs replaces values JSON cannot hold (NaN, ±Inf) with null.
-func sanitizeAttrs(m map[string]any) map[string]any {
-	for _, v := range m {
-		if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-			out := make(map[string]any, len(m))
-			for k, v := range m {
-				if f, ok := v.(float64); ok && (math.IsNaN(f) || math.IsInf(f, 0)) {
-					out[k] = nil
-				} else {
-					out[k] = v
-				}
-			}
-			return out
-		}
-	}
-	return m
 }
 
 // Rejected is one quarantined frame.

@@ -17,8 +17,14 @@ import (
 
 func openStore(t *testing.T) *store.Store {
 	t.Helper()
+	return openStoreAt(t, testenv.Database(t))
+}
+
+// openStoreAt opens another Store (another process, as far as the store
+// knows: it has not seen any of the keys) on a database.
+func openStoreAt(t *testing.T, url string) *store.Store {
+	t.Helper()
 	ctx := context.Background()
-	url := testenv.Database(t)
 	st, err := store.Open(ctx, url, store.Options{MaxConns: 4})
 	if err != nil {
 		t.Fatal(err)
@@ -37,7 +43,7 @@ func sig(dev string, i int) signal.Signal {
 	s.SetAttr("io239", 1)
 	s.Protocol = "test"
 	s.Path = signal.PathDirect
-	s.Frame = []byte(fmt.Sprintf("frame-%d", i/10))
+	s.Frame = []byte(fmt.Sprintf("%s-frame-%d", dev, i/10))
 	s.Recv = time.Now()
 	return s
 }
@@ -92,8 +98,31 @@ func TestIntegrationMigrateConcurrentlyOnce(t *testing.T) {
 }
 
 func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		sameStore bool
+	}{
+		// The writing process remembers the keys it committed and leaves
+		// resends out of the COPY.
+		{"resends known to this process", true},
+		// Another process (another node, a restart) does not: the COPY
+		// fails on the unique key and the lookup path stores the rest.
+		{"resends known only to the database", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) { testWriteIdempotent(t, tc.sameStore) })
+	}
+}
+
+func testWriteIdempotent(t *testing.T, sameStore bool) {
 	ctx := context.Background()
-	st := openStore(t)
+	url := testenv.Database(t)
+	st := openStoreAt(t, url)
+	next := func() *store.Store {
+		if sameStore {
+			return st
+		}
+		return openStoreAt(t, url)
+	}
 	batch := make([]signal.Signal, 100)
 	for i := range batch {
 		batch[i] = sig("dev1", i)
@@ -112,7 +141,7 @@ func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
 	for i := 100; i < 150; i++ {
 		mixed = append(mixed, sig("dev1", i))
 	}
-	res, err = st.WriteSignals(ctx, mixed)
+	res, err = next().WriteSignals(ctx, mixed)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -121,7 +150,7 @@ func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
 	}
 	// Duplicates inside one batch.
 	dup := []signal.Signal{sig("dev2", 1), sig("dev2", 1), sig("dev2", 2)}
-	res, err = st.WriteSignals(ctx, dup)
+	res, err = next().WriteSignals(ctx, dup)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -134,8 +163,11 @@ func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
 	if n := count(t, st, "SELECT count(*) FROM signals WHERE lat IS NULL"); n != 1 {
 		t.Fatalf("%d rows with NULL lat, want 1", n)
 	}
-	if n := count(t, st, "SELECT count(*) FROM raw_frames"); n != 15 {
-		t.Fatalf("raw_frames has %d rows, want 15 (one per distinct frame)", n)
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != 16 {
+		t.Fatalf("%d rows carry a raw frame, want 16 (one per distinct frame)", n)
+	}
+	if n := count(t, st, "SELECT count(DISTINCT frame_hash) FROM signals WHERE frame IS NULL AND frame_hash NOT IN (SELECT frame_hash FROM signals WHERE frame IS NOT NULL)"); n != 0 {
+		t.Fatalf("%d frames referenced by records but stored nowhere", n)
 	}
 	var attr int
 	if err := st.Pool().QueryRow(ctx, "SELECT (attrs->>'io239')::int FROM signals LIMIT 1").Scan(&attr); err != nil || attr != 1 {
@@ -147,6 +179,70 @@ func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
 	}
 	if hash != batch[7].RecordHash() {
 		t.Fatalf("stored record_hash %d, want %d", hash, batch[7].RecordHash())
+	}
+}
+
+func TestIntegrationPartialResendKeepsFrame(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	// Records 0-9 share frame-0. Store record 0 alone first (it carries the
+	// frame), then the whole frame again: the 9 new records are stored and
+	// the frame is still stored exactly once.
+	first := []signal.Signal{sig("dev", 0)}
+	if _, err := st.WriteSignals(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	var all []signal.Signal
+	for i := 0; i < 10; i++ {
+		all = append(all, sig("dev", i))
+	}
+	res, err := st.WriteSignals(ctx, all)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != 9 || res.Duplicates != 1 {
+		t.Fatalf("%+v", res)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != 1 {
+		t.Fatalf("frame stored %d times, want once", n)
+	}
+	// New records of a frame already stored do not store it again, and
+	// every record's frame is findable.
+	all = append(all, sig("dev", 10), sig("dev", 11)) // frame-1
+	if _, err := st.WriteSignals(ctx, all); err != nil {
+		t.Fatal(err)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != 2 {
+		t.Fatalf("%d frames stored, want 2", n)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals s WHERE NOT EXISTS (SELECT 1 FROM signals f WHERE f.frame_hash = s.frame_hash AND f.frame IS NOT NULL)"); n != 0 {
+		t.Fatalf("%d records whose frame is not stored", n)
+	}
+}
+
+func TestIntegrationAttrsThatJSONCannotHold(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	s := sig("dev", 0)
+	s.SetAttr("nan", math.NaN())
+	s.SetAttr("inf", math.Inf(1))
+	s.SetAttr("nul", "a\x00b")
+	s.SetAttr("bin", string([]byte{0xff, 0xfe, 'x'}))
+	s.SetAttr("quote", `say "hi"\`)
+	s.SetAttr("unicode", "žiedas °C")
+	s.SetAttr("big", int64(1)<<60)
+	s.SetAttr("f", 1e21)
+	s.SetAttr("ok", true)
+	if _, err := st.WriteSignals(ctx, []signal.Signal{s}); err != nil {
+		t.Fatalf("a batch with odd attribute values failed: %v", err)
+	}
+	var got map[string]any
+	if err := st.Pool().QueryRow(ctx, "SELECT attrs FROM signals").Scan(&got); err != nil {
+		t.Fatal(err)
+	}
+	if got["nan"] != nil || got["inf"] != nil || got["nul"] != "a\uFFFDb" || got["quote"] != `say "hi"\` ||
+		got["unicode"] != "žiedas °C" || got["ok"] != true || got["f"] != 1e21 || got["big"] != float64(int64(1)<<60) {
+		t.Fatalf("attrs round trip: %#v", got)
 	}
 }
 
