@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -23,9 +24,12 @@ const (
 	// do not wait for their WAL flush, so they never compete with ingest
 	// for fsyncs. A crash can lose the last few rule commits, findings and
 	// watermark together (commits stay atomic and ordered), and those
-	// batches are evaluated again: still exactly once.
+	// batches are evaluated again: still exactly once. No parallel workers:
+	// a batch is small, worker startup costs more than it saves, and rules
+	// must not take more cores from ingest than their own connection.
 	txSettingsSQL = `SELECT set_config('idle_in_transaction_session_timeout', '600000', true),
-		set_config('synchronous_commit', 'off', true)`
+		set_config('synchronous_commit', 'off', true),
+		set_config('max_parallel_workers_per_gather', '0', true)`
 	// The lease: while this transaction holds a rule version's row, other
 	// organizers skip that rule version.
 	leaseSQL = `SELECT rule, rule_version, last_id FROM rule_watermarks
@@ -74,7 +78,15 @@ type fetchPlan struct {
 	attrs  bool
 	prev   bool
 	sample bool
+	// keys are the attrs the group declares, when few enough to be picked
+	// out in the query (then only they are sent and decoded).
+	keys []string
 }
+
+// maxPickedAttrs bounds the attrs picked out one by one in the fetch
+// (jsonb_build_object takes at most 100 arguments); a group declaring more
+// reads the whole attrs column.
+const maxPickedAttrs = 32
 
 const prevMask = 1<<signal.FieldPrevTS | 1<<signal.FieldPrevLat | 1<<signal.FieldPrevLon | 1<<signal.FieldPrevOdometer
 
@@ -88,9 +100,32 @@ func planFetch(rules []*groupRule) fetchPlan {
 		p.attrs = p.attrs || len(g.meta.Attrs) > 0
 		p.prev = p.prev || g.meta.Mask()&prevMask != 0
 		p.sample = p.sample || g.sample > 1
+		for _, a := range g.meta.Attrs {
+			if !slices.Contains(p.keys, a) {
+				p.keys = append(p.keys, a)
+			}
+		}
 	}
 	cols := "id, device_id, ts, recv, " + strings.Join(numberCols, ", ")
-	if p.attrs {
+	switch {
+	case !p.attrs:
+	case len(p.keys) <= maxPickedAttrs:
+		// Only the declared attrs ($4, by position): decoding every
+		// signal's whole attrs object was a sixth of the runner's CPU. A
+		// missing key comes back as JSON null, which the host reads as
+		// absent (NaN) too.
+		var b strings.Builder
+		b.WriteString("jsonb_build_object(")
+		for i := range p.keys {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			fmt.Fprintf(&b, "($4::text[])[%d], attrs->(($4::text[])[%d])", i+1, i+1)
+		}
+		b.WriteString(") AS attrs")
+		cols += ", " + b.String()
+	default:
+		p.keys = nil
 		cols += ", attrs"
 	}
 	if p.sample {
@@ -124,7 +159,11 @@ type fetched struct {
 
 func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, limit int) (fetched, error) {
 	var out fetched
-	rows, err := tx.Query(ctx, p.sql, after, upTo, limit)
+	args := []any{after, upTo, limit}
+	if p.keys != nil {
+		args = append(args, p.keys)
+	}
+	rows, err := tx.Query(ctx, p.sql, args...)
 	if err != nil {
 		return out, fmt.Errorf("querying signals: %w", err)
 	}
