@@ -301,8 +301,14 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 					}
 					keys[res.Signals[i].Key()] = true
 				}
+				// A frame whose records are all stored already (a resend in
+				// the capture) may be acked at once: it is durable.
+				resend := len(keys) > 0 && len(recvTimed) == 0
+				for k := range keys {
+					resend = resend && query(t, db, "SELECT count(*) FROM signals WHERE device_id=$1 AND ts=$2 AND record_hash=$3", k.DeviceID, k.TS, k.Hash) == 1
+				}
 				var lock pgx.Tx
-				if len(res.Signals) > 0 {
+				if len(res.Signals) > 0 && !resend {
 					lock = lockSignals(t, db)
 				}
 				if _, err := c.Write(f); err != nil {
