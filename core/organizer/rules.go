@@ -118,6 +118,11 @@ type RuleRunner struct {
 	org    *Organizer
 	// waiting lists rule jobs that found every slot busy, oldest first.
 	waiting []string
+	// retryAt holds back a rule version whose batch was not evaluated
+	// until its interval has passed, so the immediate reruns of a group
+	// that is behind do not turn a passing fault (a timeout under load)
+	// into rules.max_failures failures within a second.
+	retryAt map[string]time.Time // by name + "\x00" + version
 }
 
 type ruleRunStats struct {
@@ -157,11 +162,12 @@ func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog
 	}
 	return &RuleRunner{
 		pool: pool, src: src, cfg: cfg, log: log,
-		fr:     &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
-		sem:    make(chan struct{}, cfg.Concurrency),
-		stats:  map[string]*ruleRunStats{},
-		seen:   map[string]string{},
-		groups: map[time.Duration]bool{},
+		fr:      &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
+		sem:     make(chan struct{}, cfg.Concurrency),
+		stats:   map[string]*ruleRunStats{},
+		seen:    map[string]string{},
+		groups:  map[time.Duration]bool{},
+		retryAt: map[string]time.Time{},
 	}
 }
 
@@ -269,11 +275,18 @@ func (r *RuleRunner) sampleEvery(name string) int {
 // not hold the organizer's shared job slots.
 func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunResult, error) {
 	var rules []*wasmrule.Rule
+	now := time.Now()
+	r.mu.Lock()
 	for _, rule := range r.src.Rules() {
-		if r.interval(rule.Name()) == d {
-			rules = append(rules, rule)
+		if r.interval(rule.Name()) != d {
+			continue
 		}
+		if at, ok := r.retryAt[rule.Name()+"\x00"+rule.Version()]; ok && now.Before(at) {
+			continue // its failed batch is retried on a later run
+		}
+		rules = append(rules, rule)
 	}
+	r.mu.Unlock()
 	if len(rules) == 0 {
 		return nil, nil
 	}
@@ -284,6 +297,15 @@ func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunRes
 	res, behind, err := r.runGroup(ctx, rules)
 	r.release()
 	more := behind
+	r.mu.Lock()
+	for i, rule := range rules {
+		key := rule.Name() + "\x00" + rule.Version()
+		delete(r.retryAt, key)
+		if i < len(res) && res[i].Failed > 0 {
+			r.retryAt[key] = time.Now().Add(d)
+		}
+	}
+	r.mu.Unlock()
 	for i, rule := range rules {
 		if i < len(res) {
 			r.record(rule, res[i], err)

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/signal"
@@ -124,5 +125,46 @@ func TestIntegrationRuleAttrsPickedOut(t *testing.T) {
 	}
 	if i != len(sigs) || findings == 0 {
 		t.Fatalf("%d signals, %d expected findings: the test does not exercise the attr", i, findings)
+	}
+}
+
+// TestIntegrationRuleFailedRuleWaitsAnInterval checks that a rule whose
+// batch was not evaluated sits out the reruns of its group until its
+// interval has passed, while the other rules of the group go on.
+func TestIntegrationRuleFailedRuleWaitsAnInterval(t *testing.T) {
+	ctx := context.Background()
+	url, st := database(t)
+	h := newHost(t, wasmrule.Config{})
+	gps := compileRule(t, h, ruleWasm(t, "gps.range", ""))
+	trap := compileRule(t, h, trapWasm(t))
+	const every = time.Hour
+	r := organizer.NewRuleRunner(rulesPool(t, url, 2), staticRules{gps, trap}, organizer.RuleConfig{
+		Interval: every, BatchSize: 100, Backfill: true}, testLogger(t))
+	sigs, _ := failing(300, 0)
+	for i := range sigs {
+		sigs[i].Speed = 1
+	}
+	sigs[150].Speed = -3 // test.trap traps on a negative speed
+	write(t, st, sigs...)
+	res, err := r.RunInterval(ctx, every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 2 || res[0].Evaluated != 300 || res[1].Failed == 0 {
+		t.Fatalf("first run: %+v, want gps.range through all 300 and test.trap failed", res)
+	}
+	more, _ := failing(100, 300)
+	write(t, st, more...)
+	res, err = r.RunInterval(ctx, every)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res) != 1 || res[0].Evaluated != 100 {
+		t.Fatalf("rerun: %+v, want gps.range alone through the 100 new signals", res)
+	}
+	for _, s := range r.Status() {
+		if s.Rule == "test.trap" && s.Runs != 1 {
+			t.Errorf("test.trap ran %d times, want 1", s.Runs)
+		}
 	}
 }
