@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -262,6 +263,7 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 		t.Fatal(err)
 	}
 	convs := corpusFrames(t)
+	var framesSent atomic.Uint64 // across listeners: one gateway
 	for _, l := range cfg.Listeners {
 		proto, tr := l.Protocol, plugins.Transport(l.Transport)
 		frames, ok := convs[proto+"/"+string(tr)]
@@ -314,6 +316,7 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 				if _, err := c.Write(f); err != nil {
 					t.Fatal(err)
 				}
+				framesSent.Add(1)
 				if lock != nil && len(res.Ack) > 0 {
 					c.SetReadDeadline(time.Now().Add(200 * time.Millisecond))
 					if b, err := r.Peek(1); err == nil {
@@ -361,6 +364,19 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 			}
 			if checked == 0 {
 				t.Fatalf("no acked data frame checked for %s", proto)
+			}
+			// Frames the protocol does not ack (H02 binary, most Freematics
+			// data) may still be in flight: wait until the gateway has read
+			// every frame sent so far and ingest has nothing pending, so
+			// that the next listener's "ack only after commit" check
+			// starts clean.
+			deadline := time.Now().Add(20 * time.Second)
+			for n.Gateway.Stats().Frames.Load() < framesSent.Load() || n.Batcher.Stats().Pending > 0 {
+				if time.Now().After(deadline) {
+					t.Fatalf("gateway read %d of %d frames, %d signals pending after 20s",
+						n.Gateway.Stats().Frames.Load(), framesSent.Load(), n.Batcher.Stats().Pending)
+				}
+				time.Sleep(5 * time.Millisecond)
 			}
 			t.Logf("%s: %d frames, %d acked data frames checked against the database", proto, len(frames), checked)
 		})
