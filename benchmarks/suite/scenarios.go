@@ -3,6 +3,7 @@ package suite
 import (
 	"context"
 	"fmt"
+	"github.com/fleetcore/fleetcore/internal/faultproxy"
 	"strings"
 	"time"
 
@@ -325,12 +326,12 @@ func (r *runner) idleInProcess(ctx context.Context, target string, n int) (func(
 }
 
 func (r *runner) outage(ctx context.Context) error {
-	p, err := newProxy(hostPort(r.db))
+	p, err := faultproxy.Start(hostPort(r.db))
 	if err != nil {
 		return err
 	}
-	defer p.close()
-	cfg, err := r.serverConfig(withHost(r.db, p.addr()), true, r.protocols())
+	defer p.Close()
+	cfg, err := r.serverConfig(withHost(r.db, p.Addr()), true, r.protocols())
 	if err != nil {
 		return err
 	}
@@ -348,16 +349,16 @@ func (r *runner) outage(ctx context.Context) error {
 	r.drive(ctx, gen, r.o.Duration, func(t float64, pt *Point) {
 		switch {
 		case phase == 0 && t >= cutAt:
-			p.setCut(true)
+			p.Cut()
 			r.res.Events = append(r.res.Events, Event{T: t, Label: "Postgres cut"})
 			cutAt, phase = t, 1
 		case phase == 1 && t >= restoreAt:
-			p.setCut(false)
+			p.Restore()
 			r.res.Events = append(r.res.Events, Event{T: t, Label: "Postgres restored"})
 			restoreAt, phase = t, 2
 		}
 	})
-	p.setCut(false)
+	p.Restore()
 	drain, err := r.settle(ctx, gen, 120*time.Second)
 	if err != nil {
 		return err
