@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
@@ -100,6 +101,9 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 			g.stats.Frames.Add(1)
 			ps.Frames.Add(1)
 			res, derr := sess.Decode(frame, recv)
+			if derr == nil {
+				derr = checkSignals(res.Signals)
+			}
 			if derr != nil {
 				rejectErr, rejectRaw = derr, frame
 				break
@@ -157,6 +161,18 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 			return
 		}
 	}
+}
+
+// checkSignals rejects a frame with a record that cannot be stored (see
+// signal.Check): it would otherwise fail the whole batch it lands in, and
+// with it other devices' frames.
+func checkSignals(sigs []signal.Signal) error {
+	for i := range sigs {
+		if err := sigs[i].Check(); err != nil {
+			return fmt.Errorf("%w: record %d: %w", plugins.ErrMalformed, i, err)
+		}
+	}
+	return nil
 }
 
 // unackedLogEvery bounds the "not durable" warnings: during an outage
@@ -292,6 +308,9 @@ func (g *Gateway) udpLoop(l *listener) {
 			continue
 		}
 		res, err := sess.Decode(dgram, recv)
+		if err == nil {
+			err = checkSignals(res.Signals)
+		}
 		if err != nil {
 			g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, err)
 			continue

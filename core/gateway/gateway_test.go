@@ -279,3 +279,28 @@ func TestUDPAckAfterDurable(t *testing.T) {
 		t.Fatal("garbage datagram not rejected")
 	}
 }
+
+func TestUnstorableRecordRejectsOnlyItsFrame(t *testing.T) {
+	in := &gatedIngest{}
+	_, addr, rj := start(t, in, gateway.ListenerConfig{MaxFrame: 64})
+	c, _ := net.Dial("tcp", addr)
+	defer c.Close()
+	// A NUL in the device id would fail the batch in Postgres (and with it
+	// every other device's frames in that batch): the frame is refused.
+	c.Write([]byte("d\x00x,1\n"))
+	c.SetReadDeadline(time.Now().Add(10 * time.Second))
+	all, _ := bufio.NewReader(c).ReadString(0)
+	if !strings.Contains(all, "invalid signal") {
+		t.Fatalf("got %q, want a rejection naming the invalid record", all)
+	}
+	rj.mu.Lock()
+	defer rj.mu.Unlock()
+	if len(rj.r) != 1 || !strings.Contains(rj.r[0].Reason, "NUL") {
+		t.Fatalf("rejections %+v", rj.r)
+	}
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if len(in.got) != 0 {
+		t.Fatalf("%d signals reached ingest", len(in.got))
+	}
+}

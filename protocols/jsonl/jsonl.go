@@ -141,6 +141,12 @@ func Parse(line []byte) (signal.Signal, error) {
 	if j.TS == nil || j.TS.IsZero() {
 		return signal.Signal{}, fmt.Errorf("%w: ts is required (RFC 3339 time)", plugins.ErrMalformed)
 	}
+	// RFC 3339 allows years 0000–9999 with any offset, so the UTC time can
+	// fall outside what RFC 3339 (and therefore the canonical JSON) can
+	// write back.
+	if y := j.TS.UTC().Year(); y < 1 || y > 9999 {
+		return signal.Signal{}, fmt.Errorf("%w: ts %s is outside the years 0001–9999 in UTC", plugins.ErrMalformed, j.TS.Format(time.RFC3339))
+	}
 	src := j.Protocol
 	j.Recv, j.Path, j.Protocol = nil, "", ""
 	sig := j.Signal()
