@@ -39,11 +39,12 @@ test: services tools rules lint test-go fuzz-short ## run every test (what CI ru
 test-go: ## go test with the race detector
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
 
-lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck
+lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck, go mod tidy leaves no diff
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 	  if [ -n "$$out" ]; then echo "gofmt would change:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
 	$(STATICCHECK) ./...
+	@$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum"; exit 1; }
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
