@@ -49,6 +49,16 @@ func limitOffset(r *http.Request) (limit, offset int, err error) {
 }
 
 // parseTime accepts RFC 3339 or Unix seconds.
+// timeRange reads the from and to parameters (defaults: the Unix epoch
+// and the year 9999).
+func timeRange(r *http.Request) (from, to time.Time, err error) {
+	if from, err = parseTime(r, "from", time.Unix(0, 0).UTC()); err != nil {
+		return from, to, err
+	}
+	to, err = parseTime(r, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	return from, to, err
+}
+
 func parseTime(r *http.Request, name string, def time.Time) (time.Time, error) {
 	v := r.URL.Query().Get(name)
 	if v == "" {
@@ -427,12 +437,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	from, err := parseTime(r, "from", time.Unix(0, 0).UTC())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	to, err := parseTime(r, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	from, to, err := timeRange(r)
 	if err != nil {
 		s.fail(w, err)
 		return
@@ -516,12 +521,7 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	from, err := parseTime(r, "from", time.Unix(0, 0).UTC())
-	if err != nil {
-		s.fail(w, err)
-		return
-	}
-	to, err := parseTime(r, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
+	from, to, err := timeRange(r)
 	if err != nil {
 		s.fail(w, err)
 		return

@@ -397,13 +397,13 @@ func (s *Spool) Replay(ctx context.Context, maxSignals int, fn func(ctx context.
 	if n := len(s.segs); n > 0 && s.active != nil {
 		s.sealLocked()
 	}
-	todo := make([]segment, 0, len(s.segs))
+	pending := make([]segment, 0, len(s.segs))
 	for _, seg := range s.segs {
-		todo = append(todo, *seg)
+		pending = append(pending, *seg)
 	}
 	s.mu.Unlock()
 	total := 0
-	for _, seg := range todo {
+	for _, seg := range pending {
 		if err := ctx.Err(); err != nil {
 			return total, err
 		}
