@@ -155,6 +155,15 @@ type fetched struct {
 	ids    []int64
 	hashes []int64
 	inputs []wasmrule.Input
+	// group[i] indexes groups: the (device, hour of device time) of
+	// inputs[i], the key of its rule_stats row.
+	group  []int32
+	groups []devHour
+}
+
+type devHour struct {
+	dev  string
+	hour time.Time
 }
 
 func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, limit int) (fetched, error) {
@@ -170,6 +179,7 @@ func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, lim
 	defer rows.Close()
 	nums := make([]*float64, len(numberCols))
 	var prevNums [3]*float64
+	groupOf := map[devHour]int32{}
 	dest := make([]any, 0, 26)
 	for rows.Next() {
 		var (
@@ -212,6 +222,14 @@ func (p *fetchPlan) fetch(ctx context.Context, tx pgx.Tx, after, upTo int64, lim
 		}
 		out.ids = append(out.ids, id)
 		out.hashes = append(out.hashes, hash)
+		dh := devHour{s.DeviceID, s.TS.Truncate(time.Hour)}
+		gi, ok := groupOf[dh]
+		if !ok {
+			gi = int32(len(out.groups))
+			groupOf[dh] = gi
+			out.groups = append(out.groups, dh)
+		}
+		out.group = append(out.group, gi)
 		// The host's clock for a signal is its receive time (to the
 		// second): a backlog evaluated hours later is judged as it would
 		// have been live, verdicts replay exactly, and signals received in
@@ -415,9 +433,14 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 				sel = append(sel, i)
 			}
 		}
-		in := make([]wasmrule.Input, len(sel))
-		for k, i := range sel {
-			in[k] = batch.inputs[i]
+		var in []wasmrule.Input
+		if x.sample <= 1 {
+			in = batch.inputs[i0:] // every signal from i0 on: sel[k] == i0+k
+		} else {
+			in = make([]wasmrule.Input, len(sel))
+			for k, i := range sel {
+				in[k] = batch.inputs[i]
+			}
 		}
 		var verdicts []wasmrule.Verdict
 		var cerr error
@@ -451,11 +474,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		// Signals in (wm, newWM] that the sample left out.
 		inRange := sort.Search(len(batch.ids), func(i int) bool { return batch.ids[i] > o.newWM }) - i0
 		o.sampledOut = int64(max(inRange-o.n, 0))
-		evalIDs := make([]int64, o.n)
-		for k := 0; k < o.n; k++ {
-			evalIDs[k] = batch.ids[sel[k]]
-		}
-		o.findings = w.add(&x.meta, evalIDs, in[:o.n], verdicts)
+		o.findings = w.add(&x.meta, &batch, sel[:o.n], verdicts)
 		if o.newWM > wm {
 			w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
 		}
@@ -513,6 +532,12 @@ type statRow struct {
 	e, p, w, f, n int64
 }
 
+// ruleStats are one rule's counts in a batch, indexed like fetched.groups.
+type ruleStats struct {
+	meta *wasmrule.Meta
+	rows []statRow
+}
+
 // batchWrite gathers the findings, statistics and watermark advances of
 // one batch for all rules, written with one statement each.
 type batchWrite struct {
@@ -521,25 +546,22 @@ type batchWrite struct {
 	fStat, fText                       []string
 	fTS                                []time.Time
 	fReason                            []int32
-	stats                              map[statKey]*statRow
+	groups                             []devHour
+	stats                              []ruleStats
 	wRules, wVers                      []string
 	wLast, wEval, wSampled             []int64
 }
 
-// add records the verdicts of one rule and returns how many are findings.
-func (w *batchWrite) add(meta *wasmrule.Meta, ids []int64, in []wasmrule.Input, vs []wasmrule.Verdict) int {
-	if w.stats == nil {
-		w.stats = map[statKey]*statRow{}
-	}
+// add records the verdicts of one rule on the signals sel of b (vs[k] is
+// the verdict on b.inputs[sel[k]]) and returns how many are findings.
+func (w *batchWrite) add(meta *wasmrule.Meta, b *fetched, sel []int, vs []wasmrule.Verdict) int {
+	w.groups = b.groups
+	w.stats = append(w.stats, ruleStats{meta: meta, rows: make([]statRow, len(b.groups))})
+	rows := w.stats[len(w.stats)-1].rows
 	n := 0
-	for i, v := range vs {
-		s := &in[i].Signal
-		k := statKey{meta.Name, meta.Version, s.DeviceID, s.TS.UTC().Truncate(time.Hour)}
-		row := w.stats[k]
-		if row == nil {
-			row = &statRow{dim: meta.Dimension}
-			w.stats[k] = row
-		}
+	for k, v := range vs {
+		i := sel[k]
+		row := &rows[b.group[i]]
 		row.e++
 		switch v.Status {
 		case wasmrule.StatusPass:
@@ -554,7 +576,8 @@ func (w *batchWrite) add(meta *wasmrule.Meta, ids []int64, in []wasmrule.Input, 
 			row.f++
 		}
 		n++
-		w.fIDs = append(w.fIDs, ids[i])
+		s := &b.inputs[i].Signal
+		w.fIDs = append(w.fIDs, b.ids[i])
 		w.fDevs = append(w.fDevs, s.DeviceID)
 		w.fTS = append(w.fTS, s.TS)
 		w.fRules, w.fVers = append(w.fRules, meta.Name), append(w.fVers, meta.Version)
@@ -578,14 +601,23 @@ func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 			return fmt.Errorf("storing findings: %w", err)
 		}
 	}
-	if len(w.stats) > 0 {
-		keys := make([]statKey, 0, len(w.stats))
-		for k := range w.stats {
-			keys = append(keys, k)
+	type keyed struct {
+		k   statKey
+		row *statRow
+	}
+	var all []keyed
+	for _, rs := range w.stats {
+		for g := range rs.rows {
+			if row := &rs.rows[g]; row.e > 0 {
+				row.dim = rs.meta.Dimension
+				all = append(all, keyed{statKey{rs.meta.Name, rs.meta.Version, w.groups[g].dev, w.groups[g].hour}, row})
+			}
 		}
+	}
+	if len(all) > 0 {
 		// A fixed order keeps concurrent upserts from deadlocking.
-		sort.Slice(keys, func(i, j int) bool {
-			a, b := keys[i], keys[j]
+		sort.Slice(all, func(i, j int) bool {
+			a, b := all[i].k, all[j].k
 			if a.rule != b.rule {
 				return a.rule < b.rule
 			}
@@ -597,12 +629,12 @@ func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 			}
 			return a.hour.Before(b.hour)
 		})
-		n := len(keys)
+		n := len(all)
 		devs, rules, vers, dims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		hours := make([]time.Time, n)
 		e, p, wa, f, na := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		for i, k := range keys {
-			row := w.stats[k]
+		for i, x := range all {
+			k, row := x.k, x.row
 			devs[i], hours[i], rules[i], vers[i], dims[i] = k.dev, k.hour, k.rule, k.version, row.dim
 			e[i], p[i], wa[i], f[i], na[i] = row.e, row.p, row.w, row.f, row.n
 		}
