@@ -74,6 +74,12 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 	}
 	row("ack latency p50 / p99 / max", fmt.Sprintf("%.1f / %.1f / %.1f ms", r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max))
 	row("peak RSS", fmt.Sprintf("%.0f MiB", float64(r.RSSBytes)/(1<<20)))
+	if c := r.CPU; c != nil {
+		row("CPU during the load (cores)", cpuText(c))
+		if c.BenchUSPerSignal > 0 {
+			row("CPU per signal acked", fmt.Sprintf("bench process %.1f µs, Postgres %.1f µs", c.BenchUSPerSignal, c.PostgresUSPerSignal))
+		}
+	}
 	keys := make([]string, 0, len(r.Extras))
 	for k := range r.Extras {
 		keys = append(keys, k)
@@ -115,6 +121,13 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// cpuText is a CPU reading in one line: busy cores of all and who used
+// them.
+func cpuText(c *CPU) string {
+	return fmt.Sprintf("%.2f of %d busy: fleetcore+generator %.2f, Postgres %.2f, other %.2f",
+		c.Busy, c.Cores, c.BenchProcess, c.Postgres, c.Other)
 }
 
 func orDash(s string) string {
@@ -167,8 +180,8 @@ func fmtValue(v any) string {
 // README's "latest figures").
 func WriteSummary(w io.Writer, rs []*Result) error {
 	var b strings.Builder
-	b.WriteString("| scenario | devices | throughput/s | ceiling/s | naive/s | ×ceiling | ×naive | ack p50 / p99 / max ms | acked | lost | dup | peak RSS MiB | scenario figures | targets |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| scenario | devices | throughput/s | ceiling/s | naive/s | ×ceiling | ×naive | ack p50 / p99 / max ms | acked | lost | dup | peak RSS MiB | CPU busy of cores: fleetcore+gen / Postgres | scenario figures | targets |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		var extra []string
 		switch r.Scenario {
@@ -206,10 +219,14 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 		if len(missed) > 0 {
 			targets = "missed: " + strings.Join(missed, "; ")
 		}
-		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f | %.1f / %.1f / %.0f | %d | %d | %d | %.0f | %s | %s |\n",
+		cpu := "–"
+		if c := r.CPU; c != nil {
+			cpu = fmt.Sprintf("%.2f of %d: %.2f / %.2f", c.Busy, c.Cores, c.BenchProcess, c.Postgres)
+		}
+		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f | %.1f / %.1f / %.0f | %d | %d | %d | %.0f | %s | %s | %s |\n",
 			r.Scenario, r.Devices, r.ThroughputPerS, r.CeilingPerS, r.NaivePerS, r.RatioToCeiling, r.RatioToNaive,
 			r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max, r.SignalsAcked, r.Lost, r.Duplicates,
-			float64(r.RSSBytes)/(1<<20), strings.Join(extra, ", "), targets)
+			float64(r.RSSBytes)/(1<<20), cpu, strings.Join(extra, ", "), targets)
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

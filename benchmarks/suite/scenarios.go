@@ -25,6 +25,8 @@ func (r *runner) drive(ctx context.Context, gen *loadgen.Generator, d time.Durat
 	}
 	done := make(chan struct{})
 	r.start = time.Now()
+	cpu0, cpuOK := readCPU()
+	acked0 := gen.Counters().Acked
 	go func() { gen.Run(lctx); close(done) }()
 	tk := time.NewTicker(time.Second)
 	defer tk.Stop()
@@ -33,6 +35,10 @@ func (r *runner) drive(ctx context.Context, gen *loadgen.Generator, d time.Durat
 		case <-done:
 			if stopProfile != nil {
 				stopProfile()
+			}
+			if cpu1, ok := readCPU(); ok && cpuOK {
+				c := cpuBetween(cpu0, cpu1, r.res.Machine.CPUs, int64(gen.Counters().Acked-acked0))
+				r.res.CPU = &c
 			}
 			fmt.Fprintln(r.o.Progress)
 			return

@@ -200,6 +200,8 @@ type Result struct {
 	AckLatencyMS   Quantiles     `json:"ack_latency_ms"`
 	RSSBytes       uint64        `json:"rss_bytes"`
 	RSSNote        string        `json:"rss_note"`
+	// CPU is where the machine's CPU went during the load.
+	CPU *CPU `json:"cpu,omitempty"`
 
 	Ceiling   []RefRun         `json:"ceiling_runs,omitempty"`
 	Naive     *RefRun          `json:"naive_run,omitempty"`
