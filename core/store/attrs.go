@@ -14,7 +14,11 @@ import (
 // ±Inf) become null, and NUL characters (which Postgres refuses in jsonb)
 // become U+FFFD, so no attribute can make a whole batch fail.
 func attrsJSON(m map[string]any) []byte {
-	b := make([]byte, 0, 24*len(m)+2)
+	return appendAttrsJSON(make([]byte, 0, 24*len(m)+2), m)
+}
+
+// appendAttrsJSON appends attrsJSON(m) to b.
+func appendAttrsJSON(b []byte, m map[string]any) []byte {
 	b = append(b, '{')
 	first := true
 	for k, v := range m {

@@ -65,3 +65,33 @@ func (r *recentKeys) add(keys []recentKey) {
 		r.cur[k] = struct{}{}
 	}
 }
+
+// fresh returns the indices of keys neither known to be committed by this
+// process nor repeats of an earlier key of the same batch, in order.
+func (r *recentKeys) fresh(keys []recentKey) []int {
+	out := make([]int, 0, len(keys))
+	var seen map[recentKey]struct{}
+	if len(keys) > 1 {
+		seen = make(map[recentKey]struct{}, len(keys))
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i, k := range keys {
+		if _, ok := r.cur[k]; ok {
+			continue
+		}
+		if len(r.prev) > 0 {
+			if _, ok := r.prev[k]; ok {
+				continue
+			}
+		}
+		if seen != nil {
+			if _, ok := seen[k]; ok {
+				continue
+			}
+			seen[k] = struct{}{}
+		}
+		out = append(out, i)
+	}
+	return out
+}

@@ -1,11 +1,13 @@
 package store
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -104,25 +106,31 @@ func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteR
 	if len(batch) == 0 {
 		return WriteResult{}, nil
 	}
-	rows := Rows(batch)
-	keys := make([]recentKey, len(rows))
-	for i, r := range rows {
-		keys[i] = keyOf(batch[i].DeviceID, r[colTS].(time.Time).UnixMicro(), r[colHash].(int64))
+	hashes := make([]int64, len(batch))
+	keys := make([]recentKey, len(batch))
+	for i := range batch {
+		hashes[i] = batch[i].RecordHash()
+		keys[i] = keyOf(batch[i].DeviceID, batch[i].TS.UnixMicro(), hashes[i])
 	}
 	// Leave out what this process knows is stored and repeats inside the
 	// batch, so that resends do not fail the COPY.
-	copyRows, copyKeys := s.knownFresh(rows, keys)
-	if len(copyRows) == 0 {
+	fresh := s.recent.fresh(keys)
+	if len(fresh) == 0 {
 		return WriteResult{Duplicates: len(batch)}, nil
 	}
-	n, err := s.pool.CopyFrom(ctx, pgx.Identifier{"signals"}, SignalColumns, pgx.CopyFromRows(copyRows))
+	n, err := s.copyFresh(ctx, batch, hashes, fresh)
 	if err == nil {
-		s.recent.add(copyKeys)
+		copied := make([]recentKey, len(fresh))
+		for j, i := range fresh {
+			copied[j] = keys[i]
+		}
+		s.recent.add(copied)
 		return WriteResult{Inserted: int(n), Duplicates: len(batch) - int(n)}, nil
 	}
 	if !isUniqueViolation(err) {
 		return WriteResult{}, fmt.Errorf("copying signals: %w", err)
 	}
+	rows := Rows(batch)
 	var res WriteResult
 	err = pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		fresh, err := unstored(ctx, tx, batch, rows)
@@ -164,55 +172,60 @@ func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteR
 	return res, nil
 }
 
-// knownFresh returns the rows (and their keys) that are neither known to
-// be committed by this process nor repeats of an earlier row of the batch.
-// A row left out because it is known to be stored needs no frame: its
-// frame was stored with it. A frame on a repeated row moves to nothing: the
-// first occurrence, which is kept, carries it.
-func (s *Store) knownFresh(rows [][]any, keys []recentKey) ([][]any, []recentKey) {
-	var seen map[recentKey]struct{}
-	out, outKeys := rows, keys
-	copied := false
-	for i, k := range keys {
-		skip := s.recent.has(k)
-		if !skip && len(keys) > 1 {
-			if seen == nil {
-				seen = make(map[recentKey]struct{}, len(keys))
+// copyFresh writes the signals fresh (indices into batch, in order) with
+// one binary COPY in its own transaction and returns the rows copied.
+func (s *Store) copyFresh(ctx context.Context, batch []signal.Signal, hashes []int64, fresh []int) (int64, error) {
+	refs := frameRefs(batch)
+	bufp := copyBufs.Get().(*[]byte)
+	defer copyBufs.Put(bufp)
+	buf := append((*bufp)[:0], copyHeader...)
+	var now time.Time
+	for _, i := range fresh {
+		recv := batch[i].Recv
+		if recv.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
 			}
-			_, skip = seen[k]
-			seen[k] = struct{}{}
+			recv = now
 		}
-		if skip && !copied {
-			out, outKeys = append([][]any(nil), rows[:i]...), append([]recentKey(nil), keys[:i]...)
-			copied = true
-		}
-		if !skip && copied {
-			out, outKeys = append(out, rows[i]), append(outKeys, k)
-		}
+		buf = appendCopyRow(buf, &batch[i], recv, hashes[i], refs[i])
 	}
-	return out, outKeys
+	buf = append(buf, copyTrailer...)
+	if cap(buf) <= maxPooledCopyBuf {
+		*bufp = buf
+	}
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return 0, err
+	}
+	defer c.Release()
+	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySignalsSQL)
+	if err != nil {
+		return 0, err
+	}
+	return tag.RowsAffected(), nil
 }
+
+// copyBufs recycles COPY buffers between batches.
+var copyBufs = sync.Pool{New: func() any { b := make([]byte, 0, 64<<10); return &b }}
+
+// maxPooledCopyBuf keeps one huge batch from pinning its buffer.
+const maxPooledCopyBuf = 8 << 20
 
 // Rows turns a batch into COPY values in SignalColumns order. The raw
 // frame goes on the first record of each frame in the batch.
 func Rows(batch []signal.Signal) [][]any {
+	refs := frameRefs(batch)
 	rows := make([][]any, len(batch))
-	var seen map[int64]struct{}
 	for i := range batch {
-		sig := &batch[i]
 		var fh, frame any
-		if len(sig.Frame) > 0 {
-			h := signal.FrameHash(sig.Frame)
-			fh = h
-			if seen == nil {
-				seen = make(map[int64]struct{}, 8)
-			}
-			if _, ok := seen[h]; !ok {
-				seen[h] = struct{}{}
-				frame = sig.Frame
+		if refs[i].has {
+			fh = refs[i].hash
+			if refs[i].bytes != nil {
+				frame = refs[i].bytes
 			}
 		}
-		rows[i] = signalRow(sig, fh, frame)
+		rows[i] = signalRow(&batch[i], fh, frame)
 	}
 	return rows
 }

@@ -263,3 +263,87 @@ func TestIntegrationQuarantine(t *testing.T) {
 		t.Fatalf("got %q %x", reason, raw)
 	}
 }
+
+// TestIntegrationBinaryCopyStoresWhatRowsDoes writes the same varied batch
+// through WriteSignals (the binary COPY encoder) and through pgx's COPY of
+// store.Rows (the values of the conflict path and of the benchmark's
+// ceiling) and compares every stored column.
+func TestIntegrationBinaryCopyStoresWhatRowsDoes(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	recv := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)
+	var batch []signal.Signal
+	for i := 0; i < 40; i++ {
+		s := sig(fmt.Sprintf("dev-%d", i%3), i)
+		s.Recv = recv.Add(time.Duration(i) * time.Millisecond)
+		switch i % 8 {
+		case 0:
+			s.Valid = signal.Unknown
+			s.Lat, s.Lon = math.NaN(), math.Inf(1)
+			s.Attrs = nil
+		case 1:
+			s.Valid = signal.False
+			s.DTCs = []string{"P0300", "U0100", "ž"}
+			s.RPM, s.Coolant, s.Fuel, s.Voltage, s.Odometer, s.EngineLoad, s.Throttle = 812.5, -40, 0, 13.8, 123456.7, 1e-300, math.Inf(-1)
+		case 2:
+			s.SetAttr("s", `quote " and \ backslash`)
+			s.SetAttr("f", -0.5)
+			s.SetAttr("b", false)
+			s.SetAttr("n", nil)
+		case 3:
+			s.Frame = nil
+			s.TS = time.Date(1, 1, 1, 0, 0, 0, 1000, time.UTC) // year 1, the earliest kept
+		case 4:
+			s.TS = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.UTC)
+			s.Protocol = "žemė"
+		case 5:
+			s.TS = time.Date(1969, 12, 31, 23, 59, 59, 500, time.FixedZone("x", -7*3600)) // before 1970, sub-µs
+		}
+		batch = append(batch, s)
+	}
+	const cols = `device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid, rpm, coolant, fuel,
+		voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, record_hash, frame_hash, frame`
+	read := func() []string {
+		rows, err := st.Pool().Query(ctx, `SELECT row_to_json(x)::text FROM (SELECT `+cols+` FROM signals) x ORDER BY 1`)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+		if err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	res, err := st.WriteSignals(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Inserted != len(batch) {
+		t.Fatalf("%+v, want %d inserted", res, len(batch))
+	}
+	binary := read()
+	if _, err := st.Pool().Exec(ctx, "TRUNCATE signals"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.Pool().CopyFrom(ctx, pgx.Identifier{"signals"}, store.SignalColumns, pgx.CopyFromRows(store.Rows(batch))); err != nil {
+		t.Fatal(err)
+	}
+	viaPgx := read()
+	if len(binary) != len(batch) || len(viaPgx) != len(batch) {
+		t.Fatalf("%d and %d rows, want %d", len(binary), len(viaPgx), len(batch))
+	}
+	for i := range binary {
+		if binary[i] != viaPgx[i] {
+			t.Fatalf("row %d differs:\nbinary COPY: %s\npgx COPY:    %s", i, binary[i], viaPgx[i])
+		}
+	}
+	frames := map[string]bool{}
+	for _, s := range batch {
+		if len(s.Frame) > 0 {
+			frames[string(s.Frame)] = true
+		}
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != len(frames) {
+		t.Fatalf("%d frames stored, want %d: each once", n, len(frames))
+	}
+}
