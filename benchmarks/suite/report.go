@@ -52,9 +52,13 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 	var b strings.Builder
 	fmt.Fprintf(&b, "# fleetcore bench: %s\n\n", r.Scenario)
 	m := r.Machine
-	fmt.Fprintf(&b, "Run %s on %d CPUs, %.1f GiB RAM (%s, Linux %s, %s). %s, %d devices (%s), rate %s, bad data %.0f %%.\n\n",
+	rules := "WASM rules off"
+	if r.Rules {
+		rules = "WASM rules on"
+	}
+	fmt.Fprintf(&b, "Run %s on %d CPUs, %.1f GiB RAM (%s, Linux %s, %s). %s, %d devices (%s), rate %s, bad data %.0f %%, %s.\n\n",
 		r.Started.Format("2006-01-02 15:04 UTC"), m.CPUs, float64(m.MemBytes)/(1<<30), orDash(m.CPUModel), orDash(m.Kernel), m.GoVersion,
-		fmtDuration(r.DurationS), r.Devices, r.Mix, rateText(r.Rate), 100*r.BadShare)
+		fmtDuration(r.DurationS), r.Devices, r.Mix, rateText(r.Rate), 100*r.BadShare, rules)
 	if svg != "" {
 		fmt.Fprintf(&b, "![throughput and ack latency over time](%s)\n\n", svg)
 	}
@@ -223,8 +227,12 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 		if c := r.CPU; c != nil {
 			cpu = fmt.Sprintf("%.2f of %d: %.2f / %.2f", c.Busy, c.Cores, c.BenchProcess, c.Postgres)
 		}
+		name := r.Scenario
+		if r.Rules && r.Scenario != "rules" {
+			name += " (rules on)"
+		}
 		fmt.Fprintf(&b, "| %s | %d | %.0f | %.0f | %.0f | %.2f | %.1f | %.1f / %.1f / %.0f | %d | %d | %d | %.0f | %s | %s | %s |\n",
-			r.Scenario, r.Devices, r.ThroughputPerS, r.CeilingPerS, r.NaivePerS, r.RatioToCeiling, r.RatioToNaive,
+			name, r.Devices, r.ThroughputPerS, r.CeilingPerS, r.NaivePerS, r.RatioToCeiling, r.RatioToNaive,
 			r.AckLatencyMS.P50, r.AckLatencyMS.P99, r.AckLatencyMS.Max, r.SignalsAcked, r.Lost, r.Duplicates,
 			float64(r.RSSBytes)/(1<<20), cpu, strings.Join(extra, ", "), targets)
 	}

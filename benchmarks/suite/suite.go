@@ -59,10 +59,13 @@ type Options struct {
 	// the spool directory and the RabbitMQ queue names (unique, deleted
 	// afterwards).
 	BaseConfig string
-	// NoRules turns the WASM rules off (rules.enabled = false) for runs
-	// that only check ingest; compiling the rules under the race detector
-	// takes minutes.
-	NoRules bool
+	// Rules is whether the node runs the WASM quality rules during the
+	// load: "on", "off", or "" for the scenario's default (on only in the
+	// rules scenario: the others measure the ingest path, and rule
+	// evaluation, which takes CPU from the same cores in proportion to
+	// ingest, is what the rules scenario measures). Tests use "off":
+	// compiling the rules under the race detector takes minutes.
+	Rules string
 
 	// Progress receives a one-line progress bar (stderr); nil = none.
 	Progress io.Writer
@@ -127,6 +130,19 @@ func (o *Options) defaults() error {
 	if o.AMQPURL == "" {
 		o.AMQPURL = "amqp://guest:guest@127.0.0.1:5672/"
 	}
+	switch o.Rules {
+	case "":
+		o.Rules = "off"
+		if o.Scenario == "rules" {
+			o.Rules = "on"
+		}
+	case "on", "off":
+	default:
+		return fmt.Errorf("rules must be on or off, not %q", o.Rules)
+	}
+	if o.Scenario == "rules" && o.Rules == "off" {
+		return fmt.Errorf("the rules scenario needs the rules on")
+	}
 	if o.Progress == nil {
 		o.Progress = io.Discard
 	}
@@ -185,6 +201,8 @@ type Result struct {
 	Mix       string    `json:"mix"`
 	Rate      float64   `json:"rate_per_device"`
 	BadShare  float64   `json:"bad_share"`
+	// Rules: the WASM quality rules ran during the load.
+	Rules bool `json:"rules"`
 
 	SignalsAcked   int64         `json:"signals_acked"`
 	SignalsStored  int64         `json:"signals_stored"`
@@ -236,7 +254,7 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 	}
 	res := &Result{
 		Scenario: o.Scenario, Started: time.Now().UTC(), Machine: machine(), Devices: o.Devices, Mix: o.Mix,
-		Rate: o.Rate, BadShare: o.BadShare, Server: map[string]any{}, Extras: map[string]any{},
+		Rate: o.Rate, BadShare: o.BadShare, Rules: o.Rules == "on", Server: map[string]any{}, Extras: map[string]any{},
 	}
 	db, drop, err := createDatabase(ctx, o.PostgresURL)
 	if err != nil {
@@ -421,10 +439,8 @@ func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*con
 			cfg.Rules.Dir = dir // the default is relative to the repository root
 		}
 	}
-	if r.o.NoRules {
-		off := false
-		cfg.Rules.Enabled = &off
-	}
+	on := r.o.Rules == "on"
+	cfg.Rules.Enabled = &on
 	if amqp {
 		cfg.AMQP.URL = r.o.AMQPURL
 	}

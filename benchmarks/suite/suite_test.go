@@ -31,7 +31,7 @@ func TestIntegrationBenchSteady(t *testing.T) {
 	res, err := Run(ctx, Options{
 		Scenario: "steady", Duration: 3 * time.Second, Devices: 40, Rate: -1, BadShare: 0.05,
 		RefRows: 20000, NaiveFor: time.Second, PostgresURL: testenv.PostgresURL(),
-		NoRules: true, // ingest only; compiling the rules under -race takes minutes
+		Rules: "off", // ingest only; compiling the rules under -race takes minutes
 	})
 	if err != nil {
 		t.Fatalf("bench: %v", err)

@@ -38,6 +38,7 @@ func benchCmd(args []string) int {
 	base := fs.String("config", "", "start from this config file instead of the built-in defaults (database, listeners, API, spool and queue names are still the benchmark's)")
 	refRows := fs.Int("ref-rows", 100000, "rows per ceiling trial")
 	noRefs := fs.Bool("no-refs", false, "skip the ceiling and naive references")
+	rules := fs.String("rules", "", "run the WASM quality rules during the load: on or off (default: on only in the rules scenario)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 	logFile := fs.String("log", "", "write the server's log here (default: next to the JSON, .log)")
 	inProcessIdle := fs.Bool("idle-in-process", false, "hold the idle connections in this process instead of a child")
@@ -86,7 +87,7 @@ func benchCmd(args []string) int {
 	o := suite.Options{
 		Scenario: *scenario, Duration: *duration, Devices: *devices, Rate: *rate, PerFrame: *perFrame, Mix: *mix,
 		BadShare: *bad, IdleConns: *idle, RefRows: *refRows, SkipRefs: *noRefs, PostgresURL: *pg, AMQPURL: *amqpURL,
-		Keep: *keep, BaseConfig: *base, Progress: os.Stderr, ServerLog: lf,
+		Keep: *keep, BaseConfig: *base, Rules: *rules, Progress: os.Stderr, ServerLog: lf,
 	}
 	if *cpuProfile != "" {
 		o.Profile = func() func() {
