@@ -6,6 +6,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -24,6 +25,10 @@ type RefRun struct {
 	Rows    int64   `json:"rows"`
 	Seconds float64 `json:"seconds"`
 	PerS    float64 `json:"per_s"`
+	// CPU is where the machine's CPU went during the run (the bench
+	// process is the client here), so that a scenario's CPU per signal
+	// reads against the reference's CPU per row.
+	CPU *CPU `json:"cpu,omitempty"`
 }
 
 // referenceSignals makes n signals shaped like the benchmark's: Teltonika
@@ -102,6 +107,7 @@ func ceiling(ctx context.Context, dbURL string, rows [][]any, conns, chunk int) 
 	errs := make(chan error, conns)
 	var wg sync.WaitGroup
 	start := time.Now()
+	cpu0, cpuOK := readCPU()
 	for _, c := range cs {
 		wg.Add(1)
 		go func() {
@@ -127,7 +133,18 @@ func ceiling(ctx context.Context, dbURL string, rows [][]any, conns, chunk int) 
 	if err := <-errs; err != nil {
 		return RefRun{}, err
 	}
-	return RefRun{Conns: conns, Rows: copied.Load(), Seconds: el.Seconds(), PerS: float64(copied.Load()) / el.Seconds()}, nil
+	return RefRun{Conns: conns, Rows: copied.Load(), Seconds: el.Seconds(), PerS: float64(copied.Load()) / el.Seconds(),
+		CPU: cpuSince(cpu0, cpuOK, copied.Load())}, nil
+}
+
+// cpuSince is the CPU used since a (nil if a could not be read).
+func cpuSince(a cpuSnap, ok bool, rows int64) *CPU {
+	b, ok2 := readCPU()
+	if !ok || !ok2 {
+		return nil
+	}
+	c := cpuBetween(a, b, runtime.NumCPU(), rows)
+	return &c
 }
 
 // naive inserts one signal per statement and transaction from a small
@@ -159,6 +176,7 @@ func naive(ctx context.Context, dbURL string, rows [][]any, workers int, d time.
 	dctx, cancel := context.WithTimeout(ctx, d)
 	defer cancel()
 	start := time.Now()
+	cpu0, cpuOK := readCPU()
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -188,5 +206,6 @@ func naive(ctx context.Context, dbURL string, rows [][]any, workers int, d time.
 	if err := <-errs; err != nil {
 		return RefRun{}, err
 	}
-	return RefRun{Conns: workers, Rows: done.Load(), Seconds: el.Seconds(), PerS: float64(done.Load()) / el.Seconds()}, nil
+	return RefRun{Conns: workers, Rows: done.Load(), Seconds: el.Seconds(), PerS: float64(done.Load()) / el.Seconds(),
+		CPU: cpuSince(cpu0, cpuOK, done.Load())}, nil
 }

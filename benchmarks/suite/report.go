@@ -103,12 +103,20 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 		}
 	}
 	if len(r.Ceiling) > 0 {
-		b.WriteString("\n## References\n\n| reference | connections | rows | seconds | rows/s |\n|---|---|---|---|---|\n")
+		b.WriteString("\n## References\n\n| reference | connections | rows | seconds | rows/s | CPU (cores) | CPU per row: client / Postgres |\n|---|---|---|---|---|---|---|\n")
+		ref := func(name string, c RefRun) {
+			cpu, per := "–", "–"
+			if c.CPU != nil {
+				cpu = fmt.Sprintf("%.2f of %d busy: client %.2f, Postgres %.2f", c.CPU.Busy, c.CPU.Cores, c.CPU.BenchProcess, c.CPU.Postgres)
+				per = fmt.Sprintf("%.1f / %.1f µs", c.CPU.BenchUSPerSignal, c.CPU.PostgresUSPerSignal)
+			}
+			fmt.Fprintf(&b, "| %s | %d | %d | %.2f | %.0f | %s | %s |\n", name, c.Conns, c.Rows, c.Seconds, c.PerS, cpu, per)
+		}
 		for _, c := range r.Ceiling {
-			fmt.Fprintf(&b, "| ceiling | %d | %d | %.2f | %.0f |\n", c.Conns, c.Rows, c.Seconds, c.PerS)
+			ref("ceiling", c)
 		}
 		if r.Naive != nil {
-			fmt.Fprintf(&b, "| naive | %d | %d | %.2f | %.0f |\n", r.Naive.Conns, r.Naive.Rows, r.Naive.Seconds, r.Naive.PerS)
+			ref("naive", *r.Naive)
 		}
 	}
 	g := r.Generator
