@@ -15,6 +15,9 @@ ingest {
   batch_max_signals = 4096
   batch_max_age     = "10ms"
   writers           = 2
+  # A batch is written while another write is in flight only once it holds
+  # this many signals: fewer, larger COPYs cost Postgres less per row.
+  parallel_min_signals = 1024
   breaker_probe     = "2s" # how often a failed Postgres is probed
 }
 

@@ -81,6 +81,9 @@ type Ingest struct {
 	BatchMaxAge     string `hcl:"batch_max_age,optional"`
 	QueueSignals    int    `hcl:"queue_signals,optional"`
 	Writers         int    `hcl:"writers,optional"`
+	// ParallelMinSignals is the size a batch must reach to be written
+	// while another write is in flight (see ingest.Config.ParallelMin).
+	ParallelMinSignals int `hcl:"parallel_min_signals,optional"`
 	// BreakerProbe is how often a failed Postgres is probed before new
 	// batches go to it again.
 	BreakerProbe string `hcl:"breaker_probe,optional"`
@@ -279,6 +282,7 @@ func (c *Config) applyDefaults() {
 	def(&c.Ingest.BatchMaxAge, "10ms")
 	defi(&c.Ingest.QueueSignals, 65536)
 	defi(&c.Ingest.Writers, 2)
+	defi(&c.Ingest.ParallelMinSignals, 1024)
 	def(&c.Ingest.BreakerProbe, "2s")
 
 	for _, l := range c.Listeners {
@@ -426,6 +430,9 @@ func (c *Config) Validate() error {
 	dur("ingest.breaker_probe", c.Ingest.BreakerProbe, false)
 	if c.Ingest.QueueSignals < c.Ingest.BatchMaxSignals {
 		add("ingest.queue_signals: must be at least ingest.batch_max_signals")
+	}
+	if c.Ingest.ParallelMinSignals < 1 || c.Ingest.ParallelMinSignals > c.Ingest.BatchMaxSignals {
+		add("ingest.parallel_min_signals: must be between 1 and ingest.batch_max_signals")
 	}
 	if c.Ingest.Writers < 1 || c.Ingest.Writers >= c.Database.MaxConns {
 		add("ingest.writers: must be at least 1 and less than database.max_conns")

@@ -43,6 +43,12 @@ type Config struct {
 	MaxAge       time.Duration // flush when the oldest submission waited this long
 	QueueSignals int           // bound on signals waiting or in flight
 	Writers      int           // concurrent batch writes
+	// ParallelMin is the size a batch must reach to be written while
+	// another write is in flight; smaller ones keep collecting until a
+	// write finishes. One large COPY costs Postgres less per row than two
+	// concurrent small ones, so the second writer only helps once the
+	// load outgrows one (default MaxSignals/4; 1 = always write at once).
+	ParallelMin  int
 	WriteTimeout time.Duration // per tier write
 }
 
@@ -59,6 +65,10 @@ func (c *Config) defaults() {
 	if c.Writers <= 0 {
 		c.Writers = 2
 	}
+	if c.ParallelMin <= 0 {
+		c.ParallelMin = max(c.MaxSignals/4, 1)
+	}
+	c.ParallelMin = min(c.ParallelMin, c.MaxSignals)
 	if c.WriteTimeout <= 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
@@ -140,6 +150,10 @@ type Batcher struct {
 
 	in   chan submission
 	work chan *batch
+	// busy counts batches handed to writers and not yet written; freed
+	// tells collect that a write finished.
+	busy  atomic.Int64
+	freed chan struct{}
 
 	mu     sync.RWMutex // guards closed against concurrent Submit
 	closed bool
@@ -160,6 +174,7 @@ func New(cfg Config, log hclog.Logger, tiers ...Tier) *Batcher {
 		sem:         semaphore.NewWeighted(int64(cfg.QueueSignals)),
 		in:          make(chan submission, 1024),
 		work:        make(chan *batch),
+		freed:       make(chan struct{}, 1),
 		stop:        make(chan struct{}),
 		batchSizes:  NewHistogram(1, 8, 64, 256, 1024, 4096, 16384, 65536),
 		writeMillis: NewHistogram(1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000),
@@ -220,13 +235,12 @@ func (b *Batcher) collect() {
 	in := b.in
 	for {
 		var out chan<- *batch
-		if ready && cur.count > 0 {
-			out = b.work
-		}
 		accept := in
 		if cur.count >= b.cfg.MaxSignals {
 			accept = nil
 			ready = true
+		}
+		if ready && cur.count > 0 && (b.busy.Load() == 0 || cur.count >= b.cfg.ParallelMin) {
 			out = b.work
 		}
 		select {
@@ -235,6 +249,7 @@ func (b *Batcher) collect() {
 				in = nil
 				// Drained: flush what is left and stop.
 				for cur.count > 0 {
+					b.busy.Add(1)
 					b.work <- cur
 					cur = &batch{}
 				}
@@ -247,7 +262,10 @@ func (b *Batcher) collect() {
 			cur.count += len(s.sigs)
 		case <-timer.C:
 			ready = true
+		case <-b.freed:
+			// A write finished: a batch held back for it may go now.
 		case out <- cur:
+			b.busy.Add(1)
 			cur = &batch{}
 			ready = false
 			timer.Stop()
@@ -259,6 +277,11 @@ func (b *Batcher) write() {
 	defer b.wg.Done()
 	for bt := range b.work {
 		b.flush(bt)
+		b.busy.Add(-1)
+		select {
+		case b.freed <- struct{}{}:
+		default:
+		}
 	}
 }
 

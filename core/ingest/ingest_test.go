@@ -234,3 +234,124 @@ func TestConcurrentSubmittersHammer(t *testing.T) {
 		t.Fatalf("stats %+v", st)
 	}
 }
+
+// gatedTier counts writes as they start and holds each until released.
+type gatedTier struct {
+	started atomic.Int32
+	release chan struct{}
+	mu      sync.Mutex
+	sizes   []int
+}
+
+func (g *gatedTier) Name() string { return signal.PathDirect }
+func (g *gatedTier) Write(ctx context.Context, b []signal.Signal) error {
+	g.started.Add(1)
+	select {
+	case <-g.release:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	g.mu.Lock()
+	g.sizes = append(g.sizes, len(b))
+	g.mu.Unlock()
+	return nil
+}
+
+// waitStarted waits until n writes started, or reports false after d.
+func (g *gatedTier) waitStarted(n int32, d time.Duration) bool {
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(time.Millisecond) {
+		if g.started.Load() >= n {
+			return true
+		}
+	}
+	return false
+}
+
+func TestSecondWriterWaitsForALargeBatch(t *testing.T) {
+	for _, tc := range []struct {
+		name        string
+		parallelMin int
+		// the second batch's size when its write starts
+		wantSecond int
+	}{
+		{"held until it holds ParallelMin", 50, 50},
+		{"ParallelMin 1 writes at once", 1, 10},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			g := &gatedTier{release: make(chan struct{})}
+			b := ingest.New(ingest.Config{MaxSignals: 100, MaxAge: time.Millisecond, Writers: 2, ParallelMin: tc.parallelMin},
+				hclog.NewNullLogger(), g)
+			b.Start()
+			ctx := context.Background()
+			var tickets []*ingest.Ticket
+			submit := func(n int) {
+				tk, err := b.Submit(ctx, sigs(n))
+				if err != nil {
+					t.Fatal(err)
+				}
+				tickets = append(tickets, tk)
+			}
+			submit(10)
+			if !g.waitStarted(1, 5*time.Second) {
+				t.Fatal("the first batch was never written")
+			}
+			submit(10) // the first write is still in flight
+			second := g.waitStarted(2, 100*time.Millisecond)
+			if tc.parallelMin > 10 && second {
+				t.Fatal("a 10-signal batch went to the second writer while a write was in flight")
+			}
+			if tc.parallelMin <= 10 && !second {
+				t.Fatal("with ParallelMin 1 the second batch did not go at once")
+			}
+			if !second {
+				submit(40) // now it holds 50
+				if !g.waitStarted(2, 5*time.Second) {
+					t.Fatal("a batch of ParallelMin signals did not go to the second writer")
+				}
+			}
+			close(g.release)
+			for _, tk := range tickets {
+				if err := tk.Wait(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if err := b.Close(ctx); err != nil {
+				t.Fatal(err)
+			}
+			g.mu.Lock()
+			defer g.mu.Unlock()
+			if len(g.sizes) != 2 || g.sizes[0]+g.sizes[1] != 10+tc.wantSecond || max(g.sizes[0], g.sizes[1]) != max(10, tc.wantSecond) {
+				t.Fatalf("batch sizes %v, want 10 and %d", g.sizes, tc.wantSecond)
+			}
+		})
+	}
+}
+
+// TestHeldBatchGoesWhenTheWriteFinishes: a small batch held back for the
+// write in flight is written as soon as that write finishes.
+func TestHeldBatchGoesWhenTheWriteFinishes(t *testing.T) {
+	g := &gatedTier{release: make(chan struct{})}
+	b := ingest.New(ingest.Config{MaxSignals: 100, MaxAge: time.Millisecond, Writers: 2, ParallelMin: 50}, hclog.NewNullLogger(), g)
+	b.Start()
+	defer b.Close(context.Background())
+	ctx := context.Background()
+	first, _ := b.Submit(ctx, sigs(10))
+	if !g.waitStarted(1, 5*time.Second) {
+		t.Fatal("the first batch was never written")
+	}
+	second, _ := b.Submit(ctx, sigs(5))
+	if g.waitStarted(2, 50*time.Millisecond) {
+		t.Fatal("the small batch did not wait for the write in flight")
+	}
+	g.release <- struct{}{} // finish the first write only
+	if err := first.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if !g.waitStarted(2, 5*time.Second) {
+		t.Fatal("the held batch was not written after the write in flight finished")
+	}
+	close(g.release)
+	if err := second.Wait(ctx); err != nil {
+		t.Fatal(err)
+	}
+}

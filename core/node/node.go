@@ -127,6 +127,7 @@ func (n *Node) Run(ctx context.Context) error {
 		MaxAge:       config.Duration(cfg.Ingest.BatchMaxAge),
 		QueueSignals: cfg.Ingest.QueueSignals,
 		Writers:      cfg.Ingest.Writers,
+		ParallelMin:  cfg.Ingest.ParallelMinSignals,
 		WriteTimeout: config.Duration(cfg.Database.WriteTimeout),
 	}, n.log.Named("ingest"), tiers...)
 	n.Batcher.Start()
