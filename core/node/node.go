@@ -2,12 +2,15 @@ package node
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"net"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fleetcore/fleetcore/core/api"
 	"github.com/fleetcore/fleetcore/core/config"
@@ -28,13 +31,19 @@ type Node struct {
 	reg *plugins.Registry
 	log hclog.Logger
 
-	mu      sync.Mutex
-	addrs   map[string]net.Addr
-	ready   chan struct{}
-	Store   *store.Store
-	Batcher *ingest.Batcher
-	Gateway *gateway.Gateway
-	PG      *ingest.PostgresTier
+	mu    sync.Mutex
+	addrs map[string]net.Addr
+	// migrated is set once the database is created and migrated; a node
+	// started while Postgres was unreachable does that from the breaker's
+	// probe (see startStore). startErr is why it could not at start.
+	migrated atomic.Bool
+	startErr error
+	runCtx   context.Context
+	ready    chan struct{}
+	Store    *store.Store
+	Batcher  *ingest.Batcher
+	Gateway  *gateway.Gateway
+	PG       *ingest.PostgresTier
 	// Organizer runs the asynchronous jobs (replay, rules, scores, health).
 	Organizer *organizer.Organizer
 	// Rules is the live rule folder (hot reload, Status for the API); nil
@@ -107,10 +116,59 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 	return st, nil
 }
 
+// startStore opens the store. When Postgres cannot be reached at all (no
+// connection; not a refusal such as a failed login or migration) and a
+// later tier (RabbitMQ or the spool) can hold batches, the node starts
+// anyway: devices are acked through that tier, and the Postgres breaker's
+// probe creates and migrates the database once it answers, after which
+// the replay moves the backlog in. Otherwise the error stops the start.
+func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
+	cfg := n.cfg
+	st, err := OpenStore(ctx, cfg, n.log.Named("store"))
+	if err == nil {
+		n.migrated.Store(true)
+		return st, nil
+	}
+	var pgErr *pgconn.PgError
+	if ctx.Err() != nil || errors.As(err, &pgErr) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
+		return nil, err
+	}
+	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{
+		MaxConns: int32(cfg.Database.MaxConns), ConnectTimeout: config.Duration(cfg.Database.ConnectTimeout),
+	})
+	if oerr != nil {
+		return nil, err
+	}
+	n.log.Warn("Postgres unreachable at start: batches go to the next tier, and the database is migrated once Postgres answers",
+		"error", err)
+	n.startErr = err
+	return st, nil
+}
+
+// migrateThenPing is the Postgres breaker's probe while the database has
+// not been migrated: it creates (if configured) and migrates it first.
+func (n *Node) migrateThenPing(ctx context.Context) error {
+	if !n.migrated.Load() {
+		// Migrations may take longer than one probe interval; they stop
+		// with the node.
+		mctx, cancel := context.WithTimeout(n.runCtx, 10*time.Minute)
+		defer cancel()
+		st, err := OpenStore(mctx, n.cfg, n.log.Named("store"))
+		if err != nil {
+			return err
+		}
+		st.Close()
+		n.migrated.Store(true)
+		n.log.Info("Postgres answers: database migrated; replaying what the other tiers took")
+	}
+	return n.Store.Ping(ctx)
+}
+
 // Run starts the node and blocks until ctx ends, then shuts down in order.
 func (n *Node) Run(ctx context.Context) error {
 	cfg := n.cfg
-	st, err := OpenStore(ctx, cfg, n.log.Named("store"))
+	n.runCtx = ctx
+	st, err := n.startStore(ctx)
 	if err != nil {
 		return err
 	}

@@ -24,7 +24,14 @@ var (
 // then the disk spool. The returned func releases what the tiers hold.
 func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
 	cfg := n.cfg
-	n.Breaker = ingest.NewBreaker(n.PG, n.Store.Ping, config.Duration(cfg.Ingest.BreakerProbe), n.log.Named("breaker"))
+	probe := n.Store.Ping
+	if !n.migrated.Load() {
+		probe = n.migrateThenPing
+	}
+	n.Breaker = ingest.NewBreaker(n.PG, probe, config.Duration(cfg.Ingest.BreakerProbe), n.log.Named("breaker"))
+	if n.startErr != nil {
+		n.Breaker.Trip(n.startErr) // open from the start; the probe migrates
+	}
 	tiers := []ingest.Tier{n.Breaker}
 	closers := []func(){n.Breaker.Close}
 	closeAll := func() {

@@ -119,7 +119,12 @@ func permanent(err error) bool {
 		return false
 	}
 	switch pg.Code[:2] {
-	case "08", "40", "53", "55", "57", "58", "XX", "25":
+	// Connection, transaction rollback, resources, object state, operator
+	// intervention, system, internal, transaction state; and what is wrong
+	// with the deployment rather than the data: authorization (28),
+	// catalog name (3D), and syntax or access rules (42: a table missing or
+	// not writable). Those are retried, never dead-lettered.
+	case "08", "40", "53", "55", "57", "58", "XX", "25", "28", "3D", "42":
 		return false
 	}
 	return true

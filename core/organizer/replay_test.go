@@ -25,7 +25,15 @@ func TestReplayErrorClassification(t *testing.T) {
 		{"internal", &pgconn.PgError{Code: "XX000"}, false},
 		{"bad value", fmt.Errorf("copying signals: %w", &pgconn.PgError{Code: "22P02"}), true},
 		{"check violation", &pgconn.PgError{Code: "23514"}, true},
-		{"undefined column", &pgconn.PgError{Code: "42703"}, true},
+		// Wrong with the deployment, not the data: retried until fixed
+		// (a node started before Postgres sees tables appear once its
+		// probe migrates them), never dead-lettered.
+		{"undefined table", &pgconn.PgError{Code: "42P01"}, false},
+		{"undefined column", &pgconn.PgError{Code: "42703"}, false},
+		{"permission denied", &pgconn.PgError{Code: "42501"}, false},
+		{"login refused", &pgconn.PgError{Code: "28P01"}, false},
+		{"no such database", &pgconn.PgError{Code: "3D000"}, false},
+		{"not null violation", &pgconn.PgError{Code: "23502"}, true},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

@@ -43,17 +43,6 @@ func newRecentKeys() *recentKeys {
 	return &recentKeys{cur: make(map[recentKey]struct{}, 1024), prev: map[recentKey]struct{}{}}
 }
 
-// has reports whether the key was committed by this process recently.
-func (r *recentKeys) has(k recentKey) bool {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	if _, ok := r.cur[k]; ok {
-		return true
-	}
-	_, ok := r.prev[k]
-	return ok
-}
-
 // add records committed keys.
 func (r *recentKeys) add(keys []recentKey) {
 	r.mu.Lock()

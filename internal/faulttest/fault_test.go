@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
@@ -529,4 +530,73 @@ func (p *process) stop(t *testing.T) {
 		t.Errorf("fleetcore did not stop on SIGTERM")
 		p.kill(t)
 	}
+}
+
+// Fault 6: fleetcore starts while Postgres is unreachable. It starts
+// anyway, acks through RabbitMQ, creates the schema once Postgres answers
+// and replays: nothing acked is lost or duplicated.
+func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
+	db := testenv.Database(t) // created, not migrated
+	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
+	pgProxy.Cut()
+	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), testenv.VHost(t))
+	r := runNode(t, cfg, nil)
+	from := time.Now()
+	l := startLoad(t, r.addr, devices, perFrame, pace)
+	l.waitAcks(200, 20*time.Second)
+	if tableExists(t, db, "signals") {
+		t.Fatal("signals exists although fleetcore never reached Postgres")
+	}
+	to := time.Now()
+	pgProxy.Restore()
+	// The breaker's probe migrates the database, then batches go direct.
+	for deadline := time.Now().Add(30 * time.Second); !r.n.Breaker.Available(); time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("Postgres tier still down 30 s after Postgres came back")
+		}
+	}
+	if !tableExists(t, db, "signals") {
+		t.Fatal("the Postgres tier is up but signals does not exist")
+	}
+	l.waitAcks(200, 20*time.Second)
+	l.stop()
+	r.backlogEmpty(t, 60*time.Second)
+	rep := l.settle(t, "started with postgres down", db, 60*time.Second, from, to)
+	if rep.Paths["failover"] == 0 || rep.Paths["direct"] == 0 {
+		t.Errorf("want records on both the failover and the direct path: %v", rep.Paths)
+	}
+	if fs := r.n.Failover.Stats(); fs.Replayed == 0 || fs.DeadLettered != 0 {
+		t.Errorf("failover stats %+v", fs)
+	}
+}
+
+// Without a later tier (no RabbitMQ, no spool) a node that cannot reach
+// Postgres refuses to start, as before: nothing could take a batch.
+func TestIntegrationFaultStartWithPostgresDownAndNoOtherTier(t *testing.T) {
+	db := testenv.Database(t)
+	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
+	pgProxy.Cut()
+	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), "")
+	off := false
+	cfg.Spool.Enabled = &off
+	n := node.New(cfg, plugins.Decoders, hclog.NewNullLogger())
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if err := n.Run(ctx); err == nil || ctx.Err() != nil {
+		t.Fatalf("Run with Postgres unreachable and no other tier: %v, want a start error", err)
+	}
+}
+
+func tableExists(t *testing.T, dbURL, name string) bool {
+	t.Helper()
+	c, err := pgx.Connect(context.Background(), dbURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close(context.Background())
+	var ok bool
+	if err := c.QueryRow(context.Background(), "SELECT to_regclass($1) IS NOT NULL", name).Scan(&ok); err != nil {
+		t.Fatal(err)
+	}
+	return ok
 }
