@@ -3,9 +3,8 @@ package signal
 import (
 	"encoding/binary"
 	"encoding/json"
-	"hash/fnv"
 	"math"
-	"sort"
+	"slices"
 	"strconv"
 	"time"
 )
@@ -143,9 +142,21 @@ func (s *Signal) Key() Key {
 // precision (what Postgres stores), floats by their bits, attributes in
 // sorted key order.
 func (s *Signal) RecordHash() int64 {
-	h := fnv.New64a()
-	h.Write(s.canonicalBytes(make([]byte, 0, 256)))
-	return int64(h.Sum64())
+	var buf [384]byte // on the stack for typical records: no allocation per record
+	return int64(fnv64a(s.canonicalBytes(buf[:0])))
+}
+
+// fnv64a is FNV-1a 64 (what hash/fnv's New64a computes), without the
+// interface call and allocation: the record hash is computed for every
+// signal written.
+func fnv64a(b []byte) uint64 {
+	const offset, prime = 14695981039346656037, 1099511628211
+	h := uint64(offset)
+	for _, c := range b {
+		h ^= uint64(c)
+		h *= prime
+	}
+	return h
 }
 
 func (s *Signal) canonicalBytes(b []byte) []byte {
@@ -163,11 +174,12 @@ func (s *Signal) canonicalBytes(b []byte) []byte {
 	for _, d := range s.DTCs {
 		b = appendString(b, d)
 	}
-	keys := make([]string, 0, len(s.Attrs))
+	var kbuf [16]string
+	keys := kbuf[:0]
 	for k := range s.Attrs {
 		keys = append(keys, k)
 	}
-	sort.Strings(keys)
+	slices.Sort(keys)
 	b = binary.LittleEndian.AppendUint32(b, uint32(len(keys)))
 	for _, k := range keys {
 		b = appendString(b, k)
@@ -216,9 +228,7 @@ func appendAttr(b []byte, v any) []byte {
 // FrameHash is the 64-bit FNV-1a hash of a raw frame, the key of the raw
 // frame table.
 func FrameHash(frame []byte) int64 {
-	h := fnv.New64a()
-	h.Write(frame)
-	return int64(h.Sum64())
+	return int64(fnv64a(frame))
 }
 
 // FormatFloat renders a float for logs and JSON-ish output ("" for NaN).
