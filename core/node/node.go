@@ -116,9 +116,26 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 	return st, nil
 }
 
-// startStore opens the store. When Postgres cannot be reached at all (no
-// connection; not a refusal such as a failed login or migration) and a
-// later tier (RabbitMQ or the spool) can hold batches, the node starts
+// unreachable reports whether a failure to open the store means Postgres
+// is not there (yet) rather than that it refuses: no connection, or an
+// answer of the kind a server gives while starting, shutting down or out of
+// connections (SQLSTATE classes 08, 53, 57, 58). A failed login, a missing
+// database, a failing migration are refusals.
+func unreachable(err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) {
+		return true
+	}
+	switch pgErr.Code[:min(2, len(pgErr.Code))] {
+	case "08", "53", "57", "58":
+		return true
+	}
+	return false
+}
+
+// startStore opens the store. When Postgres cannot be reached (see
+// unreachable) and a later tier (RabbitMQ or the spool) can hold batches,
+// the node starts
 // anyway: devices are acked through that tier, and the Postgres breaker's
 // probe creates and migrates the database once it answers, after which
 // the replay moves the backlog in. Otherwise the error stops the start.
@@ -129,8 +146,7 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 		n.migrated.Store(true)
 		return st, nil
 	}
-	var pgErr *pgconn.PgError
-	if ctx.Err() != nil || errors.As(err, &pgErr) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
+	if ctx.Err() != nil || !unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
 		return nil, err
 	}
 	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{

@@ -1,0 +1,30 @@
+package node
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
+)
+
+func TestUnreachableTellsAbsentFromRefusing(t *testing.T) {
+	for _, tc := range []struct {
+		err  error
+		want bool
+	}{
+		{errors.New("dial tcp 127.0.0.1:5432: connect: connection refused"), true},
+		{context.DeadlineExceeded, true},
+		{fmt.Errorf("connecting: %w", &pgconn.PgError{Code: "57P03", Message: "the database system is starting up"}), true},
+		{&pgconn.PgError{Code: "53300", Message: "too many clients"}, true},
+		{&pgconn.PgError{Code: "08006"}, true},
+		{fmt.Errorf("connecting: %w", &pgconn.PgError{Code: "28P01", Message: "password authentication failed"}), false},
+		{&pgconn.PgError{Code: "3D000", Message: "database does not exist"}, false},
+		{fmt.Errorf("migration 0003: %w", &pgconn.PgError{Code: "42601", Message: "syntax error"}), false},
+	} {
+		if got := unreachable(tc.err); got != tc.want {
+			t.Errorf("unreachable(%v) = %v, want %v", tc.err, got, tc.want)
+		}
+	}
+}
