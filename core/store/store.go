@@ -177,7 +177,6 @@ func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteR
 func (s *Store) copyFresh(ctx context.Context, batch []signal.Signal, hashes []int64, fresh []int) (int64, error) {
 	refs := frameRefs(batch)
 	bufp := copyBufs.Get().(*[]byte)
-	defer copyBufs.Put(bufp)
 	buf := append((*bufp)[:0], copyHeader...)
 	var now time.Time
 	for _, i := range fresh {
@@ -191,17 +190,21 @@ func (s *Store) copyFresh(ctx context.Context, batch []signal.Signal, hashes []i
 		buf = appendCopyRow(buf, &batch[i], recv, hashes[i], refs[i])
 	}
 	buf = append(buf, copyTrailer...)
-	if cap(buf) <= maxPooledCopyBuf {
-		*bufp = buf
-	}
 	c, err := s.pool.Acquire(ctx)
 	if err != nil {
+		copyBufs.Put(bufp)
 		return 0, err
 	}
 	defer c.Release()
 	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySignalsSQL)
 	if err != nil {
+		// When the server fails the COPY, pgconn may return before its
+		// sending goroutine stops reading buf: the buffer is not reused.
 		return 0, err
+	}
+	if cap(buf) <= maxPooledCopyBuf {
+		*bufp = buf
+		copyBufs.Put(bufp)
 	}
 	return tag.RowsAffected(), nil
 }
