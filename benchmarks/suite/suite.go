@@ -546,7 +546,8 @@ func (r *runner) serverStats() {
 	r.res.Server["ingest"] = map[string]any{
 		"submitted": bs.Submitted, "durable": bs.Durable, "not_durable": bs.NotDurable, "batches": bs.Batches,
 		"batch_size_p50": bs.BatchSizes.Quantile(0.5), "write_ms_p50": bs.WriteMillis.Quantile(0.5),
-		"write_ms_p99": bs.WriteMillis.Quantile(0.99), "tiers": tiers,
+		"write_ms_p99": bs.WriteMillis.Quantile(0.99), "durable_ms_p50": bs.DurableMillis.Quantile(0.5),
+		"durable_ms_p99": bs.DurableMillis.Quantile(0.99), "tiers": tiers,
 	}
 	if n.PG != nil {
 		ins, dup := n.PG.Counts()

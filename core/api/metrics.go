@@ -181,6 +181,7 @@ func writeIngest(m *MetricWriter, st ingest.Stats) {
 	m.Gauge("fleetcore_ingest_pending_signals", "Signals waiting or in flight.", float64(st.Pending))
 	m.Histogram("fleetcore_ingest_batch_signals", "Signals per batch.", st.BatchSizes)
 	m.Histogram("fleetcore_ingest_write_milliseconds", "Time to write a batch through the durability chain.", st.WriteMillis)
+	m.Histogram("fleetcore_ingest_durable_milliseconds", "Time from a frame's signals reaching the batcher to their batch being durable (group-commit wait included).", st.DurableMillis)
 	for _, t := range st.Tiers {
 		m.Counter("fleetcore_tier_batches_total", "Batches stored by each durability tier.", float64(t.Batches), "tier", t.Name)
 	}

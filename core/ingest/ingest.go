@@ -76,9 +76,10 @@ func (c *Config) defaults() {
 
 // Ticket resolves when the submitted signals are durable or known not to be.
 type Ticket struct {
-	done chan struct{}
-	err  error
-	path string
+	done      chan struct{}
+	err       error
+	path      string
+	submitted time.Time
 }
 
 // Done is closed when the ticket resolves.
@@ -129,7 +130,11 @@ type Stats struct {
 	Pending     int64 // signals waiting or in flight
 	BatchSizes  *Histogram
 	WriteMillis *Histogram
-	Tiers       []TierStats
+	// DurableMillis is, per frame, the time from Submit to its batch being
+	// durable (or failed): what a device's ack waits for inside the
+	// batcher, group-commit wait included.
+	DurableMillis *Histogram
+	Tiers         []TierStats
 }
 
 type tierState struct {
@@ -162,22 +167,23 @@ type Batcher struct {
 
 	submitted, durable, notDurable, batches atomic.Uint64
 	pending                                 atomic.Int64
-	batchSizes, writeMillis                 *Histogram
+	batchSizes, writeMillis, durableMillis  *Histogram
 }
 
 // New makes a batcher over the tiers, tried in order. Start it with Start.
 func New(cfg Config, log hclog.Logger, tiers ...Tier) *Batcher {
 	cfg.defaults()
 	b := &Batcher{
-		cfg:         cfg,
-		log:         log,
-		sem:         semaphore.NewWeighted(int64(cfg.QueueSignals)),
-		in:          make(chan submission, 1024),
-		work:        make(chan *batch),
-		freed:       make(chan struct{}, 1),
-		stop:        make(chan struct{}),
-		batchSizes:  NewHistogram(1, 8, 64, 256, 1024, 4096, 16384, 65536),
-		writeMillis: NewHistogram(1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000),
+		cfg:           cfg,
+		log:           log,
+		sem:           semaphore.NewWeighted(int64(cfg.QueueSignals)),
+		in:            make(chan submission, 1024),
+		work:          make(chan *batch),
+		freed:         make(chan struct{}, 1),
+		stop:          make(chan struct{}),
+		batchSizes:    NewHistogram(1, 8, 64, 256, 1024, 4096, 16384, 65536),
+		writeMillis:   NewHistogram(1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000),
+		durableMillis: NewHistogram(1, 2, 5, 10, 25, 50, 100, 250, 1000, 5000),
 	}
 	for _, t := range tiers {
 		b.tiers = append(b.tiers, &tierState{tier: t})
@@ -212,7 +218,7 @@ func (b *Batcher) Submit(ctx context.Context, sigs []signal.Signal) (*Ticket, er
 		b.sem.Release(n)
 		return nil, ErrClosed
 	}
-	t := &Ticket{done: make(chan struct{})}
+	t := &Ticket{done: make(chan struct{}), submitted: time.Now()}
 	b.pending.Add(n)
 	b.submitted.Add(uint64(n))
 	select {
@@ -301,8 +307,10 @@ func (b *Batcher) flush(bt *batch) {
 	} else {
 		b.durable.Add(n)
 	}
+	done := time.Now()
 	for _, s := range bt.subs {
 		s.ticket.err, s.ticket.path = err, path
+		b.durableMillis.Observe(float64(done.Sub(s.ticket.submitted).Microseconds()) / 1000)
 		close(s.ticket.done)
 	}
 	b.pending.Add(-int64(n))
@@ -392,13 +400,14 @@ func (b *Batcher) Close(ctx context.Context) error {
 // Stats returns a snapshot of the counters.
 func (b *Batcher) Stats() Stats {
 	s := Stats{
-		Submitted:   b.submitted.Load(),
-		Durable:     b.durable.Load(),
-		NotDurable:  b.notDurable.Load(),
-		Batches:     b.batches.Load(),
-		Pending:     b.pending.Load(),
-		BatchSizes:  b.batchSizes,
-		WriteMillis: b.writeMillis,
+		Submitted:     b.submitted.Load(),
+		Durable:       b.durable.Load(),
+		NotDurable:    b.notDurable.Load(),
+		Batches:       b.batches.Load(),
+		Pending:       b.pending.Load(),
+		BatchSizes:    b.batchSizes,
+		WriteMillis:   b.writeMillis,
+		DurableMillis: b.durableMillis,
 	}
 	for _, ts := range b.tiers {
 		s.Tiers = append(s.Tiers, TierStats{

@@ -355,3 +355,29 @@ func TestHeldBatchGoesWhenTheWriteFinishes(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestDurableMillisCountsTheWaitForTheBatch: the per-frame durable time
+// spans submission to the batch's write returning.
+func TestDurableMillisCountsTheWaitForTheBatch(t *testing.T) {
+	g := &gatedTier{release: make(chan struct{})}
+	b := ingest.New(ingest.Config{MaxSignals: 100, MaxAge: time.Millisecond, Writers: 1}, hclog.NewNullLogger(), g)
+	b.Start()
+	defer b.Close(context.Background())
+	tk, err := b.Submit(context.Background(), sigs(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !g.waitStarted(1, 5*time.Second) {
+		t.Fatal("never written")
+	}
+	time.Sleep(60 * time.Millisecond)
+	close(g.release)
+	if err := tk.Wait(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	h := b.Stats().DurableMillis
+	_, _, _, n := h.Snapshot()
+	if n != 1 || h.Quantile(0.5) < 60 {
+		t.Fatalf("durable histogram: %d observations, median %.1f ms; want 1 of at least 60 ms", n, h.Quantile(0.5))
+	}
+}
