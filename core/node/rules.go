@@ -81,7 +81,11 @@ func (n *Node) startRules(ctx context.Context) error {
 		SyncInterval: config.Duration(rc.ReloadInterval),
 		NodeID:       n.cfg.NodeID,
 	}, log)
-	if err := runner.CheckSchema(ctx); err != nil {
+	if !n.migrated.Load() {
+		// Started without Postgres: migrateThenPing checks the schema once
+		// it has migrated; until then the rule jobs fail and retry.
+		log.Warn("rules wait for Postgres")
+	} else if err := runner.CheckSchema(ctx); err != nil {
 		st.Close()
 		_ = dir.Close(ctx)
 		_ = host.Close(ctx)

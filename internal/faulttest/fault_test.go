@@ -540,6 +540,10 @@ func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	pgProxy.Cut()
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), testenv.VHost(t))
+	// The rules on too (an empty folder: nothing to compile), as in the
+	// default config: their start must not need Postgres either.
+	on := true
+	cfg.Rules.Enabled, cfg.Rules.Dir, cfg.Rules.Interval = &on, t.TempDir(), "200ms"
 	r := runNode(t, cfg, nil)
 	from := time.Now()
 	l := startLoad(t, r.addr, devices, perFrame, pace)
