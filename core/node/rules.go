@@ -7,10 +7,67 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
+
+// JobRuleAlerts clears rule_disabled alerts of rules back in service.
+const JobRuleAlerts = "rules.alerts"
+
+// ruleDisabled opens the rule_disabled alert (integrity.KindRuleDisabled)
+// of a rule the host disabled, and delivers it at once.
+func (n *Node) ruleDisabled(a wasmrule.Alert) {
+	ctx, cancel := context.WithTimeout(n.runCtx, 30*time.Second)
+	defer cancel()
+	opened, err := integrity.OpenAlert(ctx, n.Store.Pool(), integrity.RuleSubject(a.Rule), integrity.KindRuleDisabled, a.Message)
+	if err != nil {
+		// The host has logged the disable; the alert is what is lost.
+		n.log.Error("recording the rule_disabled alert", "rule", a.Rule, "version", a.Version, "error", err)
+		return
+	}
+	if opened {
+		n.Organizer.Trigger(JobAlerts)
+	}
+}
+
+// clearRuleAlerts clears the rule_disabled alert of every rule that has a
+// version in service again (a new version, or re-enabled) or is gone from
+// the rule folder.
+func (n *Node) clearRuleAlerts(ctx context.Context) error {
+	subjects, err := integrity.OpenSubjects(ctx, n.Store.Pool(), integrity.KindRuleDisabled)
+	if err != nil {
+		return err
+	}
+	cleared := 0
+	for _, s := range subjects {
+		name := integrity.RuleOfSubject(s)
+		var reason string
+		switch r := n.Rules.Rule(name); {
+		case name == "":
+			continue
+		case r == nil:
+			reason = "rule removed from the rule folder"
+		case !r.Disabled():
+			reason = fmt.Sprintf("rule %s %s in service", name, r.Version())
+		default:
+			continue
+		}
+		ok, err := integrity.ClearAlert(ctx, n.Store.Pool(), s, integrity.KindRuleDisabled, reason)
+		if err != nil {
+			return err
+		}
+		if ok {
+			cleared++
+			n.log.Info("alert cleared", "rule", name, "kind", integrity.KindRuleDisabled, "reason", reason)
+		}
+	}
+	if cleared > 0 {
+		n.Organizer.Trigger(JobAlerts)
+	}
+	return nil
+}
 
 // startRules puts the quality rules in service: a WASM host, the rule
 // folder with hot reload (Node.Rules) and the rule jobs of the organizer
@@ -41,6 +98,8 @@ func (n *Node) startRules(ctx context.Context) error {
 		PoolSize:         rc.Concurrency,
 		MaxFailures:      rc.MaxFailures,
 		Logger:           log.Named("host"),
+		// Called in the failing batch's path: the alert is written aside.
+		OnAlert: func(a wasmrule.Alert) { go n.ruleDisabled(a) },
 	})
 	if err != nil {
 		return err
@@ -93,6 +152,7 @@ func (n *Node) startRules(ctx context.Context) error {
 	}
 	runner.Register(n.Organizer)
 	n.Rules, n.RuleRunner = dir, runner
+	n.Organizer.Add(organizer.Job{Name: JobRuleAlerts, Interval: reload, Run: n.clearRuleAlerts})
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)

@@ -93,3 +93,100 @@ rules {
 		t.Fatalf("runner status %+v", rs)
 	}
 }
+
+// TestIntegrationDisabledRuleRaisesAnAlert: a rule the host disables after
+// repeated failed batches gets an open rule_disabled alert with its event
+// in the outbox; once the rule is back in service the alert clears.
+func TestIntegrationDisabledRuleRaisesAnAlert(t *testing.T) {
+	// test.trap (the organizer's test rule) traps on a batch holding a
+	// signal with speed -3: every run fails until the host disables it.
+	bin, err := exec.LookPath("wat2wasm")
+	if err != nil {
+		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or make rules-tools): %v", err)
+	}
+	folder := t.TempDir()
+	if msg, err := exec.Command(bin, "../organizer/testdata/trap.wat", "-o", filepath.Join(folder, "test.trap.wasm")).CombinedOutput(); err != nil {
+		t.Fatalf("wat2wasm: %v\n%s", err, msg)
+	}
+	db := testenv.Database(t)
+	cfg, err := config.Parse("node.hcl", []byte(`
+rules {
+  dir          = "`+folder+`"
+  cache_dir    = "`+filepath.Join(t.TempDir(), "cache")+`"
+  interval     = "1h"
+  max_failures = 2
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database.URL = db
+	cfg.API.Address = "127.0.0.1:0"
+	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	defer func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node run: %v", err)
+		}
+	}()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("node stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("node not ready after 60s")
+	}
+	s := signal.New("n1", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
+	s.Lat, s.Lon, s.Speed, s.Protocol, s.Path = 50, 10, -3, "test", signal.PathDirect
+	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{s}); err != nil {
+		t.Fatal(err)
+	}
+	alerts := func(state string) int {
+		t.Helper()
+		var c int
+		if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alerts
+			WHERE device_id = 'rule:test.trap' AND kind = 'rule_disabled' AND state = $1`, state).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for alerts("open") == 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("no rule_disabled alert; rule stats %+v", n.Rules.Rule("test.trap").Stats())
+		}
+		// RunAll skips the retry delay a failed batch gets on the schedule.
+		if _, err := n.RuleRunner.RunAll(ctx); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !n.Rules.Rule("test.trap").Disabled() {
+		t.Fatal("alert open but the rule is not disabled")
+	}
+	var events int
+	if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alert_events
+		WHERE device_id = 'rule:test.trap' AND kind = 'rule_disabled' AND state = 'open' AND reason LIKE '%disabled after 2 consecutive failed batches%'`).Scan(&events); err != nil {
+		t.Fatal(err)
+	}
+	if events != 1 {
+		t.Fatalf("%d open events in the outbox, want 1", events)
+	}
+	// Still disabled: the alert stays open.
+	if err := n.Organizer.RunNow(ctx, node.JobRuleAlerts); err != nil {
+		t.Fatal(err)
+	}
+	if alerts("open") != 1 {
+		t.Fatal("the alert cleared while the rule is still disabled")
+	}
+	n.Rules.Rule("test.trap").Enable()
+	if err := n.Organizer.RunNow(ctx, node.JobRuleAlerts); err != nil {
+		t.Fatal(err)
+	}
+	if alerts("open") != 0 || alerts("cleared") != 1 {
+		t.Fatalf("after re-enabling: %d open, %d cleared, want 0 and 1", alerts("open"), alerts("cleared"))
+	}
+}
