@@ -46,23 +46,7 @@ rules {
 		t.Fatal(err)
 	}
 	cfg.Database.URL = db
-	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node run: %v", err)
-		}
-	}()
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node not ready after 60s")
-	}
+	n, ctx := runNode(t, cfg)
 	if n.Rules == nil || n.RuleRunner == nil {
 		t.Fatal("rules are not exposed on the node")
 	}
@@ -122,23 +106,7 @@ rules {
 	}
 	cfg.Database.URL = db
 	cfg.API.Address = "127.0.0.1:0"
-	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node run: %v", err)
-		}
-	}()
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node not ready after 60s")
-	}
+	n, ctx := runNode(t, cfg)
 	s := signal.New("n1", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	s.Lat, s.Lon, s.Speed, s.Protocol, s.Path = 50, 10, -3, "test", signal.PathDirect
 	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{s}); err != nil {
@@ -189,4 +157,28 @@ rules {
 	if alerts("open") != 0 || alerts("cleared") != 1 {
 		t.Fatalf("after re-enabling: %d open, %d cleared, want 0 and 1", alerts("open"), alerts("cleared"))
 	}
+}
+
+// runNode runs a node on cfg until the test ends and waits until it is
+// ready; ctx is the node's.
+func runNode(t *testing.T, cfg *config.Config) (*node.Node, context.Context) {
+	t.Helper()
+	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("node run: %v", err)
+		}
+	})
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatalf("node stopped: %v", err)
+	case <-time.After(60 * time.Second):
+		t.Fatal("node not ready after 60s")
+	}
+	return n, ctx
 }
