@@ -118,6 +118,10 @@ func benchCmd(args []string) int {
 		fmt.Fprintf(os.Stderr, "%s: throughput %.0f/s (ceiling %.0f, naive %.0f), ack p50/p99/max %.1f/%.1f/%.1f ms, acked %d, stored %d, lost %d, duplicates %d\nwrote %s and %s\n",
 			res.Scenario, res.ThroughputPerS, res.CeilingPerS, res.NaivePerS, res.AckLatencyMS.P50, res.AckLatencyMS.P99, res.AckLatencyMS.Max,
 			res.SignalsAcked, res.SignalsStored, res.Lost, res.Duplicates, *jsonOut, md)
+		if c := res.CPU; c != nil {
+			fmt.Fprintf(os.Stderr, "%s: CPU during the load %.2f of %d cores busy (fleetcore and generator %.2f, Postgres %.2f, other %.2f); per signal: fleetcore and generator %.1f µs, Postgres %.1f µs\n",
+				res.Scenario, c.Busy, c.Cores, c.BenchProcess, c.Postgres, c.Other, c.BenchUSPerSignal, c.PostgresUSPerSignal)
+		}
 	}
 	if err != nil {
 		return errorf("bench %s: %v", *scenario, err)
