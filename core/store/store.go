@@ -173,7 +173,11 @@ func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteR
 }
 
 // copyFresh writes the signals fresh (indices into batch, in order) with
-// one binary COPY in its own transaction and returns the rows copied.
+// one binary COPY in its own transaction and returns the rows copied. Raw
+// frames are placed over the whole batch first (frameRefs): a record left
+// out because it is known to be stored takes no frame (its frame was stored
+// with it), and a repeat inside the batch never carries one (the first
+// occurrence does).
 func (s *Store) copyFresh(ctx context.Context, batch []signal.Signal, hashes []int64, fresh []int) (int64, error) {
 	refs := frameRefs(batch)
 	bufp := copyBufs.Get().(*[]byte)
