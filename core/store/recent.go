@@ -14,11 +14,21 @@ import (
 //
 // Two generations of a bounded set: when the current one is full it
 // becomes the previous one and the oldest is dropped, so memory stays
-// bounded (about 2 × recentPerGeneration × 40 bytes).
+// bounded (about 2 × recentPerGeneration × 40 bytes, plus 2 MiB of filters).
 type recentKeys struct {
 	mu        sync.Mutex
+	limit     int // keys per generation
 	cur, prev map[recentKey]struct{}
+	// curBits and prevBits are Bloom filters over the keys of cur and
+	// prev: most keys of a batch are new, and two bits in a 1 MiB array
+	// say so without probing two large maps (a filter never misses a key
+	// it holds; a false "maybe" only costs the map lookup).
+	curBits, prevBits []uint64
 }
+
+// recentBloomBits is the size of one generation's filter: 32 bits per key
+// at recentPerGeneration keys, two probes, about 0.4 % false "maybe"s.
+const recentBloomBits = 1 << 23
 
 // recentPerGeneration bounds one generation of remembered keys.
 const recentPerGeneration = 1 << 18
@@ -39,8 +49,26 @@ func keyOf(deviceID string, tsMicro, recordHash int64) recentKey {
 	return recentKey{hash: recordHash, ts: tsMicro, dev: maphash.String(devSeed, deviceID)}
 }
 
-func newRecentKeys() *recentKeys {
-	return &recentKeys{cur: make(map[recentKey]struct{}, 1024), prev: map[recentKey]struct{}{}}
+func newRecentKeys() *recentKeys { return newRecentKeysLimit(recentPerGeneration) }
+
+func newRecentKeysLimit(limit int) *recentKeys {
+	return &recentKeys{limit: limit, cur: make(map[recentKey]struct{}, 1024), prev: map[recentKey]struct{}{},
+		curBits: make([]uint64, recentBloomBits/64), prevBits: make([]uint64, recentBloomBits/64)}
+}
+
+// bloomBits are a key's two filter positions. The key's fields are hashes
+// already; mixing them spreads the positions.
+func (k recentKey) bloomBits() (uint64, uint64) {
+	h := uint64(k.hash) ^ uint64(k.ts)*0x9e3779b97f4a7c15 ^ k.dev*0xc2b2ae3d27d4eb4f
+	h ^= h >> 29
+	h *= 0xbf58476d1ce4e5b9
+	h ^= h >> 32
+	return h % recentBloomBits, (h >> 32) % recentBloomBits
+}
+
+func maybeHas(bits []uint64, k recentKey) bool {
+	a, b := k.bloomBits()
+	return bits[a/64]&(1<<(a%64)) != 0 && bits[b/64]&(1<<(b%64)) != 0
 }
 
 // add records committed keys.
@@ -48,10 +76,15 @@ func (r *recentKeys) add(keys []recentKey) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, k := range keys {
-		if len(r.cur) >= recentPerGeneration {
-			r.prev, r.cur = r.cur, make(map[recentKey]struct{}, recentPerGeneration)
+		if len(r.cur) >= r.limit {
+			r.prev, r.cur = r.cur, make(map[recentKey]struct{}, r.limit)
+			r.prevBits, r.curBits = r.curBits, r.prevBits
+			clear(r.curBits)
 		}
 		r.cur[k] = struct{}{}
+		a, b := k.bloomBits()
+		r.curBits[a/64] |= 1 << (a % 64)
+		r.curBits[b/64] |= 1 << (b % 64)
 	}
 }
 
@@ -66,10 +99,12 @@ func (r *recentKeys) fresh(keys []recentKey) []int {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for i, k := range keys {
-		if _, ok := r.cur[k]; ok {
-			continue
+		if maybeHas(r.curBits, k) {
+			if _, ok := r.cur[k]; ok {
+				continue
+			}
 		}
-		if len(r.prev) > 0 {
+		if len(r.prev) > 0 && maybeHas(r.prevBits, k) {
 			if _, ok := r.prev[k]; ok {
 				continue
 			}
