@@ -536,10 +536,15 @@ func (p *process) stop(t *testing.T) {
 // anyway, acks through RabbitMQ, creates the schema once Postgres answers
 // and replays: nothing acked is lost or duplicated.
 func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
+	t.Run("rabbitmq", func(t *testing.T) { startWithPostgresDown(t, testenv.VHost(t), "failover") })
+	t.Run("spool only", func(t *testing.T) { startWithPostgresDown(t, "", "spool") })
+}
+
+func startWithPostgresDown(t *testing.T, amqpURL, path string) {
 	db := testenv.Database(t) // created, not migrated
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	pgProxy.Cut()
-	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), testenv.VHost(t))
+	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), amqpURL)
 	// The rules on too (an empty folder: nothing to compile), as in the
 	// default config: their start must not need Postgres either.
 	on := true
@@ -565,12 +570,14 @@ func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
 	l.waitAcks(200, 20*time.Second)
 	l.stop()
 	r.backlogEmpty(t, 60*time.Second)
-	rep := l.settle(t, "started with postgres down", db, 60*time.Second, from, to)
-	if rep.Paths["failover"] == 0 || rep.Paths["direct"] == 0 {
-		t.Errorf("want records on both the failover and the direct path: %v", rep.Paths)
+	rep := l.settle(t, "started with postgres down, then "+path, db, 60*time.Second, from, to)
+	if rep.Paths[path] == 0 || rep.Paths["direct"] == 0 {
+		t.Errorf("want records on both the %s and the direct path: %v", path, rep.Paths)
 	}
-	if fs := r.n.Failover.Stats(); fs.Replayed == 0 || fs.DeadLettered != 0 {
-		t.Errorf("failover stats %+v", fs)
+	if r.n.Failover != nil {
+		if fs := r.n.Failover.Stats(); fs.Replayed == 0 || fs.DeadLettered != 0 {
+			t.Errorf("failover stats %+v", fs)
+		}
 	}
 }
 
