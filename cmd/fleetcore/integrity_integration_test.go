@@ -2,7 +2,6 @@ package main
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -20,7 +19,6 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/internal/testenv"
-	"github.com/fleetcore/fleetcore/plugins"
 )
 
 // TestIntegrationIntegrityScoresAndAlerts: two devices send 15 minutes of
@@ -86,23 +84,7 @@ api { address = "127.0.0.1:0" }
 	cfg.Database.URL, cfg.AMQP.URL = db, vhost // ignore the environment
 	cfg.Spool.Dir = t.TempDir()
 	cfg.Rules.CacheDir = t.TempDir()
-	n := node.New(cfg, plugins.Decoders, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node run: %v", err)
-		}
-	}()
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(3 * time.Minute): // compiling the rules is slow under -race on a busy machine
-		t.Fatal("node not ready")
-	}
+	n, ctx := runTestNode(t, cfg, hclog.Warn)
 
 	const good, bad = "sim-good-0001", "sim-zero-0002"
 	start := time.Now().UTC().Add(-16 * time.Minute).Truncate(time.Second)

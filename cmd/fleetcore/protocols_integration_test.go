@@ -20,7 +20,6 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
-	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins"
@@ -247,21 +246,7 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 	for _, l := range cfg.Listeners {
 		l.Address = "127.0.0.1:0"
 	}
-	n := node.New(cfg, plugins.Decoders, hclog.New(&hclog.LoggerOptions{Level: hclog.Error, Output: testWriter{t}}))
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	defer func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Error(err)
-		}
-	}()
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatal(err)
-	}
+	n, _ := runTestNode(t, cfg, hclog.Error)
 	convs := corpusFrames(t)
 	var framesSent atomic.Uint64 // across listeners: one gateway
 	for _, l := range cfg.Listeners {
