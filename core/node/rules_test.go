@@ -14,6 +14,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/internal/testnode"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
@@ -159,26 +160,8 @@ rules {
 	}
 }
 
-// runNode runs a node on cfg until the test ends and waits until it is
-// ready; ctx is the node's.
+// runNode runs a node on cfg without decoders or log (see testnode.Run).
 func runNode(t *testing.T, cfg *config.Config) (*node.Node, context.Context) {
 	t.Helper()
-	n := node.New(cfg, plugins.NewRegistry(), hclog.NewNullLogger())
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("node run: %v", err)
-		}
-	})
-	select {
-	case <-n.Ready():
-	case err := <-done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node not ready after 60s")
-	}
-	return n, ctx
+	return testnode.Run(t, cfg, plugins.NewRegistry(), hclog.NewNullLogger())
 }
