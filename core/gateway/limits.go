@@ -124,10 +124,11 @@ func (g *Gateway) releaseIP(l *listener, ip string) {
 func (g *Gateway) refuse(l *listener, c net.Conn, reason string) {
 	g.stats.Refused.Add(1)
 	g.stats.refused.counter(reason).Add(1)
+	remote := c.RemoteAddr().String()
 	c.Close()
 	if n, ok := g.refusedLog.allow(); ok {
 		g.log.Warn("refusing connections over a connection cap", "listener", l.cfg.Name,
-			"remote", c.RemoteAddr().String(), "reason", reason, "refused_since_last_line", n,
+			"remote", remote, "reason", reason, "refused_since_last_line", n,
 			"listener_cap", l.cfg.MaxConnections, "ip_cap", l.cfg.MaxConnectionsPerIP, "gateway_cap", g.limits.MaxConnections)
 	}
 }
