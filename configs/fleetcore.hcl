@@ -81,8 +81,20 @@ api {
   address = "127.0.0.1:8080"
 }
 
+# Bounds across every listener: open TCP connections, and the bytes of
+# partial frames buffered beyond each connection's initial 2 KiB (a
+# connection that needs more than is left is closed without ack).
+gateway {
+  max_connections    = 100000
+  max_buffered_bytes = 33554432 # 32 MiB
+}
+
 # One block per endpoint; the label names it and, unless `protocol` says
 # otherwise, picks the decoder. Each protocol's README lists its options.
+# Every listener also takes max_frame (65536), max_connections (50000),
+# max_connections_per_ip (1000; raise it for fleets behind one NAT or a
+# private APN), read_timeout ("10m", idle) and frame_timeout ("30s": from a
+# frame's first byte to its last).
 listener "teltonika" {
   address = ":5027"
 }

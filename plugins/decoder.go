@@ -40,6 +40,11 @@ var (
 	// ErrUnsupported: a well-formed frame of a kind the decoder does not
 	// handle (it is rejected and quarantined, not silently acked).
 	ErrUnsupported = errors.New("unsupported frame")
+	// ErrPanic: the session's Frame or Decode panicked. The gateway wraps
+	// it with the panic value, quarantines the frame and closes only that
+	// connection (UDP: drops the source's session); a decoder never
+	// returns it.
+	ErrPanic = errors.New("decoder panicked")
 )
 
 // Info describes a decoder.

@@ -24,6 +24,7 @@ func newTestServer(t *testing.T, sd *seeded, token string) (*httptest.Server, *g
 	g.Stats().Protocol("teltonika").Frames.Add(7)
 	g.Stats().Protocol("teltonika").Signals.Add(31)
 	g.Stats().Protocol("gt06").Rejected.Add(2)
+	g.Stats().Protocol("gt06").Panics.Add(1)
 	g.Stats().AckLatency.Observe(3.5)
 	s, err := New(Options{Address: "127.0.0.1:0", Token: token}, Deps{
 		Pool: sd.st.Pool(), Batcher: b, Gateway: g, Health: testHealth(t, sd.st), NodeID: "test-node",
@@ -253,6 +254,9 @@ func TestIntegrationMetrics(t *testing.T) {
 		`fleetcore_protocol_rejected_total{protocol="gt06"} 2`,
 		`fleetcore_protocol_signals_total{protocol="teltonika"} 31`,
 		"fleetcore_connections_open 0\n",
+		`fleetcore_decoder_panics_total{protocol="gt06"} 1`,
+		`fleetcore_connections_refused_by_reason_total{reason="ip_cap"} 0`,
+		"fleetcore_buffered_bytes 0\n",
 		`fleetcore_rule_errors_total{rule="obd.plausibility",version="0.3.0"} 1`,
 		`fleetcore_alerts_open{kind="gps_broken"} 2`,
 		`fleetcore_service_check{check="spool"} 0.5`,

@@ -26,6 +26,7 @@ type Config struct {
 	Spool     *Spool      `hcl:"spool,block"`
 	Ingest    *Ingest     `hcl:"ingest,block"`
 	Listeners []*Listener `hcl:"listener,block"`
+	Gateway   *Gateway    `hcl:"gateway,block"`
 	Rules     *Rules      `hcl:"rules,block"`
 	Organizer *Organizer  `hcl:"organizer,block"`
 	Integrity *Integrity  `hcl:"integrity,block"`
@@ -100,6 +101,21 @@ type Listener struct {
 	ReadTimeout    string            `hcl:"read_timeout,optional"`
 	AllowDevices   []string          `hcl:"allow_devices,optional"`
 	Options        map[string]string `hcl:"options,optional"`
+	// MaxConnectionsPerIP caps the open connections of one source (an
+	// IPv4 address, an IPv6 /64); 0 means the default, there is no "off".
+	MaxConnectionsPerIP int `hcl:"max_connections_per_ip,optional"`
+	// FrameTimeout bounds the time from a frame's first byte to its last
+	// ("" means the default).
+	FrameTimeout string `hcl:"frame_timeout,optional"`
+}
+
+// Gateway bounds what all listeners hold together.
+type Gateway struct {
+	// MaxConnections caps open TCP connections across every listener.
+	MaxConnections int `hcl:"max_connections,optional"`
+	// MaxBufferedBytes caps the bytes of partial frames buffered beyond
+	// each connection's initial 2 KiB, across every connection.
+	MaxBufferedBytes int64 `hcl:"max_buffered_bytes,optional"`
 }
 
 // Rules configures the WASM quality rules.
@@ -291,6 +307,15 @@ func (c *Config) applyDefaults() {
 		defi(&l.MaxFrame, 64<<10)
 		defi(&l.MaxConnections, 50000)
 		def(&l.ReadTimeout, "10m")
+		defi(&l.MaxConnectionsPerIP, 1000)
+		def(&l.FrameTimeout, "30s")
+	}
+	if c.Gateway == nil {
+		c.Gateway = &Gateway{}
+	}
+	defi(&c.Gateway.MaxConnections, 100000)
+	if c.Gateway.MaxBufferedBytes == 0 {
+		c.Gateway.MaxBufferedBytes = 32 << 20
 	}
 
 	if c.Rules == nil {
@@ -458,6 +483,25 @@ func (c *Config) Validate() error {
 			add("%s: max_connections must be positive", where)
 		}
 		dur(where+": read_timeout", l.ReadTimeout, false)
+		if l.MaxConnectionsPerIP < 0 {
+			add("%s: max_connections_per_ip must be positive", where)
+		}
+		if l.FrameTimeout != "" {
+			if d, err := time.ParseDuration(l.FrameTimeout); err != nil {
+				add("%s: frame_timeout: %q is not a duration (like 500ms, 10s, 5m)", where, l.FrameTimeout)
+			} else if d <= 0 {
+				add("%s: frame_timeout must be positive", where)
+			}
+		}
+		if l.MaxFrame > 0 && c.Gateway.MaxBufferedBytes > 0 && int64(l.MaxFrame) > c.Gateway.MaxBufferedBytes {
+			add("%s: max_frame (%d) is more than gateway.max_buffered_bytes (%d): such a frame could never be buffered", where, l.MaxFrame, c.Gateway.MaxBufferedBytes)
+		}
+	}
+	if c.Gateway.MaxConnections < 1 {
+		add("gateway.max_connections: must be positive")
+	}
+	if c.Gateway.MaxBufferedBytes < 1 {
+		add("gateway.max_buffered_bytes: must be positive")
 	}
 	dur("rules.interval", c.Rules.Interval, false)
 	dur("rules.timeout", c.Rules.Timeout, false)

@@ -84,3 +84,45 @@ func TestShippedConfigsAreValid(t *testing.T) {
 		}
 	}
 }
+
+func TestGatewayLimits(t *testing.T) {
+	t.Run("defaults", func(t *testing.T) {
+		c, err := config.Parse("x.hcl", []byte(`listener "jsonl" { address = ":5099" }`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := c.Listeners[0]
+		if l.FrameTimeout != "30s" || l.MaxConnectionsPerIP != 1000 || c.Gateway.MaxConnections != 100000 || c.Gateway.MaxBufferedBytes != 32<<20 {
+			t.Fatalf("listener %+v, gateway %+v", l, c.Gateway)
+		}
+	})
+	for _, tc := range []struct {
+		name, src, want string
+	}{
+		{"frame_timeout_zero", `listener "a" {
+  address = ":1"
+  frame_timeout = "0s"
+}`, `listener "a": frame_timeout must be positive`},
+		{"frame_timeout_garbage", `listener "a" {
+  address = ":1"
+  frame_timeout = "soon"
+}`, `frame_timeout: "soon" is not a duration`},
+		{"per_ip_negative", `listener "a" {
+  address = ":1"
+  max_connections_per_ip = -1
+}`, "max_connections_per_ip must be positive"},
+		{"gateway_max_connections", `gateway { max_connections = -5 }`, "gateway.max_connections: must be positive"},
+		{"budget_below_max_frame", `gateway { max_buffered_bytes = 1000 }
+listener "a" { address = ":1" }`, "more than gateway.max_buffered_bytes"},
+		{"unknown_gateway_key", `gateway {
+  max_conns = 5
+}`, "x.hcl:2"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := config.Parse("x.hcl", []byte(tc.src))
+			if err == nil || !strings.Contains(err.Error(), tc.want) {
+				t.Fatalf("error %v, want it to contain %q", err, tc.want)
+			}
+		})
+	}
+}

@@ -7,7 +7,10 @@ import (
 	"io"
 	"net"
 	"os"
+	"runtime/debug"
 	"time"
+
+	"github.com/hashicorp/go-hclog"
 
 	"github.com/fleetcore/fleetcore/core/ingest"
 	"github.com/fleetcore/fleetcore/core/signal"
@@ -24,143 +27,299 @@ type pendingAck struct {
 	recv   time.Time
 }
 
+// tcpConn is one TCP connection's state between reads: the bytes read and
+// not yet framed (buf[start:end]), the frames waiting for their acks, and
+// the clock of the partial frame.
+type tcpConn struct {
+	g      *Gateway
+	l      *listener
+	c      net.Conn
+	remote string
+	log    hclog.Logger
+	sess   plugins.Session
+	ps     *ProtocolStats
+
+	buf        []byte // len(buf)-initialBuffer bytes are reserved from the gateway's budget
+	start, end int
+	pending    []pendingAck
+
+	// frameStart is when the first byte of the partial frame in
+	// buf[start:end] arrived, moved later by the time the gateway spent
+	// between reads since (submitting, waiting for durability, acking).
+	frameStart time.Time
+	readAt     time.Time // when the last read returned
+}
+
+// frameOutcome is how framing the buffer ended.
+type frameOutcome struct {
+	reject   error  // quarantine raw and close, after acking the frames before it
+	raw      []byte // the rejected bytes
+	panicked bool   // reject is a decoder panic: the frames before it stay unacked
+	abort    bool   // submitting failed: close without acking
+}
+
 // serveConn runs one TCP connection: read, frame, decode, submit, and ack
-// each frame in order once its signals are durable.
+// each frame in order once its signals are durable. A frame the session
+// refuses is quarantined (after the frames before it are acked) and closes
+// the connection; so does a frame whose Frame or Decode panics, except
+// that the frames before it are then left unacked (the device resends
+// them; their keys make the resend a no-op).
 func (g *Gateway) serveConn(l *listener, c net.Conn) {
+	cn := g.newTCPConn(l, c)
+	defer cn.releaseBuffer()
+	for {
+		if g.isClosing() && cn.end == cn.start {
+			return
+		}
+		if !cn.makeRoom() {
+			return
+		}
+		recv, ok := cn.read()
+		if !ok {
+			return
+		}
+		out := cn.frameAll(recv)
+		if out.abort {
+			return
+		}
+		cn.shrink()
+		if out.panicked {
+			g.rejectFrame(l, cn.sess, c, cn.remote, out.raw, recv, out.reject)
+			return
+		}
+		if !cn.ackPending() {
+			return
+		}
+		if out.reject != nil {
+			g.rejectFrame(l, cn.sess, c, cn.remote, out.raw, recv, out.reject)
+			return
+		}
+	}
+}
+
+func (g *Gateway) newTCPConn(l *listener, c net.Conn) *tcpConn {
 	remote := c.RemoteAddr().String()
 	log := g.log.With("listener", l.cfg.Name, "remote", remote)
 	sess := l.dec.NewSession(plugins.SessionConfig{
 		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: l.cfg.MaxFrame,
 		AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: log.Named(l.info.Name),
 	})
-	ps := g.stats.Protocol(l.info.Name)
-	buf := make([]byte, initialBuffer)
-	start, end := 0, 0
-	var pending []pendingAck
-	for {
-		if g.isClosing() && end == start {
-			return
+	return &tcpConn{
+		g: g, l: l, c: c, remote: remote, log: log, sess: sess,
+		ps: g.stats.Protocol(l.info.Name), buf: make([]byte, initialBuffer),
+	}
+}
+
+// makeRoom makes room for a read when the buffer is full: compact, else
+// grow (by doubling, up to the frame cap plus one read so an oversized
+// length is seen as such) with bytes reserved from the gateway's budget.
+// It reports false, the connection to be closed, when the partial frame
+// is over the cap (quarantined) or the budget has no room for it.
+func (cn *tcpConn) makeRoom() bool {
+	if cn.end < len(cn.buf) {
+		return true
+	}
+	if cn.start > 0 {
+		copy(cn.buf, cn.buf[cn.start:cn.end])
+		cn.end -= cn.start
+		cn.start = 0
+		return true
+	}
+	limit := cn.l.cfg.MaxFrame + initialBuffer
+	if len(cn.buf) >= limit {
+		cn.g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.buf[cn.start:cn.end], time.Now(),
+			fmt.Errorf("%w: no complete frame within %d bytes", plugins.ErrTooLarge, cn.l.cfg.MaxFrame))
+		return false
+	}
+	size := min(2*len(cn.buf), limit)
+	if !cn.g.reserveBuffer(size - len(cn.buf)) {
+		cn.g.stats.BufferBudgetClosed.Add(1)
+		if n, ok := cn.g.budgetLog.allow(); ok {
+			cn.log.Warn("closing connection without ack: the gateway's buffer budget has no room for its partial frame",
+				"buffered", cn.end-cn.start, "budget", cn.g.limits.MaxBufferedBytes, "closed_since_last_line", n)
 		}
-		// Make room: compact, then grow up to the frame cap (plus one read
-		// so an oversized length is seen as such).
-		if end == len(buf) {
-			if start > 0 {
-				copy(buf, buf[start:end])
-				end -= start
-				start = 0
-			} else if len(buf) < l.cfg.MaxFrame+initialBuffer {
-				nb := make([]byte, min(2*len(buf), l.cfg.MaxFrame+initialBuffer))
-				copy(nb, buf[:end])
-				buf = nb
-			}
-		}
-		if end == len(buf) {
-			g.rejectFrame(l, sess, c, remote, buf[start:end], time.Now(),
-				fmt.Errorf("%w: no complete frame within %d bytes", plugins.ErrTooLarge, l.cfg.MaxFrame))
-			return
-		}
-		c.SetReadDeadline(time.Now().Add(l.cfg.ReadTimeout)) //nolint:errcheck
-		n, err := c.Read(buf[end:])
-		recv := time.Now().UTC()
-		end += n
-		if err != nil {
-			switch {
-			case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-			case errors.Is(err, os.ErrDeadlineExceeded):
-				if !g.isClosing() {
-					log.Debug("closing idle connection", "idle", l.cfg.ReadTimeout)
-				}
-			default:
-				log.Debug("reading", "error", err)
-			}
-			if n == 0 {
-				if end > start && !g.isClosing() {
-					log.Debug("connection closed with a partial frame", "bytes", end-start)
-				}
-				return
-			}
-		}
-		// Frame and decode everything complete in the buffer.
-		var rejectErr error
-		var rejectRaw []byte
-		closeAfter := false
-		for start < end && !closeAfter {
-			fn, ferr := sess.Frame(buf[start:end])
-			if ferr != nil {
-				rejectErr, rejectRaw = fmt.Errorf("framing: %w", ferr), buf[start:end]
-				break
-			}
-			if fn == 0 {
-				break
-			}
-			if fn > end-start {
-				rejectErr, rejectRaw = fmt.Errorf("framing: %w: framer claimed %d of %d bytes", plugins.ErrMalformed, fn, end-start), buf[start:end]
-				break
-			}
-			frame := buf[start : start+fn]
-			g.stats.Frames.Add(1)
-			ps.Frames.Add(1)
-			res, derr := sess.Decode(frame, recv)
-			if derr == nil {
-				derr = checkSignals(res.Signals)
-			}
-			if derr != nil {
-				rejectErr, rejectRaw = derr, frame
-				break
-			}
-			start += fn
-			p := pendingAck{ack: res.Ack, close: res.Close, recv: recv}
-			if len(res.Signals) > 0 {
-				for i := range res.Signals {
-					s := &res.Signals[i]
-					s.Recv = recv
-					if s.Protocol == "" {
-						s.Protocol = l.info.Name
-					}
-				}
-				ps.Signals.Add(uint64(len(res.Signals)))
-				t, err := g.ingest.Submit(context.Background(), res.Signals)
-				if err != nil {
-					log.Warn("submitting to ingest", "error", err)
-					g.stats.Unacked.Add(1)
-					return
-				}
-				p.ticket = t
-			}
-			pending = append(pending, p)
-			closeAfter = res.Close
-		}
-		if start == end {
-			start, end = 0, 0
-		}
-		// Ack in order, each after its signals are durable.
-		for _, p := range pending {
-			if p.ticket != nil {
-				<-p.ticket.Done()
-				if err := p.ticket.Err(); err != nil {
-					g.warnUnacked(err)
-					return
-				}
-			}
-			if len(p.ack) > 0 {
-				c.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout)) //nolint:errcheck
-				if _, err := c.Write(p.ack); err != nil {
-					log.Debug("writing ack", "error", err)
-					return
-				}
-			}
-			g.stats.Acked.Add(1)
-			g.stats.AckLatency.Observe(float64(time.Since(p.recv).Microseconds()) / 1000)
-			if p.close {
-				return
-			}
-		}
-		pending = pending[:0]
-		if rejectErr != nil {
-			g.rejectFrame(l, sess, c, remote, rejectRaw, recv, rejectErr)
-			return
+		return false
+	}
+	nb := make([]byte, size)
+	copy(nb, cn.buf[:cn.end])
+	cn.buf = nb
+	return true
+}
+
+// shrink drops a grown buffer once what it holds fits the initial size,
+// giving its bytes back to the budget.
+func (cn *tcpConn) shrink() {
+	if cn.start == cn.end {
+		cn.start, cn.end = 0, 0
+	}
+	if len(cn.buf) == initialBuffer || cn.end-cn.start > initialBuffer/2 {
+		return
+	}
+	nb := make([]byte, initialBuffer)
+	cn.end = copy(nb, cn.buf[cn.start:cn.end])
+	cn.start = 0
+	cn.releaseBuffer()
+	cn.buf = nb
+}
+
+// releaseBuffer gives the buffer's reserved bytes back to the budget.
+func (cn *tcpConn) releaseBuffer() {
+	cn.g.releaseBuffer(len(cn.buf) - initialBuffer)
+}
+
+// read reads once into the buffer, with a deadline of the read timeout or,
+// when a partial frame is buffered, the end of its frame timeout if that
+// is sooner. It reports false when the connection is to be closed: end of
+// stream, idle, an error, or a partial frame past its frame timeout
+// (quarantined).
+func (cn *tcpConn) read() (time.Time, bool) {
+	g, cfg := cn.g, &cn.l.cfg
+	now := time.Now()
+	deadline := now.Add(cfg.ReadTimeout)
+	frameDeadline := false
+	if cn.end > cn.start {
+		cn.frameStart = cn.frameStart.Add(now.Sub(cn.readAt))
+		if fd := cn.frameStart.Add(cfg.FrameTimeout); fd.Before(deadline) {
+			deadline, frameDeadline = fd, true
 		}
 	}
+	cn.c.SetReadDeadline(deadline) //nolint:errcheck
+	n, err := cn.c.Read(cn.buf[cn.end:])
+	cn.readAt = time.Now()
+	recv := cn.readAt.UTC()
+	if n > 0 && cn.end == cn.start {
+		cn.frameStart = cn.readAt
+	}
+	cn.end += n
+	if err == nil {
+		return recv, true
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+	case errors.Is(err, os.ErrDeadlineExceeded):
+		if g.isClosing() {
+			break
+		}
+		if frameDeadline && n == 0 {
+			g.stats.FramesTimedOut.Add(1)
+			g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.buf[cn.start:cn.end], recv,
+				fmt.Errorf("%w within %s", ErrFrameTimeout, cfg.FrameTimeout))
+			return recv, false
+		}
+		cn.log.Debug("closing idle connection", "idle", cfg.ReadTimeout)
+	default:
+		cn.log.Debug("reading", "error", err)
+	}
+	if n == 0 {
+		if cn.end > cn.start && !g.isClosing() {
+			cn.log.Debug("connection closed with a partial frame", "bytes", cn.end-cn.start)
+		}
+		return recv, false
+	}
+	return recv, true
+}
+
+// frameAll frames, decodes and submits every complete frame in the buffer,
+// queueing each for its ack, up to the first frame refused or one that
+// closes the connection.
+func (cn *tcpConn) frameAll(recv time.Time) frameOutcome {
+	g := cn.g
+	closeAfter := false
+	for cn.start < cn.end && !closeAfter {
+		fn, ferr := callFrame(cn.sess, cn.buf[cn.start:cn.end])
+		if ferr != nil {
+			if isPanic(ferr) {
+				cn.panicked(ferr)
+				return frameOutcome{reject: ferr, raw: cn.buf[cn.start:cn.end], panicked: true}
+			}
+			return frameOutcome{reject: fmt.Errorf("framing: %w", ferr), raw: cn.buf[cn.start:cn.end]}
+		}
+		if fn == 0 {
+			break
+		}
+		if fn > cn.end-cn.start {
+			return frameOutcome{reject: fmt.Errorf("framing: %w: framer claimed %d of %d bytes", plugins.ErrMalformed, fn, cn.end-cn.start), raw: cn.buf[cn.start:cn.end]}
+		}
+		frame := cn.buf[cn.start : cn.start+fn]
+		g.stats.Frames.Add(1)
+		cn.ps.Frames.Add(1)
+		res, derr := callDecode(cn.sess, frame, recv)
+		if derr == nil {
+			derr = checkSignals(res.Signals)
+		}
+		if derr != nil {
+			if isPanic(derr) {
+				cn.panicked(derr)
+				return frameOutcome{reject: derr, raw: frame, panicked: true}
+			}
+			return frameOutcome{reject: derr, raw: frame}
+		}
+		cn.start += fn
+		cn.frameStart = cn.readAt // what follows arrived with this read
+		p := pendingAck{ack: res.Ack, close: res.Close, recv: recv}
+		if len(res.Signals) > 0 {
+			g.stampSignals(cn.l, cn.ps, res.Signals, recv)
+			t, err := g.ingest.Submit(context.Background(), res.Signals)
+			if err != nil {
+				cn.log.Warn("submitting to ingest", "error", err)
+				g.stats.Unacked.Add(1)
+				return frameOutcome{abort: true}
+			}
+			p.ticket = t
+		}
+		cn.pending = append(cn.pending, p)
+		closeAfter = res.Close
+	}
+	return frameOutcome{}
+}
+
+// panicked counts and logs a decoder panic on this connection.
+func (cn *tcpConn) panicked(err error) {
+	cn.ps.Panics.Add(1)
+	cn.g.logPanic(cn.l, cn.remote, err)
+}
+
+// ackPending acks the queued frames in order, each after its signals are
+// durable. It reports false when the connection is to be closed: signals
+// not durable, a failed write, or a frame that closes it.
+func (cn *tcpConn) ackPending() bool {
+	g := cn.g
+	for _, p := range cn.pending {
+		if p.ticket != nil {
+			<-p.ticket.Done()
+			if err := p.ticket.Err(); err != nil {
+				g.warnUnacked(err)
+				return false
+			}
+		}
+		if len(p.ack) > 0 {
+			cn.c.SetWriteDeadline(time.Now().Add(cn.l.cfg.WriteTimeout)) //nolint:errcheck
+			if _, err := cn.c.Write(p.ack); err != nil {
+				cn.log.Debug("writing ack", "error", err)
+				return false
+			}
+		}
+		g.stats.Acked.Add(1)
+		g.stats.AckLatency.Observe(float64(time.Since(p.recv).Microseconds()) / 1000)
+		if p.close {
+			return false
+		}
+	}
+	cn.pending = cn.pending[:0]
+	return true
+}
+
+// stampSignals sets the receive time and, where the decoder left it
+// empty, the protocol of a frame's signals, and counts them.
+func (g *Gateway) stampSignals(l *listener, ps *ProtocolStats, sigs []signal.Signal, recv time.Time) {
+	for i := range sigs {
+		s := &sigs[i]
+		s.Recv = recv
+		if s.Protocol == "" {
+			s.Protocol = l.info.Name
+		}
+	}
+	ps.Signals.Add(uint64(len(sigs)))
 }
 
 // checkSignals rejects a frame with a record that cannot be stored (see
@@ -271,6 +430,10 @@ func (u *udpSessions) get(addr net.Addr, now time.Time, create func() plugins.Se
 	return e.sess
 }
 
+// drop forgets a source's session (after its decoder panicked: the next
+// datagram starts from a fresh one).
+func (u *udpSessions) drop(addr net.Addr) { delete(u.m, addr.String()) }
+
 // maxUDPInFlight bounds datagrams waiting for durability.
 const maxUDPInFlight = 4096
 
@@ -278,7 +441,6 @@ func (g *Gateway) udpLoop(l *listener) {
 	defer g.wg.Done()
 	sem := make(chan struct{}, maxUDPInFlight)
 	buf := make([]byte, 65536)
-	ps := g.stats.Protocol(l.info.Name)
 	sessions := newUDPSessions(l.cfg.MaxConnections, l.cfg.ReadTimeout)
 	for {
 		n, addr, err := l.udp.ReadFrom(buf)
@@ -293,59 +455,74 @@ func (g *Gateway) udpLoop(l *listener) {
 			g.log.Debug("reading datagram", "listener", l.cfg.Name, "error", err)
 			continue
 		}
-		recv := time.Now().UTC()
-		dgram := append([]byte(nil), buf[:n]...)
-		g.stats.Frames.Add(1)
-		ps.Frames.Add(1)
-		sess := sessions.get(addr, recv, func() plugins.Session {
-			return l.dec.NewSession(plugins.SessionConfig{
-				Transport: plugins.UDP, RemoteAddr: addr, MaxFrame: l.cfg.MaxFrame,
-				AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: g.log.Named(l.info.Name),
-			})
-		})
-		if n > l.cfg.MaxFrame {
-			g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, fmt.Errorf("%w: datagram of %d bytes", plugins.ErrTooLarge, n))
-			continue
-		}
-		res, err := sess.Decode(dgram, recv)
-		if err == nil {
-			err = checkSignals(res.Signals)
-		}
-		if err != nil {
-			g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, err)
-			continue
-		}
-		var ticket *ingest.Ticket
-		if len(res.Signals) > 0 {
-			for i := range res.Signals {
-				res.Signals[i].Recv = recv
-				if res.Signals[i].Protocol == "" {
-					res.Signals[i].Protocol = l.info.Name
-				}
-			}
-			ps.Signals.Add(uint64(len(res.Signals)))
-			ticket, err = g.ingest.Submit(context.Background(), res.Signals)
-			if err != nil {
-				g.log.Warn("submitting to ingest", "error", err)
-				g.stats.Unacked.Add(1)
-				continue
-			}
-		}
-		sem <- struct{}{}
-		go func(addr net.Addr, ack []byte, t *ingest.Ticket) {
-			defer func() { <-sem }()
-			if t != nil {
-				<-t.Done()
-				if err := t.Err(); err != nil {
-					g.warnUnacked(err)
-					return
-				}
-			}
-			if len(ack) > 0 {
-				l.udp.WriteTo(ack, addr) //nolint:errcheck // datagram: the device resends
-			}
-			g.stats.Acked.Add(1)
-			g.stats.AckLatency.Observe(float64(time.Since(recv).Microseconds()) / 1000)
-		}(addr, res.Ack, ticket)
+		g.serveDatagram(l, sessions, sem, addr, append([]byte(nil), buf[:n]...))
 	}
+}
+
+// serveDatagram decodes one datagram in its source's session, submits its
+// signals and acks it from a goroutine once they are durable. A panic of
+// the session quarantines the datagram and drops the session; the loop
+// carries on.
+func (g *Gateway) serveDatagram(l *listener, sessions *udpSessions, sem chan struct{}, addr net.Addr, dgram []byte) {
+	recv := time.Now().UTC()
+	ps := g.stats.Protocol(l.info.Name)
+	g.stats.Frames.Add(1)
+	ps.Frames.Add(1)
+	defer func() {
+		// Backstop for panics outside Decode (NewSession, DeviceID).
+		if p := recover(); p != nil {
+			sessions.drop(addr)
+			ps.Panics.Add(1)
+			g.logPanic(l, addr.String(), &decoderPanic{in: "session", value: p, stack: shortStack(debug.Stack())})
+		}
+	}()
+	sess := sessions.get(addr, recv, func() plugins.Session {
+		return l.dec.NewSession(plugins.SessionConfig{
+			Transport: plugins.UDP, RemoteAddr: addr, MaxFrame: l.cfg.MaxFrame,
+			AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: g.log.Named(l.info.Name),
+		})
+	})
+	if len(dgram) > l.cfg.MaxFrame {
+		g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, fmt.Errorf("%w: datagram of %d bytes", plugins.ErrTooLarge, len(dgram)))
+		return
+	}
+	res, err := callDecode(sess, dgram, recv)
+	if err == nil {
+		err = checkSignals(res.Signals)
+	}
+	if err != nil {
+		if isPanic(err) {
+			sessions.drop(addr)
+			ps.Panics.Add(1)
+			g.logPanic(l, addr.String(), err)
+		}
+		g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, err)
+		return
+	}
+	var ticket *ingest.Ticket
+	if len(res.Signals) > 0 {
+		g.stampSignals(l, ps, res.Signals, recv)
+		ticket, err = g.ingest.Submit(context.Background(), res.Signals)
+		if err != nil {
+			g.log.Warn("submitting to ingest", "error", err)
+			g.stats.Unacked.Add(1)
+			return
+		}
+	}
+	sem <- struct{}{}
+	go func(addr net.Addr, ack []byte, t *ingest.Ticket) {
+		defer func() { <-sem }()
+		if t != nil {
+			<-t.Done()
+			if err := t.Err(); err != nil {
+				g.warnUnacked(err)
+				return
+			}
+		}
+		if len(ack) > 0 {
+			l.udp.WriteTo(ack, addr) //nolint:errcheck // datagram: the device resends
+		}
+		g.stats.Acked.Add(1)
+		g.stats.AckLatency.Observe(float64(time.Since(recv).Microseconds()) / 1000)
+	}(addr, res.Ack, ticket)
 }

@@ -1,9 +1,13 @@
 // Package gateway owns fleetcore's device-facing listeners (TCP and UDP):
 // per-connection sessions of a decoder plugin, framing with a cap on frame
-// length and read deadlines, a cap on connections, and acks written only
-// after the ingest core reports the frame's signals durable. A frame that
-// fails to frame or decode is quarantined with its reason and raw bytes and
-// closes only its own connection.
+// length, read deadlines and a whole-frame deadline, caps on connections
+// (per listener, per source IP, across the gateway) and on buffered bytes
+// (a budget across connections), and acks written only after the ingest
+// core reports the frame's signals durable. A frame that fails to frame or
+// decode is quarantined with its reason and raw bytes and closes only its
+// own connection; so does a frame whose decoder panics (the panic is
+// recovered per connection and per datagram, counted, and logged with its
+// stack).
 //
 // Shutdown: listeners stop accepting, idle reads are interrupted, frames
 // already read are committed and acked, then connections close.

@@ -39,10 +39,19 @@ type ListenerConfig struct {
 	Address        string
 	MaxFrame       int
 	MaxConnections int
-	ReadTimeout    time.Duration
-	WriteTimeout   time.Duration
-	AllowDevice    func(string) bool
-	Options        map[string]string
+	// MaxConnectionsPerIP caps one source's open connections (an IPv4
+	// address, an IPv6 /64). Default DefaultMaxConnectionsPerIP.
+	MaxConnectionsPerIP int
+	ReadTimeout         time.Duration
+	WriteTimeout        time.Duration
+	// FrameTimeout bounds the time from a frame's first byte to its last:
+	// a frame still incomplete after it is quarantined and its connection
+	// closed (ReadTimeout only bounds the wait for each read). Time the
+	// gateway itself spends (submitting, waiting for durability, acking)
+	// does not count. Default DefaultFrameTimeout.
+	FrameTimeout time.Duration
+	AllowDevice  func(string) bool
+	Options      map[string]string
 }
 
 // Gateway runs listeners.
@@ -57,7 +66,12 @@ type Gateway struct {
 	closing   bool
 	wg        sync.WaitGroup
 
-	stats Stats
+	stats  Stats
+	limits Limits
+
+	refusedLog logLimiter // connections refused over a cap
+	budgetLog  logLimiter // connections closed over the buffer budget
+	panicLog   logLimiter // decoder panics (with their stacks)
 
 	lastUnackedLog atomic.Int64  // unix nanos of the last "not durable" warning
 	unackedLogged  atomic.Uint64 // Unacked count at that warning
@@ -65,15 +79,25 @@ type Gateway struct {
 
 // Stats are the gateway's counters, shared by every listener.
 type Stats struct {
-	Accepted    atomic.Uint64
-	Refused     atomic.Uint64 // over the connection cap
-	Open        atomic.Int64
+	Accepted atomic.Uint64
+	Refused  atomic.Uint64 // over a connection cap (any; see RefusedBy)
+	Open     atomic.Int64
+	// FramesTimedOut counts partial frames quarantined because they were
+	// not complete within the listener's FrameTimeout.
+	FramesTimedOut atomic.Uint64
+	// BufferBudgetClosed counts connections closed because the partial
+	// frame they held needed more than Limits.MaxBufferedBytes had left.
+	BufferBudgetClosed atomic.Uint64
+	// Buffered is the bytes of connection buffers beyond their initial
+	// size, the part that Limits.MaxBufferedBytes bounds.
+	Buffered    atomic.Int64
 	Frames      atomic.Uint64
 	Rejected    atomic.Uint64
 	Acked       atomic.Uint64
 	Unacked     atomic.Uint64 // frames whose signals were not durable
 	AckLatency  *ingest.Histogram
 	perProtocol sync.Map // protocol -> *ProtocolStats
+	refused     refusedCounts
 }
 
 // ProtocolStats counts one protocol's frames.
@@ -81,6 +105,9 @@ type ProtocolStats struct {
 	Frames   atomic.Uint64
 	Rejected atomic.Uint64
 	Signals  atomic.Uint64
+	// Panics counts frames whose Frame or Decode panicked (quarantined,
+	// their connection closed).
+	Panics atomic.Uint64
 }
 
 // Protocol returns the counters of one protocol.
@@ -100,8 +127,12 @@ func (s *Stats) Protocols(fn func(name string, ps *ProtocolStats)) {
 // New makes a gateway that submits to in and reports rejected frames to
 // reject (which must not block for long; it is called from the connection's
 // goroutine before the connection closes).
-func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection)) *Gateway {
+func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection), opts ...Option) *Gateway {
 	g := &Gateway{log: log, ingest: in, reject: reject, conns: map[net.Conn]struct{}{}}
+	g.limits = Limits{MaxConnections: DefaultMaxConnections, MaxBufferedBytes: DefaultMaxBufferedBytes}
+	for _, o := range opts {
+		o(g)
+	}
 	g.stats.AckLatency = ingest.NewHistogram(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000, 5000)
 	return g
 }
@@ -116,6 +147,9 @@ type listener struct {
 	tcp  net.Listener
 	udp  net.PacketConn
 	open atomic.Int64
+
+	mu    sync.Mutex
+	perIP map[string]int // open connections per sourceKey
 }
 
 // Listen binds a listener; Serve runs it. It fails when the decoder does
@@ -141,7 +175,13 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	if cfg.WriteTimeout <= 0 {
 		cfg.WriteTimeout = 30 * time.Second
 	}
-	l := &listener{cfg: cfg, dec: dec, info: info}
+	if cfg.FrameTimeout <= 0 {
+		cfg.FrameTimeout = DefaultFrameTimeout
+	}
+	if cfg.MaxConnectionsPerIP <= 0 {
+		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	l := &listener{cfg: cfg, dec: dec, info: info, perIP: map[string]int{}}
 	var addr net.Addr
 	switch cfg.Transport {
 	case plugins.TCP:
@@ -244,32 +284,33 @@ func (g *Gateway) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 0
-		if l.open.Load() >= int64(l.cfg.MaxConnections) {
-			g.stats.Refused.Add(1)
-			c.Close()
+		ip := sourceKey(c.RemoteAddr())
+		if reason := g.admit(l, ip); reason != "" {
+			g.refuse(l, c, reason)
 			continue
 		}
 		g.mu.Lock()
 		if g.closing {
 			g.mu.Unlock()
+			g.release(l, ip)
 			c.Close()
 			return
 		}
 		g.conns[c] = struct{}{}
 		g.wg.Add(1)
 		g.mu.Unlock()
-		l.open.Add(1)
-		g.stats.Open.Add(1)
 		g.stats.Accepted.Add(1)
 		go func() {
 			defer g.wg.Done()
+			defer func() {
+				c.Close()
+				g.release(l, ip)
+				g.mu.Lock()
+				delete(g.conns, c)
+				g.mu.Unlock()
+			}()
+			defer g.recoverConn(l, c)
 			g.serveConn(l, c)
-			c.Close()
-			l.open.Add(-1)
-			g.stats.Open.Add(-1)
-			g.mu.Lock()
-			delete(g.conns, c)
-			g.mu.Unlock()
 		}()
 	}
 }

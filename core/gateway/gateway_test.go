@@ -27,14 +27,19 @@ type lineDecoder struct{}
 func (lineDecoder) Info() plugins.Info {
 	return plugins.Info{Name: "line", Transports: []plugins.Transport{plugins.TCP, plugins.UDP}}
 }
-func (lineDecoder) NewSession(plugins.SessionConfig) plugins.Session { return &lineSession{} }
+func (lineDecoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+	return &lineSession{max: cfg.MaxFrame}
+}
 
-type lineSession struct{ dev string }
+type lineSession struct {
+	dev string
+	max int // MaxFrame
+}
 
 func (s *lineSession) Frame(b []byte) (int, error) {
 	i := bytes.IndexByte(b, '\n')
 	if i < 0 {
-		if len(b) > 64 {
+		if len(b) > s.max {
 			return 0, plugins.ErrTooLarge
 		}
 		return 0, nil

@@ -214,7 +214,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}, n.log.Named("ingest"), tiers...)
 	n.Batcher.Start()
 
-	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.quarantine(st))
+	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.quarantine(st), gateway.WithLimits(gateway.Limits{
+		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
+	}))
 	for _, lc := range cfg.Listeners {
 		dec, ok := n.reg.Lookup(lc.Protocol)
 		if !ok {
@@ -223,9 +225,10 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		addr, err := n.Gateway.Listen(gateway.ListenerConfig{
 			Name: lc.Name, Transport: plugins.Transport(lc.Transport), Address: lc.Address,
-			MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections,
-			ReadTimeout: config.Duration(lc.ReadTimeout), AllowDevice: allowList(lc.AllowDevices),
-			Options: lc.Options,
+			MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections, MaxConnectionsPerIP: lc.MaxConnectionsPerIP,
+			ReadTimeout: config.Duration(lc.ReadTimeout), FrameTimeout: config.Duration(lc.FrameTimeout),
+			AllowDevice: allowList(lc.AllowDevices),
+			Options:     lc.Options,
 		}, dec)
 		if err != nil {
 			n.shutdownGateway()

@@ -35,6 +35,13 @@
 //     field claims (allocation per call is measured); Cases.Oversized must
 //     be refused with plugins.ErrTooLarge or plugins.ErrMalformed, and a
 //     datagram larger than MaxFrame (UDP) with an error.
+//   - gateway_panic: the decoder, wrapped so that its session panics on
+//     the last frame on one connection (one source, UDP), runs in a real
+//     gateway on 127.0.0.1:0 with a submitter that makes every batch
+//     durable at once: the panicking frame is quarantined with the panic
+//     as reason (plugins.ErrPanic), that connection is closed, the panic is
+//     counted, and another connection opened before it has every frame
+//     acked.
 //
 // The truncated, garbage and oversized checks run in sessions primed with
 // the setup frames (those of Cases.Frames that yield no signals, such as a

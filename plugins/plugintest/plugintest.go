@@ -85,6 +85,7 @@ func Run(t *testing.T, dec plugins.Decoder, cs Cases) {
 	t.Run("truncated", c.truncated)
 	t.Run("garbage", c.garbage)
 	t.Run("oversized", c.oversized)
+	t.Run("gateway_panic", c.gatewayPanic)
 }
 
 type suite struct {

@@ -56,6 +56,10 @@ func (s *toySession) Frame(buf []byte) (int, error) {
 }
 
 func (s *toySession) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
+	if s.flaw == "panics_on_marker" && string(frame) == "PBOOM\n" {
+		var nobody *toySession
+		_ = nobody.id // nil pointer dereference
+	}
 	if s.flaw == "panics_on_short" && frame[len(frame)-1] != '\n' {
 		_ = frame[len(frame)+1]
 	}
@@ -141,6 +145,29 @@ func TestSuiteCatchesFlaws(t *testing.T) {
 			if !strings.Contains(string(out), tc.want) {
 				t.Fatalf("the suite failed without naming the flaw (%q):\n%s", tc.want, out)
 			}
+		})
+	}
+}
+
+// TestGatewayIsolatesAPanickingDecoder drives the real gateway with a
+// decoder, found in a test registry, that panics on a marker frame.
+func TestGatewayIsolatesAPanickingDecoder(t *testing.T) {
+	for _, tr := range []plugins.Transport{plugins.TCP, plugins.UDP} {
+		t.Run(string(tr), func(t *testing.T) {
+			reg := plugins.NewRegistry()
+			reg.Register(toy{flaw: "panics_on_marker", udp: tr == plugins.UDP})
+			dec, ok := reg.Lookup("toy")
+			if !ok {
+				t.Fatal("toy not registered")
+			}
+			bad := [][]byte{toyFrames[0], toyFrames[1], []byte("PBOOM\n")}
+			if tr == plugins.TCP {
+				// After the panic the connection is closed: what follows
+				// is never decoded. (UDP drops the source's session, so a
+				// datagram after it would be refused for want of a login.)
+				bad = append(bad, toyFrames[2])
+			}
+			panicIsolation(t, dec, tr, 4096, nil, toyFrames, bad, func(string) {})
 		})
 	}
 }
