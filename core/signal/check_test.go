@@ -296,3 +296,41 @@ func BenchmarkCheck(b *testing.B) {
 		}
 	}
 }
+
+// TestSetAttrTypesPassCheck: every Go number type a decoder may hand to
+// SetAttr ends up as a type Check accepts.
+func TestSetAttrTypesPassCheck(t *testing.T) {
+	for _, v := range []any{int(-1), int8(-1), int16(-1), int32(-1), int64(-1), uint(1), uint8(1), uint16(1),
+		uint32(1), uint64(math.MaxUint64), float32(1.5), 1.5, "s", true, nil} {
+		s := validSignal()
+		s.SetAttr("v", v)
+		if err := s.Check(); err != nil {
+			t.Errorf("SetAttr(%T): %v", v, err)
+		}
+	}
+}
+
+// FuzzCheck: Check never panics, its message is always storable text, and
+// a record it accepts has a canonical JSON form.
+func FuzzCheck(f *testing.F) {
+	f.Add("356307042441013", "teltonika", "P0301", "io1", "v", int64(1700000000000), 54.7, 25.3, 100.0)
+	f.Add("", "\xff", "\x00", "a\x00", "\xed\xa0\x80", int64(-1), math.Inf(1), math.NaN(), -1.0)
+	f.Fuzz(func(t *testing.T, dev, proto, dtc, key, val string, ms int64, lat, lon, num float64) {
+		s := New(dev, time.UnixMilli(ms))
+		s.Protocol = proto
+		s.Lat, s.Lon, s.Speed, s.Coolant = lat, lon, num, num
+		s.DTCs = []string{dtc}
+		s.SetAttr(key, val)
+		s.SetAttr(key+"n", num)
+		err := s.Check()
+		if err != nil {
+			if msg := err.Error(); !isUTF8(msg) || strings.IndexByte(msg, 0) >= 0 || !errors.Is(err, ErrInvalid) {
+				t.Fatalf("message %q", msg)
+			}
+			return
+		}
+		if _, err := s.MarshalJSON(); err != nil {
+			t.Fatalf("accepted record does not marshal: %v", err)
+		}
+	})
+}
