@@ -105,6 +105,21 @@ type Result struct {
 	DeviceID string
 }
 
+// CheckSignals refuses a frame with a record that cannot be stored (see
+// signal.Check, which names the field, the value and the cap): such a
+// record would fail the whole batch it lands in, and with it other devices'
+// records. The error wraps ErrMalformed and signal.ErrInvalid. Every path
+// that turns frames into records runs it: the gateway before it submits a
+// frame's records, and replay (`fleetcore decode`, the corpus tests).
+func CheckSignals(sigs []signal.Signal) error {
+	for i := range sigs {
+		if err := sigs[i].Check(); err != nil {
+			return fmt.Errorf("%w: record %d: %w", ErrMalformed, i, err)
+		}
+	}
+	return nil
+}
+
 // Rejecter is an optional Session capability: the reply to send before the
 // connection closes on a rejected frame (e.g. an HTTP 400 with a reason).
 type Rejecter interface {

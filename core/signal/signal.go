@@ -111,6 +111,12 @@ func (s *Signal) SetAttr(name string, v any) {
 		v = int64(x)
 	case uint32:
 		v = int64(x)
+	case uint:
+		if uint64(x) <= math.MaxInt64 {
+			v = int64(x)
+		} else {
+			v = float64(x)
+		}
 	case uint64:
 		if x <= math.MaxInt64 {
 			v = int64(x)

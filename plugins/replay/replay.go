@@ -50,11 +50,20 @@ func (o Output) MarshalJSON() ([]byte, error) {
 
 // Frame runs one input frame through the session. TCP frames go through the
 // session's framer first: the line must hold exactly the frames it frames
-// (one or several); leftover bytes are reported as a truncated frame.
+// (one or several); leftover bytes are reported as a truncated frame. Each
+// frame's records go through plugins.CheckSignals, as in the gateway: a
+// frame with a record the gateway would refuse is an error here too, and
+// none of its records are returned.
 func Frame(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time) ([]signal.Signal, error) {
 	if tr == plugins.UDP {
 		res, err := sess.Decode(data, recv)
-		return res.Signals, err
+		if err == nil {
+			err = plugins.CheckSignals(res.Signals)
+		}
+		if err != nil {
+			return nil, err
+		}
+		return res.Signals, nil
 	}
 	var out []signal.Signal
 	for len(data) > 0 {
@@ -69,6 +78,9 @@ func Frame(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Ti
 			return out, fmt.Errorf("framing: framer returned %d of %d bytes", n, len(data))
 		}
 		res, err := sess.Decode(data[:n], recv)
+		if err == nil {
+			err = plugins.CheckSignals(res.Signals)
+		}
 		if err != nil {
 			return out, err
 		}

@@ -642,7 +642,14 @@ func (r *record) set(key uint16, v string) error {
 	case keyAlt:
 		sig.Alt = f
 	case keySpeed:
-		sig.Speed = f
+		// TinyGPS, which the Freematics firmware reads the GPS with, reports
+		// an unknown speed as 9 999 999.99 kn (18 520 000 km/h): no speed.
+		// The value stays as attr speed_raw.
+		if d, _ := signal.DomainOf(signal.FieldSpeed); d.Contains(f) {
+			sig.Speed = f
+		} else {
+			sig.SetAttr("speed_raw", f)
+		}
 	case keyHeading:
 		sig.Heading = f
 	case keySats:

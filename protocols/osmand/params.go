@@ -116,12 +116,18 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 				lon, err = number(b)
 			}
 		case "speed", "s":
+			// A negative speed or bearing is unknown (iOS reports -1 for an
+			// invalid one, and Traccar Client passes it on), as in the JSON
+			// body.
 			var f float64
-			if f, err = number(v); err == nil {
+			if f, err = number(v); err == nil && f >= 0 {
 				sg.Speed = f * d.s.speedFactor
 			}
 		case "bearing", "heading":
-			sg.Heading, err = number(v)
+			var f float64
+			if f, err = number(v); err == nil && f >= 0 {
+				sg.Heading = f
+			}
 		case "altitude", "al":
 			sg.Alt, err = number(v)
 		case "hdop", "h":
