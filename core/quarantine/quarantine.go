@@ -281,7 +281,9 @@ func (w *Writer) Run(ctx context.Context) {
 		case <-tick.C:
 			w.summarise()
 		case r := <-w.queue:
-			w.pending = w.fill(append(w.pending[:0], r))
+			// pending is empty here unless ctx has just ended with a batch
+			// held: keep it for the drain.
+			w.pending = w.fill(append(w.pending, r))
 			w.store(ctx, tick.C)
 		}
 	}
