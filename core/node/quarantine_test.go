@@ -5,6 +5,8 @@ import (
 	"context"
 	"io"
 	"net"
+	"net/http"
+	"strings"
 	"testing"
 	"time"
 
@@ -26,7 +28,7 @@ func TestIntegrationNodeQuarantinesRejectedFrames(t *testing.T) {
 	db := testenv.Database(t)
 	cfg, err := config.Parse("node.hcl", []byte(`
 rules { enabled = false }
-api { enabled = false }
+api { address = "127.0.0.1:0" }
 spool { enabled = false }
 quarantine { max_raw_bytes = 1000 }
 listener "jsonl" { address = "127.0.0.1:0" }
@@ -76,5 +78,17 @@ listener "jsonl" { address = "127.0.0.1:0" }
 	}
 	if rawLen != 1000 || length < 64<<10 {
 		t.Fatalf("long line row: %d raw bytes of %d, want 1000 of at least 65536", rawLen, length)
+	}
+	resp, err := http.Get("http://" + n.APIAddr().String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(resp.Body)
+	for _, want := range []string{"fleetcore_quarantine_rows_total 2\n", `fleetcore_quarantine_dropped_total{reason="queue_full"} 0` + "\n",
+		`fleetcore_quarantine_dropped_total{reason="rate_limited"} 0` + "\n", "fleetcore_quarantine_deleted_total 0\n"} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %q", want)
+		}
 	}
 }

@@ -283,7 +283,12 @@ func (w *Writer) Run(ctx context.Context) {
 		case r := <-w.queue:
 			// pending is empty here unless ctx has just ended with a batch
 			// held: keep it for the drain.
-			w.pending = w.fill(append(w.pending, r))
+			w.pending = append(w.pending, r)
+			if ctx.Err() != nil {
+				w.drain()
+				return
+			}
+			w.pending = w.fill(w.pending)
 			w.store(ctx, tick.C)
 		}
 	}
