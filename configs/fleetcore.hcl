@@ -75,6 +75,20 @@ integrity {
   # webhook = "https://ops.example/fleetcore-alerts"
 }
 
+# Rejected frames (bad CRC, garbage, refused records) are kept in
+# rejected_frames, bounded: per row, per source IP, and in total
+# (README.md "Quarantine of rejected frames").
+quarantine {
+  max_raw_bytes    = 4096    # raw bytes kept per frame (its full length is kept too)
+  per_source_rate  = 60      # rows a minute per source IP, after a burst of
+  per_source_burst = 20
+  rate             = 6000    # rows a minute for all sources, after a burst of
+  burst            = 1000
+  queue            = 4096    # waiting for the database; beyond it dropped and counted
+  retention        = "720h"  # 30 days ("0s": keep)
+  max_rows         = 1000000 # 0: no cap
+}
+
 # HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
 # required (or FLEETCORE_API_TOKEN).
 api {

@@ -265,8 +265,16 @@ func TestIntegrationTeltonikaRejectsBadFramesOnlyThatConnection(t *testing.T) {
 			if tc.reason != "" {
 				want = "%" + tc.reason + "%"
 			}
-			if n := query(t, db, "SELECT count(*) FROM rejected_frames WHERE device_id = $1 AND reason ILIKE $2 AND length(raw) > 0",
-				"35630704244102"+string(rune('0'+i)), want); n != 1 {
+			// The quarantine stores off the read path: poll for the row.
+			n, deadline := 0, time.Now().Add(10*time.Second)
+			for n == 0 && time.Now().Before(deadline) {
+				n = query(t, db, "SELECT count(*) FROM rejected_frames WHERE device_id = $1 AND reason ILIKE $2 AND length(raw) > 0",
+					"35630704244102"+string(rune('0'+i)), want)
+				if n == 0 {
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+			if n != 1 {
 				t.Fatalf("rejected_frames rows for this device with reason like %q: %d", want, n)
 			}
 		})

@@ -31,6 +31,8 @@ type Config struct {
 	Organizer *Organizer  `hcl:"organizer,block"`
 	Integrity *Integrity  `hcl:"integrity,block"`
 	API       *API        `hcl:"api,block"`
+	// Quarantine bounds the rejected_frames table (core/quarantine).
+	Quarantine *Quarantine `hcl:"quarantine,block"`
 
 	// File is the path the config was loaded from ("" for defaults).
 	File string
@@ -167,6 +169,28 @@ type API struct {
 	Address string `hcl:"address,optional"`
 	Token   string `hcl:"token,optional"`
 	Enabled *bool  `hcl:"enabled,optional"`
+}
+
+// Quarantine bounds what refused frames cost (core/quarantine).
+type Quarantine struct {
+	// MaxRawBytes is the most raw bytes kept per rejected frame (its full
+	// length is kept beside them).
+	MaxRawBytes int `hcl:"max_raw_bytes,optional"`
+	// PerSourceRate is the most rejected frames stored (and logged one by
+	// one) per source IP and minute, after a burst of PerSourceBurst; the
+	// rest are counted and summarised once a minute.
+	PerSourceRate  int `hcl:"per_source_rate,optional"`
+	PerSourceBurst int `hcl:"per_source_burst,optional"`
+	// Rate and Burst are the same bound for all sources together.
+	Rate  int `hcl:"rate,optional"`
+	Burst int `hcl:"burst,optional"`
+	// Queue is how many rejected frames may wait for the database; beyond
+	// it they are dropped and counted (never blocking a device's reads).
+	Queue int `hcl:"queue,optional"`
+	// Retention deletes rows older than this ("0s": keep them).
+	Retention string `hcl:"retention,optional"`
+	// MaxRows deletes the oldest rows beyond this many (0: no cap).
+	MaxRows *int64 `hcl:"max_rows,optional"`
 }
 
 // Error lists every problem found in a config; each names file and line
@@ -358,6 +382,21 @@ func (c *Config) applyDefaults() {
 	def(&c.Integrity.ExpectedEvery, "")
 	def(&c.Integrity.ClockDriftLimit, "2m")
 
+	if c.Quarantine == nil {
+		c.Quarantine = &Quarantine{}
+	}
+	defi(&c.Quarantine.MaxRawBytes, 4096)
+	defi(&c.Quarantine.PerSourceRate, 60)
+	defi(&c.Quarantine.PerSourceBurst, 20)
+	defi(&c.Quarantine.Rate, 6000)
+	defi(&c.Quarantine.Burst, 1000)
+	defi(&c.Quarantine.Queue, 4096)
+	def(&c.Quarantine.Retention, "720h")
+	if c.Quarantine.MaxRows == nil {
+		n := int64(1_000_000)
+		c.Quarantine.MaxRows = &n
+	}
+
 	if c.API == nil {
 		c.API = &API{}
 	}
@@ -535,6 +574,20 @@ func (c *Config) Validate() error {
 	dur("integrity.gps_broken_after", c.Integrity.GPSBrokenAfter, false)
 	dur("integrity.expected_interval", c.Integrity.ExpectedEvery, true)
 	dur("integrity.clock_drift_limit", c.Integrity.ClockDriftLimit, false)
+	q := c.Quarantine
+	if q.MaxRawBytes < 1 || q.MaxRawBytes > 16<<20 {
+		add("quarantine.max_raw_bytes: must be between 1 and 16777216")
+	}
+	if q.PerSourceRate < 1 || q.PerSourceBurst < 1 || q.Rate < 1 || q.Burst < 1 {
+		add("quarantine: per_source_rate, per_source_burst, rate and burst must be positive")
+	}
+	if q.Queue < 1 || q.Queue > 1<<20 {
+		add("quarantine.queue: must be between 1 and 1048576")
+	}
+	dur("quarantine.retention", q.Retention, false)
+	if *q.MaxRows < 0 {
+		add("quarantine.max_rows: must not be negative (0 = no cap)")
+	}
 	if _, _, err := net.SplitHostPort(c.API.Address); err != nil {
 		add("api.address: %v", err)
 	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {

@@ -351,35 +351,6 @@ func (g *Gateway) warnUnacked(err error) {
 	g.log.Warn("frames not durable: closed their connections without ack so the devices resend", "frames", since, "error", err)
 }
 
-// rejectFrame quarantines a frame, sends the session's rejection reply if
-// it has one, and leaves the caller to close the connection.
-func (g *Gateway) rejectFrame(l *listener, sess plugins.Session, w io.Writer, remote string, raw []byte, recv time.Time, err error) {
-	g.stats.Rejected.Add(1)
-	g.stats.Protocol(l.info.Name).Rejected.Add(1)
-	if len(raw) > l.cfg.MaxFrame {
-		raw = raw[:l.cfg.MaxFrame]
-	}
-	dev := ""
-	if di, ok := sess.(plugins.DeviceIdentifier); ok {
-		dev = di.DeviceID()
-	}
-	g.log.Warn("rejected frame, closing connection", "listener", l.cfg.Name, "remote", remote, "device", dev, "reason", err, "bytes", len(raw))
-	if g.reject != nil {
-		g.reject(context.Background(), Rejection{
-			Recv: recv, RemoteAddr: remote, Listener: l.cfg.Name, Protocol: l.info.Name,
-			DeviceID: dev, Reason: err.Error(), Raw: append([]byte(nil), raw...),
-		})
-	}
-	if r, ok := sess.(plugins.Rejecter); ok && w != nil {
-		if reply := r.Reject(err); len(reply) > 0 {
-			if c, ok := w.(net.Conn); ok {
-				c.SetWriteDeadline(time.Now().Add(l.cfg.WriteTimeout)) //nolint:errcheck
-			}
-			w.Write(reply) //nolint:errcheck // best effort before close
-		}
-	}
-}
-
 // udpSessions keeps one decoder session per datagram source, so protocols
 // that learn state over several datagrams (a clock base, a login) keep it.
 // Sources idle longer than the listener's read timeout are forgotten, and

@@ -29,7 +29,9 @@ type Rejection struct {
 	Protocol   string
 	DeviceID   string
 	Reason     string
-	Raw        []byte
+	// Raw may alias the connection's buffer: it is valid only during the
+	// reject call, which copies what it keeps.
+	Raw []byte
 }
 
 // ListenerConfig is one listener.
@@ -125,8 +127,9 @@ func (s *Stats) Protocols(fn func(name string, ps *ProtocolStats)) {
 }
 
 // New makes a gateway that submits to in and reports rejected frames to
-// reject (which must not block for long; it is called from the connection's
-// goroutine before the connection closes).
+// reject, which must not block: it is called from the connection's
+// goroutine, or from a UDP listener's only read loop (the quarantine stage,
+// core/quarantine, queues and returns at once).
 func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection), opts ...Option) *Gateway {
 	g := &Gateway{log: log, ingest: in, reject: reject, conns: map[net.Conn]struct{}{}}
 	g.limits = Limits{MaxConnections: DefaultMaxConnections, MaxBufferedBytes: DefaultMaxBufferedBytes}

@@ -102,6 +102,7 @@ type rejects struct {
 }
 
 func (r *rejects) add(_ context.Context, x gateway.Rejection) {
+	x.Raw = append([]byte(nil), x.Raw...) // valid only during the call
 	r.mu.Lock()
 	r.r = append(r.r, x)
 	r.mu.Unlock()

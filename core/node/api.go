@@ -7,6 +7,7 @@ import (
 	"net"
 
 	"github.com/fleetcore/fleetcore/core/api"
+	"github.com/fleetcore/fleetcore/core/quarantine"
 )
 
 // APIAddr is the API's bound address (after Ready; nil when disabled).
@@ -128,6 +129,9 @@ func (n *Node) collectMetrics(w *api.MetricWriter) {
 		w.Counter("fleetcore_spool_written_signals_total", "Signals written to the spool.", float64(st.WriteSignals))
 		w.Counter("fleetcore_spool_replayed_signals_total", "Signals replayed from the spool into Postgres.", float64(st.ReplayedSignals))
 	}
+	if n.Quarantine != nil {
+		writeQuarantine(w, n.Quarantine.Stats(), n.Retention.Deleted())
+	}
 	if n.Rules != nil {
 		st := n.Rules.Status()
 		for _, s := range st {
@@ -146,6 +150,22 @@ func (n *Node) collectMetrics(w *api.MetricWriter) {
 			w.Gauge("fleetcore_rule_backlog_signals", "Signals stored but not yet evaluated by each rule (upper bound).", float64(s.Backlog), "rule", s.Rule, "version", s.Version)
 		}
 	}
+}
+
+// writeQuarantine writes the quarantine stage's counters.
+func writeQuarantine(w *api.MetricWriter, st quarantine.Stats, deleted uint64) {
+	w.Counter("fleetcore_quarantine_rows_total", "Rejected frames stored in rejected_frames.", float64(st.Rows))
+	for _, d := range []struct {
+		reason string
+		n      uint64
+	}{{"rate_limited", st.RateLimited}, {"queue_full", st.QueueFull}, {"refused", st.Refused}, {"shutdown", st.Shutdown}} {
+		w.Counter("fleetcore_quarantine_dropped_total", "Rejected frames not stored, by reason.", float64(d.n), "reason", d.reason)
+	}
+	w.Counter("fleetcore_quarantine_log_suppressed_total", "Rejected frames not logged one by one (rate limits; summarised once a minute).", float64(st.LogSuppressed))
+	w.Counter("fleetcore_quarantine_write_failures_total", "Failed quarantine batch writes (retried).", float64(st.WriteFailures))
+	w.Gauge("fleetcore_quarantine_queued", "Rejected frames waiting for the database.", float64(st.Queued))
+	w.Gauge("fleetcore_quarantine_sources", "Sources tracked by the quarantine rate limiter.", float64(st.Sources))
+	w.Counter("fleetcore_quarantine_deleted_total", "Rejected frames deleted by retention (age or row cap).", float64(deleted))
 }
 
 func b2f(b bool) float64 {

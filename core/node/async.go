@@ -4,6 +4,7 @@ import (
 	"context"
 
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/quarantine"
 )
 
 // startAsync starts the organizer with every asynchronous job and the
@@ -12,6 +13,9 @@ import (
 func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	n.Organizer = organizer.New(n.log.Named("organizer"), 4)
 	n.addReplayJobs()
+	if n.Retention.MaxAge > 0 || n.Retention.MaxRows > 0 {
+		n.Organizer.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.Retention.Run})
+	}
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}

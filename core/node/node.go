@@ -19,6 +19,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/ingest"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/quarantine"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins"
@@ -69,6 +70,10 @@ type Node struct {
 	API         *api.Server
 	alertBroker *integrity.AMQPBroker
 	apiAddr     net.Addr
+	// Quarantine stores rejected frames off the read path; Retention
+	// bounds their table (an organizer job).
+	Quarantine *quarantine.Writer
+	Retention  *quarantine.Retention
 }
 
 // New prepares a node; Run starts it.
@@ -214,7 +219,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}, n.log.Named("ingest"), tiers...)
 	n.Batcher.Start()
 
-	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.quarantine(st), gateway.WithLimits(gateway.Limits{
+	stopQuarantine := n.startQuarantine(st)
+	defer stopQuarantine()
+	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.reject, gateway.WithLimits(gateway.Limits{
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
 	}))
 	for _, lc := range cfg.Listeners {
@@ -285,20 +292,27 @@ func allowList(ids []string) func(string) bool {
 	return func(id string) bool { _, ok := set[id]; return ok }
 }
 
-// quarantine stores rejected frames; when Postgres is unreachable the frame
-// is logged with its bytes so that nothing is silently lost.
-func (n *Node) quarantine(st *store.Store) func(context.Context, gateway.Rejection) {
-	log := n.log.Named("quarantine")
-	return func(ctx context.Context, r gateway.Rejection) {
-		ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		err := st.Quarantine(ctx, store.Rejected{
-			Recv: r.Recv, RemoteAddr: r.RemoteAddr, Listener: r.Listener, Protocol: r.Protocol,
-			DeviceID: r.DeviceID, Reason: r.Reason, Raw: r.Raw,
-		})
-		if err != nil {
-			log.Error("could not store rejected frame; logging it instead", "error", err,
-				"listener", r.Listener, "remote", r.RemoteAddr, "reason", r.Reason, "raw_hex", fmt.Sprintf("%x", r.Raw))
-		}
-	}
+// startQuarantine starts the quarantine writer (Node.Quarantine) and
+// prepares its retention (Node.Retention, run by the organizer). The
+// returned func stops the writer after its last attempt at what is queued;
+// call it after the gateway has shut down.
+func (n *Node) startQuarantine(st *store.Store) func() {
+	q := n.cfg.Quarantine
+	n.Quarantine = quarantine.New(quarantine.Config{
+		MaxRawBytes: q.MaxRawBytes, PerSourceRate: q.PerSourceRate, PerSourceBurst: q.PerSourceBurst,
+		Rate: q.Rate, Burst: q.Burst, Queue: q.Queue, WriteTimeout: config.Duration(n.cfg.Database.WriteTimeout),
+	}, quarantine.PGSink{DB: st.Pool()}, n.log.Named("quarantine"))
+	n.Retention = &quarantine.Retention{DB: st.Pool(), MaxAge: config.Duration(q.Retention), MaxRows: *q.MaxRows}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { defer close(done); n.Quarantine.Run(ctx) }()
+	return func() { cancel(); <-done }
+}
+
+// reject hands a rejected frame to the quarantine; it never blocks.
+func (n *Node) reject(_ context.Context, r gateway.Rejection) {
+	n.Quarantine.Reject(quarantine.Rejection{
+		Recv: r.Recv, RemoteAddr: r.RemoteAddr, Listener: r.Listener, Protocol: r.Protocol,
+		DeviceID: r.DeviceID, Reason: r.Reason, Raw: r.Raw,
+	})
 }

@@ -370,32 +370,3 @@ func signalRow(s *signal.Signal, frameHash, frame any) []any {
 		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), frameHash, frame,
 	}
 }
-
-// Rejected is one quarantined frame.
-type Rejected struct {
-	Recv       time.Time
-	RemoteAddr string
-	Listener   string
-	Protocol   string
-	DeviceID   string
-	Reason     string
-	Raw        []byte
-}
-
-// Quarantine records a rejected frame.
-func (s *Store) Quarantine(ctx context.Context, r Rejected) error {
-	var dev any
-	if r.DeviceID != "" {
-		dev = r.DeviceID
-	}
-	raw := r.Raw
-	if raw == nil {
-		raw = []byte{}
-	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO rejected_frames (recv, remote_addr, listener, protocol, device_id, reason, raw)
-		VALUES ($1, $2, $3, $4, $5, $6, $7)`, r.Recv.UTC(), r.RemoteAddr, r.Listener, r.Protocol, dev, r.Reason, raw)
-	if err != nil {
-		return fmt.Errorf("storing rejected frame: %w", err)
-	}
-	return nil
-}

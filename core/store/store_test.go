@@ -246,24 +246,6 @@ func TestIntegrationAttrsThatJSONCannotHold(t *testing.T) {
 	}
 }
 
-func TestIntegrationQuarantine(t *testing.T) {
-	ctx := context.Background()
-	st := openStore(t)
-	err := st.Quarantine(ctx, store.Rejected{Recv: time.Now(), RemoteAddr: "127.0.0.1:1", Listener: "teltonika",
-		Protocol: "teltonika", Reason: "checksum mismatch", Raw: []byte{1, 2, 3}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var reason string
-	var raw []byte
-	if err := st.Pool().QueryRow(ctx, "SELECT reason, raw FROM rejected_frames").Scan(&reason, &raw); err != nil {
-		t.Fatal(err)
-	}
-	if reason != "checksum mismatch" || len(raw) != 3 {
-		t.Fatalf("got %q %x", reason, raw)
-	}
-}
-
 // TestIntegrationBinaryCopyStoresWhatRowsDoes writes the same varied batch
 // through WriteSignals (the binary COPY encoder) and through pgx's COPY of
 // store.Rows (the values of the conflict path and of the benchmark's
