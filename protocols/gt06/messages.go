@@ -1293,7 +1293,11 @@ func (d *decoding) info() error {
 		flags := data[0]
 		if len(data) >= 7 {
 			// Device time, then the flags.
-			if t, ok, zero := d.s.clock(data[:6]); ok && !zero {
+			t, ok, zero := d.s.clock(data[:6])
+			if !ok {
+				return fmt.Errorf("%w: information 0x05 device time %x is not a date and time", plugins.ErrMalformed, data[:6])
+			}
+			if !zero {
 				sg.TS = t
 			}
 			flags = data[6]
