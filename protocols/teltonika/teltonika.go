@@ -44,15 +44,21 @@ const (
 	minAVLData      = 3 // codec id, count, count
 )
 
-// Decoder is the Teltonika protocol. The zero value is ready to use.
-type Decoder struct{}
+// Decoder is the Teltonika protocol. The zero value is ready to use. It is
+// shared by every session of every Teltonika listener: it remembers the
+// receive time it gave each GPRS message without a device time (codec 12
+// and 14 replies), so that a resend of the frame gets the same time and key
+// (plugins.ServerTimes).
+type Decoder struct {
+	times plugins.ServerTimes
+}
 
-var _ plugins.Decoder = Decoder{}
+var _ plugins.Decoder = (*Decoder)(nil)
 
-func init() { plugins.Register(Decoder{}) }
+func init() { plugins.Register(&Decoder{}) }
 
 // Info describes the decoder.
-func (Decoder) Info() plugins.Info {
+func (*Decoder) Info() plugins.Info {
 	return plugins.Info{
 		Name:        Name,
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
@@ -65,7 +71,7 @@ func (Decoder) Info() plugins.Info {
 // state. Option "extended" = "true" forces the 16-byte IO section that some
 // FMB firmwares add to codec 8/16 records; without it that layout is still
 // recognised when the standard one does not fit the frame.
-func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.Transport == "" {
 		cfg.Transport = plugins.TCP
 	}
@@ -76,7 +82,7 @@ func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Session{cfg: cfg, log: log.Named(Name)}
+	s := &Session{dec: d, cfg: cfg, log: log.Named(Name)}
 	if v, ok := cfg.Options["extended"]; ok {
 		s.extended, _ = strconv.ParseBool(v)
 	}
@@ -85,6 +91,7 @@ func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 
 // Session is one TCP connection or one UDP source.
 type Session struct {
+	dec      *Decoder
 	cfg      plugins.SessionConfig
 	log      hclog.Logger
 	imei     string
@@ -276,11 +283,19 @@ func (s *Session) decodeUDP(d []byte, recv time.Time) (plugins.Result, error) {
 	return res, nil
 }
 
-// finish stamps what every signal of a frame shares.
+// finish stamps what every signal of a frame shares. A signal without a
+// device time (a codec 12/14 reply) gets the receive time of the frame's
+// first copy (to the millisecond), so that a resend of the frame keeps its
+// key: the UDP datagram carries a packet id that tells messages apart; a
+// TCP frame has none, so an identical reply within the resend window is
+// taken as a resend.
 func (s *Session) finish(sigs []signal.Signal, frame []byte, recv time.Time) []signal.Signal {
 	raw := append([]byte(nil), frame...)
 	recv = recv.UTC()
 	for i := range sigs {
+		if sigs[i].TS.IsZero() {
+			sigs[i].TS = s.dec.times.Stamp(s.imei, frame, recv.Truncate(time.Millisecond))
+		}
 		sigs[i].Recv = recv
 		sigs[i].Protocol = Name
 		sigs[i].Frame = raw
@@ -609,7 +624,7 @@ func (s *Session) decodeMessage(codec byte, body []byte, recv time.Time) (signal
 		s.log.Debug("camera chunk not stored", "imei", s.imei, "bytes", size)
 		return signal.Signal{}, false, nil
 	}
-	ts := recv.UTC().Truncate(time.Millisecond)
+	var ts time.Time // none: finish stamps the server time
 	sig := signal.Signal{}
 	switch codec {
 	case Codec13:
