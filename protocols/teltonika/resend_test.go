@@ -1,6 +1,8 @@
 package teltonika
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -47,5 +49,23 @@ func TestServerTimedResend(t *testing.T) {
 	}
 	if k := key(plugins.UDP, [][]byte{udpDatagram(8, 2, testIMEI, reply)}, recv.Add(31*time.Second)); k == firstUDP {
 		t.Errorf("the next datagram (packet id 8) got the first one's key")
+	}
+}
+
+// TestRecordTimestampBeyond9999: a record time that no clock can hold is
+// refused, not stored.
+func TestRecordTimestampBeyond9999(t *testing.T) {
+	bad := sampleRecord
+	bad.ts = maxAVLMillis + 1
+	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP})
+	if _, err := s.Decode(loginFrame(testIMEI), time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.Decode(tcpFrame(avlData(Codec8, []rec{bad})), time.Now())
+	if !errors.Is(err, plugins.ErrMalformed) || !strings.Contains(err.Error(), "timestamp") {
+		t.Fatalf("error = %v, want ErrMalformed naming the timestamp", err)
+	}
+	if len(res.Signals) != 0 || res.Ack != nil {
+		t.Errorf("refused frame: %d signals, ack %x", len(res.Signals), res.Ack)
 	}
 }

@@ -42,6 +42,8 @@ const (
 	pingByte        = 0xFF // one-byte keep-alive some firmwares send on TCP
 	gh3000Epoch     = 1167609600
 	minAVLData      = 3 // codec id, count, count
+	// maxAVLMillis is 9999-12-31T23:59:59.999Z in Unix milliseconds.
+	maxAVLMillis = 253402300799999
 )
 
 // Decoder is the Teltonika protocol. The zero value is ready to use. It is
@@ -423,7 +425,13 @@ func (s *Session) decodeRecords(codec byte, count int, body []byte, extended boo
 
 // avlRecord reads one codec 8 / 8E / 16 record.
 func (s *Session) avlRecord(r *reader, codec byte, extended bool) signal.Signal {
-	ts := int64(r.u64())
+	raw := r.u64()
+	ts := int64(raw)
+	if r.err == nil && (raw > maxAVLMillis) {
+		// Beyond the year 9999: no clock, a byte error the CRC missed or
+		// the wrong layout; never a time to store.
+		r.err = fmt.Errorf("%w: record timestamp %d ms is beyond the year 9999", plugins.ErrMalformed, raw)
+	}
 	sig := signal.New(s.imei, time.UnixMilli(ts))
 	priority := r.u8()
 	lon := int32(r.u32())
@@ -493,9 +501,12 @@ func (s *Session) gh3000Record(r *reader) signal.Signal {
 	if global&0x01 != 0 {
 		loc := r.u8()
 		if loc&0x01 != 0 {
-			lat := math.Float32frombits(r.u32())
-			lon := math.Float32frombits(r.u32())
-			sig.Lat, sig.Lon = float64(lat), float64(lon)
+			lat := float64(math.Float32frombits(r.u32()))
+			lon := float64(math.Float32frombits(r.u32()))
+			if r.err == nil && (math.IsNaN(lat) || math.IsInf(lat, 0) || math.IsNaN(lon) || math.IsInf(lon, 0)) {
+				r.err = fmt.Errorf("%w: GH3000 position %v, %v is not a number", plugins.ErrMalformed, lat, lon)
+			}
+			sig.Lat, sig.Lon = lat, lon
 		}
 		if loc&0x02 != 0 {
 			sig.Alt = float64(r.u16())
