@@ -3,6 +3,7 @@ package gt06
 import (
 	"encoding/hex"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 	"time"
@@ -59,5 +60,40 @@ func TestInfoTimeMalformed(t *testing.T) {
 	good := Response(true, msgInfo, []byte{0x05, 0x18, 0x0C, 0x01, 0x00, 0x00, 0x00, 0x01}, 8)
 	if res, err := s.Decode(good, time.Now()); err != nil || len(res.Signals) != 1 {
 		t.Fatalf("valid packet: %d signals, %v", len(res.Signals), err)
+	}
+}
+
+// TestCurrentPositionText: a "Current position!" reply whose course or
+// speed does not parse is not a fix with the field left out: the text is
+// kept as the reply.
+func TestCurrentPositionText(t *testing.T) {
+	login, _ := hex.DecodeString("78780d01012345678901234500018cdd0d0a")
+	tests := []struct {
+		name, text string
+		fix        bool
+	}{
+		{"valid", "Current position!Lat:N54.739332,Lon:E25.273270,Course:126.53,Speed:0.00,DateTime:2019-03-12 10:31:12", true},
+		{"course not a number", "Current position!Lat:N54.739332,Lon:E25.273270,Course:abc,Speed:0.00,DateTime:2019-03-12 10:31:12", false},
+		{"speed not a number", "Current position!Lat:N54.739332,Lon:E25.273270,Course:126.53,Speed:fast,DateTime:2019-03-12 10:31:12", false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP})
+			if _, err := s.Decode(login, time.Now()); err != nil {
+				t.Fatal(err)
+			}
+			content := append([]byte{0, 0, 0, 0, 1}, tt.text...)
+			res, err := s.Decode(Response(true, msgStringInfo, content, 9), time.Now())
+			if err != nil || len(res.Signals) != 1 {
+				t.Fatalf("%d signals, %v", len(res.Signals), err)
+			}
+			sg := res.Signals[0]
+			if fix := !math.IsNaN(sg.Lat); fix != tt.fix {
+				t.Errorf("fix = %v (lat %v, heading %v, speed %v), want %v", fix, sg.Lat, sg.Heading, sg.Speed, tt.fix)
+			}
+			if !tt.fix && sg.Attrs["result"] != tt.text {
+				t.Errorf("result = %v, want the text", sg.Attrs["result"])
+			}
+		})
 	}
 }
