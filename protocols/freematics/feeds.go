@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net"
 	"sync"
+	"time"
 )
 
 // Feed ids this server assigns: from 0x100 up to the four hex digits a
@@ -56,7 +57,11 @@ type feedEntry struct {
 	// key is the server key the login carried ("" on a listener without
 	// one): a listener with a key resolves only feed ids whose login
 	// carried the same key.
-	key       string
+	key string
+	// base is the device's tick base (UTC minus its millisecond tick),
+	// shared by its sessions; baseGPS says it was learned from GPS time.
+	base      time.Time
+	baseGPS   bool
 	global    *list.Element
 	perSource *list.Element
 }
@@ -171,6 +176,36 @@ func (t *feedTable) lookup(feed uint16, source, key string) (string, bool) {
 	t.lru.MoveToFront(e.global)
 	t.sources[e.source].MoveToFront(e.perSource)
 	return e.dev, true
+}
+
+// TickBaseTolerance is how far a newly learned tick base may be from the
+// device's shared one and still be taken as the same (the same boot, the
+// estimate off by network delay or clock drift): the shared one is used, so
+// every session of the device times tick-only records alike.
+const TickBaseTolerance = 2 * time.Second
+
+// tickBase returns the tick base a session of dev should use, given the one
+// it just learned: the device's shared base when the new one is within
+// TickBaseTolerance of it (a GPS-learned base replaces one learned from a
+// receive time once), else the new one, which becomes the shared base (a
+// reboot restarts the tick; drift beyond the tolerance). A device without a
+// feed entry keeps its own.
+func (t *feedTable) tickBase(dev string, base time.Time, fromGPS bool) time.Time {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	e, ok := t.byDev[dev]
+	if !ok {
+		return base
+	}
+	d := base.Sub(e.base)
+	if d < 0 {
+		d = -d
+	}
+	if !e.base.IsZero() && d <= TickBaseTolerance && (e.baseGPS || !fromGPS) {
+		return e.base
+	}
+	e.base, e.baseGPS = base, fromGPS
+	return base
 }
 
 // len reports how many devices hold a feed id.

@@ -362,7 +362,7 @@ func (s *Session) event(header, body string, frame []byte, recv time.Time) (plug
 	// A login follows a reboot, which restarts the tick: learn the tick
 	// base afresh from it; other events only fill a missing base.
 	if hasTick && (ev == EventLogin || !s.hasTickBase) {
-		s.learnTickBase(recv, tick)
+		s.learnTickBase(recv, tick, false)
 	}
 	res := plugins.Result{DeviceID: s.dev}
 	if ev != EventAck {
@@ -502,7 +502,7 @@ func (s *Session) data(body string, frame []byte, recv time.Time) ([]signal.Sign
 		case ok:
 			r.sig.TS = ts
 			if r.hasTick {
-				s.learnTickBase(ts, r.tick)
+				s.learnTickBase(ts, r.tick, true)
 			}
 		case r.date != "" && r.clock != "":
 			return nil, fmt.Errorf("%w: GPS date %s and time %s make no time", plugins.ErrMalformed, r.date, r.clock)
@@ -555,8 +555,14 @@ func truncate(id string) string {
 	return id
 }
 
-func (s *Session) learnTickBase(at time.Time, tick uint64) {
-	s.tickBase = at.Add(-time.Duration(tick) * time.Millisecond)
+// learnTickBase learns UTC minus the device tick from a time known at a
+// tick: a GPS time (exact), or the receive time of an event (off by the
+// network delay). The base is shared by the device's sessions (see
+// feedTable.tickBase), so that records timed by their tick get the same
+// time, and key, when they are sent again on a new session.
+func (s *Session) learnTickBase(at time.Time, tick uint64, fromGPS bool) {
+	base := at.Add(-time.Duration(tick) * time.Millisecond)
+	s.tickBase = s.dec.feeds.tickBase(s.dev, base, fromGPS)
 	s.hasTickBase, s.baseTick = true, tick
 }
 

@@ -248,3 +248,41 @@ func TestServerTimedResend(t *testing.T) {
 		})
 	}
 }
+
+// TestTickTimedResendAfterRelogin: records timed by their tick against a
+// base learned at login keep their keys when the device logs in again on a
+// new session (its base estimate off by the network delay) and resends
+// them; after a reboot (the tick restarts) the base is learned afresh.
+func TestTickTimedResendAfterRelogin(t *testing.T) {
+	d := &Decoder{}
+	send := func(port int, at time.Time, msgs ...string) plugins.Result {
+		t.Helper()
+		s := udpSession(d, "198.51.100.7", port, nil)
+		var res plugins.Result
+		for _, m := range msgs {
+			var err error
+			if res, err = decodeMsg(t, s, m, at); err != nil {
+				t.Fatalf("%q: %v", m, err)
+			}
+		}
+		return res
+	}
+	first := send(4000, recv, "0#EV=1,TS=1000,ID=DEVICE1", "DEVICE1#0:85000,24:1250")
+	// 90 s later, a new login whose tick says 0.3 s more delay, then the
+	// same data again (a gateway's retransmission).
+	again := send(4001, recv.Add(90*time.Second), "0#EV=1,TS=91300,ID=DEVICE1", "DEVICE1#0:85000,24:1250")
+	if len(first.Signals) != 1 || len(again.Signals) != 1 {
+		t.Fatalf("signals %d, %d", len(first.Signals), len(again.Signals))
+	}
+	if a, b := first.Signals[0].Key(), again.Signals[0].Key(); a != b {
+		t.Errorf("resend after a new login: key %+v, first %+v", b, a)
+	}
+	if want := recv.Add(84 * time.Second); !first.Signals[0].TS.Equal(want) {
+		t.Errorf("ts = %v, want %v", first.Signals[0].TS, want)
+	}
+	// Rebooted: the tick restarted, so the base is new.
+	rebooted := send(4002, recv.Add(100*time.Second), "0#EV=1,TS=500,ID=DEVICE1", "DEVICE1#0:5000,24:1250")
+	if want := recv.Add(104500 * time.Millisecond); !rebooted.Signals[0].TS.Equal(want) {
+		t.Errorf("after a reboot ts = %v, want %v", rebooted.Signals[0].TS, want)
+	}
+}
