@@ -13,11 +13,11 @@ package freematics
 
 import (
 	"bytes"
+	"crypto/subtle"
 	"fmt"
 	"math"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/signal"
@@ -43,22 +43,19 @@ const (
 // as the Freematics Hub server does (SYNC_INTERVAL, 15 s).
 const SyncInterval = 15 * time.Second
 
-// Feed ids this server assigns: from 0x100 up to the four hex digits a
-// header can carry. Small ids (1, 2, …) are left to other servers: Traccar
-// answers every login with feed 1, so a device moved from Traccar sends
-// "1#…" and is recognised by its session instead.
-const (
-	firstFeed = 0x100
-	maxFeeds  = 0xFFFF
-)
+// MaxDeviceID bounds a device id (message header, ID= or VIN=): Freematics
+// ids are a few characters (the firmware's device id, a VIN of 17), and the
+// store caps ids at 128 bytes. A longer id is ErrMalformed.
+const MaxDeviceID = 128
 
 // Decoder is the Freematics decoder. Its zero value is ready to use. It
 // keeps the feed ids it assigned at login, shared by all sessions, so that a
-// device whose UDP source port changes keeps being recognised by feed id.
+// device whose UDP source port changes keeps being recognised by feed id
+// (bounded: see feedTable), and the times it gave records without a device
+// time, so that a resend gets the same key (plugins.ServerTimes).
 type Decoder struct {
-	mu     sync.Mutex
-	byFeed map[uint16]string
-	byDev  map[string]uint16
+	feeds feedTable
+	times plugins.ServerTimes
 }
 
 var _ plugins.Decoder = (*Decoder)(nil)
@@ -82,34 +79,7 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
-	return &Session{dec: d, cfg: cfg, serverKey: cfg.Options["server_key"]}
-}
-
-// feed returns the feed id of a device, assigning the next free one.
-func (d *Decoder) feed(dev string) (uint16, error) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if d.byDev == nil {
-		d.byDev = map[string]uint16{}
-		d.byFeed = map[uint16]string{}
-	}
-	if id, ok := d.byDev[dev]; ok {
-		return id, nil
-	}
-	if firstFeed+len(d.byDev) > maxFeeds {
-		return 0, fmt.Errorf("assigning a feed id to %q: all %d feed ids are in use", dev, maxFeeds)
-	}
-	id := uint16(firstFeed + len(d.byDev))
-	d.byDev[dev] = id
-	d.byFeed[id] = dev
-	return id, nil
-}
-
-func (d *Decoder) device(feed uint16) (string, bool) {
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	dev, ok := d.byFeed[feed]
-	return dev, ok
+	return &Session{dec: d, cfg: cfg, serverKey: cfg.Options["server_key"], source: sourceOf(cfg.RemoteAddr)}
 }
 
 // Session is one device's state: its id and feed id, the datagram count
@@ -119,8 +89,13 @@ type Session struct {
 	dec       *Decoder
 	cfg       plugins.SessionConfig
 	serverKey string
+	source    string // the remote IP address
 
-	dev      string
+	dev string
+	// authed: with a server key, dev was identified by an event that
+	// carried the key (or by a feed id such an event was given); data for
+	// it is accepted, data for any other device is not.
+	authed   bool
 	feed     uint16
 	received int
 	lastSync time.Time
@@ -213,7 +188,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		}
 		return res, nil
 	}
-	if err := s.identify(header); err != nil {
+	if err := s.identify(header, false); err != nil {
 		return plugins.Result{DeviceID: s.dev}, fmt.Errorf("decoding freematics data: %w", err)
 	}
 	sigs, err := s.data(body, frame, recv)
@@ -239,41 +214,81 @@ func isEvent(body string) bool {
 	return false
 }
 
-// identify resolves the header of a data message to a device.
-func (s *Session) identify(header string) error {
+// identify resolves the header of a message to a device. keyed says the
+// message itself carried the listener's server key (an event with SK=);
+// on a listener with a key, a message that did not is accepted only for a
+// device a keyed event identified.
+func (s *Session) identify(header string, keyed bool) error {
 	if len(header) > 4 {
-		return s.setDevice(header)
+		if err := s.setDevice(header, keyed); err != nil {
+			return err
+		}
+		return s.checkAuthed()
 	}
 	id, err := strconv.ParseUint(header, 16, 16)
 	if err != nil {
 		return fmt.Errorf("%w: header %q is neither a device id nor a hex feed id", plugins.ErrMalformed, header)
 	}
 	if s.dev != "" && uint16(id) == s.feed {
-		return nil
+		if keyed {
+			s.authed = true
+		}
+		return s.checkAuthed()
 	}
-	// A feed id this server assigned names its device, whatever UDP source
-	// it comes from; any other id belongs to the session's device.
-	if dev, ok := s.dec.device(uint16(id)); ok {
-		return s.setDevice(dev)
+	// A feed id this server assigned at a login from this address (with
+	// this listener's key) names its device, whatever UDP port it comes
+	// from; any other id belongs to the session's device.
+	if dev, ok := s.dec.feeds.lookup(uint16(id), s.source, s.serverKey); ok {
+		return s.setDevice(dev, true)
 	}
 	if s.dev != "" {
-		return nil
+		if keyed {
+			s.authed = true
+		}
+		return s.checkAuthed()
 	}
-	return fmt.Errorf("%w: feed id %X was not assigned by a login", plugins.ErrNoDevice, id)
+	return fmt.Errorf("%w: feed id %X was not assigned by a login from this address", plugins.ErrNoDevice, id)
 }
 
-func (s *Session) setDevice(dev string) error {
+// checkAuthed refuses a message for the session's device when the listener
+// has a server key and no event carrying it identified the device.
+func (s *Session) checkAuthed() error {
+	if s.serverKey != "" && !s.authed {
+		return fmt.Errorf("%w: %s: no event with the server key identified this device", plugins.ErrUnauthorized, s.dev)
+	}
+	return nil
+}
+
+// setDevice makes dev the session's device. keyed says the listener's
+// server key vouches for it (an event carried the key, or a feed id given
+// to such an event named it).
+func (s *Session) setDevice(dev string, keyed bool) error {
+	if len(dev) > MaxDeviceID {
+		return fmt.Errorf("%w: device id of %d bytes, at most %d", plugins.ErrMalformed, len(dev), MaxDeviceID)
+	}
 	if dev == s.dev {
+		if keyed && !s.authed {
+			s.authed = true
+			// The feed's login is now keyed: record it so that other
+			// sessions of this device resolve its feed id.
+			if _, err := s.dec.feeds.assign(dev, s.source, s.serverKey); err != nil {
+				return err
+			}
+		}
 		return nil
 	}
 	if s.cfg.AllowDevice != nil && !s.cfg.AllowDevice(dev) {
 		return fmt.Errorf("%w: %s", plugins.ErrUnauthorized, dev)
 	}
-	feed, err := s.dec.feed(dev)
+	key := ""
+	if keyed {
+		key = s.serverKey
+	}
+	feed, err := s.dec.feeds.assign(dev, s.source, key)
 	if err != nil {
 		return err
 	}
-	s.dev, s.feed = dev, feed
+	s.dev, s.feed, s.authed = dev, feed, keyed
 	s.hasTickBase = false
 	return nil
 }
@@ -312,26 +327,42 @@ func (s *Session) event(header, body string, frame []byte, recv time.Time) (plug
 	if err != nil || ev <= 0 {
 		return plugins.Result{}, fmt.Errorf("%w: event number %q", plugins.ErrMalformed, kv["EV"])
 	}
+	var tick uint64
+	hasTick := false
+	if v, ok := kv["TS"]; ok && v != "" {
+		if tick, err = strconv.ParseUint(v, 10, 32); err != nil {
+			return plugins.Result{}, fmt.Errorf("%w: event TS %q is not a millisecond tick", plugins.ErrMalformed, v)
+		}
+		hasTick = true
+	}
 	dev := kv["ID"]
 	if dev == "" {
 		dev = kv["VIN"]
 	}
+	// Every event the firmware sends carries the server key it was built
+	// with (SK=), not only the login: check it on each one.
+	keyed := false
+	if s.serverKey != "" {
+		if subtle.ConstantTimeCompare([]byte(kv["SK"]), []byte(s.serverKey)) != 1 {
+			who := dev
+			if who == "" {
+				who = s.dev
+			}
+			return plugins.Result{DeviceID: who, Close: true}, fmt.Errorf("%w: event %d from %q: wrong or missing server key", plugins.ErrUnauthorized, ev, truncate(who))
+		}
+		keyed = true
+	}
 	if dev == "" {
-		if err := s.identify(header); err != nil {
+		if err := s.identify(header, keyed); err != nil {
 			return plugins.Result{}, err
 		}
-	} else {
-		if ev == EventLogin && s.serverKey != "" && kv["SK"] != s.serverKey {
-			return plugins.Result{DeviceID: dev, Close: true}, fmt.Errorf("%w: %s: wrong server key", plugins.ErrUnauthorized, dev)
-		}
-		if err := s.setDevice(dev); err != nil {
-			return plugins.Result{}, err
-		}
+	} else if err := s.setDevice(dev, keyed); err != nil {
+		return plugins.Result{}, err
 	}
 	// A login follows a reboot, which restarts the tick: learn the tick
 	// base afresh from it; other events only fill a missing base.
-	if ts, err := strconv.ParseUint(kv["TS"], 10, 32); err == nil && (ev == EventLogin || !s.hasTickBase) {
-		s.learnTickBase(recv, ts)
+	if hasTick && (ev == EventLogin || !s.hasTickBase) {
+		s.learnTickBase(recv, tick, false)
 	}
 	res := plugins.Result{DeviceID: s.dev}
 	if ev != EventAck {
@@ -351,7 +382,7 @@ func (s *Session) event(header, body string, frame []byte, recv time.Time) (plug
 	if len(extra) == 0 {
 		return res, nil
 	}
-	sig := signal.New(s.dev, recv.Truncate(time.Second))
+	sig := signal.New(s.dev, s.serverTime(frame, recv.UTC().Truncate(time.Second)))
 	sig.Recv = recv
 	sig.Protocol = Name
 	sig.Frame = append([]byte(nil), frame...)
@@ -362,6 +393,9 @@ func (s *Session) event(header, body string, frame []byte, recv time.Time) (plug
 		case "VIN":
 			sig.SetAttr("vin", v)
 		case "SSI":
+			if _, err := parseFloat(v); err != nil {
+				return plugins.Result{}, fmt.Errorf("%w: event SSI (signal strength) %q is not a number", plugins.ErrMalformed, v)
+			}
 			setNumberAttr(&sig, "rssi", v)
 		case "MSG":
 			sig.SetAttr("result", v)
@@ -463,21 +497,36 @@ func (s *Session) data(body string, frame []byte, recv time.Time) ([]signal.Sign
 		if r.hasTick && r.tick > lastTick {
 			lastTick = r.tick
 		}
-		if ts, ok := r.gpsTime(); ok {
+		ts, ok := r.gpsTime()
+		switch {
+		case ok:
 			r.sig.TS = ts
 			if r.hasTick {
-				s.learnTickBase(ts, r.tick)
+				s.learnTickBase(ts, r.tick, true)
 			}
+		case r.date != "" && r.clock != "":
+			return nil, fmt.Errorf("%w: GPS date %s and time %s make no time", plugins.ErrMalformed, r.date, r.clock)
 		}
 	}
 	frameCopy := append([]byte(nil), frame...)
 	out := make([]signal.Signal, 0, len(recs))
+	// Records timed from the receive time: from the first copy's, so that
+	// a resend of the message gets the same times.
+	base := recv
+	if !s.hasTickBase {
+		for _, r := range recs {
+			if r.sig.TS.IsZero() {
+				base = s.serverTime(frame, recv.UTC().Truncate(time.Millisecond))
+				break
+			}
+		}
+	}
 	for _, r := range recs {
 		for _, v := range r.obd {
 			v.Apply(&r.sig)
 		}
 		if r.sig.TS.IsZero() {
-			r.sig.TS = s.timeOf(r, lastTick, recv)
+			r.sig.TS = s.timeOf(r, lastTick, base)
 			if ts, ok := r.gpsClockNear(r.sig.TS); ok {
 				r.sig.TS = ts
 			}
@@ -491,8 +540,29 @@ func (s *Session) data(body string, frame []byte, recv time.Time) ([]signal.Sign
 	return out, nil
 }
 
-func (s *Session) learnTickBase(at time.Time, tick uint64) {
-	s.tickBase = at.Add(-time.Duration(tick) * time.Millisecond)
+// serverTime is the time of a record that has no device time: recv, or,
+// for a resend of the same message within the resend window, the time its
+// first copy got (see README "Resends").
+func (s *Session) serverTime(frame []byte, recv time.Time) time.Time {
+	return s.dec.times.Stamp(s.dev, bytes.TrimRight(frame, "\r\n\x00 "), recv)
+}
+
+// truncate shortens an id for an error message.
+func truncate(id string) string {
+	if len(id) > 64 {
+		return id[:64] + "…"
+	}
+	return id
+}
+
+// learnTickBase learns UTC minus the device tick from a time known at a
+// tick: a GPS time (exact), or the receive time of an event (off by the
+// network delay). The base is shared by the device's sessions (see
+// feedTable.tickBase), so that records timed by their tick get the same
+// time, and key, when they are sent again on a new session.
+func (s *Session) learnTickBase(at time.Time, tick uint64, fromGPS bool) {
+	base := at.Add(-time.Duration(tick) * time.Millisecond)
+	s.tickBase = s.dec.feeds.tickBase(s.dev, base, fromGPS)
 	s.hasTickBase, s.baseTick = true, tick
 }
 
@@ -561,7 +631,11 @@ func (r *record) gpsTime() (time.Time, bool) {
 	if day < 1 || day > 31 || mon < 1 || mon > 12 || hh > 23 || mm > 59 || ss > 60 {
 		return time.Time{}, false
 	}
-	return time.Date(2000+yr, time.Month(mon), day, hh, mm, ss, cs*10*int(time.Millisecond), time.UTC), true
+	t := time.Date(2000+yr, time.Month(mon), day, hh, mm, ss, cs*10*int(time.Millisecond), time.UTC)
+	if t.Day() != day && ss < 60 { // 31 February, not a leap second rolling over
+		return time.Time{}, false
+	}
+	return t, true
 }
 
 func parseFloat(v string) (float64, error) {
@@ -600,9 +674,28 @@ func (r *record) set(key uint16, v string) error {
 		sig.SetAttr("tick_ms", int64(t))
 		return nil
 	case keyDate:
+		// ddmmyy, leading zeros dropped; 0 when the GPS has no date yet.
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || len(v) > 6 {
+			return fmt.Errorf("GPS date %q is not ddmmyy", v)
+		}
+		if n == 0 {
+			return nil
+		}
+		if day, mon := n/10000, n/100%100; day < 1 || day > 31 || mon < 1 || mon > 12 {
+			return fmt.Errorf("GPS date %q is not a date (ddmmyy)", v)
+		}
 		r.date = v
 		return nil
 	case keyTime:
+		// hhmmsscc, leading zeros dropped.
+		n, err := strconv.ParseUint(v, 10, 32)
+		if err != nil || len(v) > 8 {
+			return fmt.Errorf("GPS time %q is not hhmmsscc", v)
+		}
+		if hh, mm, ss := n/1000000, n/10000%100, n/100%100; hh > 23 || mm > 59 || ss > 60 {
+			return fmt.Errorf("GPS time %q is not a time of day (hhmmsscc)", v)
+		}
 		r.clock = v
 		return nil
 	case keyAcc:

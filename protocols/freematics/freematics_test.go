@@ -371,6 +371,10 @@ func conformanceFrames(suffix string) [][]byte {
 		[]byte("M0ZR4X0#0:204391,11:140221,10:8445000,A:49.215920,B:18.737755,C:410,D:0,E:208,24:1252,20:0;0;0,82:47*B5"),
 		withChecksum("100#0:68338,10D:79,30:1010,105:199,10C:4375,104:56,111:62,20:0;-1;95,10:6454200,11:251126,A:-32.727482,B:150.150301,C:159,D:0,F:5,24:1250"),
 		withChecksum("100#0:69338,10:6454300,11:251126,A:-32.727,B:150.15,0:70338,10:6454400,11:251126,A:-32.728,B:150.151"),
+		// No device time: an event record stamped by the server, and a
+		// record timed by its tick; resends must keep their keys too.
+		withChecksum("ID1C6606C40A24#EV=4,TS=80000,ID=ID1C6606C40A24,SSI=-79"),
+		withChecksum("100#0:81000,24:1251"),
 	} {
 		out = append(out, append(f, suffix...))
 	}

@@ -32,7 +32,15 @@ const (
 )
 
 // Decoder is the GT06 protocol. The zero value is ready to use.
-type Decoder struct{}
+//
+// It is shared by every session of every GT06 listener: it remembers the
+// receive time it gave each packet without a device time (heartbeats,
+// status and information packets, command replies), keyed by the packet's
+// bytes, serial number included, so that a resend of the packet gets the
+// same time and key (plugins.ServerTimes).
+type Decoder struct {
+	times plugins.ServerTimes
+}
 
 var _ plugins.Decoder = (*Decoder)(nil)
 
@@ -57,7 +65,7 @@ func (*Decoder) Info() plugins.Info {
 // example "LW4G-4B", "NT20", "XT40", "VL103", "SEEWORLD", "R11", "QH302R"):
 // some models reuse a protocol number with their own layout or alarm codes,
 // which the bytes alone do not tell apart (see README.md).
-func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+func (dec *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = defaultMaxFrame
 	}
@@ -66,6 +74,7 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 		log = hclog.NewNullLogger()
 	}
 	return &Session{
+		dec:      dec,
 		cfg:      cfg,
 		log:      log.Named(Name),
 		utcClock: strings.EqualFold(cfg.Options["device_time"], "utc"),
@@ -75,6 +84,7 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 
 // Session is one GT06 connection.
 type Session struct {
+	dec *Decoder
 	cfg plugins.SessionConfig
 	log hclog.Logger
 	// imei is the device id from the login packet.
@@ -312,10 +322,13 @@ func bcdDigits(b []byte) (string, bool) {
 }
 
 // newSignal starts the frame's signal with the device id, the protocol, a
-// copy of the frame and the receive time.
+// copy of the frame and its time: ts, or, for a packet without a device
+// time, the receive time of the packet's first copy. The packet's bytes
+// include its serial number, so a resend (the same serial) gets the same
+// time and key, and the next packet (the next serial) its own.
 func (d *decoding) newSignal(ts time.Time) *signal.Signal {
 	if ts.IsZero() {
-		ts = d.recv
+		ts = d.s.dec.times.Stamp(d.s.imei, d.frame, d.recv.Truncate(time.Microsecond))
 	}
 	sg := signal.New(d.s.imei, ts)
 	sg.Recv = d.recv

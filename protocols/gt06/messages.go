@@ -1264,14 +1264,24 @@ func (d *decoding) parseCurrentPosition(text string) (*signal.Signal, bool) {
 	if !ok1 || !ok2 || err != nil || math.Abs(lat) > 90 || math.Abs(lon) > 180 {
 		return nil, false
 	}
+	// Course and speed are optional; one that is there and does not parse
+	// makes the text not a position (it is then kept as the reply text).
+	num := func(k string) (float64, bool) {
+		v := fields[k]
+		if v == "" {
+			return math.NaN(), true
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
+	}
+	course, ok1 := num("Course")
+	speed, ok2 := num("Speed")
+	if !ok1 || !ok2 {
+		return nil, false
+	}
 	sg := d.newSignal(ts.Add(-d.s.tz))
 	sg.Lat, sg.Lon, sg.Valid = lat, lon, signal.True
-	if v, err := strconv.ParseFloat(fields["Course"], 64); err == nil {
-		sg.Heading = v
-	}
-	if v, err := strconv.ParseFloat(fields["Speed"], 64); err == nil {
-		sg.Speed = v
-	}
+	sg.Heading, sg.Speed = course, speed
 	return sg, true
 }
 
@@ -1293,7 +1303,11 @@ func (d *decoding) info() error {
 		flags := data[0]
 		if len(data) >= 7 {
 			// Device time, then the flags.
-			if t, ok, zero := d.s.clock(data[:6]); ok && !zero {
+			t, ok, zero := d.s.clock(data[:6])
+			if !ok {
+				return fmt.Errorf("%w: information 0x05 device time %x is not a date and time", plugins.ErrMalformed, data[:6])
+			}
+			if !zero {
 				sg.TS = t
 			}
 			flags = data[6]
@@ -1664,8 +1678,11 @@ func (d *decoding) obdValue(k, v string) {
 	sg := d.sig
 	n, err := strconv.ParseUint(v, 16, 64)
 	if d.p.proto == msgPID {
-		if err == nil {
+		switch {
+		case err == nil:
 			sg.SetAttr("pid_"+strings.ToLower(k), n)
+		case v != "":
+			sg.SetAttr("pid_"+strings.ToLower(k), v) // not hex: kept as sent, not dropped
 		}
 		return
 	}

@@ -56,7 +56,7 @@ func FuzzDecode(f *testing.F) {
 func FuzzFrame(f *testing.F) {
 	seeds(f)
 	f.Fuzz(func(t *testing.T, data []byte) {
-		s := Decoder{}.NewSession(plugins.SessionConfig{MaxFrame: 512})
+		s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 512})
 		for len(data) > 0 {
 			n, err := s.Frame(data)
 			if err != nil || n == 0 {

@@ -34,15 +34,20 @@ const (
 	maxBinary = 48
 )
 
-// Decoder is the H02 decoder; its zero value is ready to use.
-type Decoder struct{}
+// Decoder is the H02 decoder; its zero value is ready to use. It is shared
+// by every session of every H02 listener: it remembers the receive time it
+// gave each record without a device time, so that a resend of the message
+// gets the same time and key (see plugins.ServerTimes).
+type Decoder struct {
+	times plugins.ServerTimes
+}
 
 var _ plugins.Decoder = (*Decoder)(nil)
 
-func init() { plugins.Register(Decoder{}) }
+func init() { plugins.Register(&Decoder{}) }
 
 // Info describes the decoder.
-func (Decoder) Info() plugins.Info {
+func (*Decoder) Info() plugins.Info {
 	return plugins.Info{
 		Name:        Name,
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
@@ -56,11 +61,11 @@ func (Decoder) Info() plugins.Info {
 //     45, …); default auto-detection (see README).
 //   - ack: "off" to send no replies (default on: replies as Traccar and the
 //     vendor servers send them, after durability).
-func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
-	s := &Session{cfg: cfg, ack: cfg.Options["ack"] != "off"}
+	s := &Session{dec: d, cfg: cfg, ack: cfg.Options["ack"] != "off"}
 	if v, err := strconv.Atoi(cfg.Options["binary_length"]); err == nil && v >= minBinary && v <= 1024 {
 		s.binLen, s.binFixed = v, true
 	}
@@ -69,6 +74,7 @@ func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 
 // Session is one connection.
 type Session struct {
+	dec      *Decoder
 	cfg      plugins.SessionConfig
 	ack      bool
 	binLen   int  // binary record length, configured or learned
@@ -199,9 +205,16 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	return res, nil
 }
 
+// maxDeviceID bounds a device id (the text id of an H02 message): the
+// longest real ids are 15-digit IMEIs, and the store caps ids at 128 bytes.
+const maxDeviceID = 128
+
 func (s *Session) setDevice(id string) error {
 	if id == "" {
 		return fmt.Errorf("%w: empty device id", plugins.ErrNoDevice)
+	}
+	if len(id) > maxDeviceID {
+		return fmt.Errorf("%w: device id of %d bytes, at most %d", plugins.ErrMalformed, len(id), maxDeviceID)
 	}
 	if id != s.dev && s.cfg.AllowDevice != nil && !s.cfg.AllowDevice(id) {
 		return fmt.Errorf("%w: %s", plugins.ErrUnauthorized, id)
@@ -394,7 +407,7 @@ func (s *Session) decodeText(frame []byte, recv time.Time) (plugins.Result, erro
 	case strings.EqualFold(typ, "VP1"):
 		sigs, err = s.vp1(f, frame, recv)
 	case typ == "SMS":
-		sig := s.newSignal(recv.Truncate(time.Second), frame, recv)
+		sig := s.newSignal(s.serverTime(frame, recv), frame, recv)
 		sig.SetAttr("type", typ)
 		sig.SetAttr("result", strings.Join(f[3:], ","))
 		sigs = []signal.Signal{sig}
@@ -448,6 +461,55 @@ func textTime(hms, dmy string) (time.Time, bool) {
 	}
 	n := func(s string, i int) int { v, _ := strconv.Atoi(s[i : i+2]); return v }
 	return makeTime(n(dmy, 4), n(dmy, 2), n(dmy, 0), n(hms, 0), n(hms, 2), n(hms, 4))
+}
+
+// coordinateField parses a coordinate field and its hemisphere: absent
+// (ok false, no error) when the value is empty, or zero with no hemisphere
+// letter (what devices without a fix send: "0.0000,0"); an error naming the
+// field when it does not parse or is beyond limit degrees.
+func coordinateField(name, v, hemi string, limit float64) (c float64, ok bool, err error) {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return 0, false, nil
+	}
+	if c, ok := coordinate(v, hemi); ok {
+		if math.Abs(c) > limit {
+			return 0, false, fmt.Errorf("%w: %s %s,%s is beyond ±%g°", plugins.ErrMalformed, name, v, hemi, limit)
+		}
+		return c, true, nil
+	}
+	if f, err := strconv.ParseFloat(v, 64); err == nil && f == 0 && hemi != "N" && hemi != "S" && hemi != "E" && hemi != "W" {
+		return 0, false, nil
+	}
+	return 0, false, fmt.Errorf("%w: %s %q,%q is not a coordinate", plugins.ErrMalformed, name, v, hemi)
+}
+
+// numberField parses an optional number: absent when empty, an error
+// naming the field when it does not parse.
+func numberField(name, v string) (float64, bool, error) {
+	if strings.TrimSpace(v) == "" {
+		return 0, false, nil
+	}
+	f, ok := parseNum(v)
+	if !ok {
+		return 0, false, fmt.Errorf("%w: %s %q is not a number", plugins.ErrMalformed, name, v)
+	}
+	return f, true, nil
+}
+
+// intAttr sets an optional integer attribute: absent when empty, an error
+// naming the field when it is not an integer.
+func intAttr(sig *signal.Signal, name, v string) error {
+	v = strings.TrimSpace(v)
+	if v == "" {
+		return nil
+	}
+	i, err := strconv.ParseInt(v, 10, 64)
+	if err != nil {
+		return fmt.Errorf("%w: %s %q is not an integer", plugins.ErrMalformed, name, v)
+	}
+	sig.SetAttr(name, i)
+	return nil
 }
 
 // coordinate parses the H02 coordinate forms: DDDMM.mmmm, DDDMMmmmm
@@ -550,33 +612,55 @@ func (s *Session) position(f []string, frame []byte, recv time.Time) ([]signal.S
 		sig.Valid = signal.False
 	case isDigits(v, 0):
 		sig.Valid = signal.True // a coding scheme number instead of A/V
+	default:
+		return nil, fmt.Errorf("%w: %s validity %q is not A, V, B or a number", plugins.ErrMalformed, f[2], v)
 	}
-	lat, okLat := coordinate(f[i+1], f[i+2])
-	lon, okLon := coordinate(f[i+3], f[i+4])
-	if okLat && okLon {
+	lat, okLat, err := coordinateField("latitude", f[i+1], f[i+2], 90)
+	if err != nil {
+		return nil, err
+	}
+	lon, okLon, err := coordinateField("longitude", f[i+3], f[i+4], 180)
+	if err != nil {
+		return nil, err
+	}
+	if okLat != okLon {
+		return nil, fmt.Errorf("%w: %s has a latitude or a longitude, not both (%s,%s %s,%s)", plugins.ErrMalformed, f[2], f[i+1], f[i+2], f[i+3], f[i+4])
+	}
+	if okLat {
 		sig.Lat, sig.Lon = lat, lon
 	}
-	if v, ok := parseNum(f[i+5]); ok {
+	if v, ok, err := numberField("speed", f[i+5]); err != nil {
+		return nil, err
+	} else if ok {
 		sig.Speed = v * knotKMH
 	}
-	if v, ok := parseNum(f[i+6]); ok {
+	if v, ok, err := numberField("course", f[i+6]); err != nil {
+		return nil, err
+	} else if ok {
 		sig.Heading = v
 	}
 	// Then: [battery,] date, [three SIM fields,] status, tail.
 	k := i + 7
 	if k+1 < len(f) && !isDigits(f[k], 6) && isDigits(f[k+1], 6) {
-		if v, err := strconv.Atoi(f[k]); err == nil {
-			sig.SetAttr("battery_level", v)
+		if err := intAttr(&sig, "battery_level", f[k]); err != nil {
+			return nil, err
 		}
 		k++
 	}
 	dmy := ""
-	if k < len(f) && (isDigits(f[k], 6) || f[k] == "") {
+	switch {
+	case k < len(f) && (isDigits(f[k], 6) || f[k] == ""):
 		dmy = f[k]
 		k++
+	case k < len(f) && isDigits(f[k], 0) && !isHex(f[k], 8):
+		// Digits where the date belongs, but not six of them (eight would
+		// be a status word with no date before it).
+		return nil, fmt.Errorf("%w: %s date %q is not ddmmyy", plugins.ErrMalformed, f[2], f[k])
 	}
 	// Without a fix devices send empty or zero time fields.
-	deviceTime(&sig, hms, dmy, recv)
+	if err := s.deviceTime(&sig, hms, dmy, frame, recv); err != nil {
+		return nil, err
+	}
 	if k < len(f) && !isHex(f[k], 8) && k+3 < len(f) && isHex(f[k+3], 8) {
 		sig.SetAttr("sim_info", strings.Join(f[k:k+3], ","))
 		k += 3
@@ -586,19 +670,13 @@ func (s *Session) position(f []string, frame []byte, recv time.Time) ([]signal.S
 		setStatus(&sig, uint32(st))
 		k++
 		tail := f[k:]
-		if len(tail) == 6 && extendedTail(tail) {
-			odo, _ := strconv.ParseFloat(tail[0], 64)
-			sig.Odometer = odo / 1000 // meters
-			temp, _ := strconv.Atoi(tail[1])
-			sig.SetAttr("temp1", temp)
-			fuel, _ := strconv.ParseFloat(tail[2], 64)
-			sig.SetAttr("fuel_level", fuel)
-			alt, _ := strconv.Atoi(tail[3])
-			sig.Alt = float64(alt)
-			lac, _ := strconv.ParseUint(tail[4], 16, 32)
-			cid, _ := strconv.ParseUint(tail[5], 16, 32)
-			sig.SetAttr("lac", int64(lac))
-			sig.SetAttr("cid", int64(cid))
+		if ext, ok := parseExtendedTail(tail); ok {
+			sig.Odometer = ext.odometer / 1000 // meters
+			sig.SetAttr("temp1", ext.temp)
+			sig.SetAttr("fuel_level", ext.fuel)
+			sig.Alt = float64(ext.alt)
+			sig.SetAttr("lac", int64(ext.lac))
+			sig.SetAttr("cid", int64(ext.cid))
 		} else {
 			for j, v := range tail {
 				sig.SetAttr("io"+strconv.Itoa(j+1), strings.TrimSpace(v))
@@ -620,15 +698,40 @@ var extendedPattern = [6]*regexp.Regexp{
 	regexp.MustCompile(`^-?\d+$`), regexp.MustCompile(`^[0-9A-Fa-f]+$`), regexp.MustCompile(`^[0-9A-Fa-f]+$`),
 }
 
-// extendedTail reports whether the fields after the status are
-// odometer,temperature,fuel,altitude,lac,cid.
-func extendedTail(t []string) bool {
+type extended struct {
+	odometer, fuel float64
+	temp, alt      int64
+	lac, cid       uint64
+}
+
+// parseExtendedTail reads the fields after the status when they are
+// odometer,temperature,fuel,altitude,lac,cid; ok is false for any other
+// tail (kept as io fields), including numbers too large for their field.
+func parseExtendedTail(t []string) (e extended, ok bool) {
+	if len(t) != len(extendedPattern) {
+		return e, false
+	}
 	for i, re := range extendedPattern {
 		if !re.MatchString(t[i]) {
-			return false
+			return e, false
 		}
 	}
-	return true
+	var errs [6]error
+	e.odometer, errs[0] = strconv.ParseFloat(t[0], 64)
+	e.temp, errs[1] = strconv.ParseInt(t[1], 10, 32)
+	e.fuel, errs[2] = strconv.ParseFloat(t[2], 64)
+	e.alt, errs[3] = strconv.ParseInt(t[3], 10, 32)
+	e.lac, errs[4] = strconv.ParseUint(t[4], 16, 32)
+	e.cid, errs[5] = strconv.ParseUint(t[5], 16, 32)
+	for _, err := range errs {
+		if err != nil {
+			return e, false
+		}
+	}
+	if math.IsInf(e.odometer, 0) || math.IsInf(e.fuel, 0) {
+		return e, false
+	}
+	return e, true
 }
 
 // hasContent is false for a record with neither a position nor a status:
@@ -645,7 +748,7 @@ func (s *Session) heartbeat(f []string, frame []byte, recv time.Time) ([]signal.
 	if err != nil {
 		return nil, fmt.Errorf("%w: heartbeat battery %q", plugins.ErrMalformed, f[3])
 	}
-	sig := s.newSignal(recv.UTC().Truncate(time.Second), frame, recv)
+	sig := s.newSignal(s.serverTime(frame, recv), frame, recv)
 	sig.SetAttr("type", f[2])
 	sig.SetAttr("battery_level", lvl)
 	return []signal.Signal{sig}, nil
@@ -662,20 +765,38 @@ func cellsAttr(cells []cell) string {
 	return string(b)
 }
 
-// deviceTime is hhmmss+ddmmyy when valid; otherwise the receive time, and
-// the record says so (attr time_source "server", the raw fields in
-// device_time) instead of being refused: some firmware sends seconds past
-// 59, and the message's other data is still worth keeping.
-func deviceTime(sig *signal.Signal, hms, dmy string, recv time.Time) {
+// deviceTime is hhmmss+ddmmyy when valid. A time field that is not empty
+// and not six digits does not parse: the message is malformed. Empty
+// fields (no fix yet) and six digits that make no time (all zeros since
+// boot, seconds past 59 from some firmware) give the server time instead,
+// and the record says so (attr time_source "server", the raw fields in
+// device_time): the message's other data is still worth keeping.
+func (s *Session) deviceTime(sig *signal.Signal, hms, dmy string, frame []byte, recv time.Time) error {
 	if ts, ok := textTime(hms, dmy); ok {
 		sig.TS = ts
-		return
+		return nil
 	}
-	sig.TS = recv.UTC().Truncate(time.Second)
+	if hms != "" && !isDigits(hms, 6) {
+		return fmt.Errorf("%w: time %q is not hhmmss", plugins.ErrMalformed, hms)
+	}
+	if dmy != "" && !isDigits(dmy, 6) {
+		return fmt.Errorf("%w: date %q is not ddmmyy", plugins.ErrMalformed, dmy)
+	}
+	sig.TS = s.serverTime(frame, recv)
 	sig.SetAttr("time_source", "server")
 	if raw := strings.TrimSpace(hms + " " + dmy); raw != "" {
 		sig.SetAttr("device_time", raw)
 	}
+	return nil
+}
+
+// serverTime is the time of a record that has none of its own: the receive
+// time to the second, or, for a resend of the same message within the
+// resend window, the time its first copy got. H02 messages carry no
+// sequence number: an identical message within the window is taken as a
+// resend (README "Resends").
+func (s *Session) serverTime(frame []byte, recv time.Time) time.Time {
+	return s.dec.times.Stamp(s.dev, bytes.TrimRight(frame, "\r\n"), recv.UTC().Truncate(time.Second))
 }
 
 // lbs decodes NBR: *HQ,ID,NBR,hhmmss,mcc,mnc,delay,count,(lac,cid,rssi)*,ddmmyy,status[,...]#
@@ -700,10 +821,15 @@ func (s *Session) lbs(f []string, frame []byte, recv time.Time) ([]signal.Signal
 	}
 	k := 8 + 3*count
 	sig := s.newSignal(time.Time{}, frame, recv)
-	deviceTime(&sig, f[3], f[k], recv)
+	if err := s.deviceTime(&sig, f[3], f[k], frame, recv); err != nil {
+		return nil, err
+	}
 	sig.SetAttr("type", "NBR")
-	setNumAttr(&sig, "mcc", f[4])
-	setNumAttr(&sig, "mnc", f[5])
+	for _, a := range [][2]string{{"mcc", f[4]}, {"mnc", f[5]}} {
+		if err := intAttr(&sig, a[0], a[1]); err != nil {
+			return nil, err
+		}
+	}
 	sig.SetAttr("cells", cellsAttr(cells))
 	if isHex(f[k+1], 8) {
 		st, _ := strconv.ParseUint(f[k+1], 16, 32)
@@ -712,29 +838,26 @@ func (s *Session) lbs(f []string, frame []byte, recv time.Time) ([]signal.Signal
 	return []signal.Signal{sig}, nil
 }
 
-func setNumAttr(sig *signal.Signal, name, v string) {
-	if i, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64); err == nil {
-		sig.SetAttr(name, i)
-	} else {
-		sig.SetAttr(name, v)
-	}
-}
-
 // link decodes LINK: *HQ,ID,LINK,hhmmss,rssi,sats,battery,steps,turnovers,ddmmyy,status#
 func (s *Session) link(f []string, frame []byte, recv time.Time) ([]signal.Signal, error) {
 	if len(f) < 11 {
 		return nil, fmt.Errorf("%w: LINK message has %d fields", plugins.ErrMalformed, len(f))
 	}
 	sig := s.newSignal(time.Time{}, frame, recv)
-	deviceTime(&sig, f[3], f[9], recv)
+	if err := s.deviceTime(&sig, f[3], f[9], frame, recv); err != nil {
+		return nil, err
+	}
 	sig.SetAttr("type", "LINK")
-	setNumAttr(&sig, "rssi", f[4])
-	if v, ok := parseNum(f[5]); ok {
+	if v, ok, err := numberField("satellites", f[5]); err != nil {
+		return nil, err
+	} else if ok {
 		sig.Sats = v
 	}
-	setNumAttr(&sig, "battery_level", f[6])
-	setNumAttr(&sig, "steps", f[7])
-	setNumAttr(&sig, "turnovers", f[8])
+	for _, a := range [][2]string{{"rssi", f[4]}, {"battery_level", f[6]}, {"steps", f[7]}, {"turnovers", f[8]}} {
+		if err := intAttr(&sig, a[0], a[1]); err != nil {
+			return nil, err
+		}
+	}
 	if isHex(f[10], 8) {
 		st, _ := strconv.ParseUint(f[10], 16, 32)
 		setStatus(&sig, uint32(st))
@@ -759,17 +882,35 @@ func (s *Session) v3(f []string, frame []byte, recv time.Time) ([]signal.Signal,
 		if e1 != nil || e2 != nil {
 			return nil, fmt.Errorf("%w: V3 cell %q", plugins.ErrMalformed, strings.Join(c, ","))
 		}
-		rssi, _ := strconv.ParseInt(c[3], 10, 64)
+		var rssi int64
+		if r := strings.TrimSpace(c[3]); r != "" { // empty when not measured
+			var err error
+			if rssi, err = strconv.ParseInt(r, 10, 64); err != nil {
+				return nil, fmt.Errorf("%w: V3 cell %q: rssi is not an integer", plugins.ErrMalformed, strings.Join(c, ","))
+			}
+		}
 		cells = append(cells, cell{lac, cid, rssi})
 	}
 	k := 6 + 4*count
 	sig := s.newSignal(time.Time{}, frame, recv)
-	deviceTime(&sig, f[3], f[k+3], recv)
+	if err := s.deviceTime(&sig, f[3], f[k+3], frame, recv); err != nil {
+		return nil, err
+	}
 	sig.SetAttr("type", "V3")
-	setNumAttr(&sig, "mcc", f[4][:3])
-	setNumAttr(&sig, "mnc", f[4][3:])
+	if !isDigits(f[4], 0) {
+		return nil, fmt.Errorf("%w: V3 mcc/mnc %q is not digits", plugins.ErrMalformed, f[4])
+	}
+	for _, a := range [][2]string{{"mcc", f[4][:3]}, {"mnc", f[4][3:]}} {
+		if err := intAttr(&sig, a[0], a[1]); err != nil {
+			return nil, err
+		}
+	}
 	sig.SetAttr("cells", cellsAttr(cells))
-	if b, err := strconv.ParseUint(f[k], 16, 32); err == nil {
+	if v := strings.TrimSpace(f[k]); v != "" {
+		b, err := strconv.ParseUint(v, 16, 32)
+		if err != nil {
+			return nil, fmt.Errorf("%w: V3 battery %q is not hex", plugins.ErrMalformed, f[k])
+		}
 		sig.SetAttr("battery", int64(b))
 	}
 	if k+4 < len(f) && isHex(f[k+4], 8) {
@@ -786,27 +927,34 @@ func (s *Session) vp1(f []string, frame []byte, recv time.Time) ([]signal.Signal
 	if len(f) < 6 {
 		return nil, fmt.Errorf("%w: VP1 message has %d fields", plugins.ErrMalformed, len(f))
 	}
-	sig := s.newSignal(recv.UTC().Truncate(time.Second), frame, recv)
+	sig := s.newSignal(s.serverTime(frame, recv), frame, recv)
 	sig.SetAttr("type", "VP1")
 	sig.SetAttr("time_source", "server")
 	if (f[3] == "A" || f[3] == "B") && len(f) >= 11 {
 		lat, ok1 := coordinate(f[4], f[5])
 		lon, ok2 := coordinate(f[6], f[7])
-		if !ok1 || !ok2 {
+		if !ok1 || !ok2 || math.Abs(lat) > 90 || math.Abs(lon) > 180 {
 			return nil, fmt.Errorf("%w: VP1 coordinates %s,%s %s,%s", plugins.ErrMalformed, f[4], f[5], f[6], f[7])
 		}
 		sig.Lat, sig.Lon, sig.Valid = lat, lon, signal.True
-		if v, ok := parseNum(f[8]); ok {
+		if v, ok, err := numberField("speed", f[8]); err != nil {
+			return nil, err
+		} else if ok {
 			sig.Speed = v * knotKMH
 		}
-		if v, ok := parseNum(f[9]); ok {
+		if v, ok, err := numberField("course", f[9]); err != nil {
+			return nil, err
+		} else if ok {
 			sig.Heading = v
 		}
 		sig.SetAttr("date", f[10])
 		return []signal.Signal{sig}, nil
 	}
-	setNumAttr(&sig, "mcc", f[4])
-	setNumAttr(&sig, "mnc", f[5])
+	for _, a := range [][2]string{{"mcc", f[4]}, {"mnc", f[5]}} {
+		if err := intAttr(&sig, a[0], a[1]); err != nil {
+			return nil, err
+		}
+	}
 	var cells []cell
 	for c := range strings.SplitSeq(strings.Join(f[6:], ","), "Y") {
 		p := strings.Split(c, ",")
@@ -844,7 +992,7 @@ func (s *Session) other(f []string, frame []byte, recv time.Time) ([]signal.Sign
 	}
 	src := "device"
 	if ts.IsZero() {
-		ts, src = recv.UTC().Truncate(time.Second), "server"
+		ts, src = s.serverTime(frame, recv), "server"
 	}
 	sig := s.newSignal(ts, frame, recv)
 	sig.SetAttr("type", f[2])

@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 var recv = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func newSession(opts map[string]string) *Session {
-	return Decoder{}.NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Options: opts, Logger: hclog.NewNullLogger()}).(*Session)
+	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Options: opts, Logger: hclog.NewNullLogger()}).(*Session)
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -211,7 +211,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := Decoder{}.NewSession(plugins.SessionConfig{MaxFrame: 4096, Options: tt.opts, AllowDevice: tt.allow})
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 4096, Options: tt.opts, AllowDevice: tt.allow})
 			res, err := s.Decode(tt.frame, recv)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("error = %v, want %v", err, tt.err)
@@ -352,7 +352,7 @@ func TestCorpusGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			if err := replay.Run(Decoder{}, bytes.NewReader(in), &out, replay.Options{Hex: c.hex, Now: func() time.Time { return recv }}); err != nil {
+			if err := replay.Run(&Decoder{}, bytes.NewReader(in), &out, replay.Options{Hex: c.hex, Now: func() time.Time { return recv }}); err != nil {
 				t.Fatal(err)
 			}
 			golden := filepath.Join("testdata", c.golden)
@@ -388,21 +388,25 @@ func TestConformance(t *testing.T) {
 		[]byte("*HQ,4210051415,V1,164549,A,0956.3869,N,08406.7068,W,000.00,000,221215,FFFFFBFF,712,01,0,0,6#"),
 		[]byte("*HQ,4210051415,NBR,160453,234,10,0,2,21580,27766,-67,21580,27766,-67,291019,FFFFFBFF,6#"),
 		[]byte("*HQ,4210051415,V1,164609,A,0956.3870,N,08406.7070,W,010.00,090,221215,FFFFFBFF#"),
+		// No device time: stamped by the server, and a resend on a new
+		// session must reproduce the key.
+		[]byte("*HQ,4210051415,HTBT,87#"),
+		[]byte("*HQ,4210051415,V1,,V,,N,,E,0.00,0,,FFFFF7FF,f0,a,11a0,c0c6#"),
 	}
 	t.Run("text and 32-byte binary", func(t *testing.T) {
 		frames := append(append([][]byte(nil), text...),
 			unhex(t, "2442100514151646291512155634313006004318210e000000fffffbffff0024"),
 			unhex(t, "2442100514151646391512155634313006004318210e000000fffffbffff0025"))
-		plugintest.Run(t, Decoder{}, plugintest.Cases{Frames: frames})
+		plugintest.Run(t, &Decoder{}, plugintest.Cases{Frames: frames})
 	})
 	t.Run("45-byte binary, configured", func(t *testing.T) {
 		frames := append(append([][]byte(nil), text...),
 			unhex(t, "24410600082621532131081504419390060740418306000000fffffbfdff0015060000002c02dc0c000000001f"),
 			unhex(t, "24410600082621533131081504419390060740418306000000fffffbfdff0015060000002c02dc0c000000001f"))
-		plugintest.Run(t, Decoder{}, plugintest.Cases{Frames: frames, Options: map[string]string{"binary_length": "45"}})
+		plugintest.Run(t, &Decoder{}, plugintest.Cases{Frames: frames, Options: map[string]string{"binary_length": "45"}})
 	})
 	t.Run("udp", func(t *testing.T) {
-		plugintest.Run(t, Decoder{}, plugintest.Cases{Transport: plugins.UDP, Frames: text})
+		plugintest.Run(t, &Decoder{}, plugintest.Cases{Transport: plugins.UDP, Frames: text})
 	})
 }
 

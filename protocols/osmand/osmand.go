@@ -34,8 +34,13 @@ const (
 	knotKMH         = 1.852
 )
 
-// Decoder is the OsmAnd protocol. The zero value is ready to use.
-type Decoder struct{}
+// Decoder is the OsmAnd protocol. The zero value is ready to use. It is
+// shared by every session of every OsmAnd listener: it remembers the receive
+// time it gave each report without a timestamp, so that a resend of the
+// report gets the same time and key (plugins.ServerTimes).
+type Decoder struct {
+	times plugins.ServerTimes
+}
 
 var _ plugins.Decoder = (*Decoder)(nil)
 
@@ -55,7 +60,7 @@ func (*Decoder) Info() plugins.Info {
 //
 //	speed_unit = "kn" (default, the OsmAnd protocol), "kmh", "mps" or "mph":
 //	             the unit of the query-string speed parameter.
-func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = defaultMaxFrame
 	}
@@ -63,7 +68,7 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Session{cfg: cfg, log: log.Named(Name), speedFactor: knotKMH}
+	s := &Session{dec: d, cfg: cfg, log: log.Named(Name), speedFactor: knotKMH}
 	switch strings.ToLower(cfg.Options["speed_unit"]) {
 	case "kmh", "km/h", "kph":
 		s.speedFactor = 1
@@ -77,6 +82,7 @@ func (*Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 
 // Session is one HTTP connection (several requests with keep-alive).
 type Session struct {
+	dec         *Decoder
 	cfg         plugins.SessionConfig
 	log         hclog.Logger
 	speedFactor float64 // query speed unit → km/h

@@ -357,8 +357,10 @@ func TestFramePipelined(t *testing.T) {
 	}
 }
 
-// conformanceRequests carry device times, so resends keep their keys.
+// conformanceRequests: resends keep their keys (by the device time, or, for
+// the request without a timestamp, by the time of the first copy).
 var conformanceRequests = []string{
+	"GET /?id=861001000719969&lat=41.666667&lon=-0.883333&altitude=350.059479&speed=0.000000&batt=87 HTTP/1.1\r\n\r\n",
 	"GET /?id=123456&timestamp=1377177267&lat=60.0&lon=30.0&speed=0.0&bearing=0.0&altitude=0&hdop=0.0 HTTP/1.1\r\nHost: example\r\n\r\n",
 	"GET /?id=902064&lat=42.06288&lon=-88.23412&timestamp=2016-01-27T18%3A55%3A47Z&hdop=6.0&altitude=224.0&speed=0.0 HTTP/1.1\r\n\r\n",
 	"POST / HTTP/1.1\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: 48\r\n\r\nid=77&timestamp=1377177267&lat=10&lon=20&valid=0",

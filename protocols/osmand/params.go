@@ -80,6 +80,7 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 	}
 
 	sg := d.newSignal(time.Time{})
+	hasTS := false
 	keys := make([]string, 0, len(params))
 	for k := range params {
 		keys = append(keys, k)
@@ -100,7 +101,7 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 			var ts time.Time
 			ts, err = parseTime(v)
 			if err == nil {
-				sg.TS = ts
+				sg.TS, hasTS = ts, true
 			}
 		case "lat", "la":
 			lat, err = number(v)
@@ -159,11 +160,24 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 				sg.SetAttr("battery_level", f)
 			}
 		case "charge":
-			sg.SetAttr("charging", v == "true" || v == "1")
+			var b bool
+			if b, err = boolean(v); err == nil {
+				sg.SetAttr("charging", b)
+			}
 		case "valid":
-			valid = signal.FlagOf(v == "true" || v == "1")
+			var b bool
+			if b, err = boolean(v); err == nil {
+				valid = signal.FlagOf(b)
+			}
 		case "v":
-			valid = signal.FlagOf(strings.EqualFold(v, "A"))
+			switch {
+			case strings.EqualFold(v, "A"):
+				valid = signal.True
+			case strings.EqualFold(v, "V"):
+				valid = signal.False
+			default:
+				err = fmt.Errorf("%q is not A or V", v)
+			}
 		case "driverUniqueId":
 			sg.SetAttr("driver_id", v)
 		case "cell", "wifi":
@@ -175,6 +189,9 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 			return nil, fmt.Errorf("decoding osmand parameter %s: %w: %v", k, plugins.ErrMalformed, err)
 		}
 	}
+	if err := checkPosition(lat, lon); err != nil {
+		return nil, fmt.Errorf("decoding osmand parameters: %w", err)
+	}
 	if !math.IsNaN(lat) && !math.IsNaN(lon) {
 		sg.Lat, sg.Lon = lat, lon
 		if valid == signal.Unknown {
@@ -182,7 +199,36 @@ func (d *decoding) query(req *http.Request, body []byte, contentType string) ([]
 		}
 	}
 	sg.Valid = valid
+	if !hasTS {
+		// No device time: the receive time of the report's first copy, so
+		// that a resend (same parameters, whatever their order or escaping)
+		// gets the same key. The protocol has no sequence number: an
+		// identical report within the resend window is taken as a resend.
+		sg.TS = d.s.dec.times.Stamp(d.device, []byte(params.Encode()), d.recv.Truncate(time.Microsecond))
+	}
 	return []signal.Signal{sg}, nil
+}
+
+// checkPosition refuses a latitude or longitude outside the globe.
+func checkPosition(lat, lon float64) error {
+	if math.Abs(lat) > 90 {
+		return fmt.Errorf("%w: latitude %v is beyond ±90°", plugins.ErrMalformed, lat)
+	}
+	if math.Abs(lon) > 180 {
+		return fmt.Errorf("%w: longitude %v is beyond ±180°", plugins.ErrMalformed, lon)
+	}
+	return nil
+}
+
+// boolean parses the protocol's flags: true/false or 1/0.
+func boolean(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "true", "1":
+		return true, nil
+	case "false", "0":
+		return false, nil
+	}
+	return false, fmt.Errorf("%q is not true, false, 1 or 0", v)
 }
 
 // number parses a finite decimal number.
@@ -214,10 +260,24 @@ func guess(v string) any {
 	return v
 }
 
-// parseTime accepts Unix seconds, Unix milliseconds, ddMMyyHHmmss, RFC 3339
-// (with or without zone, fractional seconds) and "yyyy-MM-dd HH:mm:ss"; times
-// without a zone are UTC.
+// parseTime parses a device time and refuses one that cannot be a device's
+// clock: at or before the Unix epoch (0, -1: an unset clock) or after the
+// year 9999 (beyond what RFC 3339 writes and Postgres orders sanely).
 func parseTime(v string) (time.Time, error) {
+	t, err := parseTimeValue(v)
+	if err != nil {
+		return t, err
+	}
+	if t.Unix() <= 0 || t.Year() > 9999 {
+		return time.Time{}, fmt.Errorf("timestamp %q is %s, outside 1970–9999", v, t.Format(time.RFC3339))
+	}
+	return t, nil
+}
+
+// parseTimeValue accepts Unix seconds, Unix milliseconds, ddMMyyHHmmss, RFC
+// 3339 (with or without zone, fractional seconds) and "yyyy-MM-dd HH:mm:ss";
+// times without a zone are UTC.
+func parseTimeValue(v string) (time.Time, error) {
 	if len(v) == 12 && isDigits(v) {
 		if t, err := time.Parse("020106150405", v); err == nil {
 			return t, nil
@@ -362,6 +422,9 @@ func (d *decoding) jsonLocation(l jsonLocation) (signal.Signal, error) {
 	if c := l.Coords; c != nil {
 		if c.Latitude == nil || c.Longitude == nil {
 			return signal.Signal{}, fmt.Errorf("%w: coords without latitude/longitude", plugins.ErrMalformed)
+		}
+		if err := checkPosition(*c.Latitude, *c.Longitude); err != nil {
+			return signal.Signal{}, err
 		}
 		sg.Lat, sg.Lon, sg.Valid = *c.Latitude, *c.Longitude, signal.True
 		if c.Speed != nil && *c.Speed >= 0 {

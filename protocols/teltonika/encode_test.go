@@ -10,7 +10,7 @@ import (
 )
 
 func TestCodec8FrameDecodes(t *testing.T) {
-	s := Decoder{}.NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096})
+	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096})
 	login := LoginFrame("356307042441013")
 	if n, err := s.Frame(login); err != nil || n != len(login) {
 		t.Fatalf("login framed %d, %v", n, err)

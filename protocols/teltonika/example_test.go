@@ -13,7 +13,7 @@ import (
 // worked example of Teltonika's documentation); each reply is what the
 // gateway writes back once the records are durable.
 func ExampleDecoder() {
-	sess := teltonika.Decoder{}.NewSession(plugins.SessionConfig{Transport: plugins.TCP})
+	sess := (&teltonika.Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP})
 	stream, _ := hex.DecodeString("000f333536333037303432343431303133" +
 		"000000000000003608010000016b40d8ea30010000000000000000000000000000000105021503010101425e0f01f10000601a014e0000000000000000010000c7cf")
 	for len(stream) > 0 {

@@ -27,7 +27,7 @@ func fuzzSeeds(f *testing.F, files ...string) {
 func FuzzFrame(f *testing.F) {
 	fuzzSeeds(f, "testdata/traccar-tcp.hex", "testdata/traccar-photo.hex")
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := Decoder{}.NewSession(plugins.SessionConfig{MaxFrame: 4096})
+		s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 4096})
 		n, err := s.Frame(b)
 		if err != nil {
 			if n != 0 {
@@ -54,7 +54,7 @@ func FuzzDecode(f *testing.F) {
 	fuzzSeeds(f, "testdata/traccar-tcp.hex", "testdata/traccar-photo.hex")
 	recv := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := Decoder{}.NewSession(plugins.SessionConfig{MaxFrame: 1 << 16})
+		s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 1 << 16})
 		if _, err := s.Decode(loginFrame(testIMEI), recv); err != nil {
 			t.Fatal(err)
 		}
@@ -79,7 +79,7 @@ func FuzzDecodeUDP(f *testing.F) {
 	f.Add(udpDatagram(1, 2, testIMEI, avlData(Codec8E, []rec{sampleRecord})))
 	recv := time.Unix(1700000000, 0)
 	f.Fuzz(func(t *testing.T, b []byte) {
-		s := Decoder{}.NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 1 << 16})
+		s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 1 << 16})
 		res, err := s.Decode(b, recv)
 		if err != nil && (len(res.Signals) != 0 || res.Ack != nil) {
 			t.Fatalf("error %v with %d signals and ack %x", err, len(res.Signals), res.Ack)

@@ -42,17 +42,25 @@ const (
 	pingByte        = 0xFF // one-byte keep-alive some firmwares send on TCP
 	gh3000Epoch     = 1167609600
 	minAVLData      = 3 // codec id, count, count
+	// maxAVLMillis is 9999-12-31T23:59:59.999Z in Unix milliseconds.
+	maxAVLMillis = 253402300799999
 )
 
-// Decoder is the Teltonika protocol. The zero value is ready to use.
-type Decoder struct{}
+// Decoder is the Teltonika protocol. The zero value is ready to use. It is
+// shared by every session of every Teltonika listener: it remembers the
+// receive time it gave each GPRS message without a device time (codec 12
+// and 14 replies), so that a resend of the frame gets the same time and key
+// (plugins.ServerTimes).
+type Decoder struct {
+	times plugins.ServerTimes
+}
 
-var _ plugins.Decoder = Decoder{}
+var _ plugins.Decoder = (*Decoder)(nil)
 
-func init() { plugins.Register(Decoder{}) }
+func init() { plugins.Register(&Decoder{}) }
 
 // Info describes the decoder.
-func (Decoder) Info() plugins.Info {
+func (*Decoder) Info() plugins.Info {
 	return plugins.Info{
 		Name:        Name,
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
@@ -65,7 +73,7 @@ func (Decoder) Info() plugins.Info {
 // state. Option "extended" = "true" forces the 16-byte IO section that some
 // FMB firmwares add to codec 8/16 records; without it that layout is still
 // recognised when the standard one does not fit the frame.
-func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
+func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.Transport == "" {
 		cfg.Transport = plugins.TCP
 	}
@@ -76,7 +84,7 @@ func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	s := &Session{cfg: cfg, log: log.Named(Name)}
+	s := &Session{dec: d, cfg: cfg, log: log.Named(Name)}
 	if v, ok := cfg.Options["extended"]; ok {
 		s.extended, _ = strconv.ParseBool(v)
 	}
@@ -85,6 +93,7 @@ func (Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 
 // Session is one TCP connection or one UDP source.
 type Session struct {
+	dec      *Decoder
 	cfg      plugins.SessionConfig
 	log      hclog.Logger
 	imei     string
@@ -276,11 +285,19 @@ func (s *Session) decodeUDP(d []byte, recv time.Time) (plugins.Result, error) {
 	return res, nil
 }
 
-// finish stamps what every signal of a frame shares.
+// finish stamps what every signal of a frame shares. A signal without a
+// device time (a codec 12/14 reply) gets the receive time of the frame's
+// first copy (to the millisecond), so that a resend of the frame keeps its
+// key: the UDP datagram carries a packet id that tells messages apart; a
+// TCP frame has none, so an identical reply within the resend window is
+// taken as a resend.
 func (s *Session) finish(sigs []signal.Signal, frame []byte, recv time.Time) []signal.Signal {
 	raw := append([]byte(nil), frame...)
 	recv = recv.UTC()
 	for i := range sigs {
+		if sigs[i].TS.IsZero() {
+			sigs[i].TS = s.dec.times.Stamp(s.imei, frame, recv.Truncate(time.Millisecond))
+		}
 		sigs[i].Recv = recv
 		sigs[i].Protocol = Name
 		sigs[i].Frame = raw
@@ -408,7 +425,13 @@ func (s *Session) decodeRecords(codec byte, count int, body []byte, extended boo
 
 // avlRecord reads one codec 8 / 8E / 16 record.
 func (s *Session) avlRecord(r *reader, codec byte, extended bool) signal.Signal {
-	ts := int64(r.u64())
+	raw := r.u64()
+	ts := int64(raw)
+	if r.err == nil && (raw > maxAVLMillis) {
+		// Beyond the year 9999: no clock, a byte error the CRC missed or
+		// the wrong layout; never a time to store.
+		r.err = fmt.Errorf("%w: record timestamp %d ms is beyond the year 9999", plugins.ErrMalformed, raw)
+	}
 	sig := signal.New(s.imei, time.UnixMilli(ts))
 	priority := r.u8()
 	lon := int32(r.u32())
@@ -478,9 +501,12 @@ func (s *Session) gh3000Record(r *reader) signal.Signal {
 	if global&0x01 != 0 {
 		loc := r.u8()
 		if loc&0x01 != 0 {
-			lat := math.Float32frombits(r.u32())
-			lon := math.Float32frombits(r.u32())
-			sig.Lat, sig.Lon = float64(lat), float64(lon)
+			lat := float64(math.Float32frombits(r.u32()))
+			lon := float64(math.Float32frombits(r.u32()))
+			if r.err == nil && (math.IsNaN(lat) || math.IsInf(lat, 0) || math.IsNaN(lon) || math.IsInf(lon, 0)) {
+				r.err = fmt.Errorf("%w: GH3000 position %v, %v is not a number", plugins.ErrMalformed, lat, lon)
+			}
+			sig.Lat, sig.Lon = lat, lon
 		}
 		if loc&0x02 != 0 {
 			sig.Alt = float64(r.u16())
@@ -609,7 +635,7 @@ func (s *Session) decodeMessage(codec byte, body []byte, recv time.Time) (signal
 		s.log.Debug("camera chunk not stored", "imei", s.imei, "bytes", size)
 		return signal.Signal{}, false, nil
 	}
-	ts := recv.UTC().Truncate(time.Millisecond)
+	var ts time.Time // none: finish stamps the server time
 	sig := signal.Signal{}
 	switch codec {
 	case Codec13:

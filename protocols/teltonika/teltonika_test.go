@@ -140,7 +140,7 @@ var sampleRecord = rec{
 
 func newSession(t *testing.T, cfg plugins.SessionConfig) *Session {
 	t.Helper()
-	s, ok := Decoder{}.NewSession(cfg).(*Session)
+	s, ok := (&Decoder{}).NewSession(cfg).(*Session)
 	if !ok {
 		t.Fatal("NewSession did not return *Session")
 	}
@@ -540,7 +540,7 @@ func TestGolden(t *testing.T) {
 				t.Fatal(err)
 			}
 			var out bytes.Buffer
-			err = replay.Run(Decoder{}, bytes.NewReader(in), &out, replay.Options{
+			err = replay.Run(&Decoder{}, bytes.NewReader(in), &out, replay.Options{
 				Hex: true, Transport: tc.tr, Now: func() time.Time { return recv },
 			})
 			if err != nil {
@@ -566,14 +566,15 @@ func TestGolden(t *testing.T) {
 func TestConformanceTCP(t *testing.T) {
 	frames := [][]byte{loginFrame(testIMEI)}
 	for _, f := range readHex(t, "testdata/traccar-tcp.hex") {
-		// Valid AVL frames only: the suite replays them in fresh sessions
-		// at a later receive time, and codec 12 messages take that time.
-		if len(f) > 12 && f[0] == 0 && f[8] != Codec12 && CRC16(f[8:len(f)-4]) == uint16(binary.BigEndian.Uint32(f[len(f)-4:])) && len(f) == int(binary.BigEndian.Uint32(f[4:8]))+12 {
+		// Valid data frames only (codec 12 replies included: the suite
+		// replays them in fresh sessions at a later receive time, and they
+		// keep the time of their first copy).
+		if len(f) > 12 && f[0] == 0 && CRC16(f[8:len(f)-4]) == uint16(binary.BigEndian.Uint32(f[len(f)-4:])) && len(f) == int(binary.BigEndian.Uint32(f[4:8]))+12 {
 			frames = append(frames, f)
 		}
 	}
 	frames = append(frames, []byte{0xFF}, tcpFrame(avlData(Codec8, []rec{sampleRecord})))
-	plugintest.Run(t, Decoder{}, plugintest.Cases{
+	plugintest.Run(t, &Decoder{}, plugintest.Cases{
 		Frames: frames,
 		Oversized: [][]byte{
 			{0, 0, 0, 0, 0xFF, 0xFF, 0xFF, 0xFF},
@@ -586,7 +587,7 @@ func TestConformanceTCP(t *testing.T) {
 func TestConformanceUDP(t *testing.T) {
 	frames := readHex(t, "testdata/traccar-udp.hex")
 	frames = append(frames, udpDatagram(7, 8, testIMEI, avlData(Codec8E, []rec{sampleRecord})))
-	plugintest.Run(t, Decoder{}, plugintest.Cases{Frames: frames, Transport: plugins.UDP})
+	plugintest.Run(t, &Decoder{}, plugintest.Cases{Frames: frames, Transport: plugins.UDP})
 }
 
 func TestRegistered(t *testing.T) {
@@ -603,7 +604,7 @@ func BenchmarkDecodeCodec8(b *testing.B) {
 	// A typical FMB codec 8 frame: 4 records with ~10 IO elements each.
 	recs := []rec{sampleRecord, sampleRecord, sampleRecord, sampleRecord}
 	frame := tcpFrame(avlData(Codec8, recs))
-	s := Decoder{}.NewSession(plugins.SessionConfig{})
+	s := (&Decoder{}).NewSession(plugins.SessionConfig{})
 	if _, err := s.Decode(loginFrame(testIMEI), recv); err != nil {
 		b.Fatal(err)
 	}
