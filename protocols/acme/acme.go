@@ -225,8 +225,10 @@ func (s *Session) records(frame, payload []byte, recv time.Time) (plugins.Result
 		if mv := binary.BigEndian.Uint16(r[20:]); mv != 0xFFFF {
 			sg.Voltage = float64(mv) / 1000
 		}
-		// An impossible position (|lat| > 90) is kept, not rejected: bad
-		// data is stored and labelled by the gps.range quality rule.
+		// A position outside the field's domain (|lat| > 90) is left to
+		// signal.Check, which the gateway runs on every record: the frame is
+		// refused with the reason. A possible but implausible one (0, 0) is
+		// stored, and the quality rules label it.
 		sigs = append(sigs, sg)
 	}
 	// The ack names the batch's sequence number; the gateway writes it
