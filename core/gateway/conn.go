@@ -245,7 +245,7 @@ func (cn *tcpConn) frameAll(recv time.Time) frameOutcome {
 		cn.ps.Frames.Add(1)
 		res, derr := callDecode(cn.sess, frame, recv)
 		if derr == nil {
-			derr = checkSignals(res.Signals)
+			derr = plugins.CheckSignals(res.Signals)
 		}
 		if derr != nil {
 			if isPanic(derr) {
@@ -320,18 +320,6 @@ func (g *Gateway) stampSignals(l *listener, ps *ProtocolStats, sigs []signal.Sig
 		}
 	}
 	ps.Signals.Add(uint64(len(sigs)))
-}
-
-// checkSignals rejects a frame with a record that cannot be stored (see
-// signal.Check): it would otherwise fail the whole batch it lands in, and
-// with it other devices' frames.
-func checkSignals(sigs []signal.Signal) error {
-	for i := range sigs {
-		if err := sigs[i].Check(); err != nil {
-			return fmt.Errorf("%w: record %d: %w", plugins.ErrMalformed, i, err)
-		}
-	}
-	return nil
 }
 
 // unackedLogEvery bounds the "not durable" warnings: during an outage
@@ -459,7 +447,7 @@ func (g *Gateway) serveDatagram(l *listener, sessions *udpSessions, sem chan str
 	}
 	res, err := callDecode(sess, dgram, recv)
 	if err == nil {
-		err = checkSignals(res.Signals)
+		err = plugins.CheckSignals(res.Signals)
 	}
 	if err != nil {
 		if isPanic(err) {
