@@ -394,7 +394,7 @@ func (c *Config) Validate() error {
 	default:
 		add("log_format: %q is not text or json", c.LogFormat)
 	}
-	if p := urlProblem(c.Database.URL, "postgres", "postgresql"); p != "" {
+	if p := urlProblem(c.Database.URL, parsePostgres, "postgres", "postgresql"); p != "" {
 		c.addAt(e, "database.url", p)
 	}
 	if c.Database.MaxConns < 2 {
@@ -403,7 +403,7 @@ func (c *Config) Validate() error {
 	dur("database.connect_timeout", c.Database.ConnectTimeout, false)
 	dur("database.write_timeout", c.Database.WriteTimeout, false)
 	if c.AMQP.URL != "" {
-		if p := urlProblem(c.AMQP.URL, "amqp", "amqps"); p != "" {
+		if p := urlProblem(c.AMQP.URL, parseAMQP, "amqp", "amqps"); p != "" {
 			c.addAt(e, "amqp.url", p)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
+	"github.com/jackc/pgx/v5/pgconn"
+	amqp "github.com/rabbitmq/amqp091-go"
 )
 
 // redactMask replaces a password wherever it is redacted.
@@ -184,9 +186,16 @@ func safeURLError(ue *url.Error) string {
 	return fmt.Sprintf("%s %q: %s", ue.Op, RedactURL(ue.URL), cause)
 }
 
-// urlProblem checks a database or AMQP URL the way the clients will parse
-// it and describes a problem without quoting the password.
-func urlProblem(raw string, schemes ...string) string {
+// clientParse is how the Postgres or AMQP client reads a URL.
+type clientParse func(string) error
+
+func parsePostgres(s string) error { _, err := pgconn.ParseConfig(s); return err }
+func parseAMQP(s string) error     { _, err := amqp.ParseURI(s); return err }
+
+// urlProblem checks a database or AMQP URL as net/url and then the client
+// (parse) will read it, and describes a problem without quoting the
+// password.
+func urlProblem(raw string, parse clientParse, schemes ...string) string {
 	scheme, _, ok := strings.Cut(raw, "://")
 	if !ok || !containsFold(schemes, scheme) {
 		return fmt.Sprintf("must be a %s:// URL", strings.Join(schemes, ":// or "))
@@ -211,6 +220,9 @@ func urlProblem(raw string, schemes ...string) string {
 		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
 			return fmt.Sprintf("%s has an invalid port", RedactURL(raw))
 		}
+	}
+	if err := parse(raw); err != nil {
+		return RedactError(err, raw).Error()
 	}
 	return ""
 }
