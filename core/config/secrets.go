@@ -203,8 +203,13 @@ func urlProblem(raw string, parse clientParse, schemes ...string) string {
 	if !utf8.ValidString(raw) || strings.ContainsAny(raw, " \t\r\n") {
 		return fmt.Sprintf("%s contains spaces or invalid characters (percent-encode them: a space is %%20)", RedactURL(raw))
 	}
-	u, err := url.Parse(raw)
-	if err != nil {
+	// The client decides (pgx reads several hosts, or a socket directory
+	// with no host); net/url's complaint, when it has one, says better why.
+	cerr := parse(raw)
+	if cerr == nil {
+		return ""
+	}
+	if _, err := url.Parse(raw); err != nil {
 		var ue *url.Error
 		cause := "invalid URL"
 		if errors.As(err, &ue) && ue.Err != nil {
@@ -213,18 +218,7 @@ func urlProblem(raw string, parse clientParse, schemes ...string) string {
 		return fmt.Sprintf("%s does not parse (%s); percent-encode reserved characters in the user name and password (/ %%2F, @ %%40, : %%3A, # %%23, ? %%3F, %% %%25)",
 			RedactURL(raw), cause)
 	}
-	if u.Host == "" {
-		return fmt.Sprintf("%s has no host", RedactURL(raw))
-	}
-	if p := u.Port(); p != "" {
-		if n, err := strconv.Atoi(p); err != nil || n < 1 || n > 65535 {
-			return fmt.Sprintf("%s has an invalid port", RedactURL(raw))
-		}
-	}
-	if err := parse(raw); err != nil {
-		return RedactError(err, raw).Error()
-	}
-	return ""
+	return RedactError(cerr, raw).Error()
 }
 
 func containsFold(list []string, s string) bool {

@@ -164,3 +164,20 @@ func TestValidateToken(t *testing.T) {
 		t.Fatalf("TokenProblem(good) = %q", p)
 	}
 }
+
+func TestValidateAcceptsWhatTheClientsRead(t *testing.T) {
+	t.Setenv("FLEETCORE_DATABASE_URL", "")
+	t.Setenv("FLEETCORE_AMQP_URL", "")
+	for _, u := range []string{
+		"postgres://fleet:p%2Fss@db1:5432,db2:5433/fleet?target_session_attrs=read-write",
+		"postgres:///fleet?host=/var/run/postgresql",
+		"postgresql://fleet@[::1]:5432/fleet?sslmode=disable",
+	} {
+		t.Run(u, func(t *testing.T) {
+			src := fmt.Sprintf("database { url = %q }\namqp { url = \"amqp://guest:p%%2Fss@mq:5672/fleet\" }\n", u)
+			if _, err := config.Parse("x.hcl", []byte(src)); err != nil {
+				t.Fatal(err)
+			}
+		})
+	}
+}
