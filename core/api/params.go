@@ -45,10 +45,12 @@ func (e badRequest) Error() string { return e.msg }
 
 func badf(format string, a ...any) error { return badRequest{fmt.Sprintf(format, a...)} }
 
-// params reads a request's query string. Only the names an endpoint takes
-// are accepted, each at most once; every value must be valid UTF-8 without
-// NUL or other control characters and at most maxParamBytes long (a
-// longer cursor is refused by decodeCursor).
+// params checks a request's query string before any parameter is read
+// (limitOffset, timeRange, decodeCursor and r.URL.Query() then see exactly
+// what it accepted). Only the names an endpoint takes are accepted, each
+// at most once; every value must be valid UTF-8 without NUL or other
+// control characters and at most maxParamBytes long (maxCursorBytes for a
+// cursor).
 func params(r *http.Request, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
@@ -109,7 +111,8 @@ func clip(s string) string {
 
 // limitOffset reads limit (1…maxLimit, default defaultLimit) and offset
 // (0…maxOffset).
-func limitOffset(q url.Values) (limit, offset int, err error) {
+func limitOffset(r *http.Request) (limit, offset int, err error) {
+	q := r.URL.Query()
 	limit = defaultLimit
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
@@ -130,11 +133,12 @@ func limitOffset(q url.Values) (limit, offset int, err error) {
 
 // timeRange reads the from and to parameters (defaults: the Unix epoch
 // and the year 9999); from must not be after to.
-func timeRange(q url.Values) (from, to time.Time, err error) {
-	if from, err = parseTime(q, "from", time.Unix(0, 0).UTC()); err != nil {
+func timeRange(r *http.Request) (from, to time.Time, err error) {
+	q := r.URL.Query()
+	if from, err = parseTime(r, "from", time.Unix(0, 0).UTC()); err != nil {
 		return from, to, err
 	}
-	if to, err = parseTime(q, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
+	if to, err = parseTime(r, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC)); err != nil {
 		return from, to, err
 	}
 	if q.Get("from") != "" && q.Get("to") != "" && from.After(to) {
@@ -144,8 +148,8 @@ func timeRange(q url.Values) (from, to time.Time, err error) {
 }
 
 // parseTime accepts RFC 3339 or Unix seconds between the years 1 and 9999.
-func parseTime(q url.Values, name string, def time.Time) (time.Time, error) {
-	v := q.Get(name)
+func parseTime(r *http.Request, name string, def time.Time) (time.Time, error) {
+	v := r.URL.Query().Get(name)
 	if v == "" {
 		return def, nil
 	}
@@ -184,8 +188,8 @@ var errBadCursor = badRequest{"cursor is not one this API returned"}
 // decodeCursor reads the cursor parameter: base64url JSON of exactly the
 // fields above with text fields that pass checkText. Endpoints check the
 // values against their sort order.
-func decodeCursor(q url.Values) (*cursor, error) {
-	v := q.Get("cursor")
+func decodeCursor(r *http.Request) (*cursor, error) {
+	v := r.URL.Query().Get("cursor")
 	if v == "" {
 		return nil, nil
 	}
@@ -223,20 +227,21 @@ func cursorTime(v string) (time.Time, error) {
 // fail answers an error: 400 with the text of a parameter problem; else a
 // generic text (the error itself goes to the log, never to the client:
 // it may quote SQL, users or hosts) with 503 when Postgres cannot be
-// reached or is overloaded, 500 when it refused the query.
-func (s *Server) fail(w http.ResponseWriter, r *http.Request, err error) {
+// reached or is overloaded, 500 when it refused the query. The request
+// log line (logRequests) names the method and path.
+func (s *Server) fail(w http.ResponseWriter, err error) {
 	var br badRequest
 	var pgErr *pgconn.PgError
 	switch {
 	case errors.As(err, &br):
 		writeError(w, http.StatusBadRequest, br.msg)
-	case errors.Is(err, context.Canceled) && r.Context().Err() != nil:
+	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request canceled")
 	case errors.As(err, &pgErr) && !unavailableClass(pgErr.Code):
-		s.log.Error("api query failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.log.Error("api query failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error (details in the server log)")
 	default:
-		s.log.Error("api query failed", "method", r.Method, "path", r.URL.Path, "error", err)
+		s.log.Error("api query failed", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "database unavailable")
 	}
 }

@@ -148,17 +148,17 @@ func utcPtr(t *time.Time) *time.Time {
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 	q, err := params(r, "sort", "limit", "offset", "cursor")
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	limit, offset, err := limitOffset(q)
+	limit, offset, err := limitOffset(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	cur, err := decodeCursor(q)
+	cur, err := decodeCursor(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	sortBy := q.Get("sort")
@@ -167,7 +167,7 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 	}
 	list, next, total, err := s.listDevices(r.Context(), sortBy, limit, offset, cur)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	body := map[string]any{"devices": nonNil(list), "total": total, "sort": sortBy, "limit": limit, "offset": offset}
@@ -299,7 +299,7 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 		_, err = params(r)
 	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	d, err := s.loadDevice(r.Context(), id)
@@ -308,7 +308,7 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, d)
@@ -340,22 +340,22 @@ func (s *Server) queryAlerts(ctx context.Context, state, device, kind string, li
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	q, err := params(r, "state", "device", "kind", "limit", "offset")
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	limit, offset, err := limitOffset(q)
+	limit, offset, err := limitOffset(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	state := q.Get("state")
 	if state != "" && state != "open" && state != "cleared" {
-		s.fail(w, r, badRequest{"state must be open or cleared"})
+		s.fail(w, badRequest{"state must be open or cleared"})
 		return
 	}
 	list, err := s.queryAlerts(r.Context(), state, q.Get("device"), q.Get("kind"), limit, offset)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"alerts": list, "limit": limit, "offset": offset})
@@ -377,27 +377,26 @@ func fl(p *float64) float64 {
 func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	q, err := params(r, "from", "to", "limit", "cursor")
-	if err != nil {
-		s.fail(w, r, err)
+	if _, err := params(r, "from", "to", "limit", "cursor"); err != nil {
+		s.fail(w, err)
 		return
 	}
-	limit, _, err := limitOffset(q)
+	limit, _, err := limitOffset(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	from, to, err := timeRange(q)
+	from, to, err := timeRange(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	cur, err := decodeCursor(q)
+	cur, err := decodeCursor(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	args := []any{id, from, to, limit}
@@ -406,7 +405,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		ct, err1 := cursorTime(cur.Value)
 		cid, err2 := strconv.ParseInt(cur.ID, 10, 64)
 		if err1 != nil || err2 != nil || cid < 1 || cur.Sort != "" {
-			s.fail(w, r, errBadCursor)
+			s.fail(w, errBadCursor)
 			return
 		}
 		where = "AND (ts, id) > ($5, $6)"
@@ -416,7 +415,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path
 		FROM signals WHERE device_id = $1 AND ts >= $2 AND ts < $3 `+where+` ORDER BY ts, id LIMIT $4`, args...)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("listing signals: %w", err))
+		s.fail(w, fmt.Errorf("listing signals: %w", err))
 		return
 	}
 	defer rows.Close()
@@ -429,7 +428,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		var attrs map[string]any
 		if err := rows.Scan(&rid, &sig.DeviceID, &sig.TS, &sig.Recv, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &valid,
 			&f[7], &f[8], &f[9], &f[10], &f[11], &f[12], &f[13], &sig.DTCs, &attrs, &sig.Protocol, &sig.Path); err != nil {
-			s.fail(w, r, fmt.Errorf("listing signals: %w", err))
+			s.fail(w, fmt.Errorf("listing signals: %w", err))
 			return
 		}
 		sig.Lat, sig.Lon, sig.Alt, sig.Speed, sig.Heading, sig.Sats, sig.HDOP = fl(f[0]), fl(f[1]), fl(f[2]), fl(f[3]), fl(f[4]), fl(f[5]), fl(f[6])
@@ -441,7 +440,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		out = append(out, SignalJSON{ID: rid, JSON: sig.ToJSON()})
 	}
 	if err := rows.Err(); err != nil {
-		s.fail(w, r, fmt.Errorf("listing signals: %w", err))
+		s.fail(w, fmt.Errorf("listing signals: %w", err))
 		return
 	}
 	body := map[string]any{"device_id": id, "signals": out, "limit": limit}
@@ -470,22 +469,22 @@ type Finding struct {
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	q, err := params(r, "from", "to", "rule", "limit", "offset")
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	limit, offset, err := limitOffset(q)
+	limit, offset, err := limitOffset(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	from, to, err := timeRange(q)
+	from, to, err := timeRange(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	rule := q.Get("rule")
@@ -493,7 +492,7 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 		reason, reason_text, created FROM findings WHERE device_id = $1 AND ts >= $2 AND ts < $3 AND ($4 = '' OR rule = $4)
 		ORDER BY ts DESC, id DESC LIMIT $5 OFFSET $6`, id, from, to, rule, limit, offset)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("listing findings: %w", err))
+		s.fail(w, fmt.Errorf("listing findings: %w", err))
 		return
 	}
 	defer rows.Close()
@@ -502,14 +501,14 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 		var f Finding
 		if err := rows.Scan(&f.ID, &f.SignalID, &f.TS, &f.Rule, &f.RuleVersion, &f.Dimension, &f.Severity, &f.Status,
 			&f.Reason, &f.ReasonText, &f.Created); err != nil {
-			s.fail(w, r, fmt.Errorf("listing findings: %w", err))
+			s.fail(w, fmt.Errorf("listing findings: %w", err))
 			return
 		}
 		f.TS, f.Created = f.TS.UTC(), f.Created.UTC()
 		out = append(out, f)
 	}
 	if err := rows.Err(); err != nil {
-		s.fail(w, r, fmt.Errorf("listing findings: %w", err))
+		s.fail(w, fmt.Errorf("listing findings: %w", err))
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": id, "findings": out, "limit": limit, "offset": offset})
@@ -553,19 +552,19 @@ func scanRejected(rows pgx.Rows) (Rejected, error) {
 func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 	q, err := params(r, "device", "protocol", "limit", "offset")
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
-	limit, offset, err := limitOffset(q)
+	limit, offset, err := limitOffset(r)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw)
 		FROM rejected_frames WHERE ($1 = '' OR device_id = $1) AND ($2 = '' OR protocol = $2)
 		ORDER BY id DESC LIMIT $3 OFFSET $4`, q.Get("device"), q.Get("protocol"), limit, offset, maxRawListed)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("listing rejected frames: %w", err))
+		s.fail(w, fmt.Errorf("listing rejected frames: %w", err))
 		return
 	}
 	defer rows.Close()
@@ -573,7 +572,7 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 	// gets a proper error response.
 	more := rows.Next()
 	if !more && rows.Err() != nil {
-		s.fail(w, r, fmt.Errorf("listing rejected frames: %w", rows.Err()))
+		s.fail(w, fmt.Errorf("listing rejected frames: %w", rows.Err()))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -611,24 +610,24 @@ func (s *Server) abort(r *http.Request, err error) {
 // rejectedOne is one quarantined frame with all its raw bytes.
 func (s *Server) rejectedOne(w http.ResponseWriter, r *http.Request) {
 	if _, err := params(r); err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
 	if err != nil || id < 1 {
-		s.fail(w, r, badRequest{"id must be a positive integer (the id of an /api/rejected row)"})
+		s.fail(w, badRequest{"id must be a positive integer (the id of an /api/rejected row)"})
 		return
 	}
 	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw)
 		FROM rejected_frames WHERE id = $1`, id)
 	if err != nil {
-		s.fail(w, r, fmt.Errorf("loading rejected frame: %w", err))
+		s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
 		return
 	}
 	defer rows.Close()
 	if !rows.Next() {
 		if err := rows.Err(); err != nil {
-			s.fail(w, r, fmt.Errorf("loading rejected frame: %w", err))
+			s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
 			return
 		}
 		writeError(w, http.StatusNotFound, fmt.Sprintf("no rejected frame %d", id))
@@ -636,7 +635,7 @@ func (s *Server) rejectedOne(w http.ResponseWriter, r *http.Request) {
 	}
 	x, err := scanRejected(rows)
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	rows.Close()
@@ -731,12 +730,12 @@ func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
 
 func (s *Server) rules(w http.ResponseWriter, r *http.Request) {
 	if _, err := params(r); err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	list, err := s.ruleRows(r.Context())
 	if err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rules": nonNil(list)})

@@ -329,7 +329,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 	if _, err := params(r); err != nil {
-		s.fail(w, r, err)
+		s.fail(w, err)
 		return
 	}
 	var checks []integrity.CheckResult
