@@ -90,7 +90,8 @@ quarantine {
 }
 
 # HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
-# required (or FLEETCORE_API_TOKEN).
+# required (or FLEETCORE_API_TOKEN): at least 16 bytes of printable ASCII
+# without spaces, quotes, ";" or "\", e.g. the output of openssl rand -hex 32.
 api {
   address = "127.0.0.1:8080"
 }

@@ -110,6 +110,12 @@ func newLogger(cfg *config.Config) hclog.Logger {
 	})
 }
 
+// redact masks the configured database and AMQP passwords in err's text
+// (the stores already do; this guards what cmd prints).
+func redact(cfg *config.Config, err error) error {
+	return config.RedactError(err, cfg.Database.URL, cfg.AMQP.URL)
+}
+
 func errorf(format string, a ...any) int {
 	msg := fmt.Sprintf(format, a...)
 	if !strings.HasSuffix(msg, "\n") {

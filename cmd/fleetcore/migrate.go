@@ -24,7 +24,7 @@ func migrateCmd(args []string) int {
 	}
 	st, err := node.OpenStore(context.Background(), cfg, newLogger(cfg).Named("store"))
 	if err != nil {
-		return errorf("migrating: %v", err)
+		return errorf("migrating: %v", redact(cfg, err))
 	}
 	st.Close()
 	fmt.Println("database is up to date")

@@ -28,7 +28,7 @@ func serveCmd(args []string) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := node.New(cfg, plugins.Decoders, log).Run(ctx); err != nil {
-		log.Error("fleetcore stopped", "error", err)
+		log.Error("fleetcore stopped", "error", redact(cfg, err))
 		return 1
 	}
 	return 0

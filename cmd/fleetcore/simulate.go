@@ -13,6 +13,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/benchmarks/loadgen"
+	"github.com/fleetcore/fleetcore/core/config"
 )
 
 func init() {
@@ -99,7 +100,7 @@ loop:
 		defer vcancel()
 		conn, err := pgx.Connect(vctx, *verifyDB)
 		if err != nil {
-			return errorf("connecting to verify: %v", err)
+			return errorf("connecting to verify: %v", config.RedactError(err, *verifyDB))
 		}
 		v, err := loadgen.Verify(vctx, conn, gen.Ledger())
 		conn.Close(context.Background())

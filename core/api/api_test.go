@@ -305,19 +305,19 @@ func TestIntegrationMetrics(t *testing.T) {
 
 func TestIntegrationTokenRequired(t *testing.T) {
 	sd := seedFleet(t)
-	ts, _ := newTestServer(t, sd, "s3cret")
+	ts, _ := newTestServer(t, sd, testToken)
 	get(t, ts.URL, "/api/devices", "", 401, nil)
 	get(t, ts.URL, "/api/devices", "wrong", 401, nil)
-	get(t, ts.URL, "/api/devices", "s3cret", 200, nil)
+	get(t, ts.URL, "/api/devices", testToken, 200, nil)
 	get(t, ts.URL, "/metrics", "", 401, nil)
-	get(t, ts.URL, "/metrics", "s3cret", 200, nil)
+	get(t, ts.URL, "/metrics", testToken, 200, nil)
 	get(t, ts.URL, "/healthz", "", 200, nil)
 	get(t, ts.URL, "/readyz", "", 200, nil)
 	get(t, ts.URL, "/dashboard", "", 401, nil)
 	// A browser opens the dashboard with ?token= once; a cookie carries it.
 	jar := &cookieJar{}
 	c := &http.Client{Jar: jar}
-	resp, err := c.Get(ts.URL + "/dashboard?token=s3cret")
+	resp, err := c.Get(ts.URL + "/dashboard?token=" + testToken)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -326,8 +326,11 @@ func TestIntegrationTokenRequired(t *testing.T) {
 		t.Fatalf("dashboard with token: %d at %s", resp.StatusCode, resp.Request.URL)
 	}
 	// ?token= is not accepted by the JSON API (it would end up in logs).
-	get(t, ts.URL, "/api/devices?token=s3cret", "", 401, nil)
+	get(t, ts.URL, "/api/devices?token="+testToken, "", 401, nil)
 }
+
+// testToken is a bearer token that config.TokenProblem accepts.
+const testToken = "0123456789abcdef-test-token"
 
 type cookieJar struct{ c []*http.Cookie }
 
@@ -345,12 +348,21 @@ func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 		{"0.0.0.0:8080", "", false},
 		{":8080", "", false},
 		{"10.0.0.5:8080", "", false},
-		{"0.0.0.0:8080", "t", true},
+		{"0.0.0.0:8080", testToken, true},
 	}
 	for _, tc := range cases {
 		_, err := New(Options{Address: tc.addr, Token: tc.token}, Deps{Pool: dummyPool(t)}, hclog.NewNullLogger())
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrTokenRequired)) {
 			t.Errorf("%s token %q: err %v", tc.addr, tc.token, err)
+		}
+	}
+	// A token that is set must be usable, on loopback too.
+	for _, tok := range []string{" ", "t", "change-me", testToken + " ", testToken + "\x00", testToken + ";"} {
+		for _, addr := range []string{"127.0.0.1:8080", "0.0.0.0:8080"} {
+			_, err := New(Options{Address: addr, Token: tok}, Deps{Pool: dummyPool(t)}, hclog.NewNullLogger())
+			if !errors.Is(err, ErrBadToken) {
+				t.Errorf("%s token %q: err %v, want ErrBadToken", addr, tok, err)
+			}
 		}
 	}
 }

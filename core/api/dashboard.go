@@ -99,7 +99,7 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	d := dashboard{Node: s.deps.NodeID, Generated: time.Now().UTC(), EnterBelow: s.enterBelow()}
 	if err := s.loadDashboard(ctx, &d); err != nil {
 		s.log.Error("loading dashboard", "error", err)
-		d.Error = err.Error()
+		d.Error = "database unavailable (details in the server log)"
 	}
 	if s.deps.Health != nil {
 		d.Checks = s.deps.Health.Results()

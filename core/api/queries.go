@@ -2,11 +2,11 @@ package api
 
 import (
 	"context"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math"
 	"net/http"
 	"sort"
@@ -19,101 +19,6 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
-
-const (
-	defaultLimit = 100
-	maxLimit     = 1000
-)
-
-type badRequest struct{ msg string }
-
-func (e badRequest) Error() string { return e.msg }
-
-func limitOffset(r *http.Request) (limit, offset int, err error) {
-	limit = defaultLimit
-	if v := r.URL.Query().Get("limit"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 1 || n > maxLimit {
-			return 0, 0, badRequest{fmt.Sprintf("limit must be between 1 and %d", maxLimit)}
-		}
-		limit = n
-	}
-	if v := r.URL.Query().Get("offset"); v != "" {
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, 0, badRequest{"offset must be a non-negative integer"}
-		}
-		offset = n
-	}
-	return limit, offset, nil
-}
-
-// parseTime accepts RFC 3339 or Unix seconds.
-// timeRange reads the from and to parameters (defaults: the Unix epoch
-// and the year 9999).
-func timeRange(r *http.Request) (from, to time.Time, err error) {
-	if from, err = parseTime(r, "from", time.Unix(0, 0).UTC()); err != nil {
-		return from, to, err
-	}
-	to, err = parseTime(r, "to", time.Date(9999, 1, 1, 0, 0, 0, 0, time.UTC))
-	return from, to, err
-}
-
-func parseTime(r *http.Request, name string, def time.Time) (time.Time, error) {
-	v := r.URL.Query().Get(name)
-	if v == "" {
-		return def, nil
-	}
-	if t, err := time.Parse(time.RFC3339Nano, v); err == nil {
-		return t.UTC(), nil
-	}
-	if n, err := strconv.ParseInt(v, 10, 64); err == nil {
-		return time.Unix(n, 0).UTC(), nil
-	}
-	return time.Time{}, badRequest{name + " must be an RFC 3339 time (2026-03-01T10:00:00Z) or Unix seconds"}
-}
-
-// cursor is an opaque keyset position: the sort value and the row's tie
-// breaker.
-type cursor struct {
-	Sort  string `json:"s,omitempty"`
-	Value string `json:"v"`
-	ID    string `json:"i"`
-}
-
-func (c cursor) encode() string {
-	b, _ := json.Marshal(c)
-	return base64.RawURLEncoding.EncodeToString(b)
-}
-
-func decodeCursor(r *http.Request) (*cursor, error) {
-	v := r.URL.Query().Get("cursor")
-	if v == "" {
-		return nil, nil
-	}
-	b, err := base64.RawURLEncoding.DecodeString(v)
-	var c cursor
-	if err == nil {
-		err = json.Unmarshal(b, &c)
-	}
-	if err != nil {
-		return nil, badRequest{"cursor is not one this API returned"}
-	}
-	return &c, nil
-}
-
-func (s *Server) fail(w http.ResponseWriter, err error) {
-	var br badRequest
-	switch {
-	case errors.As(err, &br):
-		writeError(w, http.StatusBadRequest, br.msg)
-	case errors.Is(err, context.Canceled):
-		writeError(w, 499, "request canceled")
-	default:
-		s.log.Error("api query failed", "error", err)
-		writeError(w, http.StatusServiceUnavailable, "database unavailable: "+err.Error())
-	}
-}
 
 // Centi renders a score in hundredths as a JSON number with two decimals.
 type Centi int64
@@ -167,12 +72,27 @@ func (s *Server) listDevices(ctx context.Context, sortBy string, limit, offset i
 		if cur.Sort != sortBy {
 			return nil, "", 0, badRequest{"cursor belongs to another sort order"}
 		}
+		var v any
+		switch key {
+		case "score":
+			n, err := strconv.ParseInt(cur.Value, 10, 32)
+			if err != nil {
+				return nil, "", 0, errBadCursor
+			}
+			v = n
+		case "last_seen":
+			t, err := cursorTime(cur.Value)
+			if err != nil {
+				return nil, "", 0, err
+			}
+			v = t
+		}
 		if key == "device_id" {
 			where = "WHERE d.device_id " + cmp + " $3"
 			args = append(args, cur.ID)
 		} else {
 			where = fmt.Sprintf("WHERE (%s, d.device_id) %s ($3::%s, $4)", sk.expr, cmp, sk.cast)
-			args = append(args, cur.Value, cur.ID)
+			args = append(args, v, cur.ID)
 		}
 	}
 	q := fmt.Sprintf(`SELECT d.device_id, d.score, d.last_recv, d.last_ts, d.windows,
@@ -205,7 +125,14 @@ func (s *Server) listDevices(ctx context.Context, sortBy string, limit, offset i
 	}
 	next := ""
 	if len(out) == limit {
-		next = cursor{Sort: sortBy, Value: lastKey, ID: out[len(out)-1].DeviceID}.encode()
+		last := out[len(out)-1]
+		if key == "last_seen" {
+			lastKey = time.Unix(0, 0).UTC().Format(time.RFC3339Nano)
+			if last.LastSeen != nil {
+				lastKey = last.LastSeen.Format(time.RFC3339Nano)
+			}
+		}
+		next = cursor{Sort: sortBy, Value: lastKey, ID: last.DeviceID}.encode()
 	}
 	return out, next, total, nil
 }
@@ -219,6 +146,11 @@ func utcPtr(t *time.Time) *time.Time {
 }
 
 func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "sort", "limit", "offset", "cursor")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	limit, offset, err := limitOffset(r)
 	if err != nil {
 		s.fail(w, err)
@@ -229,7 +161,7 @@ func (s *Server) devices(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	sortBy := r.URL.Query().Get("sort")
+	sortBy := q.Get("sort")
 	if sortBy == "" {
 		sortBy = "score"
 	}
@@ -362,9 +294,17 @@ func (s *Server) loadDevice(ctx context.Context, id string) (*DeviceDetail, erro
 }
 
 func (s *Server) device(w http.ResponseWriter, r *http.Request) {
-	d, err := s.loadDevice(r.Context(), r.PathValue("id"))
+	id, err := pathID(r)
+	if err == nil {
+		_, err = params(r)
+	}
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	d, err := s.loadDevice(r.Context(), id)
 	if errors.Is(err, errNotFound) {
-		writeError(w, http.StatusNotFound, "no score for device "+r.PathValue("id")+" (unknown device, or not scored yet)")
+		writeError(w, http.StatusNotFound, "no score for device "+id+" (unknown device, or not scored yet)")
 		return
 	}
 	if err != nil {
@@ -398,12 +338,16 @@ func (s *Server) queryAlerts(ctx context.Context, state, device, kind string, li
 }
 
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "state", "device", "kind", "limit", "offset")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	limit, offset, err := limitOffset(r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	q := r.URL.Query()
 	state := q.Get("state")
 	if state != "" && state != "open" && state != "cleared" {
 		s.fail(w, badRequest{"state must be open or cleared"})
@@ -431,7 +375,15 @@ func fl(p *float64) float64 {
 }
 
 func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	if _, err := params(r, "from", "to", "limit", "cursor"); err != nil {
+		s.fail(w, err)
+		return
+	}
 	limit, _, err := limitOffset(r)
 	if err != nil {
 		s.fail(w, err)
@@ -450,10 +402,10 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 	args := []any{id, from, to, limit}
 	where := ""
 	if cur != nil {
-		ct, err1 := time.Parse(time.RFC3339Nano, cur.Value)
+		ct, err1 := cursorTime(cur.Value)
 		cid, err2 := strconv.ParseInt(cur.ID, 10, 64)
-		if err1 != nil || err2 != nil {
-			s.fail(w, badRequest{"cursor is not one this API returned"})
+		if err1 != nil || err2 != nil || cid < 1 || cur.Sort != "" {
+			s.fail(w, errBadCursor)
 			return
 		}
 		where = "AND (ts, id) > ($5, $6)"
@@ -515,7 +467,16 @@ type Finding struct {
 }
 
 func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
-	id := r.PathValue("id")
+	id, err := pathID(r)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	q, err := params(r, "from", "to", "rule", "limit", "offset")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	limit, offset, err := limitOffset(r)
 	if err != nil {
 		s.fail(w, err)
@@ -526,7 +487,7 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	rule := r.URL.Query().Get("rule")
+	rule := q.Get("rule")
 	rows, err := s.deps.Pool.Query(r.Context(), `SELECT id, signal_id, ts, rule, rule_version, dimension, severity, status,
 		reason, reason_text, created FROM findings WHERE device_id = $1 AND ts >= $2 AND ts < $3 AND ($4 = '' OR rule = $4)
 		ORDER BY ts DESC, id DESC LIMIT $5 OFFSET $6`, id, from, to, rule, limit, offset)
@@ -553,6 +514,10 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, http.StatusOK, map[string]any{"device_id": id, "findings": out, "limit": limit, "offset": offset})
 }
 
+// maxRawListed is how many of a frame's raw bytes /api/rejected shows;
+// /api/rejected/{id} has them all.
+const maxRawListed = 4096
+
 // Rejected is one quarantined frame.
 type Rejected struct {
 	ID         int64     `json:"id"`
@@ -562,41 +527,119 @@ type Rejected struct {
 	Protocol   string    `json:"protocol"`
 	DeviceID   *string   `json:"device_id"`
 	Reason     string    `json:"reason"`
-	Bytes      int       `json:"bytes"`
-	RawHex     string    `json:"raw_hex"`
+	// Bytes is the size of the stored frame; RawHex holds all of it, or in
+	// the listing its first maxRawListed bytes with RawTruncated set.
+	Bytes        int    `json:"bytes"`
+	RawHex       string `json:"raw_hex"`
+	RawTruncated bool   `json:"raw_truncated"`
 }
 
+const rejectedColumns = `id, recv, remote_addr, listener, protocol, device_id, reason`
+
+func scanRejected(rows pgx.Rows) (Rejected, error) {
+	var x Rejected
+	var raw []byte
+	if err := rows.Scan(&x.ID, &x.Recv, &x.RemoteAddr, &x.Listener, &x.Protocol, &x.DeviceID, &x.Reason, &raw, &x.Bytes); err != nil {
+		return x, fmt.Errorf("listing rejected frames: %w", err)
+	}
+	x.Recv, x.RawHex, x.RawTruncated = x.Recv.UTC(), hex.EncodeToString(raw), len(raw) < x.Bytes
+	return x, nil
+}
+
+// rejected streams the listing: each row is encoded as it is scanned, and
+// Postgres sends at most maxRawListed raw bytes per row, so memory stays
+// bounded whatever the frames' sizes.
 func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
+	q, err := params(r, "device", "protocol", "limit", "offset")
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
 	limit, offset, err := limitOffset(r)
 	if err != nil {
 		s.fail(w, err)
 		return
 	}
-	q := r.URL.Query()
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT id, recv, remote_addr, listener, protocol, device_id, reason, raw
+	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw)
 		FROM rejected_frames WHERE ($1 = '' OR device_id = $1) AND ($2 = '' OR protocol = $2)
-		ORDER BY id DESC LIMIT $3 OFFSET $4`, q.Get("device"), q.Get("protocol"), limit, offset)
+		ORDER BY id DESC LIMIT $3 OFFSET $4`, q.Get("device"), q.Get("protocol"), limit, offset, maxRawListed)
 	if err != nil {
 		s.fail(w, fmt.Errorf("listing rejected frames: %w", err))
 		return
 	}
 	defer rows.Close()
-	out := []Rejected{}
-	for rows.Next() {
-		var x Rejected
-		var raw []byte
-		if err := rows.Scan(&x.ID, &x.Recv, &x.RemoteAddr, &x.Listener, &x.Protocol, &x.DeviceID, &x.Reason, &raw); err != nil {
-			s.fail(w, fmt.Errorf("listing rejected frames: %w", err))
-			return
-		}
-		x.Recv, x.Bytes, x.RawHex = x.Recv.UTC(), len(raw), hex.EncodeToString(raw)
-		out = append(out, x)
-	}
-	if err := rows.Err(); err != nil {
-		s.fail(w, fmt.Errorf("listing rejected frames: %w", err))
+	// The first row decides the status: a query that fails at once still
+	// gets a proper error response.
+	more := rows.Next()
+	if !more && rows.Err() != nil {
+		s.fail(w, fmt.Errorf("listing rejected frames: %w", rows.Err()))
 		return
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"rejected": out, "limit": limit, "offset": offset})
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusOK)
+	enc := json.NewEncoder(w)
+	io.WriteString(w, `{"rejected": [`) //nolint:errcheck // a gone client shows in the next write
+	for n := 0; more; n++ {
+		x, err := scanRejected(rows)
+		if err != nil {
+			s.abort(r, err)
+		}
+		if n > 0 {
+			io.WriteString(w, ",") //nolint:errcheck
+		}
+		if err := enc.Encode(x); err != nil {
+			return // the client went away
+		}
+		more = rows.Next()
+	}
+	if err := rows.Err(); err != nil {
+		s.abort(r, fmt.Errorf("listing rejected frames: %w", err))
+	}
+	fmt.Fprintf(w, `], "limit": %d, "offset": %d}`+"\n", limit, offset)
+}
+
+// abort ends a response whose status is already sent: the error is logged
+// and the connection is cut, so the client sees a truncated body rather
+// than a short list that looks complete.
+func (s *Server) abort(r *http.Request, err error) {
+	s.log.Error("api response aborted", "method", r.Method, "path", r.URL.Path, "error", err)
+	panic(http.ErrAbortHandler)
+}
+
+// rejectedOne is one quarantined frame with all its raw bytes.
+func (s *Server) rejectedOne(w http.ResponseWriter, r *http.Request) {
+	if _, err := params(r); err != nil {
+		s.fail(w, err)
+		return
+	}
+	id, err := strconv.ParseInt(r.PathValue("id"), 10, 64)
+	if err != nil || id < 1 {
+		s.fail(w, badRequest{"id must be a positive integer (the id of an /api/rejected row)"})
+		return
+	}
+	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw)
+		FROM rejected_frames WHERE id = $1`, id)
+	if err != nil {
+		s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
+		return
+	}
+	defer rows.Close()
+	if !rows.Next() {
+		if err := rows.Err(); err != nil {
+			s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
+			return
+		}
+		writeError(w, http.StatusNotFound, fmt.Sprintf("no rejected frame %d", id))
+		return
+	}
+	x, err := scanRejected(rows)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	rows.Close()
+	writeJSON(w, http.StatusOK, x)
 }
 
 // RuleRow is a rule with its health and counts.
@@ -686,6 +729,10 @@ func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
 }
 
 func (s *Server) rules(w http.ResponseWriter, r *http.Request) {
+	if _, err := params(r); err != nil {
+		s.fail(w, err)
+		return
+	}
 	list, err := s.ruleRows(r.Context())
 	if err != nil {
 		s.fail(w, err)

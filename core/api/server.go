@@ -82,6 +82,10 @@ type Options struct {
 // ErrTokenRequired: the API would listen beyond loopback without a token.
 var ErrTokenRequired = errors.New("api.token is required when api.address is not a loopback address")
 
+// ErrBadToken: the token is too short or holds characters that do not
+// travel unchanged in a header or cookie (see config.TokenProblem).
+var ErrBadToken = errors.New("api.token is not a usable bearer token")
+
 // Server is the HTTP API.
 type Server struct {
 	opts    Options
@@ -100,6 +104,11 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 	}
 	if !config.IsLoopback(opts.Address) && opts.Token == "" {
 		return nil, fmt.Errorf("api listening on %s: %w", opts.Address, ErrTokenRequired)
+	}
+	if opts.Token != "" {
+		if p := config.TokenProblem(opts.Token); p != "" {
+			return nil, fmt.Errorf("%w: it %s", ErrBadToken, p)
+		}
 	}
 	if deps.Pool == nil {
 		return nil, errors.New("api: no database pool")
@@ -123,6 +132,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
 	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))
+	m.Handle("GET /api/rejected/{id}", s.auth(http.HandlerFunc(s.rejectedOne)))
 	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -177,12 +187,8 @@ func (s *Server) auth(next http.Handler) http.Handler {
 	}
 	want := []byte(s.opts.Token)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got := ""
-		if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-			got = strings.TrimPrefix(h, "Bearer ")
-		} else if c, err := r.Cookie(tokenCookie); err == nil {
-			got = c.Value
-		} else if q := r.URL.Query().Get("token"); q != "" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
+		got, given := s.presentedToken(r)
+		if q := r.URL.Query().Get("token"); !given && q != "" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
 			if subtle.ConstantTimeCompare([]byte(q), want) == 1 {
 				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
 				u := *r.URL
@@ -200,6 +206,33 @@ func (s *Server) auth(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r)
 	})
+}
+
+// presentedToken is the token a request carries in its Authorization
+// header or the dashboard's cookie.
+func (s *Server) presentedToken(r *http.Request) (string, bool) {
+	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
+		return strings.TrimPrefix(h, "Bearer "), true
+	}
+	if c, err := r.Cookie(tokenCookie); err == nil {
+		return c.Value, true
+	}
+	return "", false
+}
+
+// maySeeDetails reports whether a probe (/healthz, /readyz, open to load
+// balancers) may show details: error texts, node name, users and hosts.
+// With a token configured only a request that carries it may; without one
+// (the API then listens on loopback only) a request from a loopback peer
+// may, so a proxy in front of it that is not on this host sees status only.
+func (s *Server) maySeeDetails(r *http.Request) bool {
+	if s.opts.Token == "" {
+		host, _, err := net.SplitHostPort(r.RemoteAddr)
+		ip := net.ParseIP(host)
+		return err == nil && ip != nil && ip.IsLoopback()
+	}
+	got, _ := s.presentedToken(r)
+	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
 }
 
 type statusWriter struct {
@@ -238,10 +271,14 @@ func writeError(w http.ResponseWriter, status int, msg string) {
 	writeJSON(w, status, map[string]string{"error": msg})
 }
 
+// healthz says the process is alive; node name and uptime only to a
+// caller who may see details.
 func (s *Server) healthz(w http.ResponseWriter, r *http.Request) {
-	writeJSON(w, http.StatusOK, map[string]any{
-		"status": "alive", "node": s.deps.NodeID, "uptime_seconds": int64(time.Since(s.started).Seconds()),
-	})
+	body := map[string]any{"status": "alive"}
+	if s.maySeeDetails(r) {
+		body["node"], body["uptime_seconds"] = s.deps.NodeID, int64(time.Since(s.started).Seconds())
+	}
+	writeJSON(w, http.StatusOK, body)
 }
 
 type probeResult struct {
@@ -252,7 +289,9 @@ type probeResult struct {
 }
 
 // readyz probes every storage path now: ready when Postgres or a failover
-// tier can take a batch.
+// tier can take a batch. The status code is the same for every caller;
+// the body names the paths that failed, and only a caller who may see
+// details gets their error texts and the service checks.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 3*time.Second)
 	defer cancel()
@@ -268,18 +307,31 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 		ready = ready || pr.OK
 		results = append(results, pr)
 	}
-	body := map[string]any{"ready": ready, "paths": results}
-	if s.deps.Health != nil {
-		body["checks"] = s.deps.Health.Results()
+	failed := []string{}
+	for _, pr := range results {
+		if !pr.OK {
+			failed = append(failed, pr.Name)
+		}
 	}
-	status := http.StatusOK
+	status, word := http.StatusOK, "ready"
 	if !ready {
-		status = http.StatusServiceUnavailable
+		status, word = http.StatusServiceUnavailable, "not ready"
+	}
+	body := map[string]any{"status": word, "ready": ready, "failed": failed}
+	if s.maySeeDetails(r) {
+		body["paths"] = results
+		if s.deps.Health != nil {
+			body["checks"] = s.deps.Health.Results()
+		}
 	}
 	writeJSON(w, status, body)
 }
 
 func (s *Server) health(w http.ResponseWriter, r *http.Request) {
+	if _, err := params(r); err != nil {
+		s.fail(w, err)
+		return
+	}
 	var checks []integrity.CheckResult
 	if s.deps.Health != nil {
 		checks = s.deps.Health.Results()

@@ -36,6 +36,10 @@ type Config struct {
 
 	// File is the path the config was loaded from ("" for defaults).
 	File string
+
+	// sources says where the secret-bearing keys were set (file:line or
+	// the environment variable), for Validate's messages.
+	sources map[string]string
 }
 
 // Database configures the primary store.
@@ -223,6 +227,7 @@ func Parse(path string, src []byte) (*Config, error) {
 		return nil, diagError(diags)
 	}
 	c.File = path
+	c.sources = attrSources(f.Body, path, secretKeys)
 	c.applyDefaults()
 	c.applyEnv()
 	if err := c.Validate(); err != nil {
@@ -410,12 +415,15 @@ func (c *Config) applyDefaults() {
 func (c *Config) applyEnv() {
 	if v := os.Getenv("FLEETCORE_DATABASE_URL"); v != "" {
 		c.Database.URL = v
+		c.setSource("database.url", "FLEETCORE_DATABASE_URL")
 	}
 	if v := os.Getenv("FLEETCORE_AMQP_URL"); v != "" {
 		c.AMQP.URL = v
+		c.setSource("amqp.url", "FLEETCORE_AMQP_URL")
 	}
 	if v := os.Getenv("FLEETCORE_API_TOKEN"); v != "" {
 		c.API.Token = v
+		c.setSource("api.token", "FLEETCORE_API_TOKEN")
 	}
 }
 
@@ -450,16 +458,18 @@ func (c *Config) Validate() error {
 	default:
 		add("log_format: %q is not text or json", c.LogFormat)
 	}
-	if !strings.HasPrefix(c.Database.URL, "postgres://") && !strings.HasPrefix(c.Database.URL, "postgresql://") {
-		add("database.url: must be a postgres:// URL")
+	if p := urlProblem(c.Database.URL, parsePostgres, "postgres", "postgresql"); p != "" {
+		c.addAt(e, "database.url", p)
 	}
 	if c.Database.MaxConns < 2 {
 		add("database.max_conns: must be at least 2")
 	}
 	dur("database.connect_timeout", c.Database.ConnectTimeout, false)
 	dur("database.write_timeout", c.Database.WriteTimeout, false)
-	if c.AMQP.URL != "" && !strings.HasPrefix(c.AMQP.URL, "amqp://") && !strings.HasPrefix(c.AMQP.URL, "amqps://") {
-		add("amqp.url: must be an amqp:// or amqps:// URL")
+	if c.AMQP.URL != "" {
+		if p := urlProblem(c.AMQP.URL, parseAMQP, "amqp", "amqps"); p != "" {
+			c.addAt(e, "amqp.url", p)
+		}
 	}
 	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
 		add("amqp.queue_type: %q is not quorum or classic", c.AMQP.QueueType)
@@ -592,6 +602,11 @@ func (c *Config) Validate() error {
 		add("api.address: %v", err)
 	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {
 		add("api.token: required when api.address (%s) is not a loopback address (or set FLEETCORE_API_TOKEN)", c.API.Address)
+	}
+	if c.API.Token != "" {
+		if p := TokenProblem(c.API.Token); p != "" {
+			c.addAt(e, "api.token", p)
+		}
 	}
 	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {
 		add("integrity.webhook: must be an http:// or https:// URL")

@@ -10,6 +10,8 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/fleetcore/fleetcore/core/config"
 )
 
 // ErrUnavailable: the broker is not connected and the next reconnect
@@ -141,7 +143,9 @@ func (l *link) dial() (*session, error) {
 		Properties: amqp.Table{"connection_name": "fleetcore " + l.role},
 	})
 	if err != nil {
-		return nil, err
+		// The client quotes a URL it cannot parse, password included; this
+		// error is logged, kept as lastErr and returned on every retry.
+		return nil, config.RedactError(err, l.opt.URL)
 	}
 	s, err := openSession(conn, l.opt.Window+16)
 	if err != nil {

@@ -15,6 +15,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/fleetcore/fleetcore/core/config"
 )
 
 // Event is an alert state change as delivered to the broker and webhook.
@@ -208,7 +210,7 @@ func (b *AMQPBroker) connect() error {
 	b.closeLocked()
 	conn, err := amqp.DialConfig(b.url, amqp.Config{Dial: amqp.DefaultDial(b.timeout), Properties: amqp.Table{"connection_name": "fleetcore alerts"}})
 	if err != nil {
-		return fmt.Errorf("connecting to broker: %w", err)
+		return fmt.Errorf("connecting to broker: %w", config.RedactError(err, b.url))
 	}
 	ch, err := conn.Channel()
 	if err != nil {

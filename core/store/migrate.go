@@ -13,6 +13,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fleetcore/fleetcore/core/config"
 )
 
 //go:embed migrations/*.sql
@@ -120,6 +122,7 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]int, error) {
 // EnsureDatabase creates the database named in dbURL when it does not
 // exist, connecting to the server's "postgres" database to do so.
 func EnsureDatabase(ctx context.Context, dbURL string) (created bool, err error) {
+	defer func() { err = config.RedactError(err, dbURL) }()
 	u, err := url.Parse(dbURL)
 	if err != nil {
 		return false, fmt.Errorf("parsing database url: %w", err)

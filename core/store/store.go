@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
 
@@ -33,7 +34,7 @@ type Options struct {
 func Open(ctx context.Context, dbURL string, o Options) (*Store, error) {
 	cfg, err := pgxpool.ParseConfig(dbURL)
 	if err != nil {
-		return nil, fmt.Errorf("parsing database url: %w", err)
+		return nil, fmt.Errorf("parsing database url: %w", config.RedactError(err, dbURL))
 	}
 	if o.MaxConns > 0 {
 		cfg.MaxConns = o.MaxConns
@@ -44,7 +45,7 @@ func Open(ctx context.Context, dbURL string, o Options) (*Store, error) {
 	cfg.ConnConfig.RuntimeParams["application_name"] = "fleetcore"
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening database pool: %w", err)
+		return nil, fmt.Errorf("opening database pool: %w", config.RedactError(err, dbURL))
 	}
 	return &Store{pool: pool, recent: newRecentKeys()}, nil
 }
