@@ -302,7 +302,7 @@ func TestIntegrationRejectedListingIsBounded(t *testing.T) {
 		if x.DeviceID == nil || !strings.HasPrefix(*x.DeviceID, "big-") {
 			continue
 		}
-		if x.Bytes != 65536 || !x.RawTruncated || len(x.RawHex) != 2*maxRawListed {
+		if x.Bytes != 65536 || x.FrameBytes != 65536 || !x.RawTruncated || len(x.RawHex) != 2*maxRawListed {
 			t.Fatalf("row %d: bytes %d, truncated %v, %d hex digits", x.ID, x.Bytes, x.RawTruncated, len(x.RawHex))
 		}
 		big = x
@@ -321,5 +321,15 @@ func TestIntegrationRejectedListingIsBounded(t *testing.T) {
 	get(t, ts.URL, "/api/rejected?device=&protocol=teltonika&limit=5", "", 200, &page)
 	if len(page.Rejected) != 1 || page.Rejected[0].RawTruncated || page.Rejected[0].Bytes != 12 {
 		t.Fatalf("small frame %+v", page.Rejected)
+	}
+	// A frame the quarantine cut to quarantine.max_raw_bytes says how long
+	// it was.
+	if _, err := sd.st.Pool().Exec(ctx, `INSERT INTO rejected_frames (recv, remote_addr, listener, protocol, device_id, reason, raw, raw_length)
+		VALUES (now(), '198.51.100.2:4000', 'jsonl', 'cut', 'cut-1', 'line too long', '\x0102', 70000)`); err != nil {
+		t.Fatal(err)
+	}
+	get(t, ts.URL, "/api/rejected?protocol=cut", "", 200, &page)
+	if len(page.Rejected) != 1 || page.Rejected[0].Bytes != 2 || page.Rejected[0].FrameBytes != 70000 || page.Rejected[0].RawTruncated {
+		t.Fatalf("cut frame %+v", page.Rejected)
 	}
 }

@@ -529,7 +529,10 @@ type Rejected struct {
 	Reason     string    `json:"reason"`
 	// Bytes is the size of the stored frame; RawHex holds all of it, or in
 	// the listing its first maxRawListed bytes with RawTruncated set.
+	// FrameBytes is the frame's length as received: larger than Bytes when
+	// quarantine.max_raw_bytes kept only its start.
 	Bytes        int    `json:"bytes"`
+	FrameBytes   int    `json:"frame_bytes"`
 	RawHex       string `json:"raw_hex"`
 	RawTruncated bool   `json:"raw_truncated"`
 }
@@ -539,7 +542,7 @@ const rejectedColumns = `id, recv, remote_addr, listener, protocol, device_id, r
 func scanRejected(rows pgx.Rows) (Rejected, error) {
 	var x Rejected
 	var raw []byte
-	if err := rows.Scan(&x.ID, &x.Recv, &x.RemoteAddr, &x.Listener, &x.Protocol, &x.DeviceID, &x.Reason, &raw, &x.Bytes); err != nil {
+	if err := rows.Scan(&x.ID, &x.Recv, &x.RemoteAddr, &x.Listener, &x.Protocol, &x.DeviceID, &x.Reason, &raw, &x.Bytes, &x.FrameBytes); err != nil {
 		return x, fmt.Errorf("listing rejected frames: %w", err)
 	}
 	x.Recv, x.RawHex, x.RawTruncated = x.Recv.UTC(), hex.EncodeToString(raw), len(raw) < x.Bytes
@@ -560,7 +563,7 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw)
+	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw), coalesce(raw_length, octet_length(raw))
 		FROM rejected_frames WHERE ($1 = '' OR device_id = $1) AND ($2 = '' OR protocol = $2)
 		ORDER BY id DESC LIMIT $3 OFFSET $4`, q.Get("device"), q.Get("protocol"), limit, offset, maxRawListed)
 	if err != nil {
@@ -618,7 +621,7 @@ func (s *Server) rejectedOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, badRequest{"id must be a positive integer (the id of an /api/rejected row)"})
 		return
 	}
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw)
+	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw), coalesce(raw_length, octet_length(raw))
 		FROM rejected_frames WHERE id = $1`, id)
 	if err != nil {
 		s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
