@@ -87,7 +87,8 @@ func (n *Node) addProbes() {
 				detail := fmt.Sprintf("connected (%s queue)", st.QueueType)
 				switch {
 				case st.DeadLetterBacklog > 0:
-					return integrity.StatusWarn, fmt.Sprintf("%s; %d batches dead-lettered", detail, st.DeadLetterBacklog)
+					return integrity.StatusWarn, fmt.Sprintf("%s; %d batches dead-lettered (undecodable or given up after repeated failures; queue %s)",
+						detail, st.DeadLetterBacklog, n.cfg.AMQP.DeadLetter)
 				case st.Backlog > 0:
 					return integrity.StatusWarn, fmt.Sprintf("%s; failover backlog %d batches, oldest %s", detail, st.Backlog, st.OldestAge.Round(time.Second))
 				}
@@ -106,11 +107,17 @@ func (n *Node) addProbes() {
 			return integrity.StatusOK, "disabled"
 		}
 		st := n.Spool.Stats()
+		dead := ""
+		if st.DeadBacklog > 0 {
+			dead = fmt.Sprintf("; %d undecodable segments in dead/", st.DeadBacklog)
+		}
 		switch {
 		case st.Full:
-			return integrity.StatusFail, fmt.Sprintf("full: %d of %d bytes, writers waiting", st.Bytes, st.MaxBytes)
+			return integrity.StatusFail, fmt.Sprintf("full: %d of %d bytes, writers waiting%s", st.Bytes, st.MaxBytes, dead)
 		case st.Signals > 0:
-			return integrity.StatusWarn, fmt.Sprintf("backlog %d signals in %d records, oldest %s", st.Signals, st.Records, st.OldestAge.Round(time.Second))
+			return integrity.StatusWarn, fmt.Sprintf("backlog %d signals in %d records, oldest %s%s", st.Signals, st.Records, st.OldestAge.Round(time.Second), dead)
+		case st.DeadBacklog > 0:
+			return integrity.StatusWarn, fmt.Sprintf("empty%s", dead)
 		}
 		return integrity.StatusOK, "empty"
 	}})
