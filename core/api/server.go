@@ -123,6 +123,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
 	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))
+	m.Handle("GET /api/rejected/records", s.auth(http.HandlerFunc(s.rejectedRecords)))
 	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
