@@ -22,8 +22,8 @@ const KindRuleDisabled = "rule_disabled"
 // for (they came through the failover queue or the spool) are refused by
 // Postgres on replay. They are kept in rejected_records (GET
 // /api/rejected/records); the subject is the device ID as store.Printable
-// gives it (escaped, at most 256 bytes). The scorer does not clear it: it
-// stays open until an operator has dealt with the records.
+// gives it (escaped, at most 256 bytes). The scorer does not clear it; the
+// node does once no acked row of the device is left in rejected_records.
 const KindRecordRefused = "record_refused"
 
 // scorerKinds reports whether the scorer owns alerts of kind (opens and

@@ -75,6 +75,43 @@ func (n *Node) recordsRefused(ctx context.Context, recs []store.RejectedRecord) 
 	}
 }
 
+// JobRecordAlerts clears record_refused alerts of devices whose acked
+// refused records are gone from rejected_records.
+const JobRecordAlerts = "records.alerts"
+
+// clearRecordAlerts clears the record_refused alert of every device that
+// has no acked row left in rejected_records: an operator deleted them
+// after dealing with them (re-storing them, or deciding they are lost).
+func (n *Node) clearRecordAlerts(ctx context.Context) error {
+	subjects, err := integrity.OpenSubjects(ctx, n.Store.Pool(), integrity.KindRecordRefused)
+	if err != nil {
+		return err
+	}
+	cleared := 0
+	for _, dev := range subjects {
+		var left bool
+		if err := n.Store.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rejected_records WHERE device_id = $1 AND acked)`,
+			dev).Scan(&left); err != nil {
+			return fmt.Errorf("looking up refused records: %w", err)
+		}
+		if left {
+			continue
+		}
+		ok, err := integrity.ClearAlert(ctx, n.Store.Pool(), dev, integrity.KindRecordRefused, "no acked refused records left in rejected_records")
+		if err != nil {
+			return err
+		}
+		if ok {
+			cleared++
+			n.log.Info("alert cleared", "device", dev, "kind", integrity.KindRecordRefused)
+		}
+	}
+	if cleared > 0 {
+		n.Organizer.Trigger(JobAlerts)
+	}
+	return nil
+}
+
 // addReplayJobs adds the jobs that replay the failover queue and the spool
 // into Postgres, and starts them at once when the Postgres breaker closes.
 func (n *Node) addReplayJobs() {
@@ -85,6 +122,7 @@ func (n *Node) addReplayJobs() {
 	for _, j := range n.Replayer.Jobs(config.Duration(cfg.Organizer.ReplayInterval)) {
 		n.Organizer.Add(j)
 	}
+	n.Organizer.Add(organizer.Job{Name: JobRecordAlerts, Interval: config.Duration(cfg.Organizer.HealthInterval), Run: n.clearRecordAlerts})
 	org := n.Organizer
 	n.Breaker.OnRecover(func() {
 		org.Trigger(organizer.JobReplayFailover)

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/integrity"
+	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
@@ -64,6 +65,25 @@ organizer { replay_interval = "1h" }
 	}
 	if st := n.Spool.Stats(); st.Segments != 0 || st.DeadBacklog != 0 {
 		t.Fatalf("spool %+v", st)
+	}
+	// Still open while the record is kept; cleared once it is gone.
+	countOpen := func() int {
+		t.Helper()
+		var c int
+		if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alerts WHERE device_id = 'poison-truck' AND kind = $1 AND state = 'open'`,
+			integrity.KindRecordRefused).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	if err := n.Organizer.RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 1 {
+		t.Fatalf("alert cleared while the record is kept (%v)", err)
+	}
+	if _, err := n.Store.Pool().Exec(ctx, `DELETE FROM rejected_records WHERE device_id = 'poison-truck'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.Organizer.RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 0 {
+		t.Fatalf("alert not cleared once the record is gone (%v)", err)
 	}
 	resp, err := http.Get("http://" + n.APIAddr().String() + "/metrics")
 	if err != nil {
