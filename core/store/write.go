@@ -224,6 +224,13 @@ func (w *batchWrite) stored(idx []int, inserted int) {
 // yet stored goes on the first of them that carries it.
 func (w *batchWrite) frameBytes(idx []int) [][]byte {
 	out := make([][]byte, len(idx))
+	if w.framed == nil && len(idx) == len(w.batch) {
+		// The whole batch, nothing stored yet: frameRefs placed them.
+		for j, i := range idx {
+			out[j] = w.refs[i].bytes
+		}
+		return out
+	}
 	var placed map[int64]struct{}
 	var last int64
 	haveLast := false
