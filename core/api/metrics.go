@@ -177,6 +177,7 @@ func writeIngest(m *MetricWriter, st ingest.Stats) {
 	m.Counter("fleetcore_ingest_signals_submitted_total", "Signals submitted to ingest.", float64(st.Submitted))
 	m.Counter("fleetcore_ingest_signals_durable_total", "Signals stored durably in some tier (acked).", float64(st.Durable))
 	m.Counter("fleetcore_ingest_signals_not_durable_total", "Signals no tier could store (frames left unacked).", float64(st.NotDurable))
+	m.Counter("fleetcore_ingest_signals_refused_total", "Signals Postgres refused for their data on direct ingest (frames left unacked, records in rejected_records).", float64(st.Refused))
 	m.Counter("fleetcore_ingest_batches_total", "Batches written.", float64(st.Batches))
 	m.Gauge("fleetcore_ingest_pending_signals", "Signals waiting or in flight.", float64(st.Pending))
 	m.Histogram("fleetcore_ingest_batch_signals", "Signals per batch.", st.BatchSizes)

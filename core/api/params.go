@@ -16,6 +16,8 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // Bounds every endpoint checks before it runs a query (README, HTTP API).
@@ -52,6 +54,17 @@ func badf(format string, a ...any) error { return badRequest{fmt.Sprintf(format,
 // control characters and at most maxParamBytes long (maxCursorBytes for a
 // cursor).
 func params(r *http.Request, allowed ...string) (url.Values, error) {
+	return paramsRaw(r, nil, allowed...)
+}
+
+// maxRawParamBytes bounds a parameter taken as raw bytes.
+const maxRawParamBytes = 64 << 10
+
+// paramsRaw is params, except that the values of the names in raw may hold
+// any bytes (up to maxRawParamBytes): GET /api/rejected/records finds a
+// refused record by the device ID as the device sent it, NUL or invalid
+// UTF-8 included, and turns it into its stored printable form itself.
+func paramsRaw(r *http.Request, raw []string, allowed ...string) (url.Values, error) {
 	q, err := url.ParseQuery(r.URL.RawQuery)
 	if err != nil {
 		return nil, badRequest{"the query string does not parse (percent-encode reserved characters)"}
@@ -65,6 +78,12 @@ func params(r *http.Request, allowed ...string) (url.Values, error) {
 		}
 		if len(vs) > 1 {
 			return nil, badf("parameter %s given %d times", name, len(vs))
+		}
+		if slices.Contains(raw, name) {
+			if len(vs[0]) > maxRawParamBytes {
+				return nil, badf("%s is %d bytes; at most %d", name, len(vs[0]), maxRawParamBytes)
+			}
+			continue
 		}
 		max := maxParamBytes
 		if name == "cursor" {
@@ -237,21 +256,11 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, br.msg)
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request canceled")
-	case errors.As(err, &pgErr) && !unavailableClass(pgErr.Code):
+	case errors.As(err, &pgErr) && !store.Unreachable(err):
 		s.log.Error("api query failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error (details in the server log)")
 	default:
 		s.log.Error("api query failed", "error", err)
 		writeError(w, http.StatusServiceUnavailable, "database unavailable")
 	}
-}
-
-// unavailableClass: SQLSTATE classes of a server that cannot answer now
-// (connection, resources, operator intervention, system error).
-func unavailableClass(code string) bool {
-	switch code[:min(2, len(code))] {
-	case "08", "53", "57", "58":
-		return true
-	}
-	return false
 }

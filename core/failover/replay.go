@@ -12,14 +12,12 @@ import (
 	"github.com/fleetcore/fleetcore/core/signal"
 )
 
-// ErrPoison marks a handler error that no retry can fix (Postgres refuses
-// the data itself): the message goes to the dead-letter queue with the
-// error as its reason instead of being retried.
-var ErrPoison = errors.New("batch refused by the store")
-
 // Handler stores one replayed batch. It must return nil only after the
 // batch is committed, and must be idempotent (a message can be delivered
-// again after a crash between COMMIT and ack).
+// again after a crash between COMMIT and ack). Records the store refuses
+// are the handler's to keep (the organizer's replayer isolates them and
+// keeps them in rejected_records): an error means "not stored yet, try
+// again", never "dead-letter this".
 type Handler func(ctx context.Context, batch []signal.Signal) error
 
 // DrainResult counts one replay round.
@@ -36,10 +34,11 @@ type DrainResult struct {
 // A round ends when the queue stays idle for IdleWait, after about as many
 // messages as the queue held at the start, or at the first handler error
 // (replay stops instead of spinning through requeues while Postgres is
-// down). A message whose batch cannot be decoded, or that h refuses with
-// ErrPoison, or that failed MaxRedeliver times, is published to the
-// dead-letter queue with an x-fleetcore-reason header and then acked:
-// never dropped. A message that failed for a transient reason is published
+// down). A message whose batch cannot be decoded, or whose handler failed
+// MaxRedeliver times (Postgres answering but failing every write for a
+// reason of its own), is published to the dead-letter queue with an
+// x-fleetcore-reason header and then acked: never dropped. A message is
+// never dead-lettered for the records it holds. A message that failed for a transient reason is published
 // again at the tail with its attempt count and then acked, so the broker's
 // own delivery counter (and any delivery limit) never grows from outages.
 func (b *Broker) Drain(ctx context.Context, h Handler) (DrainResult, error) {
@@ -181,7 +180,7 @@ func (b *Broker) Refresh(ctx context.Context) error {
 
 // handleGroup stores several deliveries with one handler call and acks
 // them after it returned nil. If it failed, the deliveries are handled one
-// by one, so a refused message is isolated and dead-lettered alone.
+// by one, so that each is requeued (or given up on) on its own.
 func (b *Broker) handleGroup(ctx context.Context, cs *session, tag string, group []amqp.Delivery, h Handler, res *DrainResult) error {
 	if len(group) == 1 {
 		return b.handle(ctx, cs, tag, group[0], h, res)
@@ -250,9 +249,6 @@ func (b *Broker) handle(ctx context.Context, cs *session, tag string, d amqp.Del
 		b.replayed.Add(1)
 		b.replayedSignals.Add(uint64(len(sigs)))
 		return nil
-	}
-	if errors.Is(herr, ErrPoison) {
-		return b.deadLetter(ctx, cs, d, herr.Error(), res)
 	}
 	// Replay stops here: cancel the consumer first so the copy put back
 	// below is not delivered to this round again.

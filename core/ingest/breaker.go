@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -67,10 +68,13 @@ func (b *Breaker) Name() string { return b.tier.Name() }
 // Available reports whether the breaker is closed (the tier may be used).
 func (b *Breaker) Available() bool { return !b.open.Load() }
 
-// Write writes through to the tier; a failure opens the breaker.
+// Write writes through to the tier; a failure opens the breaker. A
+// *PartialError (some records refused for their data, the rest stored) is
+// no failure of the tier: it does not open the breaker.
 func (b *Breaker) Write(ctx context.Context, batch []signal.Signal) error {
 	err := b.tier.Write(ctx, batch)
-	if err != nil {
+	var partial *PartialError
+	if err != nil && !errors.As(err, &partial) {
 		b.Trip(err)
 		return err
 	}
@@ -78,7 +82,7 @@ func (b *Breaker) Write(ctx context.Context, batch []signal.Signal) error {
 		// A last-resort write went through: the tier is back.
 		b.recover("write succeeded")
 	}
-	return nil
+	return err
 }
 
 // Trip opens the breaker (if closed) and starts probing.

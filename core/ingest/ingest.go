@@ -15,7 +15,11 @@ import (
 )
 
 // Tier is one durability tier. Write must return nil only when the whole
-// batch is durable in that tier; an unclear outcome is an error.
+// batch is durable in that tier; an unclear outcome is an error. A tier
+// that refuses some records for their data and made every other record
+// durable returns a *PartialError naming the refused ones: the batch is
+// done (no later tier is tried), the frames of the refused records fail
+// with ErrRefused and every other frame is acked.
 type Tier interface {
 	// Name is the tier's path label stored with each signal (direct,
 	// failover, spool).
@@ -35,7 +39,27 @@ var (
 	ErrClosed = errors.New("ingest closed")
 	// ErrNotDurable: every tier refused the batch.
 	ErrNotDurable = errors.New("no tier could store the batch")
+	// ErrRefused: the store refused a record of the frame for its data
+	// (Postgres will never take it, so no other tier holds it for a
+	// replay); the frame must not be acked. The rest of its batch is
+	// durable.
+	ErrRefused = errors.New("record refused by the store")
 )
+
+// PartialError is a Tier's answer for a batch it stored except the
+// records Refused (indices into the batch, ascending; Reasons[i] says why
+// Refused[i] was refused): everything else is durable in that tier.
+type PartialError struct {
+	Refused []int
+	Reasons []string
+}
+
+func (e *PartialError) Error() string {
+	if len(e.Reasons) == 0 {
+		return fmt.Sprintf("%d records refused", len(e.Refused))
+	}
+	return fmt.Sprintf("%d records refused (first: %s)", len(e.Refused), e.Reasons[0])
+}
 
 // Config tunes the batcher.
 type Config struct {
@@ -126,6 +150,7 @@ type Stats struct {
 	Submitted   uint64 // signals submitted
 	Durable     uint64 // signals resolved durable
 	NotDurable  uint64 // signals resolved not durable (frames left unacked)
+	Refused     uint64 // signals the first tier refused for their data (frames left unacked)
 	Batches     uint64
 	Pending     int64 // signals waiting or in flight
 	BatchSizes  *Histogram
@@ -166,6 +191,7 @@ type Batcher struct {
 	wg     sync.WaitGroup
 
 	submitted, durable, notDurable, batches atomic.Uint64
+	refused                                 atomic.Uint64
 	pending                                 atomic.Int64
 	batchSizes, writeMillis, durableMillis  *Histogram
 }
@@ -297,19 +323,28 @@ func (b *Batcher) flush(bt *batch) {
 		sigs = append(sigs, s.sigs...)
 	}
 	start := time.Now()
-	path, err := b.writeChain(sigs)
+	path, partial, err := b.writeChain(sigs)
 	b.writeMillis.Observe(float64(time.Since(start).Milliseconds()))
 	b.batchSizes.Observe(float64(len(sigs)))
 	b.batches.Add(1)
 	n := uint64(len(sigs))
-	if err != nil {
+	var refused map[int]error // submission → why a record of it was refused
+	switch {
+	case err != nil:
 		b.notDurable.Add(n)
-	} else {
+	case partial != nil:
+		refused = refusedSubs(bt.subs, partial)
+		b.refused.Add(uint64(len(partial.Refused)))
+		b.durable.Add(n - uint64(len(partial.Refused)))
+	default:
 		b.durable.Add(n)
 	}
 	done := time.Now()
-	for _, s := range bt.subs {
+	for i, s := range bt.subs {
 		s.ticket.err, s.ticket.path = err, path
+		if rerr, ok := refused[i]; ok {
+			s.ticket.err, s.ticket.path = rerr, ""
+		}
 		b.durableMillis.Observe(float64(done.Sub(s.ticket.submitted).Microseconds()) / 1000)
 		close(s.ticket.done)
 	}
@@ -317,7 +352,39 @@ func (b *Batcher) flush(bt *batch) {
 	b.sem.Release(int64(n))
 }
 
-func (b *Batcher) writeChain(sigs []signal.Signal) (string, error) {
+// refusedSubs maps the refused records of a batch (indices into the
+// concatenated signals of subs) to the submissions that carried them.
+func refusedSubs(subs []submission, p *PartialError) map[int]error {
+	out := map[int]error{}
+	sub, end := 0, 0
+	if len(subs) > 0 {
+		end = len(subs[0].sigs)
+	}
+	for k, i := range p.Refused {
+		for sub < len(subs) && i >= end {
+			sub++
+			if sub < len(subs) {
+				end += len(subs[sub].sigs)
+			}
+		}
+		if sub == len(subs) {
+			break
+		}
+		if _, ok := out[sub]; ok {
+			continue
+		}
+		reason := "refused"
+		if k < len(p.Reasons) {
+			reason = p.Reasons[k]
+		}
+		out[sub] = fmt.Errorf("%w: %s", ErrRefused, reason)
+	}
+	return out
+}
+
+// writeChain tries the tiers in order. partial is set when the tier that
+// took the batch refused some of its records.
+func (b *Batcher) writeChain(sigs []signal.Signal) (string, *PartialError, error) {
 	var errs []error
 	var gated []*tierState
 	for _, ts := range b.tiers {
@@ -327,25 +394,25 @@ func (b *Batcher) writeChain(sigs []signal.Signal) (string, error) {
 			gated = append(gated, ts)
 			continue
 		}
-		path, err := b.tryTier(ts, sigs)
+		path, partial, err := b.tryTier(ts, sigs)
 		if err == nil {
-			return path, nil
+			return path, partial, nil
 		}
 		errs = append(errs, err)
 	}
 	// Every open tier failed: a tier skipped by its gate (an open breaker)
 	// gets one attempt as the last resort before the frame goes unacked.
 	for _, ts := range gated {
-		path, err := b.tryTier(ts, sigs)
+		path, partial, err := b.tryTier(ts, sigs)
 		if err == nil {
-			return path, nil
+			return path, partial, nil
 		}
 		errs = append(errs, err)
 	}
-	return "", fmt.Errorf("%w: %w", ErrNotDurable, errors.Join(errs...))
+	return "", nil, fmt.Errorf("%w: %w", ErrNotDurable, errors.Join(errs...))
 }
 
-func (b *Batcher) tryTier(ts *tierState, sigs []signal.Signal) (string, error) {
+func (b *Batcher) tryTier(ts *tierState, sigs []signal.Signal) (string, *PartialError, error) {
 	name := ts.tier.Name()
 	for i := range sigs {
 		sigs[i].Path = name
@@ -353,15 +420,20 @@ func (b *Batcher) tryTier(ts *tierState, sigs []signal.Signal) (string, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), b.cfg.WriteTimeout)
 	err := ts.tier.Write(ctx, sigs)
 	cancel()
-	if err == nil {
+	var partial *PartialError
+	if err == nil || errors.As(err, &partial) {
+		stored := len(sigs)
+		if partial != nil {
+			stored -= len(partial.Refused)
+		}
 		ts.batches.Add(1)
-		ts.signals.Add(uint64(len(sigs)))
+		ts.signals.Add(uint64(stored))
 		b.setDown(ts, false, nil)
-		return name, nil
+		return name, partial, nil
 	}
 	ts.failures.Add(1)
 	b.setDown(ts, true, err)
-	return "", fmt.Errorf("%s: %w", name, err)
+	return "", nil, fmt.Errorf("%s: %w", name, err)
 }
 
 // setDown logs only on state changes.
@@ -403,6 +475,7 @@ func (b *Batcher) Stats() Stats {
 		Submitted:     b.submitted.Load(),
 		Durable:       b.durable.Load(),
 		NotDurable:    b.notDurable.Load(),
+		Refused:       b.refused.Load(),
 		Batches:       b.batches.Load(),
 		Pending:       b.pending.Load(),
 		BatchSizes:    b.batchSizes,

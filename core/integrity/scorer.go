@@ -462,7 +462,7 @@ func (s *Scorer) store(ctx context.Context, dev string, r Result, lastRecv time.
 			changes = append(changes, change{a.Kind, "open", a.Reason})
 		}
 		for kind, cur := range open {
-			if want[kind] {
+			if want[kind] || !scorerKinds(kind) {
 				continue
 			}
 			reason := clearReason(kind, r)

@@ -18,6 +18,18 @@ import (
 // version of the rule is in service again or the rule is removed.
 const KindRuleDisabled = "rule_disabled"
 
+// KindRecordRefused is the alert a device gets when records it was acked
+// for (they came through the failover queue or the spool) are refused by
+// Postgres on replay. They are kept in rejected_records (GET
+// /api/rejected/records); the subject is the device ID as store.Printable
+// gives it (escaped, at most 256 bytes). The scorer does not clear it; the
+// node does once no acked row of the device is left in rejected_records.
+const KindRecordRefused = "record_refused"
+
+// scorerKinds reports whether the scorer owns alerts of kind (opens and
+// clears them from a device's windows).
+func scorerKinds(kind string) bool { return kind != KindRecordRefused && kind != KindRuleDisabled }
+
 // rulePrefix marks alert subjects that are rules, not devices.
 const rulePrefix = "rule:"
 

@@ -104,6 +104,9 @@ func (l ruleLister) Rules() []api.RuleStatus {
 
 // collectMetrics adds the durability chain's and the rules' own counters.
 func (n *Node) collectMetrics(w *api.MetricWriter) {
+	acked, unacked := n.Store.RefusedCounts()
+	w.Counter("fleetcore_store_records_refused_total", "Records Postgres refused for their data, kept in rejected_records (acked: refused on replay after the device was acked).", float64(acked), "acked", "true")
+	w.Counter("fleetcore_store_records_refused_total", "", float64(unacked), "acked", "false")
 	if n.Breaker != nil {
 		bs := n.Breaker.Stats()
 		w.Gauge("fleetcore_breaker_open", "1 while the Postgres breaker is open.", b2f(bs.Open), "tier", bs.Tier)
@@ -128,6 +131,7 @@ func (n *Node) collectMetrics(w *api.MetricWriter) {
 		w.Gauge("fleetcore_spool_oldest_seconds", "Age of the oldest spooled record.", st.OldestAge.Seconds())
 		w.Counter("fleetcore_spool_written_signals_total", "Signals written to the spool.", float64(st.WriteSignals))
 		w.Counter("fleetcore_spool_replayed_signals_total", "Signals replayed from the spool into Postgres.", float64(st.ReplayedSignals))
+		w.Gauge("fleetcore_spool_dead_segments", "Undecodable spool segments kept in dead/.", float64(st.DeadBacklog))
 	}
 	if n.Quarantine != nil {
 		writeQuarantine(w, n.Quarantine.Stats(), n.Retention.Deleted())

@@ -8,6 +8,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/spool"
 )
 
 // Organizer job names of the integrity stage.
@@ -87,7 +88,8 @@ func (n *Node) addProbes() {
 				detail := fmt.Sprintf("connected (%s queue)", st.QueueType)
 				switch {
 				case st.DeadLetterBacklog > 0:
-					return integrity.StatusWarn, fmt.Sprintf("%s; %d batches dead-lettered", detail, st.DeadLetterBacklog)
+					return integrity.StatusWarn, fmt.Sprintf("%s; %d batches dead-lettered (undecodable or given up after repeated failures; queue %s)",
+						detail, st.DeadLetterBacklog, n.cfg.AMQP.DeadLetter)
 				case st.Backlog > 0:
 					return integrity.StatusWarn, fmt.Sprintf("%s; failover backlog %d batches, oldest %s", detail, st.Backlog, st.OldestAge.Round(time.Second))
 				}
@@ -105,14 +107,7 @@ func (n *Node) addProbes() {
 		if n.Spool == nil {
 			return integrity.StatusOK, "disabled"
 		}
-		st := n.Spool.Stats()
-		switch {
-		case st.Full:
-			return integrity.StatusFail, fmt.Sprintf("full: %d of %d bytes, writers waiting", st.Bytes, st.MaxBytes)
-		case st.Signals > 0:
-			return integrity.StatusWarn, fmt.Sprintf("backlog %d signals in %d records, oldest %s", st.Signals, st.Records, st.OldestAge.Round(time.Second))
-		}
-		return integrity.StatusOK, "empty"
+		return spoolCheck(n.Spool.Stats())
 	}})
 	h.Add(integrity.Probe{Name: "rules", Check: func(ctx context.Context) (string, string) {
 		var recent, failing int64
@@ -159,4 +154,22 @@ func (n *Node) addProbes() {
 		}
 		return integrity.StatusOK, fmt.Sprintf("%d signals stored, %d pending", st.Durable, st.Pending)
 	}})
+}
+
+// spoolCheck is the spool's service check: failing while full, degraded
+// with a backlog or with undecodable segments kept in dead/.
+func spoolCheck(st spool.Stats) (string, string) {
+	dead := ""
+	if st.DeadBacklog > 0 {
+		dead = fmt.Sprintf("; %d undecodable segments in dead/", st.DeadBacklog)
+	}
+	switch {
+	case st.Full:
+		return integrity.StatusFail, fmt.Sprintf("full: %d of %d bytes, writers waiting%s", st.Bytes, st.MaxBytes, dead)
+	case st.Signals > 0:
+		return integrity.StatusWarn, fmt.Sprintf("backlog %d signals in %d records, oldest %s%s", st.Signals, st.Records, st.OldestAge.Round(time.Second), dead)
+	case st.DeadBacklog > 0:
+		return integrity.StatusWarn, "empty" + dead
+	}
+	return integrity.StatusOK, "empty"
 }

@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"sync"
@@ -10,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fleetcore/fleetcore/core/api"
 	"github.com/fleetcore/fleetcore/core/config"
@@ -105,7 +103,7 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 		}
 	}
 	st, err := store.Open(cctx, cfg.Database.URL, store.Options{
-		MaxConns: int32(cfg.Database.MaxConns), ConnectTimeout: config.Duration(cfg.Database.ConnectTimeout),
+		MaxConns: int32(cfg.Database.MaxConns), ConnectTimeout: config.Duration(cfg.Database.ConnectTimeout), Log: log,
 	})
 	if err != nil {
 		return nil, err
@@ -122,21 +120,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 }
 
 // unreachable reports whether a failure to open the store means Postgres
-// is not there (yet) rather than that it refuses: no connection, or an
-// answer of the kind a server gives while starting, shutting down or out of
-// connections (SQLSTATE classes 08, 53, 57, 58). A failed login, a missing
+// is not there (yet) rather than that it refuses (store.Unreachable: no
+// connection, or an answer of the kind a server gives while starting,
+// shutting down or out of connections). A failed login, a missing
 // database, a failing migration are refusals.
-func unreachable(err error) bool {
-	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) {
-		return true
-	}
-	switch pgErr.Code[:min(2, len(pgErr.Code))] {
-	case "08", "53", "57", "58":
-		return true
-	}
-	return false
-}
+func unreachable(err error) bool { return store.Unreachable(err) }
 
 // startStore opens the store. When Postgres cannot be reached (see
 // unreachable) and a later tier (RabbitMQ or the spool) can hold batches,
@@ -156,6 +144,7 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 	}
 	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{
 		MaxConns: int32(cfg.Database.MaxConns), ConnectTimeout: config.Duration(cfg.Database.ConnectTimeout),
+		Log: n.log.Named("store"),
 	})
 	if oerr != nil {
 		return nil, err

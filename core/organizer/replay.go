@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/signal"
@@ -26,13 +25,26 @@ const (
 // ReplayStore is what replay needs from Postgres.
 type ReplayStore interface {
 	WriteSignals(ctx context.Context, batch []signal.Signal) (store.WriteResult, error)
+	QuarantineRecords(ctx context.Context, recs []store.RejectedRecord) error
 	Ping(ctx context.Context) error
 }
+
+// RefusedFunc is told about records that were acked (they came through a
+// failover tier) and that Postgres refused on replay, after they were
+// kept in rejected_records: the node opens a record_refused alert.
+type RefusedFunc func(ctx context.Context, recs []store.RejectedRecord)
 
 // Replayer moves batches that were made durable in the failover queue or
 // the disk spool into Postgres, idempotently, and acks a message / deletes
 // a segment only after COMMIT. While Postgres does not answer its probe,
 // replay pauses (nothing is consumed, so nothing is requeued in a loop).
+//
+// Records Postgres refuses for their data are isolated by the store's
+// write (store.WriteSignals): the rest of the message or segment is
+// committed, the refused ones (acked: they came through a failover tier)
+// are kept in rejected_records with acked=true, counted and handed to the
+// RefusedFunc, and only then is the message acked or the segment removed.
+// A message or segment is never dead-lettered because of its records.
 type Replayer struct {
 	store        ReplayStore
 	failover     *failover.Broker // nil without RabbitMQ
@@ -41,8 +53,11 @@ type Replayer struct {
 	maxSignals   int
 	writeTimeout time.Duration
 
+	onRefused RefusedFunc
+
 	paused                     atomic.Bool
 	fromFailover, fromSpool    atomic.Uint64 // signals replayed
+	refused                    atomic.Uint64 // acked records Postgres refused
 	insertedRows, duplicateRow atomic.Uint64
 	mu                         sync.Mutex
 	spoolRate                  float64
@@ -60,6 +75,10 @@ func NewReplayer(st ReplayStore, fo *failover.Broker, sp *spool.Spool, maxSignal
 	}
 	return &Replayer{store: st, failover: fo, spool: sp, log: log, maxSignals: maxSignals, writeTimeout: writeTimeout}
 }
+
+// OnRefused sets what is told about acked records Postgres refused (call
+// before the jobs run).
+func (r *Replayer) OnRefused(fn RefusedFunc) { r.onRefused = fn }
 
 // Jobs returns the replay jobs to add to an organizer.
 func (r *Replayer) Jobs(interval time.Duration) []Job {
@@ -91,8 +110,10 @@ func (r *Replayer) ready(ctx context.Context) error {
 	return nil
 }
 
-// write stores a replayed batch with its path label and reports whether
-// a failure is permanent (the data is refused) or transient.
+// write stores a replayed batch with its path label. An error means the
+// batch is not known to be stored (Postgres unavailable, the context
+// ended): the message or segment stays and is replayed again. Records
+// Postgres refuses are not errors: they are kept in rejected_records.
 func (r *Replayer) write(ctx context.Context, path string, batch []signal.Signal) error {
 	for i := range batch {
 		batch[i].Path = path
@@ -101,33 +122,24 @@ func (r *Replayer) write(ctx context.Context, path string, batch []signal.Signal
 	defer cancel()
 	res, err := r.store.WriteSignals(wctx, batch)
 	if err != nil {
-		if permanent(err) {
-			return fmt.Errorf("%w: %w: %w", failover.ErrPoison, spool.ErrRefused, err)
-		}
 		return err
 	}
 	r.insertedRows.Add(uint64(res.Inserted))
 	r.duplicateRow.Add(uint64(res.Duplicates))
+	if len(res.Refused) == 0 {
+		return nil
+	}
+	recs := store.RefusedRecords(batch, res.Refused, true)
+	if err := r.store.QuarantineRecords(wctx, recs); err != nil {
+		// The rest is committed; the batch is replayed again (stored
+		// idempotently) until its refused records are kept.
+		return fmt.Errorf("keeping %d refused records: %w", len(recs), err)
+	}
+	r.refused.Add(uint64(len(recs)))
+	if r.onRefused != nil {
+		r.onRefused(ctx, recs)
+	}
 	return nil
-}
-
-// permanent reports a Postgres error about the data rather than about the
-// server's availability.
-func permanent(err error) bool {
-	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || len(pg.Code) < 2 {
-		return false
-	}
-	switch pg.Code[:2] {
-	// Connection, transaction rollback, resources, object state, operator
-	// intervention, system, internal, transaction state; and what is wrong
-	// with the deployment rather than the data: authorization (28),
-	// catalog name (3D), and syntax or access rules (42: a table missing or
-	// not writable). Those are retried, never dead-lettered.
-	case "08", "40", "53", "55", "57", "58", "XX", "25", "28", "3D", "42":
-		return false
-	}
-	return true
 }
 
 // ReplayFailover drains the failover queue into Postgres.
@@ -185,6 +197,7 @@ type ReplayStats struct {
 	SpoolSignals     uint64 // signals replayed from the spool
 	Inserted         uint64 // rows new to Postgres
 	Duplicates       uint64 // rows Postgres already had (resends, repeated replays)
+	Refused          uint64 // acked records Postgres refused, kept in rejected_records
 	FailoverRate     float64
 	SpoolRate        float64 // signals/s in the last round that replayed any
 	LastRun          time.Time
@@ -197,7 +210,7 @@ type ReplayStats struct {
 func (r *Replayer) Stats() ReplayStats {
 	s := ReplayStats{
 		Paused: r.paused.Load(), FailoverSignals: r.fromFailover.Load(), SpoolSignals: r.fromSpool.Load(),
-		Inserted: r.insertedRows.Load(), Duplicates: r.duplicateRow.Load(), FailoverBacklog: -1,
+		Inserted: r.insertedRows.Load(), Duplicates: r.duplicateRow.Load(), Refused: r.refused.Load(), FailoverBacklog: -1,
 	}
 	r.mu.Lock()
 	s.SpoolRate, s.LastRun = r.spoolRate, r.lastRun

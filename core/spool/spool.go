@@ -26,10 +26,6 @@ var (
 	ErrFull = errors.New("spool full")
 	// ErrClosed: Write after Close.
 	ErrClosed = errors.New("spool closed")
-	// ErrRefused: a Replay callback error wrapping it means the store
-	// refuses the data itself (no retry can help); the segment is moved to
-	// dead/ instead of blocking every later segment.
-	ErrRefused = errors.New("batch refused by the store")
 )
 
 const (
@@ -83,6 +79,8 @@ type Spool struct {
 	replayedRecords, replayedSignals, replayedSegments, deadSegments atomic.Uint64
 	recoveredRecords, truncatedBytes                                 atomic.Uint64
 	full                                                             atomic.Bool
+	// dead counts the segments in dead/ (found on open or moved there).
+	dead atomic.Int64
 }
 
 // Open opens (creating it if needed) the journal in opt.Dir and recovers
@@ -179,6 +177,16 @@ func (s *Spool) recover() error {
 		s.total += seg.size
 		s.recoveredRecords.Add(uint64(seg.records))
 		s.segs = append(s.segs, seg)
+	}
+	if names, err := s.fs.ReadDir(filepath.Join(s.opt.Dir, deadDir)); err == nil {
+		for _, name := range names {
+			if _, ok := parseSeq(name); ok {
+				s.dead.Add(1)
+			}
+		}
+		if n := s.dead.Load(); n > 0 {
+			s.log.Warn("spool holds undecodable segments in dead/ (kept for inspection, not replayed)", "segments", n)
+		}
 	}
 	if n := len(s.segs); n > 0 {
 		s.log.Info("spool holds records to replay", "segments", n, "bytes", s.total,
@@ -388,7 +396,9 @@ func (s *Spool) Close() error {
 // grouping records into slices of up to maxSignals signals. A segment is
 // deleted only after fn returned nil for all its records; on an error
 // replay stops and the segment stays (it is replayed whole next time: fn
-// must be idempotent, as store.WriteSignals is). A segment whose records
+// must be idempotent, as store.WriteSignals is). fn keeps what the store
+// refuses (records Postgres will never take are its to quarantine): an
+// error from fn means "not stored yet". Only a segment whose records
 // cannot be decoded is moved to dead/. It returns the signals replayed.
 func (s *Spool) Replay(ctx context.Context, maxSignals int, fn func(ctx context.Context, batch []signal.Signal) error) (int, error) {
 	s.replayMu.Lock()
@@ -450,9 +460,6 @@ func (s *Spool) replaySegment(ctx context.Context, seg segment, maxSignals int, 
 			return nil
 		}
 		if err := fn(ctx, group); err != nil {
-			if errors.Is(err, ErrRefused) {
-				return s.bury(seg, err)
-			}
 			return err
 		}
 		n += len(group)
@@ -464,17 +471,11 @@ func (s *Spool) replaySegment(ctx context.Context, seg segment, maxSignals int, 
 			if err := flush(); err != nil {
 				return n, fmt.Errorf("replaying spool segment %s: %w", seg.name(), err)
 			}
-			if group != nil { // buried
-				return n, nil
-			}
 		}
 		group = append(group, sigs...)
 	}
 	if err := flush(); err != nil {
 		return n, fmt.Errorf("replaying spool segment %s: %w", seg.name(), err)
-	}
-	if group != nil {
-		return n, nil
 	}
 	s.replayedRecords.Add(uint64(seg.records))
 	s.replayedSignals.Add(uint64(n))
@@ -492,6 +493,7 @@ func (s *Spool) bury(seg segment, why error) error {
 	}
 	if err == nil {
 		s.deadSegments.Add(1)
+		s.dead.Add(1)
 		s.log.Error("spool segment cannot be decoded; moved to dead/ for inspection", "segment", seg.name(), "reason", why)
 	}
 	return s.release(seg.seq, err, "moving undecodable segment to dead/")
@@ -534,7 +536,8 @@ type Stats struct {
 	ReplayedRecords  uint64
 	ReplayedSignals  uint64
 	ReplayedSegments uint64
-	DeadSegments     uint64
+	DeadSegments     uint64 // segments this process moved to dead/
+	DeadBacklog      int64  // segments in dead/ (undecodable, kept for inspection)
 	RecoveredRecords uint64 // records found on open
 	TruncatedBytes   uint64 // torn tails cut on open
 }
@@ -556,6 +559,7 @@ func (s *Spool) Stats() Stats {
 	st.FullWaits, st.FullRefusals = s.fullWaits.Load(), s.fullRefusals.Load()
 	st.ReplayedRecords, st.ReplayedSignals = s.replayedRecords.Load(), s.replayedSignals.Load()
 	st.ReplayedSegments, st.DeadSegments = s.replayedSegments.Load(), s.deadSegments.Load()
+	st.DeadBacklog = s.dead.Load()
 	st.RecoveredRecords, st.TruncatedBytes = s.recoveredRecords.Load(), s.truncatedBytes.Load()
 	return st
 }

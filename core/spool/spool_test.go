@@ -299,8 +299,14 @@ func TestUndecodableSegmentMovedToDead(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(dir, "dead", "0000000000000007.seg")); err != nil {
 		t.Fatalf("segment not kept in dead/: %v", err)
 	}
-	if st := r.Stats(); st.DeadSegments != 1 || st.Segments != 0 {
+	if st := r.Stats(); st.DeadSegments != 1 || st.DeadBacklog != 1 || st.Segments != 0 {
 		t.Fatalf("stats %+v", st)
+	}
+	// Reopened, the spool still knows dead/ holds a segment (health must
+	// not say "empty" then).
+	r2 := open(t, dir, nil)
+	if st := r2.Stats(); st.DeadBacklog != 1 || st.DeadSegments != 0 {
+		t.Fatalf("reopened: stats %+v", st)
 	}
 	// The next segment number continues after the dead one.
 	if err := r.Write(context.Background(), batchOf("dev", 0, 1)); err != nil {

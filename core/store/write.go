@@ -1,0 +1,472 @@
+package store
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fleetcore/fleetcore/core/signal"
+)
+
+// WriteResult counts what one batch write did.
+type WriteResult struct {
+	Inserted   int // new rows
+	Duplicates int // rows already stored (resends, replays)
+	// Refused are the records Postgres refuses (DataError): not stored,
+	// by index into the batch, in index order. Every other record of the
+	// batch is committed.
+	Refused []Refusal
+	// Copies is how many COPY statements the write ran, failed ones
+	// included: 1 for a clean batch; a refused record costs a few more.
+	Copies int
+}
+
+// Refusal is one record of a batch that Postgres refused.
+type Refusal struct {
+	Index    int    // into the batch given to WriteSignals
+	SQLState string // e.g. 54000 (index row too large), 23514 (check)
+	Message  string // the server's message
+}
+
+// WriteSignals stores a batch and returns only once it is committed; an
+// error means the outcome is not known to be durable (the error is then
+// Unavailable, or the context ended).
+//
+// The common case, a batch of new records, is one COPY in its own implicit
+// transaction: a single round trip. When the COPY hits the idempotency key
+// (a resend, a replay, a duplicate inside the batch) nothing was written,
+// and the batch is written again in a transaction that first looks up
+// which of its keys are already stored and copies only the others; if a
+// concurrent writer stores one of them in between, that transaction falls
+// back to a staging table and INSERT … ON CONFLICT DO NOTHING. Whichever
+// path runs, every record ends up stored exactly once.
+//
+// A batch that Postgres refuses for its data (DataError: a check
+// constraint, an index row too large, a value out of range …) is split
+// until the refused records are isolated: when the error names the COPY
+// row, the rows before it are written, the named record is tried alone
+// (and refused, or stored when the position was wrong, after which
+// halving takes over) and the write goes on after it; without a position
+// the batch is halved, recursively. k refused records among n cost O(k)
+// COPYs with positions and O(k·log n) without, never one write per row.
+// The refused records are returned in WriteResult.Refused, every other
+// record is committed, once.
+//
+// Each signal's Path must be set. The raw frame is stored once, on the
+// first record of the frame that gets stored.
+func (s *Store) WriteSignals(ctx context.Context, batch []signal.Signal) (WriteResult, error) {
+	return s.writeSignals(ctx, batch, true)
+}
+
+// writeSignals is WriteSignals; without lines it ignores the COPY error
+// positions and halves (tests hold the halving to its bound with it).
+func (s *Store) writeSignals(ctx context.Context, batch []signal.Signal, lines bool) (WriteResult, error) {
+	if len(batch) == 0 {
+		return WriteResult{}, nil
+	}
+	w := &batchWrite{s: s, batch: batch, hashes: make([]int64, len(batch)), keys: make([]recentKey, len(batch)), trustLines: lines}
+	for i := range batch {
+		w.hashes[i] = batch[i].RecordHash()
+		w.keys[i] = keyOf(batch[i].DeviceID, batch[i].TS.UnixMicro(), w.hashes[i])
+	}
+	// Leave out what this process knows is stored and repeats inside the
+	// batch, so that resends do not fail the COPY.
+	fresh := s.recent.fresh(w.keys)
+	if len(fresh) == 0 {
+		return WriteResult{Duplicates: len(batch)}, nil
+	}
+	w.refs = frameRefs(batch)
+	if len(fresh) < len(batch) {
+		w.knownStoredFrames(fresh)
+	}
+	if err := w.write(ctx, fresh); err != nil {
+		return WriteResult{}, err
+	}
+	w.expandRefusals(fresh)
+	w.res.Duplicates = len(batch) - w.res.Inserted - len(w.res.Refused)
+	return w.res, nil
+}
+
+// batchWrite is the state of one WriteSignals call.
+type batchWrite struct {
+	s      *Store
+	batch  []signal.Signal
+	hashes []int64
+	keys   []recentKey
+	refs   []frameRef
+	// framed holds the frames known to be stored: with a record the cache
+	// knows is stored, or committed by an earlier part of this write.
+	framed map[int64]bool
+	// trustLines is cleared once a COPY error named a row that then
+	// stored fine alone: halving from then on.
+	trustLines bool
+	res        WriteResult
+}
+
+// knownStoredFrames marks the frames of records the recent-key cache left
+// out as stored (not those left out as repeats inside the batch): every
+// write that stores records of a frame stores the frame on one of them.
+func (w *batchWrite) knownStoredFrames(fresh []int) {
+	in := make(map[recentKey]struct{}, len(fresh))
+	for _, i := range fresh {
+		in[w.keys[i]] = struct{}{}
+	}
+	for i := range w.batch {
+		if !w.refs[i].has {
+			continue
+		}
+		if _, ok := in[w.keys[i]]; ok {
+			continue
+		}
+		if w.framed == nil {
+			w.framed = map[int64]bool{}
+		}
+		w.framed[w.refs[i].hash] = true
+	}
+}
+
+// write stores the records idx (indices into the batch), isolating the
+// ones Postgres refuses. It returns an error only when the outcome of a
+// part is unknown or the error is not about the data.
+func (w *batchWrite) write(ctx context.Context, idx []int) error {
+	for len(idx) > 0 {
+		pos, err := w.attempt(ctx, idx)
+		if err == nil {
+			return nil
+		}
+		if !DataError(err) {
+			return err
+		}
+		if len(idx) == 1 {
+			w.refuse(idx[0], err)
+			return nil
+		}
+		if pos >= 0 && w.trustLines {
+			if err := w.write(ctx, idx[:pos]); err != nil {
+				return err
+			}
+			before := len(w.res.Refused)
+			if err := w.write(ctx, idx[pos:pos+1]); err != nil {
+				return err
+			}
+			if len(w.res.Refused) == before {
+				w.trustLines = false // the row Postgres named stored fine
+			}
+			idx = idx[pos+1:]
+			continue
+		}
+		h := len(idx) / 2
+		if err := w.write(ctx, idx[:h]); err != nil {
+			return err
+		}
+		idx = idx[h:]
+	}
+	return nil
+}
+
+func (w *batchWrite) refuse(i int, err error) {
+	code, msg := SQLState(err)
+	w.res.Refused = append(w.res.Refused, Refusal{Index: i, SQLState: code, Message: msg})
+}
+
+// expandRefusals refuses the repeats inside the batch of a refused record
+// too (the cache left them out of the write), and sorts the refusals.
+func (w *batchWrite) expandRefusals(fresh []int) {
+	if len(w.res.Refused) == 0 {
+		return
+	}
+	if len(fresh) < len(w.batch) {
+		byKey := make(map[recentKey]Refusal, len(w.res.Refused))
+		for _, r := range w.res.Refused {
+			byKey[w.keys[r.Index]] = r
+		}
+		isFresh := make(map[int]bool, len(fresh))
+		for _, i := range fresh {
+			isFresh[i] = true
+		}
+		for i := range w.batch {
+			if isFresh[i] {
+				continue
+			}
+			if r, ok := byKey[w.keys[i]]; ok {
+				r.Index = i
+				w.res.Refused = append(w.res.Refused, r)
+			}
+		}
+	}
+	sort.Slice(w.res.Refused, func(a, b int) bool { return w.res.Refused[a].Index < w.res.Refused[b].Index })
+}
+
+// stored notes that the records idx are committed.
+func (w *batchWrite) stored(idx []int, inserted int) {
+	w.res.Inserted += inserted
+	keys := make([]recentKey, len(idx))
+	for j, i := range idx {
+		keys[j] = w.keys[i]
+		if w.refs[i].has {
+			if w.framed == nil {
+				w.framed = map[int64]bool{}
+			}
+			w.framed[w.refs[i].hash] = true
+		}
+	}
+	w.s.recent.add(keys)
+}
+
+// frameBytes places the raw frames over the records idx: each frame not
+// yet stored goes on the first of them that carries it.
+func (w *batchWrite) frameBytes(idx []int) [][]byte {
+	out := make([][]byte, len(idx))
+	if w.framed == nil && len(idx) == len(w.batch) {
+		// The whole batch, nothing stored yet: frameRefs placed them.
+		for j, i := range idx {
+			out[j] = w.refs[i].bytes
+		}
+		return out
+	}
+	var placed map[int64]struct{}
+	var last int64
+	haveLast := false
+	for j, i := range idx {
+		r := w.refs[i]
+		if !r.has || (haveLast && r.hash == last) || w.framed[r.hash] {
+			continue
+		}
+		if placed == nil {
+			placed = make(map[int64]struct{}, 8)
+		}
+		if _, ok := placed[r.hash]; ok {
+			continue
+		}
+		placed[r.hash] = struct{}{}
+		last, haveLast = r.hash, true
+		out[j] = w.batch[i].Frame
+	}
+	return out
+}
+
+// attempt writes the records idx in one go: all of them are committed, or
+// none. On a data error pos is the position in idx of the record Postgres
+// named, or -1.
+func (w *batchWrite) attempt(ctx context.Context, idx []int) (pos int, err error) {
+	n, err := w.copyFast(ctx, idx)
+	if err == nil {
+		w.stored(idx, int(n))
+		return -1, nil
+	}
+	if !isUniqueViolation(err) {
+		return lineIn(err, len(idx)), fmt.Errorf("copying signals: %w", err)
+	}
+	return w.conflict(ctx, idx)
+}
+
+// lineIn is the 0-based row of a COPY of n rows that err names, or -1.
+func lineIn(err error, n int) int {
+	if line, ok := copyLine(err); ok && line <= n {
+		return line - 1
+	}
+	return -1
+}
+
+// copyFast writes the signals idx with one binary COPY in its own
+// transaction and returns the rows copied.
+func (w *batchWrite) copyFast(ctx context.Context, idx []int) (int64, error) {
+	frames := w.frameBytes(idx)
+	bufp := copyBufs.Get().(*[]byte)
+	buf := append((*bufp)[:0], copyHeader...)
+	var now time.Time
+	for j, i := range idx {
+		recv := w.batch[i].Recv
+		if recv.IsZero() {
+			if now.IsZero() {
+				now = time.Now()
+			}
+			recv = now
+		}
+		fr := frameRef{hash: w.refs[i].hash, has: w.refs[i].has, bytes: frames[j]}
+		buf = appendCopyRow(buf, &w.batch[i], recv, w.hashes[i], fr)
+	}
+	buf = append(buf, copyTrailer...)
+	c, err := w.s.pool.Acquire(ctx)
+	if err != nil {
+		copyBufs.Put(bufp)
+		return 0, err
+	}
+	defer c.Release()
+	w.res.Copies++
+	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySignalsSQL)
+	if err != nil {
+		// When the server fails the COPY, pgconn may return before its
+		// sending goroutine stops reading buf: the buffer is not reused.
+		return 0, err
+	}
+	if cap(buf) <= maxPooledCopyBuf {
+		*bufp = buf
+		copyBufs.Put(bufp)
+	}
+	return tag.RowsAffected(), nil
+}
+
+// conflict writes the records idx after a COPY hit the idempotency key:
+// in one transaction it looks up which keys are stored and copies the
+// others; if a concurrent writer stored some since, it inserts through a
+// staging table with ON CONFLICT DO NOTHING.
+func (w *batchWrite) conflict(ctx context.Context, idx []int) (int, error) {
+	pos := -1
+	inserted := 0
+	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+		rows, at, err := w.unstored(ctx, tx, idx)
+		if err != nil {
+			return err
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		sp, err := tx.Begin(ctx)
+		if err != nil {
+			return fmt.Errorf("opening savepoint: %w", err)
+		}
+		w.res.Copies++
+		n, err := sp.CopyFrom(ctx, pgx.Identifier{"signals"}, SignalColumns, pgx.CopyFromRows(rows))
+		if err == nil {
+			if err := sp.Commit(ctx); err != nil {
+				return fmt.Errorf("releasing savepoint: %w", err)
+			}
+			inserted = int(n)
+			return nil
+		}
+		if !isUniqueViolation(err) {
+			if p := lineIn(err, len(rows)); p >= 0 {
+				pos = at[p]
+			}
+			return fmt.Errorf("copying new signals: %w", err)
+		}
+		// A concurrent writer stored some of them since the lookup.
+		if err := sp.Rollback(ctx); err != nil {
+			return fmt.Errorf("rolling back to savepoint: %w", err)
+		}
+		ins, p, err := w.insertIdempotent(ctx, tx, rows)
+		if p >= 0 {
+			pos = at[p]
+		}
+		inserted = ins
+		return err
+	})
+	if err != nil {
+		return pos, err
+	}
+	w.stored(idx, inserted) // every key of idx is stored now
+	return -1, nil
+}
+
+// unstored returns the rows of the records idx whose keys are not stored
+// yet, each key once, with the raw frame moved to the first remaining
+// record of each frame not stored yet, and for each row its position in
+// idx.
+func (w *batchWrite) unstored(ctx context.Context, tx pgx.Tx, idx []int) ([][]any, []int, error) {
+	devs := make([]string, len(idx))
+	tss := make([]time.Time, len(idx))
+	hashes := make([]int64, len(idx))
+	for j, i := range idx {
+		devs[j], tss[j], hashes[j] = w.batch[i].DeviceID, w.batch[i].TS.UTC(), w.hashes[i]
+	}
+	q, err := tx.Query(ctx, `SELECT k.i FROM unnest($1::text[], $2::timestamptz[], $3::bigint[]) WITH ORDINALITY AS k(d, t, h, i)
+		WHERE EXISTS (SELECT 1 FROM signals s WHERE s.device_id = k.d AND s.ts = k.t AND s.record_hash = k.h)`, devs, tss, hashes)
+	if err != nil {
+		return nil, nil, fmt.Errorf("looking up stored keys: %w", err)
+	}
+	stored := make(map[int]bool)
+	for q.Next() {
+		var i int64
+		if err := q.Scan(&i); err != nil {
+			q.Close()
+			return nil, nil, fmt.Errorf("looking up stored keys: %w", err)
+		}
+		stored[int(i)-1] = true
+	}
+	q.Close()
+	if err := q.Err(); err != nil {
+		return nil, nil, fmt.Errorf("looking up stored keys: %w", err)
+	}
+	// Every write that stores records of a frame stores the frame on one
+	// of them, so a frame with any record already stored is stored.
+	framed := make(map[int64]bool, len(w.framed))
+	for h := range w.framed {
+		framed[h] = true
+	}
+	for j := range stored {
+		if r := w.refs[idx[j]]; r.has {
+			framed[r.hash] = true
+		}
+	}
+	seen := make(map[recentKey]bool, len(idx))
+	rows := make([][]any, 0, len(idx))
+	at := make([]int, 0, len(idx))
+	for j, i := range idx {
+		k := w.keys[i]
+		if stored[j] || seen[k] {
+			continue
+		}
+		seen[k] = true
+		var fh, frame any
+		if r := w.refs[i]; r.has {
+			fh = r.hash
+			if !framed[r.hash] {
+				framed[r.hash] = true
+				frame = w.batch[i].Frame
+			}
+		}
+		rows = append(rows, signalRow(&w.batch[i], fh, frame))
+		at = append(at, j)
+	}
+	return rows, at, nil
+}
+
+// insertIdempotent inserts rows through a staging table with ON CONFLICT
+// DO NOTHING on the idempotency key. On a data error p is the row the
+// staging COPY named, or -1.
+func (w *batchWrite) insertIdempotent(ctx context.Context, tx pgx.Tx, rows [][]any) (n, p int, err error) {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS signals_staging (
+		device_id text, ts timestamptz, recv timestamptz,
+		lat double precision, lon double precision, alt double precision, speed double precision,
+		heading double precision, sats double precision, hdop double precision, valid boolean,
+		rpm double precision, coolant double precision, fuel double precision, voltage double precision,
+		odometer double precision, engine_load double precision, throttle double precision,
+		dtcs text[], attrs jsonb, protocol text, path text, record_hash bigint, frame_hash bigint, frame bytea
+	) ON COMMIT DELETE ROWS`); err != nil {
+		return 0, -1, fmt.Errorf("creating staging table: %w", err)
+	}
+	// A previous transaction on this connection that rolled back may have
+	// left rows behind.
+	if _, err := tx.Exec(ctx, "TRUNCATE signals_staging"); err != nil {
+		return 0, -1, fmt.Errorf("clearing staging table: %w", err)
+	}
+	w.res.Copies++
+	if _, err := tx.CopyFrom(ctx, pgx.Identifier{"signals_staging"}, SignalColumns, pgx.CopyFromRows(rows)); err != nil {
+		return 0, lineIn(err, len(rows)), fmt.Errorf("copying signals to staging: %w", err)
+	}
+	cols := strings.Join(SignalColumns, ", ")
+	tag, err := tx.Exec(ctx, `INSERT INTO signals (`+cols+`) SELECT `+cols+`
+		FROM signals_staging ON CONFLICT (device_id, ts, record_hash) DO NOTHING`)
+	if err != nil {
+		// No position here: the write halves.
+		return 0, -1, fmt.Errorf("inserting signals from staging: %w", err)
+	}
+	return int(tag.RowsAffected()), -1, nil
+}
+
+// isUniqueViolation: the COPY hit a unique key, normally the idempotency
+// key (signals_idempotency, on each partition under its own name). A
+// unique violation the conflict path cannot resolve (ON CONFLICT covers
+// only that key) comes out of it as a DataError.
+func isUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}
