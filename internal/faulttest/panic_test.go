@@ -219,4 +219,3 @@ func countRejected(t *testing.T, dbURL, where string, args ...any) int {
 	}
 	return n
 }
-
