@@ -78,7 +78,7 @@ func (l *ledger) check(t *testing.T, dbURL string, timeout time.Duration) report
 		t.Fatalf("connecting to check results: %v", err)
 	}
 	defer c.Close(context.Background())
-	got := map[int64]int{}
+	var got map[int64]int
 	for deadline := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
 		got = map[int64]int{}
 		rows, err := c.Query(ctx, `SELECT (extract(epoch from ts) * 1000)::bigint, count(*) FROM signals WHERE device_id = $1 GROUP BY 1`, l.dev)
