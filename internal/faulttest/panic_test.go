@@ -171,6 +171,9 @@ func decoderPanicScenario(t *testing.T, db string) {
 	if quarantined == 0 {
 		t.Errorf("no rejected_frames row for %s with the panic as the reason", panicIMEI)
 	}
+	if n, ok := r.metric(t, "fleetcore_decoder_panics_total"); !ok || n < attempts {
+		t.Errorf("fleetcore_decoder_panics_total = %v (exposed: %v), want at least %d", n, ok, attempts)
+	}
 }
 
 // sendPanicFrame logs in as panicIMEI, sends one data frame and reports

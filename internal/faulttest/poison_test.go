@@ -434,6 +434,27 @@ func TestIntegrationFaultPoisonRefusedByPostgres(t *testing.T) {
 			if tier.cut && p.rep.Acked == 0 {
 				t.Errorf("no poison record was acked during the cut: the failover path was not exercised")
 			}
+			// Refused records are counted by whether the device had been
+			// acked (through a failover tier) or not.
+			acked, unacked := 0, 0
+			for _, r := range p.poison {
+				if r.acked {
+					acked++
+				} else if r.inRecords > 0 {
+					unacked++
+				}
+			}
+			for _, c := range []struct {
+				label string
+				want  int
+			}{{`acked="true"`, acked}, {`acked="false"`, unacked}} {
+				if c.want == 0 {
+					continue
+				}
+				if n, ok := p.r.metric(t, "fleetcore_store_records_refused_total", c.label); !ok || n < float64(c.want) {
+					t.Errorf("fleetcore_store_records_refused_total{%s} = %v (exposed: %v), want at least %d", c.label, n, ok, c.want)
+				}
+			}
 		})
 	}
 }
