@@ -5,7 +5,7 @@
 
 BENCH_OUT       ?= var/bench
 BENCH_DURATION  ?= 20s
-BENCH_SCENARIOS ?= steady burst many-connections outage rules
+BENCH_SCENARIOS ?= steady burst many-connections outage rules poison
 BENCH_FLAGS     ?=
 # The config `make run` uses; the benchmark overrides database, listeners,
 # API address, spool dir and queue names.
@@ -17,7 +17,7 @@ bench: build services ## run the benchmark scenarios (a few minutes); results in
 	@mkdir -p $(BENCH_OUT)
 	@set -e; for s in $(BENCH_SCENARIOS); do \
 	  d=$(BENCH_DURATION); rows=50000; \
-	  case $$s in steady) rows=100000;; burst) d=30s;; rules) d=45s;; many-connections) d=40s;; esac; \
+	  case $$s in steady) rows=100000;; burst) d=30s;; rules) d=45s;; many-connections) d=40s;; poison) d=40s;; esac; \
 	  echo "== $$s ($$d)"; \
 	  ./$(BIN) bench -scenario $$s -config $(BENCH_CONFIG) -duration $$d -ref-rows $$rows -json $(BENCH_OUT)/$$s.json $(BENCH_FLAGS); \
 	done

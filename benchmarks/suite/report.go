@@ -214,6 +214,12 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 					extra = append(extra, k+" "+fmtValue(v))
 				}
 			}
+		case "poison":
+			for _, k := range []string{"clean_per_s", "poison_to_clean", "clean_ack_p99_ms", "poison_ack_p99_ms", "poison_sent", "poison_acked", "rejected_records"} {
+				if v, ok := r.Extras[k]; ok {
+					extra = append(extra, k+" "+fmtValue(v))
+				}
+			}
 		case "rules":
 			for _, k := range []string{"organizer_lag_max_s", "organizer_lag_mean_s", "findings", "rules_interval"} {
 				if v, ok := r.Extras[k]; ok {

@@ -192,5 +192,10 @@ func (r *runner) judge() {
 	case "rules":
 		lag, _ := res.Extras["organizer_lag_max_s"].(float64)
 		res.target("organizer_lag_max_s", lag, "< 10", lag >= 0 && lag < 10)
+	case "poison":
+		ratio, _ := res.Extras["poison_to_clean"].(float64)
+		res.target("poison_to_clean_throughput", ratio, ">= 0.8", ratio >= 0.8)
+		acked, _ := res.Extras["poison_acked"].(int64)
+		res.target("poison_records_acked", float64(acked), "= 0", acked == 0)
 	}
 }

@@ -26,7 +26,7 @@ import (
 )
 
 // Scenarios are the scenario names, in the order `make bench` runs them.
-var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules"}
+var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules", "poison"}
 
 // Options configure one benchmark run. Zero values take the scenario's
 // defaults (see defaults).
@@ -95,6 +95,8 @@ func (o *Options) defaults() error {
 		"many-connections": {30 * time.Second, 50, 0, "teltonika", 0.0},
 		"outage":           {40 * time.Second, 200, 0, mix, 0.0},
 		"rules":            {60 * time.Second, 300, 0, mix, 0.05},
+		// Half clean, half with 1 % poison records (steady's load both times).
+		"poison": {40 * time.Second, 300, 0, mix, 0.02},
 	}
 	d, ok := defs[o.Scenario]
 	if !ok {
@@ -298,6 +300,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = r.outage(ctx)
 	case "rules":
 		err = r.rules(ctx)
+	case "poison":
+		err = r.poison(ctx)
 	}
 	r.deleteQueues()
 	if err != nil {

@@ -23,7 +23,7 @@ func init() {
 
 func benchCmd(args []string) int {
 	fs := newFlagSet("bench", "bench -scenario NAME [-duration D] [-devices N] [-json FILE] [flags]\n       fleetcore bench -summary|-render FILE.json…")
-	scenario := fs.String("scenario", "steady", "scenario: steady, burst, many-connections, outage, rules")
+	scenario := fs.String("scenario", "steady", "scenario: "+strings.Join(suite.Scenarios, ", "))
 	duration := fs.Duration("duration", 0, "load duration (0: the scenario's default)")
 	devices := fs.Int("devices", 0, "simulated devices sending data (0: the scenario's default)")
 	rate := fs.Float64("rate", -1, "records per second per device (0: closed loop; -1: the scenario's default)")

@@ -36,9 +36,16 @@ const (
 // replay so a test takes seconds.
 func nodeConfig(t *testing.T, dbURL, amqpURL string) *config.Config {
 	t.Helper()
+	return nodeConfigWith(t, dbURL, amqpURL, `batch_max_age = "2ms"`, "")
+}
+
+// nodeConfigWith is nodeConfig with other ingest settings and more
+// listeners (HCL blocks next to the teltonika one).
+func nodeConfigWith(t *testing.T, dbURL, amqpURL, ingest, listeners string) *config.Config {
+	t.Helper()
 	cfg, err := config.Parse("fault.hcl", []byte(`
 ingest {
-  batch_max_age = "2ms"
+  `+ingest+`
   breaker_probe = "200ms"
 }
 organizer { replay_interval = "200ms" }
@@ -46,7 +53,7 @@ rules { enabled = false }
 listener "teltonika" {
   address = "127.0.0.1:0"
 }
-`))
+`+listeners))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -69,13 +76,19 @@ type running struct {
 
 func runNode(t *testing.T, cfg *config.Config, mut func(*node.Node)) *running {
 	t.Helper()
+	return runNodeWith(t, cfg, plugins.Decoders, mut)
+}
+
+// runNodeWith is runNode with another decoder registry.
+func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, mut func(*node.Node)) *running {
+	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: testWriter{t},
-		// One line per refused frame is the gateway's business; the suite
-		// counts those itself.
+		// One line per refused frame is the gateway's business (floods
+		// send thousands); the suite counts those itself.
 		Exclude: func(_ hclog.Level, msg string, _ ...any) bool {
-			return strings.HasPrefix(msg, "frame not durable")
+			return strings.HasPrefix(msg, "frame not durable") || strings.HasPrefix(msg, "rejected frame")
 		}})
-	n := node.New(cfg, plugins.Decoders, log)
+	n := node.New(cfg, reg, log)
 	if mut != nil {
 		mut(n)
 	}
