@@ -464,8 +464,10 @@ func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*con
 		if err != nil {
 			return nil, err
 		}
+		// Every simulated device connects from 127.0.0.1: the per-source
+		// cap is raised to the listener's, as for a fleet behind one NAT.
 		l := &config.Listener{Name: p, Protocol: p, Transport: "tcp", Address: addr,
-			MaxFrame: 64 << 10, MaxConnections: 50000, ReadTimeout: "10m"}
+			MaxFrame: 64 << 10, MaxConnections: 50000, MaxConnectionsPerIP: 50000, ReadTimeout: "10m"}
 		if o, ok := old[p]; ok && o.Transport == "tcp" {
 			l.MaxFrame, l.MaxConnections, l.ReadTimeout, l.Options = o.MaxFrame, o.MaxConnections, o.ReadTimeout, o.Options
 		}
