@@ -121,9 +121,14 @@ func TestIntegrationWriteSignalsIsolatesRefusedRecords(t *testing.T) {
 			if res.Inserted != wantInserted || res.Inserted+res.Duplicates+len(res.Refused) != n {
 				t.Fatalf("%+v, want %d inserted", res, wantInserted)
 			}
-			t.Logf("%d COPYs (bound %d)", res.Copies, tc.bound)
+			t.Logf("%d COPYs (bound %d), %d commits", res.Copies, tc.bound, res.Commits)
 			if res.Copies > tc.bound {
 				t.Fatalf("%d COPYs for %d refused records in %d, want at most %d", res.Copies, k, n, tc.bound)
+			}
+			// The parts commit together: one WAL flush for the batch, not
+			// one per part (each costs a few milliseconds of fsync).
+			if res.Commits != 1 {
+				t.Fatalf("%d commits for a batch with %d refused records, want 1", res.Commits, k)
 			}
 			checkStoredOnce(t, st, n-len(want))
 
@@ -295,4 +300,34 @@ func TestErrorClasses(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestIntegrationIsolationCommitsInRounds: a batch with so many refused
+// records that isolating them takes more than maxSavepoints parts commits
+// in rounds (Postgres's snapshots would otherwise overflow their cache of
+// subtransactions), and still stores every good record exactly once.
+func TestIntegrationIsolationCommitsInRounds(t *testing.T) {
+	ctx := context.Background()
+	st := openStore(t)
+	if _, err := st.Pool().Exec(ctx, `ALTER TABLE signals ADD CONSTRAINT poison CHECK (device_id NOT LIKE 'poison%')`); err != nil {
+		t.Fatal(err)
+	}
+	const n = 300
+	var bad []int
+	for i := 3; i < n; i += 5 {
+		bad = append(bad, i)
+	}
+	batch, want := poisonBatch(n, bad, 1, func(k int) string { return fmt.Sprintf("poison-%d", k) })
+	res, err := st.WriteSignals(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Refused) != len(want) || res.Inserted != n-len(want) {
+		t.Fatalf("%d refused, %d inserted; want %d, %d", len(res.Refused), res.Inserted, len(want), n-len(want))
+	}
+	if res.Commits < 2 {
+		t.Fatalf("%d commits for %d COPYs, want the isolation to commit in rounds", res.Commits, res.Copies)
+	}
+	t.Logf("%d refused: %d COPYs, %d commits", len(res.Refused), res.Copies, res.Commits)
+	checkStoredOnce(t, st, n-len(want))
 }

@@ -26,6 +26,11 @@ type WriteResult struct {
 	// Copies is how many COPY statements the write ran, failed ones
 	// included: 1 for a clean batch; a refused record costs a few more.
 	Copies int
+	// Commits is how many transactions the write committed (each one WAL
+	// flush): 1 for a clean batch, and 1 for a batch with refused records
+	// too, however many parts isolating them took (up to maxSavepoints
+	// parts per commit).
+	Commits int
 }
 
 // Refusal is one record of a batch that Postgres refused.
@@ -108,6 +113,12 @@ type batchWrite struct {
 	// stored fine alone: halving from then on.
 	trustLines bool
 	res        WriteResult
+	// tx is the transaction that isolates refused records (nil: each
+	// part commits on its own); pending are the keys it stored, for the
+	// recent-key cache once it commits; savepoints counts its parts.
+	tx         pgx.Tx
+	pending    []recentKey
+	savepoints int
 }
 
 // knownStoredFrames marks the frames of records the recent-key cache left
@@ -148,27 +159,99 @@ func (w *batchWrite) write(ctx context.Context, idx []int) error {
 			w.refuse(idx[0], err)
 			return nil
 		}
-		if pos >= 0 && w.trustLines {
-			if err := w.write(ctx, idx[:pos]); err != nil {
-				return err
-			}
-			before := len(w.res.Refused)
-			if err := w.write(ctx, idx[pos:pos+1]); err != nil {
-				return err
-			}
-			if len(w.res.Refused) == before {
-				w.trustLines = false // the row Postgres named stored fine
-			}
-			idx = idx[pos+1:]
-			continue
+		if w.tx == nil {
+			return w.isolate(ctx, idx, pos)
 		}
-		h := len(idx) / 2
-		if err := w.write(ctx, idx[:h]); err != nil {
+		if idx, err = w.splitAt(ctx, idx, pos); err != nil {
 			return err
 		}
-		idx = idx[h:]
 	}
 	return nil
+}
+
+// maxSavepoints bounds the savepoints of one isolating transaction: past
+// 64 subtransactions that wrote, Postgres's snapshots overflow their
+// subtransaction cache and every other session pays for it, so the
+// transaction is committed and a new one begun before that.
+const maxSavepoints = 48
+
+// isolate writes the records idx, of which one failed the COPY at pos
+// (or -1: no position), in one transaction with a savepoint per part:
+// however many parts the refused records split the batch into, they cost
+// one commit (one WAL flush), not one each.
+func (w *batchWrite) isolate(ctx context.Context, idx []int, pos int) error {
+	if err := w.begin(ctx); err != nil {
+		return err
+	}
+	err := func() error {
+		rest, err := w.splitAt(ctx, idx, pos)
+		if err != nil {
+			return err
+		}
+		return w.write(ctx, rest)
+	}()
+	if err != nil {
+		w.tx.Rollback(ctx) //nolint:errcheck // the outcome is reported as unknown anyway
+		w.tx, w.pending = nil, nil
+		return err
+	}
+	return w.commit(ctx)
+}
+
+func (w *batchWrite) begin(ctx context.Context) error {
+	tx, err := w.s.pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("opening a transaction to isolate refused records: %w", err)
+	}
+	w.tx, w.savepoints = tx, 0
+	return nil
+}
+
+// commit commits the isolating transaction; only then do its records
+// count as stored for the recent-key cache.
+func (w *batchWrite) commit(ctx context.Context) error {
+	err := w.tx.Commit(ctx)
+	w.tx = nil
+	w.res.Commits++
+	if err != nil {
+		w.pending = nil
+		return fmt.Errorf("committing the records isolated from refused ones: %w", err)
+	}
+	w.s.recent.add(w.pending)
+	w.pending = nil
+	return nil
+}
+
+// splitAt handles a data error at pos (or -1) in idx: it writes the part
+// before the named record and that record alone, or without a position
+// the first half, and returns what is left to write.
+func (w *batchWrite) splitAt(ctx context.Context, idx []int, pos int) ([]int, error) {
+	if w.savepoints >= maxSavepoints {
+		if err := w.commit(ctx); err != nil {
+			return nil, err
+		}
+		if err := w.begin(ctx); err != nil {
+			return nil, err
+		}
+	}
+	if pos >= 0 && w.trustLines {
+		if err := w.write(ctx, idx[:pos]); err != nil {
+			return nil, err
+		}
+		before := len(w.res.Refused)
+		if err := w.write(ctx, idx[pos:pos+1]); err != nil {
+			return nil, err
+		}
+		if len(w.res.Refused) == before {
+			w.trustLines = false // the row Postgres named stored fine
+		}
+		return idx[pos+1:], nil
+	}
+	h := len(idx) / 2
+	if err := w.write(ctx, idx[:h]); err != nil {
+		return nil, err
+	}
+	return idx[h:], nil
 }
 
 func (w *batchWrite) refuse(i int, err error) {
@@ -216,6 +299,10 @@ func (w *batchWrite) stored(idx []int, inserted int) {
 			}
 			w.framed[w.refs[i].hash] = true
 		}
+	}
+	if w.tx != nil {
+		w.pending = append(w.pending, keys...)
+		return
 	}
 	w.s.recent.add(keys)
 }
@@ -294,6 +381,9 @@ func (w *batchWrite) copyFast(ctx context.Context, idx []int) (int64, error) {
 		buf = appendCopyRow(buf, &w.batch[i], recv, w.hashes[i], fr)
 	}
 	buf = append(buf, copyTrailer...)
+	if w.tx != nil {
+		return w.copyInSavepoint(ctx, bufp, buf)
+	}
 	c, err := w.s.pool.Acquire(ctx)
 	if err != nil {
 		copyBufs.Put(bufp)
@@ -302,6 +392,9 @@ func (w *batchWrite) copyFast(ctx context.Context, idx []int) (int64, error) {
 	defer c.Release()
 	w.res.Copies++
 	tag, err := c.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySignalsSQL)
+	if err == nil {
+		w.res.Commits++
+	}
 	if err != nil {
 		// When the server fails the COPY, pgconn may return before its
 		// sending goroutine stops reading buf: the buffer is not reused.
@@ -314,6 +407,36 @@ func (w *batchWrite) copyFast(ctx context.Context, idx []int) (int64, error) {
 	return tag.RowsAffected(), nil
 }
 
+// copyInSavepoint runs the COPY of buf inside the isolating transaction,
+// under a savepoint that a refused COPY rolls back to.
+func (w *batchWrite) copyInSavepoint(ctx context.Context, bufp *[]byte, buf []byte) (int64, error) {
+	sp, err := w.tx.Begin(ctx)
+	if err != nil {
+		copyBufs.Put(bufp)
+		return 0, fmt.Errorf("opening savepoint: %w", err)
+	}
+	w.savepoints++
+	w.res.Copies++
+	tag, err := sp.Conn().PgConn().CopyFrom(ctx, bytes.NewReader(buf), copySignalsSQL)
+	if err != nil {
+		// As in copyFast, buf is not reused after a failed COPY. A failed
+		// rollback leaves the transaction's outcome unknown: that error,
+		// not the data error, is what the write reports.
+		if rerr := sp.Rollback(ctx); rerr != nil {
+			return 0, fmt.Errorf("rolling back to savepoint after a refused COPY: %w", rerr)
+		}
+		return 0, err
+	}
+	if cap(buf) <= maxPooledCopyBuf {
+		*bufp = buf
+		copyBufs.Put(bufp)
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return 0, fmt.Errorf("releasing savepoint: %w", err)
+	}
+	return tag.RowsAffected(), nil
+}
+
 // conflict writes the records idx after a COPY hit the idempotency key:
 // in one transaction it looks up which keys are stored and copies the
 // others; if a concurrent writer stored some since, it inserts through a
@@ -321,7 +444,15 @@ func (w *batchWrite) copyFast(ctx context.Context, idx []int) (int64, error) {
 func (w *batchWrite) conflict(ctx context.Context, idx []int) (int, error) {
 	pos := -1
 	inserted := 0
-	err := pgx.BeginFunc(ctx, w.s.pool, func(tx pgx.Tx) error {
+	// Inside the isolating transaction this is a savepoint of it.
+	var db interface {
+		Begin(ctx context.Context) (pgx.Tx, error)
+	} = w.s.pool
+	if w.tx != nil {
+		db = w.tx
+		w.savepoints++
+	}
+	err := pgx.BeginFunc(ctx, db, func(tx pgx.Tx) error {
 		rows, at, err := w.unstored(ctx, tx, idx)
 		if err != nil {
 			return err
@@ -361,6 +492,9 @@ func (w *batchWrite) conflict(ctx context.Context, idx []int) (int, error) {
 	})
 	if err != nil {
 		return pos, err
+	}
+	if w.tx == nil {
+		w.res.Commits++
 	}
 	w.stored(idx, inserted) // every key of idx is stored now
 	return -1, nil
