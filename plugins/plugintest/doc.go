@@ -17,8 +17,8 @@
 //     time and its own copy of the frame (the input is scribbled over after
 //     Decode to catch retained slices).
 //   - stream (TCP): the frames concatenated and fed all at once, byte by
-//     byte, and in random chunks through the framer loop a gateway runs give
-//     the same signals (same keys, same canonical JSON) as the sequence.
+//     byte, and in random chunks through the gateway's own framing loop
+//     (plugins.Framer, each chunk one read) give the same signals (same keys, same canonical JSON) as the sequence.
 //   - resend: the frames replayed in a fresh session, received later, give
 //     the same idempotency keys (signal.Signal.Key): the receive time must
 //     not enter a record.

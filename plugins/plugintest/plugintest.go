@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"slices"
@@ -166,7 +167,7 @@ func frame(sess plugins.Session, buf []byte) (n int, err error) {
 // errPanic marks a recovered panic.
 var errPanic = errors.New("panic")
 
-// feedResult is what a gateway's read loop made of a byte stream.
+// feedResult is what the gateway's framing loop made of a byte stream.
 type feedResult struct {
 	sigs    []signal.Signal
 	err     error // the error that ended the stream, if any
@@ -174,43 +175,58 @@ type feedResult struct {
 	waits   bool  // Frame asked for more with MaxFrame or more bytes buffered
 }
 
-// feed runs chunks through sess like a gateway's read loop: append, frame,
-// decode every complete frame, stop at the first error.
+// feed runs chunks through sess in the gateway's framing loop
+// (plugins.Framer), each chunk arriving as one read: frame, decode every
+// complete frame, stop at the first error. For UDP each chunk is one
+// datagram.
 func (c *suite) feed(sess plugins.Session, chunks [][]byte, recv time.Time) feedResult {
-	var out feedResult
-	var buf []byte
-	for _, chunk := range chunks {
-		buf = append(buf, chunk...)
-		for len(buf) > 0 {
-			var n int
-			var err error
-			if c.tcp() {
-				n, err = frame(sess, buf)
-			} else {
-				n = len(buf)
-			}
-			if err != nil {
-				out.err = err
-				return out
-			}
-			if n == 0 {
-				if len(buf) >= c.cs.MaxFrame {
-					out.waits = true
-				}
+	h := &feeder{sess: sess, recv: recv}
+	if !c.tcp() {
+		for _, chunk := range chunks {
+			if _, err := h.Frame(chunk); err != nil {
+				h.out.err = err
 				break
 			}
-			res, err := decode(sess, buf[:n], recv)
-			out.sigs = append(out.sigs, res.Signals...)
-			if err != nil {
-				out.err = err
-				return out
-			}
-			buf = buf[n:]
 		}
+		return h.out
 	}
-	out.pending = len(buf)
-	return out
+	fr := plugins.NewFramer(plugins.FramerConfig{
+		Frame: func(buf []byte) (int, error) {
+			n, err := frame(sess, buf)
+			if err == nil && n == 0 && len(buf) >= c.cs.MaxFrame {
+				h.out.waits = true
+			}
+			return n, err
+		},
+		MaxFrame: c.cs.MaxFrame,
+	})
+	defer fr.Close()
+	readers := make([]io.Reader, len(chunks))
+	for i, chunk := range chunks {
+		readers[i] = bytes.NewReader(chunk)
+	}
+	if err := fr.Run(io.MultiReader(readers...), h); err != nil {
+		h.out.err = err
+	}
+	h.out.pending = fr.Buffered()
+	return h.out
 }
+
+// feeder is feed's frame handler: it decodes each frame and keeps the
+// signals.
+type feeder struct {
+	sess plugins.Session
+	recv time.Time
+	out  feedResult
+}
+
+func (h *feeder) Frame(f []byte) (bool, error) {
+	res, err := decode(h.sess, f, h.recv)
+	h.out.sigs = append(h.out.sigs, res.Signals...)
+	return false, err
+}
+
+func (h *feeder) Flush() error { return nil }
 
 // describe renders a signal for comparison: key, canonical JSON, frame.
 func describe(s *signal.Signal) string {

@@ -4,6 +4,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -48,47 +49,53 @@ func (o Output) MarshalJSON() ([]byte, error) {
 	return append([]byte(fmt.Sprintf(`{"frame":%d,`, o.Frame)), b[1:]...), nil
 }
 
-// Frame runs one input frame through the session. TCP frames go through the
-// session's framer first: the line must hold exactly the frames it frames
-// (one or several); leftover bytes are reported as a truncated frame. Each
-// frame's records go through plugins.CheckSignals, as in the gateway: a
-// frame with a record the gateway would refuse is an error here too, and
-// none of its records are returned.
+// Frame runs one input frame through the session. TCP frames go through
+// the framing loop the gateway runs (plugins.Framer) with the session's
+// framer: the input must hold exactly the frames it frames (one or
+// several), and its end ends the last frame where the protocol allows it
+// (plugins.EOFFramer: a line protocol's last line needs no line end);
+// bytes left then are reported as a truncated frame. Each frame's records
+// go through plugins.CheckSignals, as in the gateway: a frame with a
+// record the gateway would refuse is an error here too, and none of its
+// records are returned. The records of the frames before an error are.
 func Frame(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time) ([]signal.Signal, error) {
+	h := &collector{sess: sess, recv: recv}
 	if tr == plugins.UDP {
-		res, err := sess.Decode(data, recv)
-		if err == nil {
-			err = plugins.CheckSignals(res.Signals)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return res.Signals, nil
+		_, err := h.Frame(data)
+		return h.sigs, err
 	}
-	var out []signal.Signal
-	for len(data) > 0 {
-		n, err := sess.Frame(data)
-		if err != nil {
-			return out, fmt.Errorf("framing: %w", err)
-		}
-		if n == 0 {
-			return out, fmt.Errorf("framing: %w: truncated frame (%d bytes left)", plugins.ErrMalformed, len(data))
-		}
-		if n > len(data) {
-			return out, fmt.Errorf("framing: framer returned %d of %d bytes", n, len(data))
-		}
-		res, err := sess.Decode(data[:n], recv)
-		if err == nil {
-			err = plugins.CheckSignals(res.Signals)
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, res.Signals...)
-		data = data[n:]
+	fr := plugins.NewFramer(plugins.FramerConfigFor(sess, len(data), true))
+	defer fr.Close()
+	if err := fr.Run(bytes.NewReader(data), h); err != nil {
+		return h.sigs, err
 	}
-	return out, nil
+	if n := fr.Buffered(); n > 0 {
+		return h.sigs, fmt.Errorf("%w: truncated frame (%d bytes left)", plugins.ErrMalformed, n)
+	}
+	return h.sigs, nil
 }
+
+// collector is Frame's frame handler: it decodes each frame and keeps its
+// records.
+type collector struct {
+	sess plugins.Session
+	recv time.Time
+	sigs []signal.Signal
+}
+
+func (c *collector) Frame(frame []byte) (bool, error) {
+	res, err := c.sess.Decode(frame, c.recv)
+	if err == nil {
+		err = plugins.CheckSignals(res.Signals)
+	}
+	if err != nil {
+		return false, err
+	}
+	c.sigs = append(c.sigs, res.Signals...)
+	return false, nil
+}
+
+func (c *collector) Flush() error { return nil }
 
 // Run reads one frame per line from in and writes one JSON object per
 // decoded signal (or rejected frame) to out. Blank lines and lines starting
