@@ -97,11 +97,28 @@ func (c *collector) Frame(frame []byte) (bool, error) {
 
 func (c *collector) Flush() error { return nil }
 
-// Run reads one frame per line from in and writes one JSON object per
-// decoded signal (or rejected frame) to out. Blank lines and lines starting
-// with # are skipped but still counted. In text mode the escapes \r and \n
-// in a line stand for CR and LF, so multi-line frames fit on one line.
+// Summary counts what a replay made of its input.
+type Summary struct {
+	Frames   int // input lines holding a frame (blank and # lines are not)
+	Rejected int // of them, lines with an error (not hex, or a frame refused)
+	Signals  int // signals decoded
+}
+
+// Run is Decode without the summary.
 func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
+	_, err := Decode(dec, in, out, o)
+	return err
+}
+
+// Decode reads one frame per line from in and writes one JSON object per
+// decoded signal (or rejected frame) to out, and returns what it counted.
+// Blank lines and lines starting with # are skipped but still counted in
+// the line numbers. In text mode the escapes \r and \n in a line stand
+// for CR and LF, so multi-line frames fit on one line; the end of a line
+// ends its last frame where the protocol allows (see Frame). The error is
+// a reading or writing failure, not a rejected frame.
+func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summary, error) {
+	var sum Summary
 	if o.Transport == "" {
 		o.Transport = plugins.TCP
 	}
@@ -122,12 +139,14 @@ func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
 		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		sum.Frames++
 		var data []byte
 		if o.Hex {
 			b, err := hex.DecodeString(strings.TrimSpace(text))
 			if err != nil {
+				sum.Rejected++
 				if err := enc.Encode(Output{Frame: line, Error: fmt.Sprintf("decoding hex: %v", err)}); err != nil {
-					return err
+					return sum, fmt.Errorf("writing output: %w", err)
 				}
 				continue
 			}
@@ -136,21 +155,23 @@ func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
 			data = []byte(unescape(text))
 		}
 		sigs, err := Frame(sess, o.Transport, data, o.Now().UTC())
+		sum.Signals += len(sigs)
 		for i := range sigs {
 			if err := enc.Encode(Output{Frame: line, Signal: &sigs[i]}); err != nil {
-				return err
+				return sum, fmt.Errorf("writing output: %w", err)
 			}
 		}
 		if err != nil {
+			sum.Rejected++
 			if err := enc.Encode(Output{Frame: line, Error: err.Error()}); err != nil {
-				return err
+				return sum, fmt.Errorf("writing output: %w", err)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading input: %w", err)
+		return sum, fmt.Errorf("reading input: %w", err)
 	}
-	return nil
+	return sum, nil
 }
 
 func unescape(s string) string {
