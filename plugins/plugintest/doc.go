@@ -28,7 +28,9 @@
 //     yields nothing, never a panic.
 //   - garbage: seeded random bytes never panic and never produce a signal;
 //     the framer never keeps waiting once MaxFrame bytes are buffered; at
-//     least one garbage input is refused with an error.
+//     least one garbage input is refused with an error, and a refusal
+//     (here and in oversized) names its step ("framing …", "decoding …")
+//     once.
 //   - oversized: frames whose first bytes are overwritten with 0xFF (where
 //     length fields live) and the explicit Cases.Oversized inputs are
 //     refused, or at least never make the decoder allocate what the length

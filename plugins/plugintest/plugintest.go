@@ -9,6 +9,7 @@ import (
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -452,10 +453,26 @@ func (c *suite) garbage(t *testing.T) {
 		}
 		if got.err != nil {
 			refused++
+			saysOnce(t, fmt.Sprintf("garbage %d", k), got.err)
 		}
 	}
 	if refused == 0 {
 		t.Errorf("none of the garbage inputs was refused with an error")
+	}
+}
+
+// saysOnce fails t when err names its step ("framing …", "decoding …")
+// more than once, as "framing: framing gt06 packet" or "decoding teltonika
+// frame: framing teltonika data" did: the session says which step failed
+// once, and the framing loop adds nothing.
+func saysOnce(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "framing") + strings.Count(msg, "decoding"); n > 1 {
+		t.Errorf("%s: the error names its step %d times: %q", what, n, msg)
 	}
 }
 
@@ -485,6 +502,7 @@ func (c *suite) oversized(t *testing.T) {
 				if errors.Is(got.err, errPanic) {
 					t.Errorf("frame %d with 0xFF×%d at %d: %v", i, run, off, got.err)
 				}
+				saysOnce(t, fmt.Sprintf("frame %d with 0xFF×%d at %d", i, run, off), got.err)
 				if n > allocBudget {
 					t.Errorf("frame %d with 0xFF×%d at %d: allocated %d bytes for a %d-byte input", i, run, off, n, len(m))
 				}
@@ -501,6 +519,7 @@ func (c *suite) oversized(t *testing.T) {
 		if !errors.Is(got.err, plugins.ErrTooLarge) && !errors.Is(got.err, plugins.ErrMalformed) {
 			t.Errorf("oversized input %d (%d bytes): error %v, want plugins.ErrTooLarge or ErrMalformed", k, len(o), got.err)
 		}
+		saysOnce(t, fmt.Sprintf("oversized input %d", k), got.err)
 		if n > allocBudget {
 			t.Errorf("oversized input %d: allocated %d bytes", k, n)
 		}
