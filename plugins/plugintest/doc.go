@@ -19,6 +19,9 @@
 //   - stream (TCP): the frames concatenated and fed all at once, byte by
 //     byte, and in random chunks through the gateway's own framing loop
 //     (plugins.Framer, each chunk one read) give the same signals (same keys, same canonical JSON) as the sequence.
+//     A session that is a plugins.EOFFramer is also fed the chunks as a
+//     whole input whose end ends the last frame (as replay does): the
+//     same signals, nothing left; a quarter of the garbage inputs too.
 //   - resend: the frames replayed in a fresh session, received later, give
 //     the same idempotency keys (signal.Signal.Key): the receive time must
 //     not enter a record.

@@ -112,6 +112,14 @@ func (c *suite) setupBefore(i int) [][]byte {
 
 func (c *suite) tcp() bool { return c.cs.Transport == plugins.TCP }
 
+// eof reports whether the decoder's sessions end their last frame at the
+// end of the input (plugins.EOFFramer): then the stream and some garbage
+// inputs are also fed as a whole input, as replay does.
+func (c *suite) eof() bool {
+	_, ok := c.session().(plugins.EOFFramer)
+	return ok && c.tcp()
+}
+
 func (c *suite) session() plugins.Session {
 	return c.dec.NewSession(plugins.SessionConfig{
 		Transport: c.cs.Transport,
@@ -181,9 +189,18 @@ type feedResult struct {
 // complete frame, stop at the first error. For UDP each chunk is one
 // datagram.
 func (c *suite) feed(sess plugins.Session, chunks [][]byte, recv time.Time) feedResult {
+	return c.feedTo(sess, chunks, recv, false)
+}
+
+// feedTo is feed; with atEOF the end of the chunks ends the last frame
+// where the session allows (plugins.EOFFramer), as in replay.
+func (c *suite) feedTo(sess plugins.Session, chunks [][]byte, recv time.Time, atEOF bool) feedResult {
 	h := &feeder{sess: sess, recv: recv}
 	if !c.tcp() {
 		for _, chunk := range chunks {
+			if len(chunk) == 0 {
+				continue
+			}
 			if _, err := h.Frame(chunk); err != nil {
 				h.out.err = err
 				break
@@ -191,7 +208,7 @@ func (c *suite) feed(sess plugins.Session, chunks [][]byte, recv time.Time) feed
 		}
 		return h.out
 	}
-	fr := plugins.NewFramer(plugins.FramerConfig{
+	cfg := plugins.FramerConfig{
 		Frame: func(buf []byte) (int, error) {
 			n, err := frame(sess, buf)
 			if err == nil && n == 0 && len(buf) >= c.cs.MaxFrame {
@@ -200,7 +217,18 @@ func (c *suite) feed(sess plugins.Session, chunks [][]byte, recv time.Time) feed
 			return n, err
 		},
 		MaxFrame: c.cs.MaxFrame,
-	})
+	}
+	if e, ok := sess.(plugins.EOFFramer); ok && atEOF {
+		cfg.FrameAtEOF = func(buf []byte) (n int, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("%w in FrameAtEOF: %v", errPanic, p)
+				}
+			}()
+			return e.FrameAtEOF(buf)
+		}
+	}
+	fr := plugins.NewFramer(cfg)
 	defer fr.Close()
 	readers := make([]io.Reader, len(chunks))
 	for i, chunk := range chunks {
@@ -300,16 +328,25 @@ func (c *suite) stream(t *testing.T, want []string) {
 	for i := range whole {
 		bytewise = append(bytewise, whole[i:i+1])
 	}
-	for _, tc := range []struct {
+	cases := []struct {
 		name   string
 		chunks [][]byte
+		atEOF  bool
 	}{
-		{"all_at_once", [][]byte{whole}},
-		{"byte_at_a_time", bytewise},
-		{"random_chunks", random},
-	} {
+		{"all_at_once", [][]byte{whole}, false},
+		{"byte_at_a_time", bytewise, false},
+		{"random_chunks", random, false},
+	}
+	if c.eof() {
+		cases = append(cases, struct {
+			name   string
+			chunks [][]byte
+			atEOF  bool
+		}{"random_chunks_ending_the_input", random, true})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := c.feed(c.session(), tc.chunks, recvFirst)
+			got := c.feedTo(c.session(), tc.chunks, recvFirst, tc.atEOF)
 			if got.err != nil {
 				t.Fatalf("stream failed: %v", got.err)
 			}
@@ -441,7 +478,7 @@ func (c *suite) garbage(t *testing.T) {
 			chunks = append(chunks, rest[:n])
 			rest = rest[n:]
 		}
-		got := c.feed(sess, chunks, recvFirst)
+		got := c.feedTo(sess, chunks, recvFirst, c.eof() && k%4 == 1)
 		if errors.Is(got.err, errPanic) {
 			t.Errorf("garbage %d (%d bytes): %v", k, size, got.err)
 		}
