@@ -18,7 +18,8 @@
 //     Decode to catch retained slices).
 //   - stream (TCP): the frames concatenated and fed all at once, byte by
 //     byte, and in random chunks through the gateway's own framing loop
-//     (plugins.Framer, each chunk one read) give the same signals (same keys, same canonical JSON) as the sequence.
+//     (plugins.Framer, each chunk one read) give the same signals (same
+//     keys, same canonical JSON) as the sequence.
 //     A session that is a plugins.EOFFramer is also fed the chunks as a
 //     whole input whose end ends the last frame (as replay does): the
 //     same signals, nothing left; a quarter of the garbage inputs too.
