@@ -84,12 +84,33 @@ func flagExit(err error) int {
 
 // newFlagSet makes a flag set with a usage line.
 func newFlagSet(name, synopsis string) *flag.FlagSet {
+	return newFlagSetNote(name, synopsis, "")
+}
+
+// newFlagSetNote makes a flag set whose usage is the usage line, the
+// flags (when it has any) and note (such as the exit codes).
+func newFlagSetNote(name, synopsis, note string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
-		fmt.Fprintf(fs.Output(), "Usage: fleetcore %s\n\nFlags:\n", synopsis)
-		fs.PrintDefaults()
+		fmt.Fprintf(fs.Output(), "Usage: fleetcore %s\n", synopsis)
+		hasFlags := false
+		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
+		if hasFlags {
+			fmt.Fprint(fs.Output(), "\nFlags:\n")
+			fs.PrintDefaults()
+		}
+		if note != "" {
+			fmt.Fprintf(fs.Output(), "\n%s\n", note)
+		}
 	}
 	return fs
+}
+
+// usageErrorf prints a usage error and points to -h.
+func usageErrorf(format string, a ...any) {
+	msg := strings.TrimSuffix(fmt.Sprintf(format, a...), "\n")
+	cmd, _, _ := strings.Cut(msg, ":")
+	fmt.Fprintf(os.Stderr, "fleetcore: %s\nRun 'fleetcore %s -h' for its flags.\n", msg, cmd)
 }
 
 // loadConfig loads the config file, or the built-in defaults for "".

@@ -62,7 +62,7 @@ func splitPositional(args []string) (string, []string) {
 }
 
 func rulesTest(ctx context.Context, args []string) int {
-	fs := newFlagSet("rules test", "rules test RULE.wasm [-input SIGNALS.jsonl] [-now RFC3339] [-batch N]")
+	fs := newFlagSetNote("rules test", "rules test RULE.wasm [-input SIGNALS.jsonl] [-now RFC3339] [-batch N]", rulesTestExitCodes)
 	input := fs.String("input", "-", "decoded signals, one JSON object per line ('-' = stdin)")
 	nowFlag := fs.String("now", "", "host clock for every line, RFC 3339 (default: the current time)")
 	batch := fs.Int("batch", wasmrule.DefaultBatchSize, "signals per fc_check call")
@@ -98,11 +98,25 @@ func rulesTest(ctx context.Context, args []string) int {
 		defer f.Close()
 		in = f
 	}
-	if err := wasmrule.RunTest(ctx, path, in, os.Stdout, opts); err != nil {
+	sum, err := wasmrule.Test(ctx, path, in, os.Stdout, opts)
+	switch {
+	case err != nil:
 		return errorf("rules test: %v", err)
+	case sum.Lines() == 0:
+		return errorf("rules test: no signal in the input")
+	case sum[wasmrule.StatusSkipped] > 0:
+		return errorf("rules test: %d of %d input lines skipped (not a decoded signal)", sum[wasmrule.StatusSkipped], sum.Lines())
 	}
 	return 0
 }
+
+// rulesTestExitCodes is the exit code rule of `fleetcore rules test`, for
+// -h and the README. A fail or warn verdict is the rule's answer, not a
+// failure of the run.
+const rulesTestExitCodes = `Exit status: 0 when the rule judged every input line (whatever its
+verdicts); 1 when any line was skipped (a rejected frame or not a signal),
+not evaluated, the input held no signal, the rule did not load or its
+self-test failed; 2 on a usage error.`
 
 func rulesInspect(ctx context.Context, args []string) int {
 	fs := newFlagSet("rules inspect", "rules inspect RULE.wasm")

@@ -27,9 +27,10 @@ type pendingAck struct {
 	recv   time.Time
 }
 
-// tcpConn is one TCP connection's state between reads: the bytes read and
-// not yet framed (buf[start:end]), the frames waiting for their acks, and
-// the clock of the partial frame.
+// tcpConn is one TCP connection's state between reads: its framing loop
+// (which owns the buffer of bytes read and not yet framed), the frames
+// waiting for their acks, and the clock of the partial frame. It is the
+// reader and the frame handler of its plugins.Framer.
 type tcpConn struct {
 	g      *Gateway
 	l      *listener
@@ -38,62 +39,55 @@ type tcpConn struct {
 	log    hclog.Logger
 	sess   plugins.Session
 	ps     *ProtocolStats
+	fr     *plugins.Framer // grown bytes are reserved from the gateway's budget
 
-	buf        []byte // len(buf)-initialBuffer bytes are reserved from the gateway's budget
-	start, end int
-	pending    []pendingAck
+	pending []pendingAck
+	recv    time.Time // when the last read returned, UTC: the receive time of its frames
 
-	// frameStart is when the first byte of the partial frame in
-	// buf[start:end] arrived, moved later by the time the gateway spent
-	// between reads since (submitting, waiting for durability, acking).
+	// frameStart is when the first byte of the partial frame buffered
+	// arrived, moved later by the time the gateway spent between reads
+	// since (submitting, waiting for durability, acking).
 	frameStart time.Time
 	readAt     time.Time // when the last read returned
 }
 
-// frameOutcome is how framing the buffer ended.
-type frameOutcome struct {
-	reject   error  // quarantine raw and close, after acking the frames before it
-	raw      []byte // the rejected bytes
-	panicked bool   // reject is a decoder panic: the frames before it stay unacked
-	abort    bool   // submitting failed: close without acking
-}
+// errStop ends a connection's framing loop when the reason is already
+// dealt with (logged, quarantined or acked); errAbort when submitting
+// failed and the connection closes without ack.
+var (
+	errStop  = errors.New("connection done")
+	errAbort = errors.New("submitting failed")
+)
 
-// serveConn runs one TCP connection: read, frame, decode, submit, and ack
-// each frame in order once its signals are durable. A frame the session
-// refuses is quarantined (after the frames before it are acked) and closes
-// the connection; so does a frame whose Frame or Decode panics, except
-// that the frames before it are then left unacked (the device resends
-// them; their keys make the resend a no-op).
+// serveConn runs one TCP connection through the framing loop: read,
+// frame, decode, submit, and ack each frame in order once its signals are
+// durable. A frame the session refuses is quarantined (after the frames
+// before it are acked) and closes the connection; so does a frame whose
+// Frame or Decode panics, except that the frames before it are then left
+// unacked (the device resends them; their keys make the resend a no-op).
 func (g *Gateway) serveConn(l *listener, c net.Conn) {
 	cn := g.newTCPConn(l, c)
-	defer cn.releaseBuffer()
-	for {
-		if g.isClosing() && cn.end == cn.start {
+	defer cn.fr.Close()
+	err := cn.fr.Run(cn, cn)
+	var fe *plugins.FrameError
+	switch {
+	case err == nil:
+		if cn.fr.Buffered() > 0 && !g.isClosing() {
+			cn.log.Debug("connection closed with a partial frame", "bytes", cn.fr.Buffered())
+		}
+	case errors.Is(err, plugins.ErrBufferRefused):
+		g.stats.BufferBudgetClosed.Add(1)
+		if n, ok := g.budgetLog.allow(); ok {
+			cn.log.Warn("closing connection without ack: the gateway's buffer budget has no room for its partial frame",
+				"buffered", cn.fr.Buffered(), "budget", g.limits.MaxBufferedBytes, "closed_since_last_line", n)
+		}
+	case errors.As(err, &fe):
+		if isPanic(fe.Err) {
+			cn.panicked(fe.Err)
+		} else if !cn.ackPending() {
 			return
 		}
-		if !cn.makeRoom() {
-			return
-		}
-		recv, ok := cn.read()
-		if !ok {
-			return
-		}
-		out := cn.frameAll(recv)
-		if out.abort {
-			return
-		}
-		cn.shrink()
-		if out.panicked {
-			g.rejectFrame(l, cn.sess, c, cn.remote, out.raw, recv, out.reject)
-			return
-		}
-		if !cn.ackPending() {
-			return
-		}
-		if out.reject != nil {
-			g.rejectFrame(l, cn.sess, c, cn.remote, out.raw, recv, out.reject)
-			return
-		}
+		g.rejectFrame(l, cn.sess, c, cn.remote, fe.Raw, cn.rejectTime(), fe.Err)
 	}
 }
 
@@ -104,95 +98,57 @@ func (g *Gateway) newTCPConn(l *listener, c net.Conn) *tcpConn {
 		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: l.cfg.MaxFrame,
 		AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: log.Named(l.info.Name),
 	})
-	return &tcpConn{
-		g: g, l: l, c: c, remote: remote, log: log, sess: sess,
-		ps: g.stats.Protocol(l.info.Name), buf: make([]byte, initialBuffer),
-	}
+	cn := &tcpConn{g: g, l: l, c: c, remote: remote, log: log, sess: sess, ps: g.stats.Protocol(l.info.Name)}
+	cn.fr = plugins.NewFramer(plugins.FramerConfig{
+		Frame:    func(buf []byte) (int, error) { return callFrame(sess, buf) },
+		MaxFrame: l.cfg.MaxFrame,
+		Slack:    initialBuffer,
+		Grow:     g.reserveBuffer,
+		Release:  g.releaseBuffer,
+	})
+	return cn
 }
 
-// makeRoom makes room for a read when the buffer is full: compact, else
-// grow (by doubling, up to the frame cap plus one read so an oversized
-// length is seen as such) with bytes reserved from the gateway's budget.
-// It reports false, the connection to be closed, when the partial frame
-// is over the cap (quarantined) or the budget has no room for it.
-func (cn *tcpConn) makeRoom() bool {
-	if cn.end < len(cn.buf) {
-		return true
+// rejectTime is the receive time of a rejected frame: its read's, or now
+// before the first read returned.
+func (cn *tcpConn) rejectTime() time.Time {
+	if cn.recv.IsZero() {
+		return time.Now().UTC()
 	}
-	if cn.start > 0 {
-		copy(cn.buf, cn.buf[cn.start:cn.end])
-		cn.end -= cn.start
-		cn.start = 0
-		return true
-	}
-	limit := cn.l.cfg.MaxFrame + initialBuffer
-	if len(cn.buf) >= limit {
-		cn.g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.buf[cn.start:cn.end], time.Now(),
-			fmt.Errorf("%w: no complete frame within %d bytes", plugins.ErrTooLarge, cn.l.cfg.MaxFrame))
-		return false
-	}
-	size := min(2*len(cn.buf), limit)
-	if !cn.g.reserveBuffer(size - len(cn.buf)) {
-		cn.g.stats.BufferBudgetClosed.Add(1)
-		if n, ok := cn.g.budgetLog.allow(); ok {
-			cn.log.Warn("closing connection without ack: the gateway's buffer budget has no room for its partial frame",
-				"buffered", cn.end-cn.start, "budget", cn.g.limits.MaxBufferedBytes, "closed_since_last_line", n)
-		}
-		return false
-	}
-	nb := make([]byte, size)
-	copy(nb, cn.buf[:cn.end])
-	cn.buf = nb
-	return true
+	return cn.recv
 }
 
-// shrink drops a grown buffer once what it holds fits the initial size,
-// giving its bytes back to the budget.
-func (cn *tcpConn) shrink() {
-	if cn.start == cn.end {
-		cn.start, cn.end = 0, 0
-	}
-	if len(cn.buf) == initialBuffer || cn.end-cn.start > initialBuffer/2 {
-		return
-	}
-	nb := make([]byte, initialBuffer)
-	cn.end = copy(nb, cn.buf[cn.start:cn.end])
-	cn.start = 0
-	cn.releaseBuffer()
-	cn.buf = nb
-}
-
-// releaseBuffer gives the buffer's reserved bytes back to the budget.
-func (cn *tcpConn) releaseBuffer() {
-	cn.g.releaseBuffer(len(cn.buf) - initialBuffer)
-}
-
-// read reads once into the buffer, with a deadline of the read timeout or,
-// when a partial frame is buffered, the end of its frame timeout if that
-// is sooner. It reports false when the connection is to be closed: end of
-// stream, idle, an error, or a partial frame past its frame timeout
-// (quarantined).
-func (cn *tcpConn) read() (time.Time, bool) {
+// Read reads once from the connection for the framing loop, with a
+// deadline of the read timeout or, when a partial frame is buffered, the
+// end of its frame timeout if that is sooner. It ends the loop (io.EOF,
+// or errStop once the partial frame is quarantined) at end of stream,
+// when idle, on an error, on a partial frame past its frame timeout, and
+// when the gateway is closing with nothing buffered. Bytes read with an
+// error are handed on; the error is seen again by the next read.
+func (cn *tcpConn) Read(p []byte) (int, error) {
 	g, cfg := cn.g, &cn.l.cfg
+	buffered := cn.fr.Buffered() > 0
+	if g.isClosing() && !buffered {
+		return 0, io.EOF
+	}
 	now := time.Now()
 	deadline := now.Add(cfg.ReadTimeout)
 	frameDeadline := false
-	if cn.end > cn.start {
+	if buffered {
 		cn.frameStart = cn.frameStart.Add(now.Sub(cn.readAt))
 		if fd := cn.frameStart.Add(cfg.FrameTimeout); fd.Before(deadline) {
 			deadline, frameDeadline = fd, true
 		}
 	}
 	cn.c.SetReadDeadline(deadline) //nolint:errcheck
-	n, err := cn.c.Read(cn.buf[cn.end:])
+	n, err := cn.c.Read(p)
 	cn.readAt = time.Now()
-	recv := cn.readAt.UTC()
-	if n > 0 && cn.end == cn.start {
+	cn.recv = cn.readAt.UTC()
+	if n > 0 && !buffered {
 		cn.frameStart = cn.readAt
 	}
-	cn.end += n
-	if err == nil {
-		return recv, true
+	if err == nil || n > 0 {
+		return n, nil
 	}
 	switch {
 	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
@@ -200,77 +156,57 @@ func (cn *tcpConn) read() (time.Time, bool) {
 		if g.isClosing() {
 			break
 		}
-		if frameDeadline && n == 0 {
+		if frameDeadline {
 			g.stats.FramesTimedOut.Add(1)
-			g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.buf[cn.start:cn.end], recv,
+			g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.fr.Pending(), cn.recv,
 				fmt.Errorf("%w within %s", ErrFrameTimeout, cfg.FrameTimeout))
-			return recv, false
+			return 0, errStop
 		}
 		cn.log.Debug("closing idle connection", "idle", cfg.ReadTimeout)
 	default:
 		cn.log.Debug("reading", "error", err)
 	}
-	if n == 0 {
-		if cn.end > cn.start && !g.isClosing() {
-			cn.log.Debug("connection closed with a partial frame", "bytes", cn.end-cn.start)
-		}
-		return recv, false
-	}
-	return recv, true
+	return 0, io.EOF
 }
 
-// frameAll frames, decodes and submits every complete frame in the buffer,
-// queueing each for its ack, up to the first frame refused or one that
-// closes the connection.
-func (cn *tcpConn) frameAll(recv time.Time) frameOutcome {
+// Frame decodes and submits one frame for the framing loop, queueing it
+// for its ack. A refused frame is returned as a *plugins.FrameError with
+// its bytes; a frame that closes the connection stops the loop after the
+// frames before it are acked.
+func (cn *tcpConn) Frame(frame []byte) (bool, error) {
 	g := cn.g
-	closeAfter := false
-	for cn.start < cn.end && !closeAfter {
-		fn, ferr := callFrame(cn.sess, cn.buf[cn.start:cn.end])
-		if ferr != nil {
-			if isPanic(ferr) {
-				cn.panicked(ferr)
-				return frameOutcome{reject: ferr, raw: cn.buf[cn.start:cn.end], panicked: true}
-			}
-			return frameOutcome{reject: fmt.Errorf("framing: %w", ferr), raw: cn.buf[cn.start:cn.end]}
-		}
-		if fn == 0 {
-			break
-		}
-		if fn > cn.end-cn.start {
-			return frameOutcome{reject: fmt.Errorf("framing: %w: framer claimed %d of %d bytes", plugins.ErrMalformed, fn, cn.end-cn.start), raw: cn.buf[cn.start:cn.end]}
-		}
-		frame := cn.buf[cn.start : cn.start+fn]
-		g.stats.Frames.Add(1)
-		cn.ps.Frames.Add(1)
-		res, derr := callDecode(cn.sess, frame, recv)
-		if derr == nil {
-			derr = plugins.CheckSignals(res.Signals)
-		}
-		if derr != nil {
-			if isPanic(derr) {
-				cn.panicked(derr)
-				return frameOutcome{reject: derr, raw: frame, panicked: true}
-			}
-			return frameOutcome{reject: derr, raw: frame}
-		}
-		cn.start += fn
-		cn.frameStart = cn.readAt // what follows arrived with this read
-		p := pendingAck{ack: res.Ack, close: res.Close, recv: recv}
-		if len(res.Signals) > 0 {
-			g.stampSignals(cn.l, cn.ps, res.Signals, recv)
-			t, err := g.ingest.Submit(context.Background(), res.Signals)
-			if err != nil {
-				cn.log.Warn("submitting to ingest", "error", err)
-				g.stats.Unacked.Add(1)
-				return frameOutcome{abort: true}
-			}
-			p.ticket = t
-		}
-		cn.pending = append(cn.pending, p)
-		closeAfter = res.Close
+	g.stats.Frames.Add(1)
+	cn.ps.Frames.Add(1)
+	res, err := callDecode(cn.sess, frame, cn.recv)
+	if err == nil {
+		err = plugins.CheckSignals(res.Signals)
 	}
-	return frameOutcome{}
+	if err != nil {
+		return false, &plugins.FrameError{Err: err, Raw: frame}
+	}
+	cn.frameStart = cn.readAt // what follows arrived with this read
+	p := pendingAck{ack: res.Ack, close: res.Close, recv: cn.recv}
+	if len(res.Signals) > 0 {
+		g.stampSignals(cn.l, cn.ps, res.Signals, cn.recv)
+		t, err := g.ingest.Submit(context.Background(), res.Signals)
+		if err != nil {
+			cn.log.Warn("submitting to ingest", "error", err)
+			g.stats.Unacked.Add(1)
+			return false, errAbort
+		}
+		p.ticket = t
+	}
+	cn.pending = append(cn.pending, p)
+	return res.Close, nil
+}
+
+// Flush acks the frames of one read for the framing loop (see
+// ackPending); errStop closes the connection.
+func (cn *tcpConn) Flush() error {
+	if !cn.ackPending() {
+		return errStop
+	}
+	return nil
 }
 
 // panicked counts and logs a decoder panic on this connection.

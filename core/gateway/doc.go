@@ -1,6 +1,9 @@
 // Package gateway owns fleetcore's device-facing listeners (TCP and UDP):
 // per-connection sessions of a decoder plugin, framing with a cap on frame
-// length, read deadlines and a whole-frame deadline, caps on connections
+// length (through plugins.Framer, the one framing loop that the
+// conformance suite and replay run too; the gateway adds the hooks: its
+// buffer budget on growth, panic recovery around Frame and Decode, acks
+// after each read's frames are durable), read deadlines and a whole-frame deadline, caps on connections
 // (per listener, per source IP, across the gateway) and on buffered bytes
 // (a budget across connections), and acks written only after the ingest
 // core reports the frame's signals durable. A frame that fails to frame or

@@ -17,8 +17,12 @@
 //     time and its own copy of the frame (the input is scribbled over after
 //     Decode to catch retained slices).
 //   - stream (TCP): the frames concatenated and fed all at once, byte by
-//     byte, and in random chunks through the framer loop a gateway runs give
-//     the same signals (same keys, same canonical JSON) as the sequence.
+//     byte, and in random chunks through the gateway's own framing loop
+//     (plugins.Framer, each chunk one read) give the same signals (same
+//     keys, same canonical JSON) as the sequence.
+//     A session that is a plugins.EOFFramer is also fed the chunks as a
+//     whole input whose end ends the last frame (as replay does): the
+//     same signals, nothing left; a quarter of the garbage inputs too.
 //   - resend: the frames replayed in a fresh session, received later, give
 //     the same idempotency keys (signal.Signal.Key): the receive time must
 //     not enter a record.
@@ -28,7 +32,9 @@
 //     yields nothing, never a panic.
 //   - garbage: seeded random bytes never panic and never produce a signal;
 //     the framer never keeps waiting once MaxFrame bytes are buffered; at
-//     least one garbage input is refused with an error.
+//     least one garbage input is refused with an error, and a refusal
+//     (here and in oversized) names its step ("framing …", "decoding …")
+//     once.
 //   - oversized: frames whose first bytes are overwritten with 0xFF (where
 //     length fields live) and the explicit Cases.Oversized inputs are
 //     refused, or at least never make the decoder allocate what the length

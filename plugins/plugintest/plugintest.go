@@ -5,9 +5,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"runtime"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -110,6 +112,14 @@ func (c *suite) setupBefore(i int) [][]byte {
 
 func (c *suite) tcp() bool { return c.cs.Transport == plugins.TCP }
 
+// eof reports whether the decoder's sessions end their last frame at the
+// end of the input (plugins.EOFFramer): then the stream and some garbage
+// inputs are also fed as a whole input, as replay does.
+func (c *suite) eof() bool {
+	_, ok := c.session().(plugins.EOFFramer)
+	return ok && c.tcp()
+}
+
 func (c *suite) session() plugins.Session {
 	return c.dec.NewSession(plugins.SessionConfig{
 		Transport: c.cs.Transport,
@@ -166,7 +176,7 @@ func frame(sess plugins.Session, buf []byte) (n int, err error) {
 // errPanic marks a recovered panic.
 var errPanic = errors.New("panic")
 
-// feedResult is what a gateway's read loop made of a byte stream.
+// feedResult is what the gateway's framing loop made of a byte stream.
 type feedResult struct {
 	sigs    []signal.Signal
 	err     error // the error that ended the stream, if any
@@ -174,43 +184,78 @@ type feedResult struct {
 	waits   bool  // Frame asked for more with MaxFrame or more bytes buffered
 }
 
-// feed runs chunks through sess like a gateway's read loop: append, frame,
-// decode every complete frame, stop at the first error.
+// feed runs chunks through sess in the gateway's framing loop
+// (plugins.Framer), each chunk arriving as one read: frame, decode every
+// complete frame, stop at the first error. For UDP each chunk is one
+// datagram.
 func (c *suite) feed(sess plugins.Session, chunks [][]byte, recv time.Time) feedResult {
-	var out feedResult
-	var buf []byte
-	for _, chunk := range chunks {
-		buf = append(buf, chunk...)
-		for len(buf) > 0 {
-			var n int
-			var err error
-			if c.tcp() {
-				n, err = frame(sess, buf)
-			} else {
-				n = len(buf)
+	return c.feedTo(sess, chunks, recv, false)
+}
+
+// feedTo is feed; with atEOF the end of the chunks ends the last frame
+// where the session allows (plugins.EOFFramer), as in replay.
+func (c *suite) feedTo(sess plugins.Session, chunks [][]byte, recv time.Time, atEOF bool) feedResult {
+	h := &feeder{sess: sess, recv: recv}
+	if !c.tcp() {
+		for _, chunk := range chunks {
+			if len(chunk) == 0 {
+				continue
 			}
-			if err != nil {
-				out.err = err
-				return out
-			}
-			if n == 0 {
-				if len(buf) >= c.cs.MaxFrame {
-					out.waits = true
-				}
+			if _, err := h.Frame(chunk); err != nil {
+				h.out.err = err
 				break
 			}
-			res, err := decode(sess, buf[:n], recv)
-			out.sigs = append(out.sigs, res.Signals...)
-			if err != nil {
-				out.err = err
-				return out
+		}
+		return h.out
+	}
+	cfg := plugins.FramerConfig{
+		Frame: func(buf []byte) (int, error) {
+			n, err := frame(sess, buf)
+			if err == nil && n == 0 && len(buf) >= c.cs.MaxFrame {
+				h.out.waits = true
 			}
-			buf = buf[n:]
+			return n, err
+		},
+		MaxFrame: c.cs.MaxFrame,
+	}
+	if e, ok := sess.(plugins.EOFFramer); ok && atEOF {
+		cfg.FrameAtEOF = func(buf []byte) (n int, err error) {
+			defer func() {
+				if p := recover(); p != nil {
+					err = fmt.Errorf("%w in FrameAtEOF: %v", errPanic, p)
+				}
+			}()
+			return e.FrameAtEOF(buf)
 		}
 	}
-	out.pending = len(buf)
-	return out
+	fr := plugins.NewFramer(cfg)
+	defer fr.Close()
+	readers := make([]io.Reader, len(chunks))
+	for i, chunk := range chunks {
+		readers[i] = bytes.NewReader(chunk)
+	}
+	if err := fr.Run(io.MultiReader(readers...), h); err != nil {
+		h.out.err = err
+	}
+	h.out.pending = fr.Buffered()
+	return h.out
 }
+
+// feeder is feed's frame handler: it decodes each frame and keeps the
+// signals.
+type feeder struct {
+	sess plugins.Session
+	recv time.Time
+	out  feedResult
+}
+
+func (h *feeder) Frame(f []byte) (bool, error) {
+	res, err := decode(h.sess, f, h.recv)
+	h.out.sigs = append(h.out.sigs, res.Signals...)
+	return false, err
+}
+
+func (h *feeder) Flush() error { return nil }
 
 // describe renders a signal for comparison: key, canonical JSON, frame.
 func describe(s *signal.Signal) string {
@@ -283,16 +328,25 @@ func (c *suite) stream(t *testing.T, want []string) {
 	for i := range whole {
 		bytewise = append(bytewise, whole[i:i+1])
 	}
-	for _, tc := range []struct {
+	cases := []struct {
 		name   string
 		chunks [][]byte
+		atEOF  bool
 	}{
-		{"all_at_once", [][]byte{whole}},
-		{"byte_at_a_time", bytewise},
-		{"random_chunks", random},
-	} {
+		{"all_at_once", [][]byte{whole}, false},
+		{"byte_at_a_time", bytewise, false},
+		{"random_chunks", random, false},
+	}
+	if c.eof() {
+		cases = append(cases, struct {
+			name   string
+			chunks [][]byte
+			atEOF  bool
+		}{"random_chunks_ending_the_input", random, true})
+	}
+	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
-			got := c.feed(c.session(), tc.chunks, recvFirst)
+			got := c.feedTo(c.session(), tc.chunks, recvFirst, tc.atEOF)
 			if got.err != nil {
 				t.Fatalf("stream failed: %v", got.err)
 			}
@@ -424,7 +478,7 @@ func (c *suite) garbage(t *testing.T) {
 			chunks = append(chunks, rest[:n])
 			rest = rest[n:]
 		}
-		got := c.feed(sess, chunks, recvFirst)
+		got := c.feedTo(sess, chunks, recvFirst, c.eof() && k%4 == 1)
 		if errors.Is(got.err, errPanic) {
 			t.Errorf("garbage %d (%d bytes): %v", k, size, got.err)
 		}
@@ -436,10 +490,26 @@ func (c *suite) garbage(t *testing.T) {
 		}
 		if got.err != nil {
 			refused++
+			saysOnce(t, fmt.Sprintf("garbage %d", k), got.err)
 		}
 	}
 	if refused == 0 {
 		t.Errorf("none of the garbage inputs was refused with an error")
+	}
+}
+
+// saysOnce fails t when err names its step ("framing …", "decoding …")
+// more than once, as "framing: framing gt06 packet" or "decoding teltonika
+// frame: framing teltonika data" did: the session says which step failed
+// once, and the framing loop adds nothing.
+func saysOnce(t *testing.T, what string, err error) {
+	t.Helper()
+	if err == nil {
+		return
+	}
+	msg := err.Error()
+	if n := strings.Count(msg, "framing") + strings.Count(msg, "decoding"); n > 1 {
+		t.Errorf("%s: the error names its step %d times: %q", what, n, msg)
 	}
 }
 
@@ -469,6 +539,7 @@ func (c *suite) oversized(t *testing.T) {
 				if errors.Is(got.err, errPanic) {
 					t.Errorf("frame %d with 0xFF×%d at %d: %v", i, run, off, got.err)
 				}
+				saysOnce(t, fmt.Sprintf("frame %d with 0xFF×%d at %d", i, run, off), got.err)
 				if n > allocBudget {
 					t.Errorf("frame %d with 0xFF×%d at %d: allocated %d bytes for a %d-byte input", i, run, off, n, len(m))
 				}
@@ -485,6 +556,7 @@ func (c *suite) oversized(t *testing.T) {
 		if !errors.Is(got.err, plugins.ErrTooLarge) && !errors.Is(got.err, plugins.ErrMalformed) {
 			t.Errorf("oversized input %d (%d bytes): error %v, want plugins.ErrTooLarge or ErrMalformed", k, len(o), got.err)
 		}
+		saysOnce(t, fmt.Sprintf("oversized input %d", k), got.err)
 		if n > allocBudget {
 			t.Errorf("oversized input %d: allocated %d bytes", k, n)
 		}

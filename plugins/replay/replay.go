@@ -4,6 +4,7 @@ package replay
 
 import (
 	"bufio"
+	"bytes"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -48,53 +49,76 @@ func (o Output) MarshalJSON() ([]byte, error) {
 	return append([]byte(fmt.Sprintf(`{"frame":%d,`, o.Frame)), b[1:]...), nil
 }
 
-// Frame runs one input frame through the session. TCP frames go through the
-// session's framer first: the line must hold exactly the frames it frames
-// (one or several); leftover bytes are reported as a truncated frame. Each
-// frame's records go through plugins.CheckSignals, as in the gateway: a
-// frame with a record the gateway would refuse is an error here too, and
-// none of its records are returned.
+// Frame runs one input frame through the session. TCP frames go through
+// the framing loop the gateway runs (plugins.Framer) with the session's
+// framer: the input must hold exactly the frames it frames (one or
+// several), and its end ends the last frame where the protocol allows it
+// (plugins.EOFFramer: a line protocol's last line needs no line end);
+// bytes left then are reported as a truncated frame. Each frame's records
+// go through plugins.CheckSignals, as in the gateway: a frame with a
+// record the gateway would refuse is an error here too, and none of its
+// records are returned. The records of the frames before an error are.
 func Frame(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time) ([]signal.Signal, error) {
+	h := &collector{sess: sess, recv: recv}
 	if tr == plugins.UDP {
-		res, err := sess.Decode(data, recv)
-		if err == nil {
-			err = plugins.CheckSignals(res.Signals)
-		}
-		if err != nil {
-			return nil, err
-		}
-		return res.Signals, nil
+		_, err := h.Frame(data)
+		return h.sigs, err
 	}
-	var out []signal.Signal
-	for len(data) > 0 {
-		n, err := sess.Frame(data)
-		if err != nil {
-			return out, fmt.Errorf("framing: %w", err)
-		}
-		if n == 0 {
-			return out, fmt.Errorf("framing: %w: truncated frame (%d bytes left)", plugins.ErrMalformed, len(data))
-		}
-		if n > len(data) {
-			return out, fmt.Errorf("framing: framer returned %d of %d bytes", n, len(data))
-		}
-		res, err := sess.Decode(data[:n], recv)
-		if err == nil {
-			err = plugins.CheckSignals(res.Signals)
-		}
-		if err != nil {
-			return out, err
-		}
-		out = append(out, res.Signals...)
-		data = data[n:]
+	fr := plugins.NewFramer(plugins.FramerConfigFor(sess, len(data), true))
+	defer fr.Close()
+	if err := fr.Run(bytes.NewReader(data), h); err != nil {
+		return h.sigs, err
 	}
-	return out, nil
+	if n := fr.Buffered(); n > 0 {
+		return h.sigs, fmt.Errorf("%w: truncated frame (%d bytes left)", plugins.ErrMalformed, n)
+	}
+	return h.sigs, nil
 }
 
-// Run reads one frame per line from in and writes one JSON object per
-// decoded signal (or rejected frame) to out. Blank lines and lines starting
-// with # are skipped but still counted. In text mode the escapes \r and \n
-// in a line stand for CR and LF, so multi-line frames fit on one line.
+// collector is Frame's frame handler: it decodes each frame and keeps its
+// records.
+type collector struct {
+	sess plugins.Session
+	recv time.Time
+	sigs []signal.Signal
+}
+
+func (c *collector) Frame(frame []byte) (bool, error) {
+	res, err := c.sess.Decode(frame, c.recv)
+	if err == nil {
+		err = plugins.CheckSignals(res.Signals)
+	}
+	if err != nil {
+		return false, err
+	}
+	c.sigs = append(c.sigs, res.Signals...)
+	return false, nil
+}
+
+func (c *collector) Flush() error { return nil }
+
+// Summary counts what a replay made of its input.
+type Summary struct {
+	Frames   int // input lines holding a frame (blank and # lines are not)
+	Rejected int // of them, lines with an error (not hex, or a frame refused)
+	Signals  int // signals decoded
+}
+
+// Run is Decode without the summary.
 func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
+	_, err := Decode(dec, in, out, o)
+	return err
+}
+
+// Decode reads one frame per line from in and writes one JSON object per
+// decoded signal (or rejected frame) to out, and returns what it counted.
+// Blank lines and lines starting with # are skipped but still counted in
+// the line numbers. In text mode the escapes \r and \n in a line stand
+// for CR and LF, so multi-line frames fit on one line; the end of a line
+// ends its last frame where the protocol allows (see Frame). The error is
+// a reading or writing failure, not a rejected frame.
+func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summary, error) {
+	var sum Summary
 	if o.Transport == "" {
 		o.Transport = plugins.TCP
 	}
@@ -115,12 +139,14 @@ func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
 		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
+		sum.Frames++
 		var data []byte
 		if o.Hex {
 			b, err := hex.DecodeString(strings.TrimSpace(text))
 			if err != nil {
+				sum.Rejected++
 				if err := enc.Encode(Output{Frame: line, Error: fmt.Sprintf("decoding hex: %v", err)}); err != nil {
-					return err
+					return sum, fmt.Errorf("writing output: %w", err)
 				}
 				continue
 			}
@@ -129,21 +155,23 @@ func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
 			data = []byte(unescape(text))
 		}
 		sigs, err := Frame(sess, o.Transport, data, o.Now().UTC())
+		sum.Signals += len(sigs)
 		for i := range sigs {
 			if err := enc.Encode(Output{Frame: line, Signal: &sigs[i]}); err != nil {
-				return err
+				return sum, fmt.Errorf("writing output: %w", err)
 			}
 		}
 		if err != nil {
+			sum.Rejected++
 			if err := enc.Encode(Output{Frame: line, Error: err.Error()}); err != nil {
-				return err
+				return sum, fmt.Errorf("writing output: %w", err)
 			}
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading input: %w", err)
+		return sum, fmt.Errorf("reading input: %w", err)
 	}
-	return nil
+	return sum, nil
 }
 
 func unescape(s string) string {

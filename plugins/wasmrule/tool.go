@@ -45,7 +45,37 @@ type inputLine struct {
 	Error string `json:"error"`
 }
 
-// RunTest evaluates the rule in wasmPath over signals read from in (the
+// Statuses of RunTest's lines that are not a verdict of the rule.
+const (
+	StatusSkipped      = "skipped"       // the input line is not a decoded signal
+	StatusNotEvaluated = "not_evaluated" // the rule could not evaluate the signal
+)
+
+// TestSummary counts a test run's output lines by status: a verdict
+// (pass, warn, fail, not_applicable), StatusSkipped or StatusNotEvaluated.
+type TestSummary map[string]int
+
+// Lines is the number of output lines (non-blank input lines).
+func (s TestSummary) Lines() int {
+	n := 0
+	for _, c := range s {
+		n += c
+	}
+	return n
+}
+
+// Evaluated is the number of lines the rule gave a verdict on.
+func (s TestSummary) Evaluated() int {
+	return s.Lines() - s[StatusSkipped] - s[StatusNotEvaluated]
+}
+
+// RunTest is Test without the summary.
+func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opts TestOptions) error {
+	_, err := Test(ctx, wasmPath, in, out, opts)
+	return err
+}
+
+// Test evaluates the rule in wasmPath over signals read from in (the
 // JSON lines `fleetcore decode` prints: canonical signal JSON plus "frame")
 // and writes one TestLine per non-blank input line to out. Lines carrying
 // "error" (frames the decoder rejected) and lines that are not JSON are
@@ -53,21 +83,23 @@ type inputLine struct {
 // the same device by device time (ties in line order), as in the server: for
 // input in device-time order that is the previous line of the same device.
 // The rule's self-tests run first; a failing self-test or a
-// batch that could not be evaluated makes RunTest return an error after all
-// lines are written.
-func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opts TestOptions) error {
+// batch that could not be evaluated makes Test return an error after all
+// lines are written. The summary counts the lines written by status; a
+// skipped line is not an error (the caller judges, as `fleetcore rules
+// test` does with its exit code).
+func Test(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opts TestOptions) (TestSummary, error) {
 	wasm, err := os.ReadFile(wasmPath)
 	if err != nil {
-		return fmt.Errorf("reading rule: %w", err)
+		return nil, fmt.Errorf("reading rule: %w", err)
 	}
 	host, err := NewHost(Config{CacheDir: opts.CacheDir, BatchSize: opts.BatchSize, MaxFailures: 1 << 30})
 	if err != nil {
-		return err
+		return nil, err
 	}
 	defer host.Close(ctx)
 	rule, err := host.Compile(ctx, wasm)
 	if err != nil {
-		return fmt.Errorf("loading %s: %w", wasmPath, err)
+		return nil, fmt.Errorf("loading %s: %w", wasmPath, err)
 	}
 	defer rule.Close(ctx)
 	var problems []error
@@ -87,7 +119,7 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 	meta := rule.Meta()
 	bw := bufio.NewWriter(out)
 	enc := json.NewEncoder(bw)
-	counts := map[string]int{}
+	counts := TestSummary{}
 	emit := func(l TestLine) error {
 		counts[l.Status]++
 		if err := enc.Encode(l); err != nil {
@@ -130,7 +162,7 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return fmt.Errorf("reading signals: %w", err)
+		return counts, fmt.Errorf("reading signals: %w", err)
 	}
 
 	inputs := make([]Input, len(signals))
@@ -148,7 +180,7 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 		i += len(got)
 		if err != nil {
 			if KindOf(err) == KindCanceled {
-				return err
+				return counts, err
 			}
 			problems = append(problems, err)
 			end := min(i+batchMax, len(inputs))
@@ -160,10 +192,10 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 	}
 	k := 0
 	for _, e := range entries {
-		l := TestLine{Line: e.line, Status: "skipped", Text: e.skip}
+		l := TestLine{Line: e.line, Status: StatusSkipped, Text: e.skip}
 		if e.skip == "" {
 			if evalErr[k] != nil {
-				l = TestLine{Line: e.line, Status: "not_evaluated", Text: evalErr[k].Error()}
+				l = TestLine{Line: e.line, Status: StatusNotEvaluated, Text: evalErr[k].Error()}
 			} else {
 				v := verdicts[k]
 				l = TestLine{Line: e.line, Status: v.Status.String(), Reason: v.Reason, Text: meta.ReasonText(v.Reason)}
@@ -171,11 +203,11 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 			k++
 		}
 		if err := emit(l); err != nil {
-			return err
+			return counts, err
 		}
 	}
 	if err := bw.Flush(); err != nil {
-		return fmt.Errorf("writing results: %w", err)
+		return counts, fmt.Errorf("writing results: %w", err)
 	}
 	if opts.Summary != nil {
 		keys := make([]string, 0, len(counts))
@@ -189,7 +221,7 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 		}
 		fmt.Fprintf(opts.Summary, "%s %s: %s\n", meta.Name, meta.Version, strings.Join(parts, " "))
 	}
-	return errors.Join(problems...)
+	return counts, errors.Join(problems...)
 }
 
 // Inspect prints what a rule module is: file size and hash, cold compile

@@ -114,18 +114,28 @@ func (s *Session) DeviceID() string { return s.imei }
 // closed). It must not allocate what the length field claims, and must
 // fail (not wait) once a claimed length exceeds MaxFrame.
 func (s *Session) Frame(buf []byte) (int, error) {
+	n, err := s.frameLen(buf)
+	if err != nil {
+		return 0, fmt.Errorf("framing acme frame: %w", err)
+	}
+	return n, nil
+}
+
+// frameLen is Frame without its phrase: Frame and Decode each say once
+// which step failed.
+func (s *Session) frameLen(buf []byte) (int, error) {
 	if len(buf) >= 1 && buf[0] != start0 || len(buf) >= 2 && buf[1] != start1 {
-		return 0, fmt.Errorf("framing acme frame: %w: start bytes %x", plugins.ErrMalformed, buf[:min(2, len(buf))])
+		return 0, fmt.Errorf("%w: start bytes %x", plugins.ErrMalformed, buf[:min(2, len(buf))])
 	}
 	if len(buf) >= 3 && buf[2] != version {
-		return 0, fmt.Errorf("framing acme frame: %w: version %d", plugins.ErrMalformed, buf[2])
+		return 0, fmt.Errorf("%w: version %d", plugins.ErrMalformed, buf[2])
 	}
 	if len(buf) < headerLen {
 		return 0, nil
 	}
 	total := headerLen + int(binary.BigEndian.Uint16(buf[4:])) + trailerLen
 	if total > s.cfg.MaxFrame {
-		return 0, fmt.Errorf("framing acme frame: %w: %d bytes, cap %d", plugins.ErrTooLarge, total, s.cfg.MaxFrame)
+		return 0, fmt.Errorf("%w: %d bytes, cap %d", plugins.ErrTooLarge, total, s.cfg.MaxFrame)
 	}
 	if len(buf) < total {
 		return 0, nil
@@ -161,7 +171,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 // check validates the whole frame (Decode may be handed a stored frame
 // without Frame having seen it) and returns its type and payload.
 func (s *Session) check(frame []byte) (byte, []byte, error) {
-	n, err := s.Frame(frame)
+	n, err := s.frameLen(frame)
 	if err != nil {
 		return 0, nil, err
 	}

@@ -109,6 +109,7 @@ type Session struct {
 var (
 	_ plugins.Session          = (*Session)(nil)
 	_ plugins.DeviceIdentifier = (*Session)(nil)
+	_ plugins.EOFFramer        = (*Session)(nil)
 )
 
 // DeviceID is the device identified so far.
@@ -128,6 +129,16 @@ func (s *Session) Frame(buf []byte) (int, error) {
 		return 0, fmt.Errorf("framing freematics line: %w: %d bytes", plugins.ErrTooLarge, i+1)
 	}
 	return i + 1, nil
+}
+
+// FrameAtEOF frames the last message of an input that ends without a
+// line end (plugins.EOFFramer): the rest is the message. Over MaxFrame it
+// is ErrTooLarge.
+func (s *Session) FrameAtEOF(buf []byte) (int, error) {
+	if len(buf) > s.cfg.MaxFrame {
+		return 0, fmt.Errorf("framing freematics line: %w: %d bytes without a line end", plugins.ErrTooLarge, len(buf))
+	}
+	return len(buf), nil
 }
 
 // Checksum is the Freematics checksum: the sum of the bytes modulo 256.

@@ -60,6 +60,7 @@ var (
 	_ plugins.Session          = (*Session)(nil)
 	_ plugins.Rejecter         = (*Session)(nil)
 	_ plugins.DeviceIdentifier = (*Session)(nil)
+	_ plugins.EOFFramer        = (*Session)(nil)
 )
 
 // DeviceID is the device of the last accepted line (a connection may carry
@@ -80,6 +81,16 @@ func (s *Session) Frame(buf []byte) (int, error) {
 		return 0, fmt.Errorf("framing jsonl line: %w: no line end within %d bytes", plugins.ErrTooLarge, s.cfg.MaxFrame)
 	}
 	return 0, nil
+}
+
+// FrameAtEOF frames the last line of an input that ends without a line
+// end (plugins.EOFFramer): the rest is the line. Over MaxFrame it is
+// ErrTooLarge.
+func (s *Session) FrameAtEOF(buf []byte) (int, error) {
+	if len(buf) > s.cfg.MaxFrame {
+		return 0, fmt.Errorf("framing jsonl line: %w: %d bytes without a line end, cap %d", plugins.ErrTooLarge, len(buf), s.cfg.MaxFrame)
+	}
+	return len(buf), nil
 }
 
 // Decode decodes one line. A blank line is a keep-alive: no record, no

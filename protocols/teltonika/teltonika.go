@@ -141,7 +141,7 @@ func (s *Session) Frame(buf []byte) (int, error) {
 	}
 	total, err := s.frameLen(binary.BigEndian.Uint32(buf[4:8]))
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("framing teltonika data: %w", err)
 	}
 	if len(buf) < total {
 		return 0, nil
@@ -150,13 +150,15 @@ func (s *Session) Frame(buf []byte) (int, error) {
 }
 
 // frameLen checks a TCP data length field and returns the frame's length.
+// Its errors say what is wrong, not where: Frame and Decode wrap them with
+// their own phrase.
 func (s *Session) frameLen(dataLen uint32) (int, error) {
 	if dataLen < minAVLData {
-		return 0, fmt.Errorf("framing teltonika data: %w: data length %d", plugins.ErrMalformed, dataLen)
+		return 0, fmt.Errorf("%w: data length %d", plugins.ErrMalformed, dataLen)
 	}
 	total := uint64(dataLen) + 12
 	if total > uint64(s.cfg.MaxFrame) {
-		return 0, fmt.Errorf("framing teltonika data: %w: %d bytes, cap %d", plugins.ErrTooLarge, total, s.cfg.MaxFrame)
+		return 0, fmt.Errorf("%w: %d bytes, cap %d", plugins.ErrTooLarge, total, s.cfg.MaxFrame)
 	}
 	return int(total), nil
 }
