@@ -319,7 +319,7 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 			}
 		})
 		newSession := func(opts map[string]string) plugins.Session {
-			return dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Options: opts, Logger: hclog.NewNullLogger()})
+			return dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Options: plugins.MustDecodeOptions(dec, opts), Logger: hclog.NewNullLogger()})
 		}
 		var opts map[string]string
 		sess := newSession(nil)

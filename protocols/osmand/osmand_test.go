@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
 var recvTime = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func newSession(opts map[string]string) plugins.Session {
-	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: opts})
+	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: plugins.MustDecodeOptions(&Decoder{}, opts)})
 }
 
 type corpusFrame struct {
