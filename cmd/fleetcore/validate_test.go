@@ -37,9 +37,9 @@ type problem struct {
 // print "valid" for, and the older semantic checks, each with its line.
 var validateCases = []validateCase{
 	{
-		name: "listener label is no protocol",
-		file: "listener \"nosuch\" {\n  address = \"127.0.0.1:0\"\n}\n",
-		want: []problem{{1, `listener "nosuch": unknown protocol "nosuch" (known: acme, freematics, gt06, h02, jsonl, osmand, teltonika; without a protocol attribute the label names it)`}},
+		name:  "listener label is no protocol",
+		file:  "listener \"nosuch\" {\n  address = \"127.0.0.1:0\"\n}\n",
+		want:  []problem{{1, `listener "nosuch": unknown protocol "nosuch" (known: acme, freematics, gt06, h02, jsonl, osmand, teltonika; without a protocol attribute the label names it)`}},
 		fixed: "listener \"nosuch\" {\n  protocol = \"jsonl\"\n  address = \"127.0.0.1:0\"\n}\n",
 	},
 	{
@@ -94,9 +94,9 @@ var validateCases = []validateCase{
 		fixed: "listener \"jsonl\" {\n  address   = \"127.0.0.1:0\"\n}\n",
 	},
 	{
-		name: "duplicate address",
-		file: "listener \"jsonl\" {\n  address = \"127.0.0.1:%PORT%\"\n}\nlistener \"other\" {\n  protocol = \"jsonl\"\n  address  = \":%PORT%\"\n}\n",
-		want: []problem{{6, `listener "other": address tcp :%PORT% is also used by listener "jsonl" (%FILE%:2)`}},
+		name:  "duplicate address",
+		file:  "listener \"jsonl\" {\n  address = \"127.0.0.1:%PORT%\"\n}\nlistener \"other\" {\n  protocol = \"jsonl\"\n  address  = \":%PORT%\"\n}\n",
+		want:  []problem{{6, `listener "other": address tcp :%PORT% is also used by listener "jsonl" (%FILE%:2)`}},
 		fixed: "listener \"jsonl\" {\n  address = \"127.0.0.1:%PORT%\"\n}\nlistener \"other\" {\n  protocol = \"jsonl\"\n  address  = \"127.0.0.1:0\"\n}\n",
 	},
 	{
