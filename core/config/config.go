@@ -682,10 +682,8 @@ func (c *Config) Validate() error {
 	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {
 		add("integrity.webhook: must be an http:// or https:// URL")
 	}
-	if len(e.Problems) > 0 {
-		return e
-	}
-	return nil
+	e.Sort()
+	return e.Err()
 }
 
 // addressProblem says why addr is not a host:port a listener of transport

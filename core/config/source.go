@@ -3,6 +3,9 @@ package config
 import (
 	"fmt"
 	"regexp"
+	"slices"
+	"strconv"
+	"strings"
 
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/hclsyntax"
@@ -105,4 +108,32 @@ func cutDot(s string) (string, string, bool) {
 		}
 	}
 	return s, "", false
+}
+
+// Sort orders the problems by file and line (stably: problems on one line
+// keep their order), so they read top to bottom like the file.
+func (e *Error) Sort() {
+	type pos struct {
+		file string
+		line int
+	}
+	at := func(p string) pos {
+		loc, _, _ := strings.Cut(p, ": ")
+		i := strings.LastIndex(loc, ":")
+		if i < 0 {
+			return pos{loc, 0}
+		}
+		n, err := strconv.Atoi(loc[i+1:])
+		if err != nil {
+			return pos{loc, 0}
+		}
+		return pos{loc[:i], n}
+	}
+	slices.SortStableFunc(e.Problems, func(a, b string) int {
+		pa, pb := at(a), at(b)
+		if c := strings.Compare(pa.file, pb.file); c != 0 {
+			return c
+		}
+		return pa.line - pb.line
+	})
 }

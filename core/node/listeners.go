@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"slices"
-	"strconv"
 	"strings"
 
 	"github.com/fleetcore/fleetcore/core/config"
@@ -66,37 +65,10 @@ func planListeners(cfg *config.Config, reg *plugins.Registry) ([]listenerPlan, e
 		}
 		plans = append(plans, listenerPlan{cfg: lc, dec: dec, opts: opts})
 	}
-	sortProblems(e.Problems)
+	e.Sort()
 	return plans, e.Err()
 }
 
-// sortProblems orders problems by file and line (stable: problems on one
-// line keep their order), so they read top to bottom like the file.
-func sortProblems(ps []string) {
-	type pos struct {
-		file string
-		line int
-	}
-	at := func(p string) pos {
-		loc, _, _ := strings.Cut(p, ": ")
-		i := strings.LastIndex(loc, ":")
-		if i < 0 {
-			return pos{loc, 0}
-		}
-		n, err := strconv.Atoi(loc[i+1:])
-		if err != nil {
-			return pos{loc, 0}
-		}
-		return pos{loc[:i], n}
-	}
-	slices.SortStableFunc(ps, func(a, b string) int {
-		pa, pb := at(a), at(b)
-		if c := strings.Compare(pa.file, pb.file); c != 0 {
-			return c
-		}
-		return pa.line - pb.line
-	})
-}
 
 // splitJoined returns the errors joined in err (errors.Join), else err.
 func splitJoined(err error) []error {
