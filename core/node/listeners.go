@@ -69,7 +69,6 @@ func planListeners(cfg *config.Config, reg *plugins.Registry) ([]listenerPlan, e
 	return plans, e.Err()
 }
 
-
 // splitJoined returns the errors joined in err (errors.Join), else err.
 func splitJoined(err error) []error {
 	if j, ok := err.(interface{ Unwrap() []error }); ok {
