@@ -53,6 +53,10 @@ type Info struct {
 	Transports  []Transport // transports it supports
 	DefaultPort int         // its conventional port
 	Description string
+	// Options are the listener options the decoder accepts, in the order
+	// docs list them; any other key is a configuration error. A session
+	// reads them from SessionConfig.Options with each option's Get.
+	Options []Option
 }
 
 // SessionConfig is what the gateway hands to a new session.
@@ -64,8 +68,10 @@ type SessionConfig struct {
 	MaxFrame int
 	// AllowDevice, when not nil, reports whether a device id may connect.
 	AllowDevice func(deviceID string) bool
-	// Options are the listener's protocol-specific options from config.
-	Options map[string]string
+	// Options are the listener's options, decoded and validated once
+	// against Info.Options (DecodeOptions) when the listener was
+	// configured; the zero value gives every option its default.
+	Options Options
 	Logger  hclog.Logger
 }
 
@@ -142,12 +148,17 @@ type Registry struct {
 // NewRegistry returns an empty registry.
 func NewRegistry() *Registry { return &Registry{m: map[string]Decoder{}} }
 
-// Register adds a decoder. It panics on an empty or duplicate name: that is
-// a programming mistake found at init time.
+// Register adds a decoder. It panics on an empty or duplicate name or a
+// malformed option declaration: that is a programming mistake found at init
+// time.
 func (r *Registry) Register(d Decoder) {
-	name := d.Info().Name
+	info := d.Info()
+	name := info.Name
 	if name == "" {
 		panic("plugins: decoder with empty name")
+	}
+	if err := checkOptions(info); err != nil {
+		panic(fmt.Sprintf("plugins: decoder %q: %v", name, err))
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

@@ -7,6 +7,7 @@ import (
 	"net"
 	"os"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -113,6 +114,8 @@ type Listener struct {
 	// FrameTimeout bounds the time from a frame's first byte to its last
 	// ("" means the default).
 	FrameTimeout string `hcl:"frame_timeout,optional"`
+
+	src listenerSource // where the block and its keys are (Where)
 }
 
 // Gateway bounds what all listeners hold together.
@@ -205,6 +208,36 @@ func (e *Error) Error() string {
 	return "invalid configuration:\n  " + strings.Join(e.Problems, "\n  ")
 }
 
+// Add records a problem found at where (file:line, see Listener.Where).
+func (e *Error) Add(where, format string, a ...any) {
+	if where == "" {
+		where = "defaults"
+	}
+	e.Problems = append(e.Problems, where+": "+fmt.Sprintf(format, a...))
+}
+
+// Merge adds err's problems: one line each when err is an *Error (or
+// wraps one), else err's text as one problem at where.
+func (e *Error) Merge(where string, err error) {
+	if err == nil {
+		return
+	}
+	var ce *Error
+	if errors.As(err, &ce) {
+		e.Problems = append(e.Problems, ce.Problems...)
+		return
+	}
+	e.Add(where, "%v", err)
+}
+
+// Err returns e when it holds a problem, else nil.
+func (e *Error) Err() error {
+	if len(e.Problems) == 0 {
+		return nil
+	}
+	return e
+}
+
 // Load reads, decodes, defaults, overrides from the environment and
 // validates the config file at path.
 func Load(path string) (*Config, error) {
@@ -217,6 +250,29 @@ func Load(path string) (*Config, error) {
 
 // Parse is Load for bytes already read; path names the source in errors.
 func Parse(path string, src []byte) (*Config, error) {
+	c, err := ParseUnvalidated(path, src)
+	if err != nil {
+		return nil, err
+	}
+	if err := c.Validate(); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// LoadUnvalidated is Load without Validate: syntax and unknown keys are
+// still errors, every other problem is left to the caller's Validate (or
+// node.Check), so that one run can report all of them.
+func LoadUnvalidated(path string) (*Config, error) {
+	src, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	return ParseUnvalidated(path, src)
+}
+
+// ParseUnvalidated is LoadUnvalidated for bytes already read.
+func ParseUnvalidated(path string, src []byte) (*Config, error) {
 	p := hclparse.NewParser()
 	f, diags := p.ParseHCL(src, path)
 	if diags.HasErrors() {
@@ -227,12 +283,12 @@ func Parse(path string, src []byte) (*Config, error) {
 		return nil, diagError(diags)
 	}
 	c.File = path
-	c.sources = attrSources(f.Body, path, secretKeys)
+	c.recordSources(f.Body)
+	for k, v := range attrSources(f.Body, path, secretKeys) {
+		c.sources[k] = v
+	}
 	c.applyDefaults()
 	c.applyEnv()
-	if err := c.Validate(); err != nil {
-		return nil, err
-	}
 	return &c, nil
 }
 
@@ -436,7 +492,15 @@ func Duration(s string) time.Duration {
 // Validate checks the config and reports every problem at once.
 func (c *Config) Validate() error {
 	e := &Error{}
-	add := func(format string, a ...any) { e.Problems = append(e.Problems, c.File+": "+fmt.Sprintf(format, a...)) }
+	add := func(format string, a ...any) {
+		msg := fmt.Sprintf(format, a...)
+		key := ""
+		if m := problemKey.FindStringSubmatch(msg); m != nil {
+			key = m[1]
+		}
+		e.Add(c.where(key), "%s", msg)
+	}
+	addAt := func(where, format string, a ...any) { e.Add(where, format, a...) }
 	dur := func(name, v string, allowEmpty bool) {
 		if v == "" && allowEmpty {
 			return
@@ -511,39 +575,46 @@ func (c *Config) Validate() error {
 	if c.Ingest.Writers < 1 || c.Ingest.Writers >= c.Database.MaxConns {
 		add("ingest.writers: must be at least 1 and less than database.max_conns")
 	}
-	seen := map[string]string{}
+	var bound []*Listener // listeners whose address parsed, for clashes
 	for _, l := range c.Listeners {
 		where := fmt.Sprintf("listener %q", l.Name)
 		if l.Transport != "tcp" && l.Transport != "udp" {
-			add("%s: transport %q is not tcp or udp", where, l.Transport)
+			addAt(l.Where("transport"), "%s: transport %q is not tcp or udp", where, l.Transport)
 		}
-		if _, _, err := net.SplitHostPort(l.Address); err != nil {
-			add("%s: address %q: %v", where, l.Address, err)
+		if p := addressProblem(l.Transport, l.Address); p != "" {
+			addAt(l.Where("address"), "%s: address %q: %s", where, l.Address, p)
+		} else {
+			for _, other := range bound {
+				if other.Transport == l.Transport && addressesClash(other.Address, l.Address) {
+					addAt(l.Where("address"), "%s: address %s %s is also used by listener %q (%s)", where, l.Transport, l.Address, other.Name, other.Where("address"))
+					break
+				}
+			}
+			bound = append(bound, l)
 		}
-		key := l.Transport + " " + l.Address
-		if other, dup := seen[key]; dup {
-			add("%s: address %s %s is also used by listener %q", where, l.Transport, l.Address, other)
-		}
-		seen[key] = l.Name
 		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
-			add("%s: max_frame must be between 16 and 16777216", where)
+			addAt(l.Where("max_frame"), "%s: max_frame must be between 16 and 16777216", where)
 		}
 		if l.MaxConnections < 1 {
-			add("%s: max_connections must be positive", where)
+			addAt(l.Where("max_connections"), "%s: max_connections must be positive", where)
 		}
-		dur(where+": read_timeout", l.ReadTimeout, false)
+		if d, err := time.ParseDuration(l.ReadTimeout); err != nil {
+			addAt(l.Where("read_timeout"), "%s: read_timeout: %q is not a duration (like 500ms, 10s, 5m)", where, l.ReadTimeout)
+		} else if d < 0 {
+			addAt(l.Where("read_timeout"), "%s: read_timeout: must not be negative", where)
+		}
 		if l.MaxConnectionsPerIP < 0 {
-			add("%s: max_connections_per_ip must be positive", where)
+			addAt(l.Where("max_connections_per_ip"), "%s: max_connections_per_ip must be positive", where)
 		}
 		if l.FrameTimeout != "" {
 			if d, err := time.ParseDuration(l.FrameTimeout); err != nil {
-				add("%s: frame_timeout: %q is not a duration (like 500ms, 10s, 5m)", where, l.FrameTimeout)
+				addAt(l.Where("frame_timeout"), "%s: frame_timeout: %q is not a duration (like 500ms, 10s, 5m)", where, l.FrameTimeout)
 			} else if d <= 0 {
-				add("%s: frame_timeout must be positive", where)
+				addAt(l.Where("frame_timeout"), "%s: frame_timeout must be positive", where)
 			}
 		}
 		if l.MaxFrame > 0 && c.Gateway.MaxBufferedBytes > 0 && int64(l.MaxFrame) > c.Gateway.MaxBufferedBytes {
-			add("%s: max_frame (%d) is more than gateway.max_buffered_bytes (%d): such a frame could never be buffered", where, l.MaxFrame, c.Gateway.MaxBufferedBytes)
+			addAt(l.Where("max_frame"), "%s: max_frame (%d) is more than gateway.max_buffered_bytes (%d): such a frame could never be buffered", where, l.MaxFrame, c.Gateway.MaxBufferedBytes)
 		}
 	}
 	if c.Gateway.MaxConnections < 1 {
@@ -598,8 +669,8 @@ func (c *Config) Validate() error {
 	if *q.MaxRows < 0 {
 		add("quarantine.max_rows: must not be negative (0 = no cap)")
 	}
-	if _, _, err := net.SplitHostPort(c.API.Address); err != nil {
-		add("api.address: %v", err)
+	if p := addressProblem("tcp", c.API.Address); p != "" {
+		add("api.address: %q: %s", c.API.Address, p)
 	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {
 		add("api.token: required when api.address (%s) is not a loopback address (or set FLEETCORE_API_TOKEN)", c.API.Address)
 	}
@@ -611,10 +682,50 @@ func (c *Config) Validate() error {
 	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {
 		add("integrity.webhook: must be an http:// or https:// URL")
 	}
-	if len(e.Problems) > 0 {
-		return e
+	e.Sort()
+	return e.Err()
+}
+
+// addressProblem says why addr is not a host:port a listener of transport
+// can bind ("" when it is).
+func addressProblem(transport, addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return strings.TrimPrefix(err.Error(), "address "+addr+": ")
 	}
-	return nil
+	if strings.ContainsAny(host, " \t") {
+		return "the host has spaces"
+	}
+	if port == "" {
+		return "no port"
+	}
+	if n, err := strconv.Atoi(port); err == nil {
+		if n < 0 || n > 65535 {
+			return fmt.Sprintf("port %d is outside 0–65535", n)
+		}
+		return ""
+	}
+	network := transport
+	if network != "udp" {
+		network = "tcp"
+	}
+	if _, err := net.LookupPort(network, port); err != nil {
+		return fmt.Sprintf("port %q is not a number or a known service", port)
+	}
+	return ""
+}
+
+// addressesClash reports whether two listeners of one transport would
+// bind the same port: the same port on the same host or on a wildcard
+// host ("", 0.0.0.0, ::). Port 0 (any free port) never clashes.
+func addressesClash(a, b string) bool {
+	ha, pa, _ := net.SplitHostPort(a)
+	hb, pb, _ := net.SplitHostPort(b)
+	if pa != pb || pa == "0" {
+		return false
+	}
+	wild := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" || h == "[::]" }
+	return ha == hb || wild(ha) || wild(hb)
 }
 
 // IsLoopback reports whether a listen address only accepts local clients.

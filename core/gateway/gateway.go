@@ -53,7 +53,8 @@ type ListenerConfig struct {
 	// does not count. Default DefaultFrameTimeout.
 	FrameTimeout time.Duration
 	AllowDevice  func(string) bool
-	Options      map[string]string
+	// Options are the listener's decoded options (plugins.DecodeOptions).
+	Options plugins.Options
 }
 
 // Gateway runs listeners.

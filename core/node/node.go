@@ -2,7 +2,6 @@ package node
 
 import (
 	"context"
-	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -186,6 +185,11 @@ func (n *Node) migrateThenPing(ctx context.Context) error {
 func (n *Node) Run(ctx context.Context) error {
 	cfg := n.cfg
 	n.runCtx = ctx
+	// What `fleetcore validate` checks, before anything starts.
+	plans, err := planListeners(cfg, n.reg)
+	if err != nil {
+		return err
+	}
 	st, err := n.startStore(ctx)
 	if err != nil {
 		return err
@@ -213,25 +217,14 @@ func (n *Node) Run(ctx context.Context) error {
 	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.reject, gateway.WithLimits(gateway.Limits{
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
 	}))
-	for _, lc := range cfg.Listeners {
-		dec, ok := n.reg.Lookup(lc.Protocol)
-		if !ok {
-			n.shutdownGateway()
-			return fmt.Errorf("listener %s: unknown protocol %q (known: %v)", lc.Name, lc.Protocol, n.reg.Names())
-		}
-		addr, err := n.Gateway.Listen(gateway.ListenerConfig{
-			Name: lc.Name, Transport: plugins.Transport(lc.Transport), Address: lc.Address,
-			MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections, MaxConnectionsPerIP: lc.MaxConnectionsPerIP,
-			ReadTimeout: config.Duration(lc.ReadTimeout), FrameTimeout: config.Duration(lc.FrameTimeout),
-			AllowDevice: allowList(lc.AllowDevices),
-			Options:     lc.Options,
-		}, dec)
+	for _, p := range plans {
+		addr, err := n.Gateway.Listen(p.listenerConfig(), p.dec)
 		if err != nil {
 			n.shutdownGateway()
 			return err
 		}
 		n.mu.Lock()
-		n.addrs[lc.Name] = addr
+		n.addrs[p.cfg.Name] = addr
 		n.mu.Unlock()
 	}
 	n.Gateway.Serve()

@@ -85,7 +85,7 @@ func panicIsolation(t *testing.T, dec plugins.Decoder, tr plugins.Transport, max
 	rj := &rejections{}
 	g := gateway.New(hclog.NewNullLogger(), in, rj.add)
 	addr, err := g.Listen(gateway.ListenerConfig{
-		Name: "conformance", Transport: tr, Address: "127.0.0.1:0", MaxFrame: maxFrame, Options: opts,
+		Name: "conformance", Transport: tr, Address: "127.0.0.1:0", MaxFrame: maxFrame, Options: decodedOptions(dec, opts),
 	}, dec)
 	if err != nil {
 		t.Fatalf("starting a gateway: %v", err)

@@ -124,7 +124,7 @@ func (c *suite) session() plugins.Session {
 	return c.dec.NewSession(plugins.SessionConfig{
 		Transport: c.cs.Transport,
 		MaxFrame:  c.cs.MaxFrame,
-		Options:   c.cs.Options,
+		Options:   decodedOptions(c.dec, c.cs.Options),
 		Logger:    hclog.NewNullLogger(),
 	})
 }

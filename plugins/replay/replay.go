@@ -128,7 +128,11 @@ func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summar
 	if o.Now == nil {
 		o.Now = time.Now
 	}
-	sess := dec.NewSession(plugins.SessionConfig{Transport: o.Transport, MaxFrame: o.MaxFrame, Options: o.Options, Logger: hclog.NewNullLogger()})
+	opts, err := plugins.DecodeOptions(dec, o.Options)
+	if err != nil {
+		return sum, fmt.Errorf("decoding listener options: %w", err)
+	}
+	sess := dec.NewSession(plugins.SessionConfig{Transport: o.Transport, MaxFrame: o.MaxFrame, Options: opts, Logger: hclog.NewNullLogger()})
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	enc := json.NewEncoder(out)

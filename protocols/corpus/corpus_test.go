@@ -319,7 +319,15 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 			}
 		})
 		newSession := func(opts map[string]string) plugins.Session {
-			return dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Options: opts, Logger: hclog.NewNullLogger()})
+			// Traccar tells every decoder the model; only decoders that
+			// declare the option take it.
+			declared := map[string]string{}
+			for _, o := range dec.Info().Options {
+				if v, ok := opts[o.Spec().Name]; ok {
+					declared[o.Spec().Name] = v
+				}
+			}
+			return dec.NewSession(plugins.SessionConfig{Transport: k.tr, MaxFrame: 64 << 10, Options: plugins.MustDecodeOptions(dec, declared), Logger: hclog.NewNullLogger()})
 		}
 		var opts map[string]string
 		sess := newSession(nil)

@@ -69,7 +69,14 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.UDP, plugins.TCP},
 		DefaultPort: 5170,
 		Description: "Freematics ONE+ (Freematics Hub text protocol: DEVICE#key:value,...*CS)",
+		Options:     []plugins.Option{optServerKey},
 	}
+}
+
+// optServerKey is the key every login must carry (see NewSession).
+var optServerKey = plugins.StringOption{
+	Name: "server_key", MaxLen: 128,
+	Doc: "when set, the key every event must carry (`SK=`), as on a Freematics Hub started with a server key",
 }
 
 // NewSession starts a session for one UDP source or TCP connection.
@@ -79,7 +86,7 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
-	return &Session{dec: d, cfg: cfg, serverKey: cfg.Options["server_key"], source: sourceOf(cfg.RemoteAddr)}
+	return &Session{dec: d, cfg: cfg, serverKey: optServerKey.Get(cfg.Options), source: sourceOf(cfg.RemoteAddr)}
 }
 
 // Session is one device's state: its id and feed id, the datagram count

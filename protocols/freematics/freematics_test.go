@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 var recv = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func newSession(d *Decoder, tr plugins.Transport, opts map[string]string) *Session {
-	return d.NewSession(plugins.SessionConfig{Transport: tr, MaxFrame: 4096, Options: opts, Logger: hclog.NewNullLogger()}).(*Session)
+	return d.NewSession(plugins.SessionConfig{Transport: tr, MaxFrame: 4096, Options: plugins.MustDecodeOptions(d, opts), Logger: hclog.NewNullLogger()}).(*Session)
 }
 
 // withChecksum completes "HEADER#BODY" with its checksum.
@@ -272,7 +272,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 4096, Options: tt.opts, AllowDevice: tt.allow})
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 4096, Options: plugins.MustDecodeOptions(&Decoder{}, tt.opts), AllowDevice: tt.allow})
 			res, err := s.Decode(tt.frame, recv)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("error = %v, want %v", err, tt.err)

@@ -20,7 +20,7 @@ func udpSession(d *Decoder, ip string, port int, opts map[string]string) plugins
 		Transport:  plugins.UDP,
 		RemoteAddr: &net.UDPAddr{IP: net.ParseIP(ip), Port: port},
 		MaxFrame:   64 << 10,
-		Options:    opts,
+		Options:    plugins.MustDecodeOptions(d, opts),
 		Logger:     hclog.NewNullLogger(),
 	})
 }

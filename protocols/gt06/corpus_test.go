@@ -88,7 +88,7 @@ func loggedInModel(t testing.TB, model string) plugins.Session {
 	if model != "" {
 		opts = map[string]string{"model": model}
 	}
-	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: opts})
+	s := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: plugins.MustDecodeOptions(&Decoder{}, opts)})
 	if _, err := s.Decode(loginFrame, recvTime); err != nil {
 		t.Fatalf("login: %v", err)
 	}

@@ -53,6 +53,7 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP},
 		DefaultPort: DefaultPort,
 		Description: "Concox GT06 and clones: 0x7878/0x7979 framing, CRC-ITU, login, GPS/LBS/status/alarm/info packets",
+		Options:     []plugins.Option{optDeviceTime, optModel},
 	}
 }
 
@@ -77,10 +78,22 @@ func (dec *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 		dec:      dec,
 		cfg:      cfg,
 		log:      log.Named(Name),
-		utcClock: strings.EqualFold(cfg.Options["device_time"], "utc"),
-		model:    strings.ToUpper(strings.TrimSpace(cfg.Options["model"])),
+		utcClock: optDeviceTime.Get(cfg.Options) == "utc",
+		model:    strings.ToUpper(strings.TrimSpace(optModel.Get(cfg.Options))),
 	}
 }
+
+// The listener options (see README "Time" and "Model variants").
+var (
+	optDeviceTime = plugins.EnumOption{
+		Name: "device_time", Default: "declared", Values: []string{"declared", "utc"},
+		Doc: "`declared`: device times are local to the time zone the login declares; `utc`: ignore it, for firmwares that report UTC regardless",
+	}
+	optModel = plugins.StringOption{
+		Name: "model", MaxLen: 64,
+		Doc: "the device model (case-insensitive) for packets whose layout depends on it, like Traccar's `modelOverride`",
+	}
+)
 
 // Session is one GT06 connection.
 type Session struct {

@@ -210,7 +210,7 @@ func TestTimeZoneFromLogin(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := (&Decoder{}).NewSession(plugins.SessionConfig{Options: tt.opts})
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{Options: plugins.MustDecodeOptions(&Decoder{}, tt.opts)})
 			// Extension 0x190a: offset 4:00, bit 3 set = west (UTC-4).
 			if _, err := s.Decode(mustHex("787811010864717003664467100f190a0002c6d20d0a"), recvTime); err != nil {
 				t.Fatal(err)

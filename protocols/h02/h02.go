@@ -53,8 +53,21 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: 5013,
 		Description: "H02 (Sinotrack and compatibles): *HQ text messages and $ binary records",
+		Options:     []plugins.Option{optBinaryLength, optAck},
 	}
 }
+
+// The listener options (see NewSession).
+var (
+	optBinaryLength = plugins.IntOption{
+		Name: "binary_length", Min: minBinary, Max: 1024, NoDefault: "auto-detect",
+		Doc: "the length of `$` binary records on this listener (32, 42, 45, …)",
+	}
+	optAck = plugins.EnumOption{
+		Name: "ack", Default: "on", Values: []string{"on", "off"},
+		Doc: "`off` sends no replies; `on` replies as Traccar and the vendor servers do, after durability",
+	}
+)
 
 // NewSession starts a connection. Listener options:
 //   - binary_length: the length of '$' records on this listener (32, 42,
@@ -65,8 +78,8 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
-	s := &Session{dec: d, cfg: cfg, ack: cfg.Options["ack"] != "off"}
-	if v, err := strconv.Atoi(cfg.Options["binary_length"]); err == nil && v >= minBinary && v <= 1024 {
+	s := &Session{dec: d, cfg: cfg, ack: optAck.Get(cfg.Options) == "on"}
+	if v, ok := optBinaryLength.Lookup(cfg.Options); ok {
 		s.binLen, s.binFixed = v, true
 	}
 	return s

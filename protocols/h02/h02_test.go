@@ -26,7 +26,7 @@ var update = flag.Bool("update", false, "rewrite golden files")
 var recv = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func newSession(opts map[string]string) *Session {
-	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Options: opts, Logger: hclog.NewNullLogger()}).(*Session)
+	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Options: plugins.MustDecodeOptions(&Decoder{}, opts), Logger: hclog.NewNullLogger()}).(*Session)
 }
 
 func unhex(t testing.TB, s string) []byte {
@@ -211,7 +211,7 @@ func TestRejections(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 4096, Options: tt.opts, AllowDevice: tt.allow})
+			s := (&Decoder{}).NewSession(plugins.SessionConfig{MaxFrame: 4096, Options: plugins.MustDecodeOptions(&Decoder{}, tt.opts), AllowDevice: tt.allow})
 			res, err := s.Decode(tt.frame, recv)
 			if !errors.Is(err, tt.err) {
 				t.Errorf("error = %v, want %v", err, tt.err)

@@ -53,7 +53,15 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP},
 		DefaultPort: DefaultPort,
 		Description: "OsmAnd / Traccar Client HTTP: query string, form body or Traccar Client JSON; HTTP 200 ack, 400 with reason on rejection",
+		Options:     []plugins.Option{optSpeedUnit},
 	}
+}
+
+// optSpeedUnit is the unit of the query-string speed parameter.
+var optSpeedUnit = plugins.EnumOption{
+	Name: "speed_unit", Default: "kn", Values: []string{"kn", "kmh", "mps", "mph"},
+	Aliases: map[string]string{"km/h": "kmh", "kph": "kmh", "m/s": "mps"},
+	Doc:     "the unit of the query-string `speed` parameter (`kn` is the OsmAnd protocol's; km/h, kph and m/s are accepted as kmh and mps)",
 }
 
 // NewSession starts one HTTP connection. Listener options:
@@ -69,10 +77,10 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 		log = hclog.NewNullLogger()
 	}
 	s := &Session{dec: d, cfg: cfg, log: log.Named(Name), speedFactor: knotKMH}
-	switch strings.ToLower(cfg.Options["speed_unit"]) {
-	case "kmh", "km/h", "kph":
+	switch optSpeedUnit.Get(cfg.Options) {
+	case "kmh":
 		s.speedFactor = 1
-	case "mps", "m/s":
+	case "mps":
 		s.speedFactor = 3.6
 	case "mph":
 		s.speedFactor = 1.609344

@@ -25,7 +25,7 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden files")
 var recvTime = time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 
 func newSession(opts map[string]string) plugins.Session {
-	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: opts})
+	return (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 64 << 10, Options: plugins.MustDecodeOptions(&Decoder{}, opts)})
 }
 
 type corpusFrame struct {
@@ -424,5 +424,31 @@ func TestCanonicalParameters(t *testing.T) {
 	}
 	if len(g.Attrs) != 0 {
 		t.Errorf("canonical parameters leaked into attrs: %v", g.Attrs)
+	}
+}
+
+// TestSpeedUnitOption: each declared unit and alias converts the query's
+// speed to km/h; the default is knots.
+func TestSpeedUnitOption(t *testing.T) {
+	tests := []struct {
+		unit string // "" = option not set
+		want float64
+	}{
+		{"", 18.52}, {"kn", 18.52}, {"kmh", 10}, {"KM/H", 10}, {"kph", 10}, {"mps", 36}, {"m/s", 36}, {"mph", 16.09344},
+	}
+	for _, tt := range tests {
+		t.Run(tt.unit, func(t *testing.T) {
+			var opts map[string]string
+			if tt.unit != "" {
+				opts = map[string]string{"speed_unit": tt.unit}
+			}
+			res, err := feed(newSession(opts), []byte("GET /?id=1&timestamp=1377177267&lat=1&lon=2&speed=10 HTTP/1.1\r\n\r\n"))
+			if err != nil || len(res.Signals) != 1 {
+				t.Fatalf("decoding: %v, %d signals", err, len(res.Signals))
+			}
+			if got := res.Signals[0].Speed; math.Abs(got-tt.want) > 1e-9 {
+				t.Errorf("speed = %v, want %v", got, tt.want)
+			}
+		})
 	}
 }

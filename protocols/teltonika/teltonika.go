@@ -66,7 +66,14 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: DefaultPort,
 		Description: "Teltonika AVL: codecs 8, 8E, 16, GH3000 (7); GPRS messages 12/13/14",
+		Options:     []plugins.Option{optExtended},
 	}
+}
+
+// optExtended forces the 16-byte IO section (see NewSession).
+var optExtended = plugins.BoolOption{
+	Name: "extended",
+	Doc:  "force the 16-byte IO section some FMB firmwares add to codec 8/16 records (without it that layout is still recognised when the standard one does not fit)",
 }
 
 // NewSession starts one connection's (TCP) or one datagram source's (UDP)
@@ -85,9 +92,7 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 		log = hclog.NewNullLogger()
 	}
 	s := &Session{dec: d, cfg: cfg, log: log.Named(Name)}
-	if v, ok := cfg.Options["extended"]; ok {
-		s.extended, _ = strconv.ParseBool(v)
-	}
+	s.extended = optExtended.Get(cfg.Options)
 	return s
 }
 

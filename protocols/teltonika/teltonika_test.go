@@ -508,7 +508,7 @@ func TestExtendedIOSection(t *testing.T) {
 	frames := readHex(t, "testdata/traccar-tcp.hex")
 	frame := frames[len(frames)-1]
 	for _, opts := range []map[string]string{nil, {"extended": "true"}} {
-		s := newSession(t, plugins.SessionConfig{Options: opts})
+		s := newSession(t, plugins.SessionConfig{Options: plugins.MustDecodeOptions(&Decoder{}, opts)})
 		mustDecode(t, s, loginFrame(testIMEI))
 		res := mustDecode(t, s, frame)
 		if len(res.Signals) != 11 || !bytes.Equal(res.Ack, []byte{0, 0, 0, 11}) {
@@ -516,7 +516,7 @@ func TestExtendedIOSection(t *testing.T) {
 		}
 	}
 	// Forcing the extended layout onto a standard frame fails cleanly.
-	s := newSession(t, plugins.SessionConfig{Options: map[string]string{"extended": "true"}})
+	s := newSession(t, plugins.SessionConfig{Options: plugins.MustDecodeOptions(&Decoder{}, map[string]string{"extended": "true"})})
 	mustDecode(t, s, loginFrame(testIMEI))
 	if _, err := s.Decode(tcpFrame(avlData(Codec8, []rec{sampleRecord})), recv); !errors.Is(err, plugins.ErrMalformed) {
 		t.Fatalf("standard frame with extended=true: err %v, want ErrMalformed", err)
