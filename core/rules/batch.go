@@ -1,4 +1,4 @@
-package organizer
+package rules
 
 import (
 	"context"
@@ -269,7 +269,7 @@ type groupRule struct {
 // behind reports that a batch of the run was full: the group had more than
 // a batch waiting, so it should run again at once rather than after its
 // interval.
-func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []RunResult, behind bool, err error) {
+func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []RunResult, behind bool, err error) {
 	g := make([]*groupRule, len(rules))
 	names, versions := make([]string, len(rules)), make([]string, len(rules))
 	for i, rule := range rules {
@@ -321,14 +321,14 @@ func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res 
 // batchLimit is the size of the next batch for a group whose lowest
 // watermark is minWM: BatchSize when nearly caught up, growing with the
 // backlog (in ids, an upper bound on signals) up to MaxBatchSize.
-func (r *RuleRunner) batchLimit(minWM, bound int64) int {
+func (r *Runner) batchLimit(minWM, bound int64) int {
 	return int(min(max(bound-minWM, int64(r.cfg.BatchSize)), int64(r.cfg.MaxBatchSize)))
 }
 
 // groupBatch evaluates one batch for the rules of g that are not stopped,
 // in one transaction. It reports whether any rule has more to do and
 // whether the batch was full.
-func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (more, full bool, err error) {
+func (r *Runner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (more, full bool, err error) {
 	var names, versions []string
 	byKey := map[[2]string]*groupRule{}
 	for _, x := range g {
