@@ -12,8 +12,14 @@ import (
 	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/fleetcore/fleetcore/core/amqplink"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
+
+// ErrUnavailable: the broker is not connected and the next reconnect
+// attempt is not due yet (backoff), so the write is refused at once and
+// ingest moves on to the next tier. It is amqplink.ErrUnavailable.
+var ErrUnavailable = amqplink.ErrUnavailable
 
 // Message headers.
 const (
@@ -87,8 +93,8 @@ func (o *Options) defaults() {
 type Broker struct {
 	opt    Options
 	log    hclog.Logger
-	pub    *link
-	con    *link
+	pub    *amqplink.Link
+	con    *amqplink.Link
 	window chan struct{}
 	seq    atomic.Uint64
 	prefix string
@@ -128,15 +134,26 @@ func New(opt Options, log hclog.Logger) (*Broker, error) {
 	b.queueType.Store("")
 	b.backlog.Store(-1)
 	b.backlogDead.Store(-1)
-	b.pub = newLink("publish", &b.opt, log, b.declare)
-	b.con = newLink("replay", &b.opt, log, b.declare)
+	b.pub = amqplink.New(b.linkOptions("publish"), log)
+	b.con = amqplink.New(b.linkOptions("replay"), log)
 	return b, nil
 }
 
 // declare makes the dead-letter queue and the failover queue (durable,
 // quorum where the broker supports it). Undecodable messages and messages
 // past their delivery limit are dead-lettered rather than discarded.
-func (b *Broker) declare(s *session) error {
+// linkOptions are the options of the broker's link named name; each link
+// declares the queues on every new connection.
+func (b *Broker) linkOptions(name string) amqplink.Options {
+	return amqplink.Options{
+		URL: b.opt.URL, Name: name, DialTimeout: b.opt.DialTimeout,
+		ReconnectMin: b.opt.ReconnectMin, ReconnectMax: b.opt.ReconnectMax,
+		// Returns of mandatory publishes: more than the confirm window.
+		Returns: b.opt.Window + 16, Setup: b.declare, LogFields: []any{"queue", b.opt.Queue},
+	}
+}
+
+func (b *Broker) declare(s *amqplink.Session) error {
 	if err := b.declareOne(s, b.opt.DeadLetter, nil); err != nil {
 		return err
 	}
@@ -146,40 +163,40 @@ func (b *Broker) declare(s *session) error {
 	})
 }
 
-func (b *Broker) declareOne(s *session, name string, extra amqp.Table) error {
+func (b *Broker) declareOne(s *amqplink.Session, name string, extra amqp.Table) error {
 	args := amqp.Table{}
 	for k, v := range extra {
 		args[k] = v
 	}
 	want := b.opt.QueueType
 	args["x-queue-type"] = want
-	_, err := s.ch.QueueDeclare(name, true, false, false, false, args)
+	_, err := s.Channel().QueueDeclare(name, true, false, false, false, args)
 	if err == nil {
 		b.queueType.Store(want)
 		return nil
 	}
 	first := err
-	if rerr := s.reopen(); rerr != nil {
+	if rerr := s.Reopen(); rerr != nil {
 		return fmt.Errorf("declaring queue %s: %w", name, first)
 	}
 	if want == "quorum" {
 		args["x-queue-type"] = "classic"
-		if _, err = s.ch.QueueDeclare(name, true, false, false, false, args); err == nil {
+		if _, err = s.Channel().QueueDeclare(name, true, false, false, false, args); err == nil {
 			b.log.Warn("broker refused a quorum queue; using a classic durable queue", "queue", name, "error", first)
 			b.queueType.Store("classic")
 			return nil
 		}
-		if rerr := s.reopen(); rerr != nil {
+		if rerr := s.Reopen(); rerr != nil {
 			return fmt.Errorf("declaring queue %s: %w", name, err)
 		}
 	}
 	// The queue may exist with other arguments (declared by an older
 	// version or by an operator): use it as it is.
-	if _, perr := s.ch.QueueDeclarePassive(name, true, false, false, false, nil); perr == nil {
+	if _, perr := s.Channel().QueueDeclarePassive(name, true, false, false, false, nil); perr == nil {
 		b.log.Warn("queue exists with different arguments; using it as declared", "queue", name, "error", first)
 		return nil
 	}
-	if rerr := s.reopen(); rerr != nil {
+	if rerr := s.Reopen(); rerr != nil {
 		return fmt.Errorf("declaring queue %s: %w", name, first)
 	}
 	return fmt.Errorf("declaring queue %s: %w", name, first)
@@ -190,7 +207,7 @@ func (b *Broker) declareOne(s *session, name string, extra amqp.Table) error {
 // tier instead of waiting). An unreachable broker is not fatal: the tier
 // stays down and reconnects with backoff.
 func (b *Broker) Connect() error {
-	_, err := b.pub.get()
+	_, err := b.pub.Get()
 	return err
 }
 
@@ -200,9 +217,7 @@ func (b *Broker) Name() string { return signal.PathFailover }
 // Available reports false while the publisher is disconnected and waiting
 // out its reconnect backoff, so ingest skips straight to the spool.
 func (b *Broker) Available() bool {
-	b.pub.mu.Lock()
-	defer b.pub.mu.Unlock()
-	return b.pub.cur != nil || time.Now().After(b.pub.nextTry)
+	return b.pub.Due()
 }
 
 // Write publishes the batch as one persistent message and returns nil only
@@ -224,11 +239,11 @@ func (b *Broker) Write(ctx context.Context, batch []signal.Signal) error {
 		switch {
 		case errors.Is(err, ErrUnavailable):
 			b.refused.Add(1)
-		case errors.Is(err, errNacked):
+		case errors.Is(err, amqplink.ErrNacked):
 			b.nacks.Add(1)
-		case errors.Is(err, errReturned):
+		case errors.Is(err, amqplink.ErrReturned):
 			b.returns.Add(1)
-		case errors.Is(err, errConfirmTimeout):
+		case errors.Is(err, amqplink.ErrConfirmTimeout):
 			b.timeouts.Add(1)
 		}
 		return err
@@ -244,7 +259,7 @@ func (b *Broker) Write(ctx context.Context, batch []signal.Signal) error {
 }
 
 func (b *Broker) write(ctx context.Context, batch []signal.Signal) error {
-	s, err := b.pub.get()
+	s, err := b.pub.Get()
 	if err != nil {
 		return err
 	}
@@ -256,9 +271,9 @@ func (b *Broker) write(ctx context.Context, batch []signal.Signal) error {
 		Headers:      amqp.Table{HeaderCodec: int32(signal.CodecVersion), HeaderSignals: int64(len(batch))},
 		Body:         signal.AppendBatch(make([]byte, 0, 128*len(batch)), batch),
 	}
-	err = publish(ctx, s, b.opt.Queue, msg, b.opt.ConfirmTimeout)
-	if err != nil && (s.ch.IsClosed() || errors.Is(err, errConfirmTimeout)) {
-		b.pub.broken(s, err)
+	err = amqplink.Publish(ctx, s, "", b.opt.Queue, true, msg, b.opt.ConfirmTimeout)
+	if err != nil && (s.Channel().IsClosed() || errors.Is(err, amqplink.ErrConfirmTimeout)) {
+		b.pub.Broken(s, err)
 	}
 	if err != nil {
 		return fmt.Errorf("failover publish: %w", err)
@@ -268,6 +283,6 @@ func (b *Broker) write(ctx context.Context, batch []signal.Signal) error {
 
 // Close closes both connections.
 func (b *Broker) Close() {
-	b.pub.close()
-	b.con.close()
+	b.pub.Close()
+	b.con.Close()
 }

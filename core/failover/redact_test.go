@@ -66,9 +66,9 @@ func TestIntegrationReconnectHidesThePassword(t *testing.T) {
 			var errs []string
 			ctx := context.Background()
 			deadline := time.Now().Add(20 * time.Second)
-			for b.pub.failures.Load() < 2 || b.con.failures.Load() < 2 {
+			for b.pub.Failures() < 2 || b.con.Failures() < 2 {
 				if time.Now().After(deadline) {
-					t.Fatalf("only %d/%d failed connects", b.pub.failures.Load(), b.con.failures.Load())
+					t.Fatalf("only %d/%d failed connects", b.pub.Failures(), b.con.Failures())
 				}
 				if err := b.Write(ctx, batch("dev", 0, 1)); err != nil {
 					errs = append(errs, err.Error())

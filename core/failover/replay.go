@@ -9,6 +9,7 @@ import (
 
 	amqp "github.com/rabbitmq/amqp091-go"
 
+	"github.com/fleetcore/fleetcore/core/amqplink"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
 
@@ -43,17 +44,17 @@ type DrainResult struct {
 // own delivery counter (and any delivery limit) never grows from outages.
 func (b *Broker) Drain(ctx context.Context, h Handler) (DrainResult, error) {
 	res := DrainResult{Backlog: -1}
-	s, err := b.con.get()
+	s, err := b.con.Get()
 	if err != nil {
 		return res, err
 	}
-	cs, err := openSession(s.conn, 16)
+	cs, err := amqplink.OpenSession(s.Conn(), 16)
 	if err != nil {
-		b.con.broken(s, err)
+		b.con.Broken(s, err)
 		return res, fmt.Errorf("opening replay channel: %w", err)
 	}
-	defer cs.ch.Close()
-	if err := cs.ch.Qos(b.opt.Prefetch, 0, false); err != nil {
+	defer cs.Channel().Close()
+	if err := cs.Channel().Qos(b.opt.Prefetch, 0, false); err != nil {
 		return res, fmt.Errorf("setting prefetch: %w", err)
 	}
 	depth, err := b.depth(cs)
@@ -66,7 +67,7 @@ func (b *Broker) Drain(ctx context.Context, h Handler) (DrainResult, error) {
 		return res, nil
 	}
 	tag := b.prefix + "-replay-" + strconv.FormatUint(b.seq.Add(1), 36)
-	deliveries, err := cs.ch.ConsumeWithContext(ctx, b.opt.Queue, tag, false, false, false, false, nil)
+	deliveries, err := cs.Channel().ConsumeWithContext(ctx, b.opt.Queue, tag, false, false, false, false, nil)
 	if err != nil {
 		return res, fmt.Errorf("consuming %s: %w", b.opt.Queue, err)
 	}
@@ -118,8 +119,8 @@ loop:
 			break loop
 		}
 	}
-	if !cs.ch.IsClosed() {
-		cs.ch.Cancel(tag, false) //nolint:errcheck // the channel closes next; unacked deliveries return to the queue
+	if !cs.Channel().IsClosed() {
+		cs.Channel().Cancel(tag, false) //nolint:errcheck // the channel closes next; unacked deliveries return to the queue
 		if d, err := b.depth(cs); err == nil {
 			res.Backlog = d
 			if d == 0 {
@@ -135,15 +136,15 @@ loop:
 	return res, runErr
 }
 
-func (b *Broker) depth(cs *session) (int, error) {
-	q, err := cs.ch.QueueDeclarePassive(b.opt.Queue, true, false, false, false, nil)
+func (b *Broker) depth(cs *amqplink.Session) (int, error) {
+	q, err := cs.Channel().QueueDeclarePassive(b.opt.Queue, true, false, false, false, nil)
 	if err != nil {
 		return -1, fmt.Errorf("inspecting queue %s: %w", b.opt.Queue, err)
 	}
 	b.backlog.Store(int64(q.Messages))
 	// The dead-letter depth is informational; a failure here closes the
 	// channel, so it is checked on its own channel.
-	if dc, err := cs.conn.Channel(); err == nil {
+	if dc, err := cs.Conn().Channel(); err == nil {
 		if dq, err := dc.QueueDeclarePassive(b.opt.DeadLetter, true, false, false, false, nil); err == nil {
 			b.backlogDead.Store(int64(dq.Messages))
 		}
@@ -161,16 +162,16 @@ func (b *Broker) noteEmpty() {
 // Refresh updates the backlog gauges (queue depths) without consuming;
 // the replay job calls it while Postgres is down.
 func (b *Broker) Refresh(ctx context.Context) error {
-	s, err := b.con.get()
+	s, err := b.con.Get()
 	if err != nil {
 		return err
 	}
-	cs, err := openSession(s.conn, 16)
+	cs, err := amqplink.OpenSession(s.Conn(), 16)
 	if err != nil {
-		b.con.broken(s, err)
+		b.con.Broken(s, err)
 		return fmt.Errorf("opening channel: %w", err)
 	}
-	defer cs.ch.Close()
+	defer cs.Channel().Close()
 	d, err := b.depth(cs)
 	if err == nil && d == 0 {
 		b.noteEmpty()
@@ -181,7 +182,7 @@ func (b *Broker) Refresh(ctx context.Context) error {
 // handleGroup stores several deliveries with one handler call and acks
 // them after it returned nil. If it failed, the deliveries are handled one
 // by one, so that each is requeued (or given up on) on its own.
-func (b *Broker) handleGroup(ctx context.Context, cs *session, tag string, group []amqp.Delivery, h Handler, res *DrainResult) error {
+func (b *Broker) handleGroup(ctx context.Context, cs *amqplink.Session, tag string, group []amqp.Delivery, h Handler, res *DrainResult) error {
 	if len(group) == 1 {
 		return b.handle(ctx, cs, tag, group[0], h, res)
 	}
@@ -227,7 +228,7 @@ func (b *Broker) handleGroup(ctx context.Context, cs *session, tag string, group
 	return nil
 }
 
-func (b *Broker) handle(ctx context.Context, cs *session, tag string, d amqp.Delivery, h Handler, res *DrainResult) error {
+func (b *Broker) handle(ctx context.Context, cs *amqplink.Session, tag string, d amqp.Delivery, h Handler, res *DrainResult) error {
 	sigs, err := signal.DecodeBatch(d.Body)
 	if err != nil {
 		return b.deadLetter(ctx, cs, d, "undecodable: "+err.Error(), res)
@@ -252,7 +253,7 @@ func (b *Broker) handle(ctx context.Context, cs *session, tag string, d amqp.Del
 	}
 	// Replay stops here: cancel the consumer first so the copy put back
 	// below is not delivered to this round again.
-	cs.ch.Cancel(tag, false) //nolint:errcheck // a closed channel returns the message anyway
+	cs.Channel().Cancel(tag, false) //nolint:errcheck // a closed channel returns the message anyway
 	attempts := headerInt(d.Headers, HeaderAttempts) + 1
 	if attempts >= int64(b.opt.MaxRedeliver) {
 		if err := b.deadLetter(ctx, cs, d, fmt.Sprintf("gave up after %d replay attempts: %v", attempts, herr), res); err != nil {
@@ -272,7 +273,7 @@ func (b *Broker) handle(ctx context.Context, cs *session, tag string, d amqp.Del
 	return herr
 }
 
-func (b *Broker) deadLetter(ctx context.Context, cs *session, d amqp.Delivery, reason string, res *DrainResult) error {
+func (b *Broker) deadLetter(ctx context.Context, cs *amqplink.Session, d amqp.Delivery, reason string, res *DrainResult) error {
 	hdr := copyHeaders(d.Headers)
 	hdr[HeaderReason] = truncate(reason, 1024)
 	if err := b.forward(ctx, cs, d, b.opt.DeadLetter, hdr); err != nil {
@@ -287,7 +288,7 @@ func (b *Broker) deadLetter(ctx context.Context, cs *session, d amqp.Delivery, r
 
 // forward publishes a copy of d (same body and properties, new headers) to
 // queue with a confirm, then acks d.
-func (b *Broker) forward(ctx context.Context, cs *session, d amqp.Delivery, queue string, hdr amqp.Table) error {
+func (b *Broker) forward(ctx context.Context, cs *amqplink.Session, d amqp.Delivery, queue string, hdr amqp.Table) error {
 	msg := amqp.Publishing{
 		Headers: hdr, ContentType: d.ContentType, ContentEncoding: d.ContentEncoding,
 		DeliveryMode: amqp.Persistent, MessageId: d.MessageId, Timestamp: d.Timestamp,
@@ -296,7 +297,7 @@ func (b *Broker) forward(ctx context.Context, cs *session, d amqp.Delivery, queu
 	if msg.MessageId == "" {
 		msg.MessageId = b.prefix + "-fwd-" + strconv.FormatUint(b.seq.Add(1), 36)
 	}
-	if err := publish(ctx, cs, queue, msg, b.opt.ConfirmTimeout); err != nil {
+	if err := amqplink.Publish(ctx, cs, "", queue, true, msg, b.opt.ConfirmTimeout); err != nil {
 		return err
 	}
 	if err := d.Ack(false); err != nil {
@@ -372,7 +373,7 @@ type Stats struct {
 // Stats returns a snapshot.
 func (b *Broker) Stats() Stats {
 	s := Stats{
-		Connected: b.pub.connected(), QueueType: b.queueType.Load().(string),
+		Connected: b.pub.Connected(), QueueType: b.queueType.Load().(string),
 		Published: b.published.Load(), PublishedSignals: b.publishedSignals.Load(),
 		Failures: b.failures.Load(), Refused: b.refused.Load(), Nacks: b.nacks.Load(),
 		Returns: b.returns.Load(), ConfirmTimeouts: b.timeouts.Load(), InFlight: b.inFlight.Load(),
@@ -380,7 +381,7 @@ func (b *Broker) Stats() Stats {
 		Replayed: b.replayed.Load(), ReplayedSignals: b.replayedSignals.Load(),
 		DeadLettered: b.deadLettered.Load(), Requeued: b.requeued.Load(),
 	}
-	if c := b.pub.connects.Load(); c > 1 {
+	if c := b.pub.Connects(); c > 1 {
 		s.Reconnects = c - 1
 	}
 	b.mu.Lock()

@@ -16,7 +16,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/amqplink"
 )
 
 // Event is an alert state change as delivered to the broker and webhook.
@@ -179,103 +179,67 @@ func (p *Publisher) postWebhook(ctx context.Context, e Event) error {
 }
 
 // AMQPBroker publishes alert events to a durable topic exchange with
-// persistent messages and publisher confirms. It connects lazily and
-// reconnects after any failure.
+// persistent messages and publisher confirms, through an amqplink.Link
+// (the failover tier's link: it connects lazily, declares the exchange on
+// every connection, and reconnects with backoff after any failure).
 type AMQPBroker struct {
-	url, exchange string
-	timeout       time.Duration
-	log           hclog.Logger
-
-	mu   sync.Mutex
-	conn *amqp.Connection
-	ch   *amqp.Channel
+	exchange string
+	timeout  time.Duration
+	link     *amqplink.Link
 }
 
 // NewAMQPBroker returns a broker publishing to exchange (declared durable
-// topic on connect). timeout bounds each confirm wait.
+// topic on connect). timeout bounds each connection attempt and each
+// confirm wait.
 func NewAMQPBroker(url, exchange string, timeout time.Duration, log hclog.Logger) *AMQPBroker {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
-	return &AMQPBroker{url: url, exchange: exchange, timeout: timeout, log: log}
+	b := &AMQPBroker{exchange: exchange, timeout: timeout}
+	b.link = amqplink.New(amqplink.Options{
+		URL: url, Name: "alerts", DialTimeout: timeout, LogFields: []any{"exchange", exchange},
+		Setup: func(s *amqplink.Session) error {
+			if err := s.Channel().ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
+				return fmt.Errorf("declaring exchange %s: %w", exchange, err)
+			}
+			return nil
+		},
+	}, log)
+	return b
 }
 
 // ErrNacked: the broker refused the message.
 var ErrNacked = errors.New("broker nacked the alert event")
 
-func (b *AMQPBroker) connect() error {
-	if b.ch != nil && !b.ch.IsClosed() && b.conn != nil && !b.conn.IsClosed() {
-		return nil
-	}
-	b.closeLocked()
-	conn, err := amqp.DialConfig(b.url, amqp.Config{Dial: amqp.DefaultDial(b.timeout), Properties: amqp.Table{"connection_name": "fleetcore alerts"}})
-	if err != nil {
-		return fmt.Errorf("connecting to broker: %w", config.RedactError(err, b.url))
-	}
-	ch, err := conn.Channel()
-	if err != nil {
-		conn.Close()
-		return fmt.Errorf("opening channel: %w", err)
-	}
-	if err := ch.ExchangeDeclare(b.exchange, "topic", true, false, false, false, nil); err != nil {
-		conn.Close()
-		return fmt.Errorf("declaring exchange %s: %w", b.exchange, err)
-	}
-	if err := ch.Confirm(false); err != nil {
-		conn.Close()
-		return fmt.Errorf("enabling publisher confirms: %w", err)
-	}
-	b.conn, b.ch = conn, ch
-	b.log.Info("connected to broker for alerts", "exchange", b.exchange)
-	return nil
-}
-
-func (b *AMQPBroker) closeLocked() {
-	if b.conn != nil {
-		b.conn.Close()
-	}
-	b.conn, b.ch = nil, nil
-}
-
-// Publish sends one event and waits for its confirm.
+// Publish sends one event and waits for its confirm. An event that may or
+// may not have reached the broker (the channel closed, the confirm timed
+// out) drops the connection; the outbox sends it again on the next Drain
+// (consumers deduplicate by message id, the event's id).
 func (b *AMQPBroker) Publish(ctx context.Context, e Event) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if err := b.connect(); err != nil {
-		return err
-	}
-	body, _ := json.Marshal(e)
-	ctx, cancel := context.WithTimeout(ctx, b.timeout)
-	defer cancel()
-	dc, err := b.ch.PublishWithDeferredConfirmWithContext(ctx, b.exchange, e.RoutingKey(), false, false, amqp.Publishing{
-		ContentType: "application/json", DeliveryMode: amqp.Persistent, Timestamp: e.At,
-		MessageId: strconv.FormatInt(e.ID, 10), Type: "fleetcore.alert." + e.State, Body: body,
-	})
+	s, err := b.link.Get()
 	if err != nil {
-		b.closeLocked()
 		return fmt.Errorf("publishing to %s: %w", b.exchange, err)
 	}
-	ok, err := dc.WaitContext(ctx)
-	if err != nil {
-		b.closeLocked()
-		return fmt.Errorf("waiting for confirm: %w", err)
-	}
-	if !ok {
+	body, _ := json.Marshal(e)
+	err = amqplink.Publish(ctx, s, b.exchange, e.RoutingKey(), false, amqp.Publishing{
+		ContentType: "application/json", DeliveryMode: amqp.Persistent, Timestamp: e.At,
+		MessageId: strconv.FormatInt(e.ID, 10), Type: "fleetcore.alert." + e.State, Body: body,
+	}, b.timeout)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, amqplink.ErrNacked):
 		return ErrNacked
 	}
-	return nil
+	b.link.Broken(s, err)
+	return fmt.Errorf("publishing to %s: %w", b.exchange, err)
 }
 
 // Ping reports whether the broker is reachable (connecting if needed).
 func (b *AMQPBroker) Ping(ctx context.Context) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.connect()
+	_, err := b.link.Get()
+	return err
 }
 
 // Close closes the connection.
-func (b *AMQPBroker) Close() {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.closeLocked()
-}
+func (b *AMQPBroker) Close() { b.link.Close() }

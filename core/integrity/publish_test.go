@@ -8,8 +8,12 @@ import (
 	"net/http/httptest"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
+	amqp "github.com/rabbitmq/amqp091-go"
+
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 func TestIntegrationWebhookRetriesThenGivesUp(t *testing.T) {
@@ -64,5 +68,94 @@ func TestIntegrationWebhookRetriesThenGivesUp(t *testing.T) {
 		max(last_error) FROM alert_events`).Scan(&pending, &lastErr)
 	if pending != 0 || lastErr == "" {
 		t.Fatalf("pending %d, last error %q", pending, lastErr)
+	}
+}
+
+// The alert broker goes through the failover tier's link: when the broker
+// connection is cut, Drain fails and the event stays in the outbox; once
+// the broker is back the link reconnects (after its backoff) and a later
+// Drain delivers the event.
+func TestIntegrationAlertBrokerReconnectsThroughLink(t *testing.T) {
+	ctx := context.Background()
+	st := openTestStore(t)
+	vhost := testenv.VHost(t)
+	conn, err := amqp.Dial(vhost)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	ch, err := conn.Channel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.ExchangeDeclare("fleetcore.alerts", "topic", true, false, false, false, nil); err != nil {
+		t.Fatal(err)
+	}
+	q, err := ch.QueueDeclare("", false, true, true, false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ch.QueueBind(q.Name, "gps_broken.#", "fleetcore.alerts", false, nil); err != nil {
+		t.Fatal(err)
+	}
+	proxy := testenv.NewProxy(t, testenv.HostPort(vhost))
+	broker := NewAMQPBroker(testenv.WithHost(vhost, proxy.Addr()), "fleetcore.alerts", 2*time.Second, hclog.NewNullLogger())
+	defer broker.Close()
+	pub := NewPublisher(st.Pool(), broker, "", hclog.NewNullLogger())
+	event := func(dev string) {
+		t.Helper()
+		if _, err := st.Pool().Exec(ctx, `WITH a AS (INSERT INTO alerts (device_id, kind, state, reason)
+			VALUES ($1, 'gps_broken', 'open', 'r') RETURNING id, device_id, kind, state, reason)
+			INSERT INTO alert_events (alert_id, device_id, kind, state, reason) SELECT * FROM a`, dev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	event("d1")
+	if err := pub.Drain(ctx); err != nil {
+		t.Fatal(err)
+	}
+	proxy.Cut()
+	event("d2")
+	if err := pub.Drain(ctx); err == nil {
+		t.Fatal("Drain succeeded with the broker cut off")
+	}
+	var pending int
+	if err := st.Pool().QueryRow(ctx, `SELECT count(*) FROM alert_events WHERE published IS NULL`).Scan(&pending); err != nil || pending != 1 {
+		t.Fatalf("pending events %d (%v), want d2's", pending, err)
+	}
+	if _, failed := pub.Counts(); failed == 0 {
+		t.Fatal("no publish failure counted")
+	}
+	proxy.Restore()
+	deadline := time.Now().Add(20 * time.Second)
+	for pub.Drain(ctx) != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("the alert broker did not reconnect")
+		}
+		time.Sleep(50 * time.Millisecond) // polling with a deadline: the link's backoff runs
+	}
+	if n, _ := pub.Counts(); n != 2 {
+		t.Fatalf("published %d, want 2", n)
+	}
+	got := map[string]int{}
+	for {
+		d, ok, err := ch.Get(q.Name, true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		var e Event
+		if err := json.Unmarshal(d.Body, &e); err != nil {
+			t.Fatal(err)
+		}
+		if d.RoutingKey != "gps_broken."+e.DeviceID {
+			t.Fatalf("routing key %s for %s", d.RoutingKey, e.DeviceID)
+		}
+		got[e.DeviceID]++
+	}
+	if got["d1"] < 1 || got["d2"] < 1 {
+		t.Fatalf("delivered %v, want d1 and d2", got)
 	}
 }

@@ -9,6 +9,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/recovery"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 )
@@ -116,7 +117,7 @@ func (n *Node) clearRecordAlerts(ctx context.Context) error {
 // into Postgres, and starts them at once when the Postgres breaker closes.
 func (n *Node) addReplayJobs() {
 	cfg := n.cfg
-	n.Replayer = organizer.NewReplayer(migratedStore{n}, n.Failover, n.Spool, cfg.Ingest.BatchMaxSignals,
+	n.Replayer = recovery.New(migratedStore{n}, n.Failover, n.Spool, cfg.Ingest.BatchMaxSignals,
 		config.Duration(cfg.Database.WriteTimeout), n.log.Named("replay"))
 	n.Replayer.OnRefused(n.recordsRefused)
 	for _, j := range n.Replayer.Jobs(config.Duration(cfg.Organizer.ReplayInterval)) {
@@ -125,7 +126,7 @@ func (n *Node) addReplayJobs() {
 	n.Organizer.Add(organizer.Job{Name: JobRecordAlerts, Interval: config.Duration(cfg.Organizer.HealthInterval), Run: n.clearRecordAlerts})
 	org := n.Organizer
 	n.Breaker.OnRecover(func() {
-		org.Trigger(organizer.JobReplayFailover)
-		org.Trigger(organizer.JobReplaySpool)
+		org.Trigger(recovery.JobReplayFailover)
+		org.Trigger(recovery.JobReplaySpool)
 	})
 }

@@ -17,6 +17,8 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/quarantine"
+	"github.com/fleetcore/fleetcore/core/recovery"
+	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins"
@@ -49,13 +51,13 @@ type Node struct {
 	Rules *wasmrule.Dir
 	// RuleRunner schedules the rules over stored signals (watermarks,
 	// findings); nil when rules are disabled.
-	RuleRunner *organizer.RuleRunner
+	RuleRunner *rules.Runner
 	// Durability chain (set in Run before Ready): Breaker wraps PG;
 	// Failover is nil without amqp.url; Replayer runs the replay jobs.
 	Breaker  *ingest.Breaker
 	Failover *failover.Broker
 	Spool    *spool.Spool
-	Replayer *organizer.Replayer
+	Replayer *recovery.Replayer
 	// SpoolFS, when set before Run, replaces the spool's file system
 	// (tests inject faults such as a full disk).
 	SpoolFS spool.FS

@@ -12,7 +12,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/node"
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/recovery"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 )
@@ -50,7 +50,7 @@ organizer { replay_interval = "1h" }
 	if err := n.Spool.Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, organizer.JobReplaySpool); err != nil {
+	if err := n.Organizer.RunNow(ctx, recovery.JobReplaySpool); err != nil {
 		t.Fatal(err)
 	}
 	var stored, kept, open int

@@ -9,6 +9,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
@@ -129,7 +130,7 @@ func (n *Node) startRules(ctx context.Context) error {
 	for name, v := range rc.Intervals {
 		intervals[name] = config.Duration(v)
 	}
-	runner := organizer.NewRuleRunner(st.Pool(), dir, organizer.RuleConfig{
+	runner := rules.New(st.Pool(), dir, rules.Config{
 		Interval:     config.Duration(rc.Interval),
 		Intervals:    intervals,
 		BatchSize:    rc.BatchSize,

@@ -90,7 +90,7 @@ func TestIntegrationDisabledRuleRaisesAnAlert(t *testing.T) {
 		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or make rules-tools): %v", err)
 	}
 	folder := t.TempDir()
-	if msg, err := exec.Command(bin, "../organizer/testdata/trap.wat", "-o", filepath.Join(folder, "test.trap.wasm")).CombinedOutput(); err != nil {
+	if msg, err := exec.Command(bin, "../rules/testdata/trap.wat", "-o", filepath.Join(folder, "test.trap.wasm")).CombinedOutput(); err != nil {
 		t.Fatalf("wat2wasm: %v\n%s", err, msg)
 	}
 	db := testenv.Database(t)

@@ -1,4 +1,4 @@
-package organizer_test
+package rules_test
 
 import (
 	"context"
@@ -29,7 +29,7 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	d, err := os.MkdirTemp("", "fc-organizer-rules")
+	d, err := os.MkdirTemp("", "fc-rules")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)

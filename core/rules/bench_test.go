@@ -1,11 +1,11 @@
-package organizer_test
+package rules_test
 
 import (
 	"context"
 	"strings"
 	"testing"
 
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -25,12 +25,12 @@ func BenchmarkIntegrationRuleRunner(b *testing.B) {
 	h := newHost(b, wasmrule.Config{PoolSize: 1})
 	for _, names := range [][]string{{"gps.range"}, {"gps.teleport"}, {"gps.range", "gps.teleport", "odometer.backwards"}} {
 		b.Run(strings.Join(names, "+"), func(b *testing.B) {
-			var rules []*wasmrule.Rule
+			var rs []*wasmrule.Rule
 			for _, name := range names {
-				rules = append(rules, compileRule(b, h, ruleWasm(b, name, "")))
+				rs = append(rs, compileRule(b, h, ruleWasm(b, name, "")))
 			}
 			pool := rulesPool(b, url, 2)
-			r := organizer.NewRuleRunner(pool, staticRules(rules), organizer.RuleConfig{Backfill: true, MaxBatchesPerRun: 1 << 20}, nil)
+			r := rules.New(pool, staticRules(rs), rules.Config{Backfill: true, MaxBatchesPerRun: 1 << 20}, nil)
 			b.ResetTimer()
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
@@ -40,7 +40,7 @@ func BenchmarkIntegrationRuleRunner(b *testing.B) {
 					}
 				}
 				b.StartTimer()
-				res, err := r.RunRules(ctx, rules)
+				res, err := r.RunRules(ctx, rs)
 				if err != nil {
 					b.Fatal(err)
 				}
@@ -52,7 +52,7 @@ func BenchmarkIntegrationRuleRunner(b *testing.B) {
 			}
 			// Signals per second through every rule of the group.
 			b.ReportMetric(float64(n*b.N)/b.Elapsed().Seconds(), "signals/s")
-			b.ReportMetric(float64(n*b.N*len(rules))/b.Elapsed().Seconds(), "evaluations/s")
+			b.ReportMetric(float64(n*b.N*len(rs))/b.Elapsed().Seconds(), "evaluations/s")
 		})
 	}
 }

@@ -1,4 +1,4 @@
-package organizer
+package rules
 
 import (
 	"context"
@@ -12,17 +12,26 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
-// RuleSource supplies the rules in service; *wasmrule.Dir is one. Disabled
+// Scheduler runs the rule jobs; *organizer.Organizer is one. Rule jobs
+// are added while the scheduler runs, one per interval as rules with it
+// appear, and triggered when a group has backlog left.
+type Scheduler interface {
+	Add(j organizer.Job)
+	Trigger(name string) bool
+}
+
+// Source supplies the rules in service; *wasmrule.Dir is one. Disabled
 // rules are left out.
-type RuleSource interface {
+type Source interface {
 	Rules() []*wasmrule.Rule
 }
 
-// RuleConfig tunes a RuleRunner. Zero fields take defaults.
-type RuleConfig struct {
+// Config tunes a Runner. Zero fields take defaults.
+type Config struct {
 	// Interval is how often each rule runs when it has caught up (default
 	// 2s); Intervals overrides it per rule name. A run that found more than
 	// a batch waiting runs again at once, so the interval only bounds the
@@ -64,7 +73,7 @@ type RuleConfig struct {
 	NodeID string
 }
 
-func (c RuleConfig) withDefaults() RuleConfig {
+func (c Config) withDefaults() Config {
 	if c.Interval <= 0 {
 		c.Interval = 2 * time.Second
 	}
@@ -89,7 +98,7 @@ func (c RuleConfig) withDefaults() RuleConfig {
 	return c
 }
 
-// RuleRunner evaluates quality rules over stored signals: each rule on its
+// Runner evaluates quality rules over stored signals: each rule on its
 // own interval, from its watermark (per rule and version, in Postgres) up to
 // the safe frontier, in batches whose findings, hourly statistics and
 // watermark advance commit in one transaction. The watermark row is held
@@ -99,10 +108,10 @@ func (c RuleConfig) withDefaults() RuleConfig {
 // It uses its own database pool and at most Concurrency rules at a time, so
 // rule evaluation never takes connections or more than its share of CPU
 // from ingest.
-type RuleRunner struct {
+type Runner struct {
 	pool *pgxpool.Pool
-	src  RuleSource
-	cfg  RuleConfig
+	src  Source
+	cfg  Config
 	log  hclog.Logger
 	fr   *frontier
 	sem  chan struct{}
@@ -115,7 +124,7 @@ type RuleRunner struct {
 	seen  map[string]string        // rule name -> last version seen by sync
 	// groups are the intervals that have a job.
 	groups map[time.Duration]bool
-	org    *Organizer
+	org    Scheduler
 	// waiting lists rule jobs that found every slot busy, oldest first.
 	waiting []string
 	// retryAt holds back a rule version whose batch was not evaluated
@@ -135,8 +144,8 @@ type ruleRunStats struct {
 	lastID               int64
 }
 
-// RuleRunStatus is a snapshot of one rule's scheduling in this process.
-type RuleRunStatus struct {
+// RunStatus is a snapshot of one rule's scheduling in this process.
+type RunStatus struct {
 	Rule       string    `json:"rule"`
 	Version    string    `json:"version"`
 	Interval   string    `json:"interval"`
@@ -153,14 +162,14 @@ type RuleRunStatus struct {
 	Backlog    int64     `json:"backlog"`   // frontier - watermark (an upper bound on signals waiting)
 }
 
-// NewRuleRunner returns a runner that reads and writes through pool (give it
+// New returns a runner that reads and writes through pool (give it
 // a pool of its own) and evaluates the rules src serves.
-func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog.Logger) *RuleRunner {
+func New(pool *pgxpool.Pool, src Source, cfg Config, log hclog.Logger) *Runner {
 	cfg = cfg.withDefaults()
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &RuleRunner{
+	return &Runner{
 		pool: pool, src: src, cfg: cfg, log: log,
 		fr:      &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
 		sem:     make(chan struct{}, cfg.Concurrency),
@@ -172,11 +181,11 @@ func NewRuleRunner(pool *pgxpool.Pool, src RuleSource, cfg RuleConfig, log hclog
 }
 
 // ErrSequenceCache means signals_id_seq hands out ids from a per-session
-// cache, which breaks the frontier's reasoning (see rules_frontier.go).
+// cache, which breaks the frontier's reasoning (see frontier.go).
 var ErrSequenceCache = errors.New("signals_id_seq must have CACHE 1 for exactly-once rule evaluation")
 
 // CheckSchema verifies what the runner relies on in the database.
-func (r *RuleRunner) CheckSchema(ctx context.Context) error {
+func (r *Runner) CheckSchema(ctx context.Context) error {
 	var cache int64
 	if err := r.pool.QueryRow(ctx, seqCacheSQL).Scan(&cache); err != nil {
 		return fmt.Errorf("checking signals_id_seq: %w", err)
@@ -190,7 +199,7 @@ func (r *RuleRunner) CheckSchema(ctx context.Context) error {
 // JobName is the organizer job that runs the named rule: rules with the
 // same interval share one job ("rules@30s") and are evaluated together, one
 // fetch per batch for all of them.
-func (r *RuleRunner) JobName(rule string) string { return groupJobName(r.interval(rule)) }
+func (r *Runner) JobName(rule string) string { return groupJobName(r.interval(rule)) }
 
 func groupJobName(d time.Duration) string { return "rules@" + d.String() }
 
@@ -201,11 +210,11 @@ const SyncJobName = "rules.sync"
 // interval as rules with it appear (JobName) and triggers a rule's job when
 // a new rule or version goes live, and the jobs of the rules already in
 // service.
-func (r *RuleRunner) Register(o *Organizer) {
+func (r *Runner) Register(o Scheduler) {
 	r.mu.Lock()
 	r.org = o
 	r.mu.Unlock()
-	o.Add(Job{Name: SyncJobName, Interval: r.cfg.SyncInterval, Run: func(ctx context.Context) error {
+	o.Add(organizer.Job{Name: SyncJobName, Interval: r.cfg.SyncInterval, Run: func(ctx context.Context) error {
 		r.Sync()
 		return nil
 	}})
@@ -214,7 +223,7 @@ func (r *RuleRunner) Register(o *Organizer) {
 
 // Sync adds the job of every interval not seen before and triggers the job
 // of a rule that is new or whose version changed.
-func (r *RuleRunner) Sync() {
+func (r *Runner) Sync() {
 	r.mu.Lock()
 	o := r.org
 	var add []time.Duration
@@ -242,7 +251,7 @@ func (r *RuleRunner) Sync() {
 	}
 	for _, d := range add {
 		d := d
-		o.Add(Job{Name: groupJobName(d), Interval: d, Run: func(ctx context.Context) error {
+		o.Add(organizer.Job{Name: groupJobName(d), Interval: d, Run: func(ctx context.Context) error {
 			_, err := r.RunInterval(ctx, d)
 			return err
 		}})
@@ -252,14 +261,14 @@ func (r *RuleRunner) Sync() {
 	}
 }
 
-func (r *RuleRunner) interval(name string) time.Duration {
+func (r *Runner) interval(name string) time.Duration {
 	if d, ok := r.cfg.Intervals[name]; ok && d > 0 {
 		return d
 	}
 	return r.cfg.Interval
 }
 
-func (r *RuleRunner) sampleEvery(name string) int {
+func (r *Runner) sampleEvery(name string) int {
 	if n := r.cfg.SampleEvery[name]; n > 1 {
 		return n
 	}
@@ -273,7 +282,7 @@ func (r *RuleRunner) sampleEvery(name string) int {
 // slot: when Concurrency groups are already running it queues the job and
 // returns, and the job is triggered when a slot frees, so waiting rules do
 // not hold the organizer's shared job slots.
-func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunResult, error) {
+func (r *Runner) RunInterval(ctx context.Context, d time.Duration) ([]RunResult, error) {
 	var rules []*wasmrule.Rule
 	now := time.Now()
 	r.mu.Lock()
@@ -318,7 +327,7 @@ func (r *RuleRunner) RunInterval(ctx context.Context, d time.Duration) ([]RunRes
 	return res, err
 }
 
-func (r *RuleRunner) tryAcquire(job string) bool {
+func (r *Runner) tryAcquire(job string) bool {
 	select {
 	case r.sem <- struct{}{}:
 		return true
@@ -338,7 +347,7 @@ func (r *RuleRunner) tryAcquire(job string) bool {
 }
 
 // release frees a rule slot and wakes the longest-waiting rule job.
-func (r *RuleRunner) release() {
+func (r *Runner) release() {
 	<-r.sem
 	r.mu.Lock()
 	var next string
@@ -352,7 +361,7 @@ func (r *RuleRunner) release() {
 	}
 }
 
-func (r *RuleRunner) trigger(job string) {
+func (r *Runner) trigger(job string) {
 	r.mu.Lock()
 	o := r.org
 	r.mu.Unlock()
@@ -376,12 +385,12 @@ type RunResult struct {
 
 // RunAll runs every rule in service once, together, and returns what it
 // did per rule (in the order of the source); tests and the CLI use it.
-func (r *RuleRunner) RunAll(ctx context.Context) ([]RunResult, error) {
+func (r *Runner) RunAll(ctx context.Context) ([]RunResult, error) {
 	return r.RunRules(ctx, r.src.Rules())
 }
 
 // RunRule runs one rule; see RunRules.
-func (r *RuleRunner) RunRule(ctx context.Context, rule *wasmrule.Rule) (RunResult, error) {
+func (r *Runner) RunRule(ctx context.Context, rule *wasmrule.Rule) (RunResult, error) {
 	res, err := r.RunRules(ctx, []*wasmrule.Rule{rule})
 	if len(res) == 0 {
 		return RunResult{}, err
@@ -394,7 +403,7 @@ func (r *RuleRunner) RunRule(ctx context.Context, rule *wasmrule.Rule) (RunResul
 // batch a rule cannot evaluate is recorded in rule_errors and ends that
 // rule's run without error (the batch is retried next run); errors are
 // database or context errors.
-func (r *RuleRunner) RunRules(ctx context.Context, rules []*wasmrule.Rule) ([]RunResult, error) {
+func (r *Runner) RunRules(ctx context.Context, rules []*wasmrule.Rule) ([]RunResult, error) {
 	select {
 	case r.sem <- struct{}{}:
 	case <-ctx.Done():
@@ -410,7 +419,7 @@ func (r *RuleRunner) RunRules(ctx context.Context, rules []*wasmrule.Rule) ([]Ru
 	return res, err
 }
 
-func (r *RuleRunner) record(rule *wasmrule.Rule, res RunResult, err error) {
+func (r *Runner) record(rule *wasmrule.Rule, res RunResult, err error) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	st := r.stats[rule.Name()]
@@ -441,13 +450,13 @@ func (r *RuleRunner) record(rule *wasmrule.Rule, res RunResult, err error) {
 }
 
 // Status returns this process's view of every rule it ran, by name.
-func (r *RuleRunner) Status() []RuleRunStatus {
+func (r *Runner) Status() []RunStatus {
 	front := r.fr.Confirmed()
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	out := make([]RuleRunStatus, 0, len(r.stats))
+	out := make([]RunStatus, 0, len(r.stats))
 	for name, st := range r.stats {
-		s := RuleRunStatus{Rule: name, Version: st.version, Interval: r.interval(name).String(),
+		s := RunStatus{Rule: name, Version: st.version, Interval: r.interval(name).String(),
 			Runs: st.runs, Batches: st.batches, Evaluated: st.evaluated, Findings: st.findings,
 			SampledOut: st.sampledOut, Failures: st.failures, LastRun: st.lastRun, LastError: st.lastErr,
 			Watermark: st.lastID, Backlog: max(front-st.lastID, 0)}
@@ -460,8 +469,8 @@ func (r *RuleRunner) Status() []RuleRunStatus {
 	return out
 }
 
-// Frontier returns the last confirmed safe frontier (see rules_frontier.go).
-func (r *RuleRunner) Frontier() int64 { return r.fr.Confirmed() }
+// Frontier returns the last confirmed safe frontier (see frontier.go).
+func (r *Runner) Frontier() int64 { return r.fr.Confirmed() }
 
 // Watermark is the stored progress of one rule version (all organizers).
 type Watermark struct {
@@ -478,7 +487,7 @@ type Watermark struct {
 
 // Watermarks reads every rule version's progress from the database, by
 // rule and version.
-func (r *RuleRunner) Watermarks(ctx context.Context) ([]Watermark, error) {
+func (r *Runner) Watermarks(ctx context.Context) ([]Watermark, error) {
 	rows, err := r.pool.Query(ctx, `SELECT rule, rule_version, start_id, last_id, evaluated, sampled_out,
 		batches, updated, updated_by FROM rule_watermarks ORDER BY rule, rule_version`)
 	if err != nil {

@@ -1,4 +1,4 @@
-package organizer
+package rules
 
 import (
 	"context"
@@ -249,9 +249,16 @@ func orNaN(p *float64) float64 {
 	return *p
 }
 
+// checker evaluates a batch, one verdict per input; on an error the
+// verdicts are those of a prefix (see wasmrule.Rule.Check, the one in
+// service; the evaluate tests use their own).
+type checker interface {
+	Check(ctx context.Context, batch []wasmrule.Input) ([]wasmrule.Verdict, error)
+}
+
 // groupRule is one rule of a group run and what the run did for it.
 type groupRule struct {
-	rule   *wasmrule.Rule
+	check  checker // the rule in service
 	meta   wasmrule.Meta
 	sample int
 	res    RunResult
@@ -269,12 +276,12 @@ type groupRule struct {
 // behind reports that a batch of the run was full: the group had more than
 // a batch waiting, so it should run again at once rather than after its
 // interval.
-func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []RunResult, behind bool, err error) {
+func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []RunResult, behind bool, err error) {
 	g := make([]*groupRule, len(rules))
 	names, versions := make([]string, len(rules)), make([]string, len(rules))
 	for i, rule := range rules {
 		m := rule.Meta()
-		g[i] = &groupRule{rule: rule, meta: m, sample: r.sampleEvery(m.Name)}
+		g[i] = &groupRule{check: rule, meta: m, sample: r.sampleEvery(m.Name)}
 		names[i], versions[i] = m.Name, m.Version
 	}
 	results := func() []RunResult {
@@ -321,23 +328,24 @@ func (r *RuleRunner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res 
 // batchLimit is the size of the next batch for a group whose lowest
 // watermark is minWM: BatchSize when nearly caught up, growing with the
 // backlog (in ids, an upper bound on signals) up to MaxBatchSize.
-func (r *RuleRunner) batchLimit(minWM, bound int64) int {
+func (r *Runner) batchLimit(minWM, bound int64) int {
 	return int(min(max(bound-minWM, int64(r.cfg.BatchSize)), int64(r.cfg.MaxBatchSize)))
 }
 
-// groupBatch evaluates one batch for the rules of g that are not stopped,
-// in one transaction. It reports whether any rule has more to do and
-// whether the batch was full.
-func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (more, full bool, err error) {
-	var names, versions []string
-	byKey := map[[2]string]*groupRule{}
-	for _, x := range g {
-		if !x.stopped {
-			names, versions = append(names, x.meta.Name), append(versions, x.meta.Version)
-			byKey[[2]string{x.meta.Name, x.meta.Version}] = x
-		}
-	}
-	if len(names) == 0 {
+// One batch of a group goes through five steps, each its own function:
+//
+//	lease    take the watermark rows of the group's rules (FOR UPDATE SKIP LOCKED)
+//	fetch    read the signals above the lowest watermark, up to the frontier
+//	evaluate run each rule over its part of the batch and turn the verdicts
+//	         into findings, per-(device, hour) statistics, watermark advances
+//	         and rule errors (pure but for the rules themselves: no database)
+//	write    store all of that and commit, in the lease's transaction
+//	account  add what was committed to each rule's RunResult
+//
+// groupBatch strings them together in one transaction. It reports whether
+// any rule has more to do and whether the batch was full.
+func (r *Runner) groupBatch(ctx context.Context, g []*groupRule, plan *fetchPlan, bound int64) (more, full bool, err error) {
+	if !slices.ContainsFunc(g, func(x *groupRule) bool { return !x.stopped }) {
 		return false, false, nil
 	}
 	tx, err := r.pool.Begin(ctx)
@@ -348,9 +356,47 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 	if _, err := tx.Exec(ctx, txSettingsSQL); err != nil {
 		return false, false, fmt.Errorf("configuring rule transaction: %w", err)
 	}
+	active, minWM, err := lease(ctx, tx, g, bound)
+	if err != nil || len(active) == 0 {
+		return false, false, err
+	}
+	batch, end, full, err := r.fetchBatch(ctx, tx, plan, minWM, bound)
+	if err != nil {
+		return false, false, err
+	}
+	ev, err := evaluate(ctx, active, &batch, end)
+	if err != nil {
+		return false, false, err
+	}
+	if err := r.write(ctx, tx, &ev.w, active[0].meta.Name, end); err != nil {
+		return false, false, err
+	}
+	return r.account(ev.outs, active, bound), full, nil
+}
+
+// leasedRule is a rule of a batch whose watermark row the batch's
+// transaction holds, with the watermark it read.
+type leasedRule struct {
+	*groupRule
+	wm int64
+}
+
+// lease locks the watermark rows of the rules of g that are not stopped
+// and returns those with signals to evaluate below bound, by name, and the
+// lowest of their watermarks. A rule whose row another organizer holds is
+// marked Leased and stopped; a rule at the frontier is stopped.
+func lease(ctx context.Context, tx pgx.Tx, g []*groupRule, bound int64) ([]leasedRule, int64, error) {
+	var names, versions []string
+	byKey := map[[2]string]*groupRule{}
+	for _, x := range g {
+		if !x.stopped {
+			names, versions = append(names, x.meta.Name), append(versions, x.meta.Version)
+			byKey[[2]string{x.meta.Name, x.meta.Version}] = x
+		}
+	}
 	rows, err := tx.Query(ctx, leaseSQL, names, versions)
 	if err != nil {
-		return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
+		return nil, 0, fmt.Errorf("leasing rule watermarks: %w", err)
 	}
 	leased := map[*groupRule]int64{}
 	for rows.Next() {
@@ -358,7 +404,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 		var wm int64
 		if err := rows.Scan(&name, &ver, &wm); err != nil {
 			rows.Close()
-			return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
+			return nil, 0, fmt.Errorf("leasing rule watermarks: %w", err)
 		}
 		if x := byKey[[2]string{name, ver}]; x != nil {
 			leased[x] = wm
@@ -366,9 +412,9 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return false, false, fmt.Errorf("leasing rule watermarks: %w", err)
+		return nil, 0, fmt.Errorf("leasing rule watermarks: %w", err)
 	}
-	var active []*groupRule
+	var active []leasedRule
 	minWM := int64(math.MaxInt64)
 	for _, x := range byKey {
 		wm, ok := leased[x]
@@ -381,71 +427,101 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 			x.stopped = true
 			continue
 		}
-		active = append(active, x)
+		active = append(active, leasedRule{x, wm})
 		minWM = min(minWM, wm)
 	}
-	if len(active) == 0 {
-		return false, false, nil
-	}
 	sort.Slice(active, func(i, j int) bool { return active[i].meta.Name < active[j].meta.Name })
+	return active, minWM, nil
+}
+
+// fetchBatch reads the batch above minWM: ids in (minWM, upTo], from the
+// first stored id above the lowest watermark, a range of at most twice the
+// batch size (ids burnt by failed writes leave gaps), so the query touches
+// few rows whatever plan it gets, and a long gap (retention, a failed bulk
+// load) costs one index lookup. end is the last id the batch has seen
+// every signal up to: upTo, or the last id of a full batch.
+func (r *Runner) fetchBatch(ctx context.Context, tx pgx.Tx, plan *fetchPlan, minWM, bound int64) (batch fetched, end int64, full bool, err error) {
 	limit := r.batchLimit(minWM, bound)
-	// The batch reads ids in (minWM, upTo]: from the first stored id above
-	// the lowest watermark, a range of at most twice the batch size (ids
-	// burnt by failed writes leave gaps), so the query touches few rows
-	// whatever plan it gets, and a long gap (retention, a failed bulk
-	// load) costs one index lookup.
 	upTo := bound
 	var first *int64
 	if err := tx.QueryRow(ctx, firstIDSQL, minWM, bound).Scan(&first); err != nil {
-		return false, false, fmt.Errorf("finding the next signal: %w", err)
+		return batch, 0, false, fmt.Errorf("finding the next signal: %w", err)
 	}
-	var batch fetched
 	if first != nil {
 		upTo = min(bound, *first-1+2*int64(limit))
 		if batch, err = plan.fetch(ctx, tx, minWM, upTo, limit); err != nil {
-			return false, false, fmt.Errorf("fetching rule batch: %w", err)
+			return batch, 0, false, fmt.Errorf("fetching rule batch: %w", err)
 		}
 	}
-	end := upTo // every id up to the end of the range has been seen...
 	if len(batch.ids) == limit {
-		end = batch.ids[len(batch.ids)-1] // ...unless the batch is full
-		full = true
+		return batch, batch.ids[len(batch.ids)-1], true, nil
 	}
-	var w batchWrite
-	type outcome struct {
-		x                   *groupRule
-		newWM               int64
-		n, findings, failed int
-		sampledOut          int64
-		cerr                error
-		firstFailed         int64
-	}
-	var outs []outcome
+	return batch, upTo, false, nil
+}
+
+// ruleOutcome is what evaluate decided for one rule of a batch.
+type ruleOutcome struct {
+	x *groupRule
+	// closed: the rule was replaced or removed while running; nothing is
+	// written for it and it stops for this run.
+	closed     bool
+	newWM      int64 // the watermark after the batch
+	n          int   // signals evaluated
+	findings   int   // warn and fail verdicts
+	failed     int   // signals not evaluated (from firstFailed on)
+	sampledOut int64 // signals in (wm, newWM] the sample left out
+	// cerr is why signals were not evaluated (trap, timeout, …).
+	cerr        error
+	firstFailed int64
+}
+
+// batchEval is what evaluate decided for one batch: an outcome per rule
+// and the rows that write stores.
+type batchEval struct {
+	outs []ruleOutcome
+	w    batchWrite
+}
+
+// evaluate runs each active rule over the signals of b above its own
+// watermark (those of its sample, in sample mode) and turns the verdicts
+// into findings, statistics per (device, hour of device time), watermark
+// advances up to end, and rule errors. It touches no database: given the
+// fetched batch and the rules, it is a function of their verdicts.
+//
+// A rule that could not evaluate part of its signals (trap, timeout,
+// memory, a bad verdict: wasmrule.NotEvaluated) keeps the verdicts of the
+// prefix it evaluated, advances to the last of them, and records the rest
+// as not evaluated (a rule error, retried next run), never as failing. A
+// rule closed while running is left for the next run. Any other error (the
+// context ended, a broken host) is returned, and nothing of the batch is
+// written.
+func evaluate(ctx context.Context, active []leasedRule, b *fetched, end int64) (batchEval, error) {
+	var ev batchEval
 	for _, x := range active {
-		wm := leased[x]
+		wm := x.wm
 		if end <= wm {
 			continue // ahead of this batch
 		}
-		i0 := sort.Search(len(batch.ids), func(i int) bool { return batch.ids[i] > wm })
+		i0 := sort.Search(len(b.ids), func(i int) bool { return b.ids[i] > wm })
 		var sel []int
-		for i := i0; i < len(batch.ids); i++ {
-			if x.sample <= 1 || batch.hashes[i]%int64(x.sample) == 0 {
+		for i := i0; i < len(b.ids); i++ {
+			if x.sample <= 1 || b.hashes[i]%int64(x.sample) == 0 {
 				sel = append(sel, i)
 			}
 		}
 		var in []wasmrule.Input
 		if x.sample <= 1 {
-			in = batch.inputs[i0:] // every signal from i0 on: sel[k] == i0+k
+			in = b.inputs[i0:] // every signal from i0 on: sel[k] == i0+k
 		} else {
 			in = make([]wasmrule.Input, len(sel))
 			for k, i := range sel {
-				in[k] = batch.inputs[i]
+				in[k] = b.inputs[i]
 			}
 		}
 		var verdicts []wasmrule.Verdict
 		var cerr error
 		if len(in) > 0 {
-			verdicts, cerr = x.rule.Check(ctx, in)
+			verdicts, cerr = x.check.Check(ctx, in)
 		}
 		if cerr != nil {
 			kind := wasmrule.KindOf(cerr)
@@ -453,50 +529,67 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 			case kind == wasmrule.KindClosed && ctx.Err() == nil:
 				// Replaced or removed while running: the next run uses
 				// whatever is in service then.
-				x.stopped = true
+				ev.outs = append(ev.outs, ruleOutcome{x: x.groupRule, closed: true})
 				continue
 			case ctx.Err() != nil || !wasmrule.NotEvaluated(cerr) || kind == wasmrule.KindCanceled:
-				return false, false, fmt.Errorf("evaluating %s: %w", x.meta.Name, cerr)
+				return batchEval{}, fmt.Errorf("evaluating %s: %w", x.meta.Name, cerr)
 			}
 		}
-		o := outcome{x: x, n: len(verdicts), newWM: end, cerr: cerr}
+		o := ruleOutcome{x: x.groupRule, n: len(verdicts), newWM: end, cerr: cerr}
 		if cerr != nil && o.n >= len(sel) {
 			cerr, o.cerr = nil, nil // every signal has a verdict after all
 		}
 		if cerr != nil {
 			o.newWM = wm
 			if o.n > 0 {
-				o.newWM = batch.ids[sel[o.n-1]]
+				o.newWM = b.ids[sel[o.n-1]]
 			}
 			o.failed = len(sel) - o.n
-			o.firstFailed = batch.ids[sel[o.n]]
+			o.firstFailed = b.ids[sel[o.n]]
 		}
 		// Signals in (wm, newWM] that the sample left out.
-		inRange := sort.Search(len(batch.ids), func(i int) bool { return batch.ids[i] > o.newWM }) - i0
+		inRange := sort.Search(len(b.ids), func(i int) bool { return b.ids[i] > o.newWM }) - i0
 		o.sampledOut = int64(max(inRange-o.n, 0))
-		o.findings = w.add(&x.meta, &batch, sel[:o.n], verdicts)
+		o.findings = ev.w.add(&x.meta, b, sel[:o.n], verdicts)
 		if o.newWM > wm {
-			w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
+			ev.w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
 		}
 		if cerr != nil {
-			if _, err := tx.Exec(ctx, insertErrorSQL, x.meta.Name, x.meta.Version, o.firstFailed,
-				batch.ids[sel[len(sel)-1]], o.failed, wasmrule.KindOf(cerr).String(), cerr.Error(), r.cfg.NodeID); err != nil {
-				return false, false, fmt.Errorf("recording rule error: %w", err)
-			}
+			ev.w.errs = append(ev.w.errs, ruleError{rule: x.meta.Name, version: x.meta.Version,
+				first: o.firstFailed, last: b.ids[sel[len(sel)-1]], signals: o.failed,
+				kind: wasmrule.KindOf(cerr).String(), message: cerr.Error()})
 		}
-		outs = append(outs, o)
+		ev.outs = append(ev.outs, o)
 	}
+	return ev, nil
+}
+
+// write stores what evaluate decided and commits the batch's transaction
+// (findings, statistics, watermark advances and rule errors together).
+func (r *Runner) write(ctx context.Context, tx pgx.Tx, w *batchWrite, firstRule string, end int64) error {
 	if err := w.flush(ctx, tx, r.cfg.NodeID); err != nil {
-		return false, false, err
+		return err
 	}
 	if r.beforeCommit != nil {
-		r.beforeCommit(ctx, active[0].meta.Name, end)
+		r.beforeCommit(ctx, firstRule, end)
 	}
 	if err := tx.Commit(ctx); err != nil {
-		return false, false, fmt.Errorf("committing rule batch: %w", err)
+		return fmt.Errorf("committing rule batch: %w", err)
 	}
+	return nil
+}
+
+// account adds the committed outcomes to each rule's RunResult, stops the
+// rules that are done for this run (caught up, closed, or with signals not
+// evaluated: those are retried next run) and reports whether any active
+// rule has more to do.
+func (r *Runner) account(outs []ruleOutcome, active []leasedRule, bound int64) (more bool) {
 	for _, o := range outs {
 		x := o.x
+		if o.closed {
+			x.stopped = true
+			continue
+		}
 		if o.cerr != nil {
 			x.stopped = true
 			r.log.Warn("rule batch not evaluated; it is retried on the next run", "rule", x.meta.Name,
@@ -519,7 +612,7 @@ func (r *RuleRunner) groupBatch(ctx context.Context, g []*groupRule, plan *fetch
 			more = true
 		}
 	}
-	return more, full, nil
+	return more
 }
 
 type statKey struct {
@@ -550,6 +643,16 @@ type batchWrite struct {
 	stats                              []ruleStats
 	wRules, wVers                      []string
 	wLast, wEval, wSampled             []int64
+	errs                               []ruleError
+}
+
+// ruleError is a range of signals one rule did not evaluate, a row of
+// rule_errors.
+type ruleError struct {
+	rule, version string
+	first, last   int64
+	signals       int
+	kind, message string
 }
 
 // add records the verdicts of one rule on the signals sel of b (vs[k] is
@@ -645,6 +748,11 @@ func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 	if len(w.wRules) > 0 {
 		if _, err := tx.Exec(ctx, advanceSQL, w.wRules, w.wVers, w.wLast, w.wEval, w.wSampled, node); err != nil {
 			return fmt.Errorf("advancing rule watermarks: %w", err)
+		}
+	}
+	for _, e := range w.errs {
+		if _, err := tx.Exec(ctx, insertErrorSQL, e.rule, e.version, e.first, e.last, e.signals, e.kind, e.message, node); err != nil {
+			return fmt.Errorf("recording rule error: %w", err)
 		}
 	}
 	return nil

@@ -1,4 +1,4 @@
-package organizer
+package recovery
 
 import (
 	"context"
@@ -11,19 +11,21 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/fleetcore/fleetcore/core/failover"
+	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
 )
 
-// Replay job names.
+// Replay job names (kept from when replay lived in the organizer: they
+// are the job names /api/status and /metrics show).
 const (
 	JobReplayFailover = "replay.failover"
 	JobReplaySpool    = "replay.spool"
 )
 
-// ReplayStore is what replay needs from Postgres.
-type ReplayStore interface {
+// Store is what replay needs from Postgres.
+type Store interface {
 	WriteSignals(ctx context.Context, batch []signal.Signal) (store.WriteResult, error)
 	QuarantineRecords(ctx context.Context, recs []store.RejectedRecord) error
 	Ping(ctx context.Context) error
@@ -46,7 +48,7 @@ type RefusedFunc func(ctx context.Context, recs []store.RejectedRecord)
 // RefusedFunc, and only then is the message acked or the segment removed.
 // A message or segment is never dead-lettered because of its records.
 type Replayer struct {
-	store        ReplayStore
+	store        Store
 	failover     *failover.Broker // nil without RabbitMQ
 	spool        *spool.Spool
 	log          hclog.Logger
@@ -64,9 +66,9 @@ type Replayer struct {
 	lastRun                    time.Time
 }
 
-// NewReplayer makes a replayer. fo may be nil. maxSignals bounds one write
+// New makes a replayer. fo may be nil. maxSignals bounds one write
 // (spool records are grouped up to it); writeTimeout bounds one write.
-func NewReplayer(st ReplayStore, fo *failover.Broker, sp *spool.Spool, maxSignals int, writeTimeout time.Duration, log hclog.Logger) *Replayer {
+func New(st Store, fo *failover.Broker, sp *spool.Spool, maxSignals int, writeTimeout time.Duration, log hclog.Logger) *Replayer {
 	if maxSignals <= 0 {
 		maxSignals = 4096
 	}
@@ -81,13 +83,13 @@ func NewReplayer(st ReplayStore, fo *failover.Broker, sp *spool.Spool, maxSignal
 func (r *Replayer) OnRefused(fn RefusedFunc) { r.onRefused = fn }
 
 // Jobs returns the replay jobs to add to an organizer.
-func (r *Replayer) Jobs(interval time.Duration) []Job {
-	var jobs []Job
+func (r *Replayer) Jobs(interval time.Duration) []organizer.Job {
+	var jobs []organizer.Job
 	if r.failover != nil {
-		jobs = append(jobs, Job{Name: JobReplayFailover, Interval: interval, Run: r.ReplayFailover})
+		jobs = append(jobs, organizer.Job{Name: JobReplayFailover, Interval: interval, Run: r.ReplayFailover})
 	}
 	if r.spool != nil {
-		jobs = append(jobs, Job{Name: JobReplaySpool, Interval: interval, Run: r.ReplaySpool})
+		jobs = append(jobs, organizer.Job{Name: JobReplaySpool, Interval: interval, Run: r.ReplaySpool})
 	}
 	return jobs
 }
@@ -190,8 +192,8 @@ func (r *Replayer) touch() {
 	r.mu.Unlock()
 }
 
-// ReplayStats is a snapshot of replay.
-type ReplayStats struct {
+// Stats is a snapshot of replay.
+type Stats struct {
 	Paused           bool   // Postgres did not answer the last probe
 	FailoverSignals  uint64 // signals replayed from the failover queue
 	SpoolSignals     uint64 // signals replayed from the spool
@@ -207,8 +209,8 @@ type ReplayStats struct {
 }
 
 // Stats returns a snapshot.
-func (r *Replayer) Stats() ReplayStats {
-	s := ReplayStats{
+func (r *Replayer) Stats() Stats {
+	s := Stats{
 		Paused: r.paused.Load(), FailoverSignals: r.fromFailover.Load(), SpoolSignals: r.fromSpool.Load(),
 		Inserted: r.insertedRows.Load(), Duplicates: r.duplicateRow.Load(), Refused: r.refused.Load(), FailoverBacklog: -1,
 	}

@@ -1,4 +1,4 @@
-package organizer_test
+package recovery_test
 
 import (
 	"context"
@@ -11,7 +11,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/integrity"
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/recovery"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
@@ -64,7 +64,7 @@ func poisonStore(t *testing.T) *store.Store {
 // replayCase checks what replaying a poisoned batch left: the 200 good
 // records stored once each, the refused one in rejected_records with
 // acked=true, counted, and its device alerted.
-func checkReplayed(t *testing.T, st *store.Store, r *organizer.Replayer, poison, path, sqlstate string) {
+func checkReplayed(t *testing.T, st *store.Store, r *recovery.Replayer, poison, path, sqlstate string) {
 	t.Helper()
 	ctx := context.Background()
 	q := func(sql string, args ...any) int {
@@ -98,7 +98,7 @@ func checkReplayed(t *testing.T, st *store.Store, r *organizer.Replayer, poison,
 
 // openAlerts is the node's RefusedFunc in small: one record_refused
 // alert per device.
-func openAlerts(t *testing.T, st *store.Store) organizer.RefusedFunc {
+func openAlerts(t *testing.T, st *store.Store) recovery.RefusedFunc {
 	return func(ctx context.Context, recs []store.RejectedRecord) {
 		for _, r := range recs {
 			if _, err := integrity.OpenAlert(ctx, st.Pool(), store.Printable(r.Signal.DeviceID, store.MaxPrintable),
@@ -139,7 +139,7 @@ func TestIntegrationReplayFailoverKeepsRefusedRecord(t *testing.T) {
 			if err := fo.Write(ctx, batch[150:]); err != nil {
 				t.Fatal(err)
 			}
-			r := organizer.NewReplayer(st, fo, nil, 4096, 10*time.Second, hclog.NewNullLogger())
+			r := recovery.New(st, fo, nil, 4096, 10*time.Second, hclog.NewNullLogger())
 			r.OnRefused(openAlerts(t, st))
 			if err := r.ReplayFailover(ctx); err != nil {
 				t.Fatal(err)
@@ -172,7 +172,7 @@ func TestIntegrationReplaySpoolKeepsRefusedRecord(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			r := organizer.NewReplayer(st, nil, sp, 64, 10*time.Second, hclog.NewNullLogger())
+			r := recovery.New(st, nil, sp, 64, 10*time.Second, hclog.NewNullLogger())
 			r.OnRefused(openAlerts(t, st))
 			if err := r.ReplaySpool(ctx); err != nil {
 				t.Fatal(err)

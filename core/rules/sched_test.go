@@ -1,4 +1,4 @@
-package organizer_test
+package rules_test
 
 import (
 	"context"
@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
@@ -41,7 +41,7 @@ func TestIntegrationRuleBatchesGrowAndCrossGaps(t *testing.T) {
 			}
 			write(t, st, sigs[1500:]...)
 			rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
-			r := organizer.NewRuleRunner(rulesPool(t, url, 2), staticRules{rule}, organizer.RuleConfig{
+			r := rules.New(rulesPool(t, url, 2), staticRules{rule}, rules.Config{
 				BatchSize: c.batch, MaxBatchSize: c.max, MaxBatchesPerRun: 1 << 20, Backfill: true}, testLogger(t))
 			res, err := r.RunRule(ctx, rule)
 			if err != nil {
@@ -92,7 +92,7 @@ func TestIntegrationRuleAttrsPickedOut(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{Backfill: true}, testLogger(t))
+	r := rules.New(pool, staticRules{rule}, rules.Config{Backfill: true}, testLogger(t))
 	res, err := r.RunRule(ctx, rule)
 	if err != nil || res.Evaluated != len(sigs) {
 		t.Fatalf("run: %+v, %v", res, err)
@@ -138,7 +138,7 @@ func TestIntegrationRuleFailedRuleWaitsAnInterval(t *testing.T) {
 	gps := compileRule(t, h, ruleWasm(t, "gps.range", ""))
 	trap := compileRule(t, h, trapWasm(t))
 	const every = time.Hour
-	r := organizer.NewRuleRunner(rulesPool(t, url, 2), staticRules{gps, trap}, organizer.RuleConfig{
+	r := rules.New(rulesPool(t, url, 2), staticRules{gps, trap}, rules.Config{
 		Interval: every, BatchSize: 100, Backfill: true}, testLogger(t))
 	sigs, _ := failing(300, 0)
 	for i := range sigs {

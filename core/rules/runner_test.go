@@ -1,4 +1,4 @@
-package organizer_test
+package rules_test
 
 import (
 	"context"
@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
@@ -56,7 +57,7 @@ func TestIntegrationRuleFindingsGPSRange(t *testing.T) {
 	write(t, st, sigs...)
 
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{NodeID: "n1", Backfill: true}, testLogger(t))
+	r := rules.New(pool, staticRules{rule}, rules.Config{NodeID: "n1", Backfill: true}, testLogger(t))
 	if err := r.CheckSchema(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -196,13 +197,13 @@ func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
 	for i := 0; i < len(sigs); i += 500 {
 		write(t, st, sigs[i:i+500]...)
 	}
-	cfg := organizer.RuleConfig{BatchSize: 200, MaxBatchesPerRun: 4, Backfill: true, NodeID: "first"}
+	cfg := rules.Config{BatchSize: 200, MaxBatchesPerRun: 4, Backfill: true, NodeID: "first"}
 
 	// First organizer: one run of four batches, then a run whose second
 	// batch is cut off before COMMIT (the process "dies" mid-batch).
 	rule1 := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
 	pool1 := rulesPool(t, url, 2)
-	r1 := organizer.NewRuleRunner(pool1, staticRules{rule1}, cfg, testLogger(t))
+	r1 := rules.New(pool1, staticRules{rule1}, cfg, testLogger(t))
 	res, err := r1.RunRule(ctx, rule1)
 	if err != nil {
 		t.Fatal(err)
@@ -212,7 +213,7 @@ func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
 	}
 	cctx, cancel := context.WithCancel(ctx)
 	commits := 0
-	organizer.SetBeforeCommit(r1, func(ctx context.Context, rule string, lastID int64) {
+	rules.SetBeforeCommit(r1, func(ctx context.Context, rule string, lastID int64) {
 		commits++
 		if commits == 2 {
 			cancel()
@@ -232,7 +233,7 @@ func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
 	// watermark and finishes.
 	rule2 := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
 	cfg.NodeID = "second"
-	r2 := organizer.NewRuleRunner(rulesPool(t, url, 2), staticRules{rule2}, cfg, testLogger(t))
+	r2 := rules.New(rulesPool(t, url, 2), staticRules{rule2}, cfg, testLogger(t))
 	total := 0
 	for {
 		res, err := r2.RunRule(ctx, rule2)
@@ -257,14 +258,14 @@ func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
 	write(t, st, sigs[:1000]...)
 
 	h := newHost(t, wasmrule.Config{PoolSize: 2})
-	cfg := organizer.RuleConfig{BatchSize: 100, MaxBatchesPerRun: 2, Backfill: true, FrontierWait: 20 * time.Millisecond}
-	var runners []*organizer.RuleRunner
-	var rules []*wasmrule.Rule
+	cfg := rules.Config{BatchSize: 100, MaxBatchesPerRun: 2, Backfill: true, FrontierWait: 20 * time.Millisecond}
+	var runners []*rules.Runner
+	var rs []*wasmrule.Rule
 	for i := 0; i < 2; i++ {
 		rule := compileRule(t, h, ruleWasm(t, "gps.range", ""))
 		cfg.NodeID = []string{"a", "b"}[i]
-		runners = append(runners, organizer.NewRuleRunner(rulesPool(t, url, 2), staticRules{rule}, cfg, testLogger(t)))
-		rules = append(rules, rule)
+		runners = append(runners, rules.New(rulesPool(t, url, 2), staticRules{rule}, cfg, testLogger(t)))
+		rs = append(rs, rule)
 	}
 	// Ingest keeps writing while both organizers evaluate.
 	var wg sync.WaitGroup
@@ -293,7 +294,7 @@ func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
 					done = true
 				default:
 				}
-				res, err := runners[i].RunRule(ctx, rules[i])
+				res, err := runners[i].RunRule(ctx, rs[i])
 				if err != nil {
 					errs <- err
 					return
@@ -327,7 +328,7 @@ func TestIntegrationRuleOutOfOrderCommit(t *testing.T) {
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{Backfill: true, FrontierWait: 30 * time.Millisecond}, testLogger(t))
+	r := rules.New(pool, staticRules{rule}, rules.Config{Backfill: true, FrontierWait: 30 * time.Millisecond}, testLogger(t))
 
 	// A writer takes the lower id and stays open...
 	slow, err := st.Pool().Begin(ctx)
@@ -394,7 +395,7 @@ func TestIntegrationRulePreviousByDeviceTime(t *testing.T) {
 	pool := rulesPool(t, url, 2)
 	// Batches of one signal: the previous signal always comes from the
 	// database, never from the batch.
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{BatchSize: 1, Backfill: true}, testLogger(t))
+	r := rules.New(pool, staticRules{rule}, rules.Config{BatchSize: 1, Backfill: true}, testLogger(t))
 	odo := func(dev string, sec int, km float64) signal.Signal {
 		s := fix(dev, sec, math.NaN(), math.NaN())
 		s.Odometer = km
@@ -450,7 +451,7 @@ func TestIntegrationRuleSampleMode(t *testing.T) {
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{
+	r := rules.New(pool, staticRules{rule}, rules.Config{
 		BatchSize: 50, Backfill: true, SampleEvery: map[string]int{"gps.range": 4}}, testLogger(t))
 	var sigs []signal.Signal
 	for i := 0; i < 600; i++ {
@@ -497,7 +498,7 @@ func TestIntegrationRuleNotEvaluatedIsRetriedThenDisabled(t *testing.T) {
 	h := newHost(t, wasmrule.Config{BatchSize: 2, MaxFailures: 3, OnAlert: func(a wasmrule.Alert) { alerts = append(alerts, a) }})
 	rule := compileRule(t, h, trapWasm(t))
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{rule}, organizer.RuleConfig{BatchSize: 4, Backfill: true}, testLogger(t))
+	r := rules.New(pool, staticRules{rule}, rules.Config{BatchSize: 4, Backfill: true}, testLogger(t))
 	speeds := []float64{10, 20, -1, 30, 40, 50, -3, 60, 70}
 	for i, v := range speeds {
 		s := fix("t", i, 1, 1)
@@ -584,7 +585,7 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 	}
 
 	o := organizer.New(testLogger(t), 4)
-	runner := organizer.NewRuleRunner(rulesPool(t, url, 2), dir, organizer.RuleConfig{
+	runner := rules.New(rulesPool(t, url, 2), dir, rules.Config{
 		Interval: 5 * time.Millisecond, BatchSize: 64, MaxBatchesPerRun: 2, Backfill: true,
 		FrontierWait: 20 * time.Millisecond, SyncInterval: time.Hour}, testLogger(t))
 	runner.Register(o)
@@ -620,7 +621,7 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 	if r := dir.Rule("gps.range"); r == nil || r.Version() != "1.1.0" {
 		t.Fatalf("after reload: %+v", dir.Status())
 	}
-	if err := o.RunNow(ctx, organizer.SyncJobName); err != nil {
+	if err := o.RunNow(ctx, rules.SyncJobName); err != nil {
 		t.Fatal(err)
 	}
 	wg.Wait()
@@ -657,7 +658,7 @@ func TestIntegrationRuleGroupSharesBatchesAndIsolatesFailures(t *testing.T) {
 	gps := compileRule(t, h, ruleWasm(t, "gps.range", ""))
 	trap := compileRule(t, h, trapWasm(t))
 	pool := rulesPool(t, url, 2)
-	r := organizer.NewRuleRunner(pool, staticRules{gps, trap}, organizer.RuleConfig{BatchSize: 100, MaxBatchesPerRun: 1000, Backfill: true}, testLogger(t))
+	r := rules.New(pool, staticRules{gps, trap}, rules.Config{BatchSize: 100, MaxBatchesPerRun: 1000, Backfill: true}, testLogger(t))
 	sigs, bad := failing(1000, 0)
 	for i := range sigs {
 		sigs[i].Speed = float64(i % 50)
