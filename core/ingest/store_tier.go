@@ -39,7 +39,7 @@ func (p *PostgresTier) Write(ctx context.Context, batch []signal.Signal) error {
 	}
 	// The quarantine row is evidence, not acked data: if it cannot be
 	// written, each refused frame's error says so and the device resends.
-	qerr := p.Store.QuarantineRecords(ctx, store.RefusedRecords(batch, res.Refused, false))
+	qerr := p.Store.QuarantineRecords(ctx, store.RefusedRecords(batch, store.Unkept(res.Refused), false))
 	pe := &PartialError{Refused: make([]int, len(res.Refused)), Reasons: make([]string, len(res.Refused))}
 	for i, r := range res.Refused {
 		pe.Refused[i] = r.Index

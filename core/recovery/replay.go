@@ -132,7 +132,9 @@ func (r *Replayer) write(ctx context.Context, path string, batch []signal.Signal
 		return nil
 	}
 	recs := store.RefusedRecords(batch, res.Refused, true)
-	if err := r.store.QuarantineRecords(wctx, recs); err != nil {
+	// WriteSignals keeps most refused records itself, in the batch's own
+	// transaction; the rest are kept here.
+	if err := r.store.QuarantineRecords(wctx, store.RefusedRecords(batch, store.Unkept(res.Refused), true)); err != nil {
 		// The rest is committed; the batch is replayed again (stored
 		// idempotently) until its refused records are kept.
 		return fmt.Errorf("keeping %d refused records: %w", len(recs), err)

@@ -13,6 +13,7 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/fleetcore/fleetcore/core/signal"
@@ -36,6 +37,18 @@ func RefusedRecords(batch []signal.Signal, refused []Refusal, acked bool) []Reje
 	out := make([]RejectedRecord, len(refused))
 	for i, r := range refused {
 		out[i] = RejectedRecord{Signal: batch[r.Index], Acked: acked, SQLState: r.SQLState, Reason: r.Message}
+	}
+	return out
+}
+
+// Unkept returns the refusals WriteSignals did not keep in
+// rejected_records itself (see Refusal.Kept).
+func Unkept(refused []Refusal) []Refusal {
+	var out []Refusal
+	for _, r := range refused {
+		if !r.Kept {
+			out = append(out, r)
+		}
 	}
 	return out
 }
@@ -123,6 +136,15 @@ const refusalLogEvery = 10 * time.Second
 // last_at of its row instead of adding one: rows are keyed by device ID,
 // device time, record hash and acked.
 func (s *Store) QuarantineRecords(ctx context.Context, recs []RejectedRecord) error {
+	return s.quarantine(ctx, s.pool, recs)
+}
+
+// execer runs a statement: the pool, or the transaction of a write.
+type execer interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+}
+
+func (s *Store) quarantine(ctx context.Context, db execer, recs []RejectedRecord) error {
 	if len(recs) == 0 {
 		return nil
 	}
@@ -191,7 +213,7 @@ func (s *Store) QuarantineRecords(ctx context.Context, recs []RejectedRecord) er
 			tss[i] = pgtype.Timestamptz{Time: sg.TS.UTC(), Valid: true}
 		}
 	}
-	_, err := s.pool.Exec(ctx, `INSERT INTO rejected_records (record_key, device_id, device_id_len, ts, ts_us, protocol, path,
+	_, err := db.Exec(ctx, `INSERT INTO rejected_records (record_key, device_id, device_id_len, ts, ts_us, protocol, path,
 			acked, record_hash, sqlstate, reason, record, seen)
 		SELECT * FROM unnest($1::bytea[], $2::text[], $3::int[], $4::timestamptz[], $5::bigint[], $6::text[], $7::text[],
 			$8::boolean[], $9::bigint[], $10::text[], $11::text[], $12::bytea[], $13::int[])

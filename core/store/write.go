@@ -38,6 +38,11 @@ type Refusal struct {
 	Index    int    // into the batch given to WriteSignals
 	SQLState string // e.g. 54000 (index row too large), 23514 (check)
 	Message  string // the server's message
+	// Kept: the record is in rejected_records, written in the same
+	// transaction as the rest of the batch (acked = its Path is not
+	// direct: it came through a tier that acked it). A refusal that is not
+	// kept is the caller's to quarantine (QuarantineRecords).
+	Kept bool
 }
 
 // WriteSignals stores a batch and returns only once it is committed; an
@@ -119,6 +124,8 @@ type batchWrite struct {
 	tx         pgx.Tx
 	pending    []recentKey
 	savepoints int
+	// kept counts the refusals already written to rejected_records.
+	kept int
 }
 
 // knownStoredFrames marks the frames of records the recent-key cache left
@@ -210,6 +217,25 @@ func (w *batchWrite) begin(ctx context.Context) error {
 // commit commits the isolating transaction; only then do its records
 // count as stored for the recent-key cache.
 func (w *batchWrite) commit(ctx context.Context) error {
+	// The refused records go into rejected_records in the same
+	// transaction: no commit of their own (one WAL flush each), and the
+	// good records and the evidence of the bad ones land together.
+	if fresh := w.res.Refused[w.kept:]; len(fresh) > 0 {
+		recs := make([]RejectedRecord, len(fresh))
+		for j, r := range fresh {
+			sg := w.batch[r.Index]
+			recs[j] = RejectedRecord{Signal: sg, Acked: sg.Path != signal.PathDirect, SQLState: r.SQLState, Reason: r.Message}
+		}
+		if err := w.s.quarantine(ctx, w.tx, recs); err != nil {
+			w.tx.Rollback(ctx) //nolint:errcheck // reported as unknown below
+			w.tx, w.pending = nil, nil
+			return fmt.Errorf("keeping refused records: %w", err)
+		}
+		for j := range fresh {
+			fresh[j].Kept = true
+		}
+		w.kept = len(w.res.Refused)
+	}
 	err := w.tx.Commit(ctx)
 	w.tx = nil
 	w.res.Commits++
