@@ -11,14 +11,13 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/health"
-	"github.com/fleetcore/fleetcore/core/integrity"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
 var dashboardTmpl = template.Must(template.New("dashboard.html").Funcs(template.FuncMap{
-	"score":      func(c int64) string { return integrity.FormatCenti(c) },
+	"score":      func(c int64) string { return Centi(c).String() },
 	"scoreClass": scoreClass,
 	"ago":        ago,
 	"utc":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
@@ -150,7 +149,7 @@ func (s *Server) loadDashboard(ctx context.Context, d *dashboard) error {
 			rows.Close()
 			return fmt.Errorf("listing devices: %w", err)
 		}
-		var ls []integrity.Loss
+		var ls []storedLoss
 		json.Unmarshal(losses, &ls) //nolint:errcheck // written by the scorer; an empty list is the fallback
 		for i, l := range ls {
 			if i == 3 {

@@ -16,15 +16,48 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
 
 // Centi renders a score in hundredths as a JSON number with two decimals.
 type Centi int64
 
+// String is 87.35 for 8735 (as integrity.FormatCenti writes it in alert
+// reasons).
+func (c Centi) String() string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}
+
 // MarshalJSON writes 87.35 for 8735.
-func (c Centi) MarshalJSON() ([]byte, error) { return []byte(integrity.FormatCenti(int64(c))), nil }
+func (c Centi) MarshalJSON() ([]byte, error) { return []byte(c.String()), nil }
+
+// storedDimension is one element of device_scores.dimensions, as the
+// scorer writes it (integrity.DimensionScore).
+type storedDimension struct {
+	Dimension string `json:"dimension"`
+	Weight    int64  `json:"weight"`
+	RateBP    int64  `json:"rate_bp"`
+	LostCenti int64  `json:"lost_centi"`
+	Evaluated int64  `json:"evaluated"`
+}
+
+// storedLoss is one element of device_scores.losses, as the scorer
+// writes it (integrity.Loss).
+type storedLoss struct {
+	Dimension  string    `json:"dimension"`
+	Check      string    `json:"check"`
+	Version    string    `json:"version"`
+	LostCenti  int64     `json:"lost_centi"`
+	Failed     int64     `json:"failed"`
+	Warned     int64     `json:"warned"`
+	Applicable int64     `json:"applicable"`
+	Since      time.Time `json:"since"`
+	Reason     string    `json:"reason"`
+}
 
 // UnmarshalJSON reads 87.35 as 8735.
 func (c *Centi) UnmarshalJSON(b []byte) error {
@@ -250,8 +283,8 @@ func (s *Server) loadDevice(ctx context.Context, id string) (*DeviceDetail, erro
 		return nil, fmt.Errorf("loading device: %w", err)
 	}
 	d.Score, d.LastTS, d.LastSeen, d.Computed = Centi(score), utcPtr(d.LastTS), utcPtr(d.LastSeen), d.Computed.UTC()
-	var ds []integrity.DimensionScore
-	var ls []integrity.Loss
+	var ds []storedDimension
+	var ls []storedLoss
 	if err := json.Unmarshal(dims, &ds); err != nil {
 		return nil, fmt.Errorf("decoding dimensions: %w", err)
 	}

@@ -171,15 +171,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 	return st, nil
 }
 
-// unreachable reports whether a failure to open the store means Postgres
-// is not there (yet) rather than that it refuses (store.Unreachable: no
-// connection, or an answer of the kind a server gives while starting,
-// shutting down or out of connections). A failed login, a missing
-// database, a failing migration are refusals.
-func unreachable(err error) bool { return store.Unreachable(err) }
-
-// startStore opens the store. When Postgres cannot be reached (see
-// unreachable) and a later tier (RabbitMQ or the spool) can hold batches,
+// startStore opens the store. When Postgres cannot be reached
+// (store.Unreachable: no connection, or an answer of the kind a server
+// gives while starting, shutting down or out of connections; a failed
+// login, a missing database or a failing migration are refusals) and a
+// later tier (RabbitMQ or the spool) can hold batches,
 // the node starts
 // anyway: devices are acked through that tier, and the Postgres breaker's
 // probe creates and migrates the database once it answers, after which
@@ -191,7 +187,7 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 		n.migrated.Store(true)
 		return st, nil
 	}
-	if ctx.Err() != nil || !unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
+	if ctx.Err() != nil || !store.Unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
 		return nil, err
 	}
 	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{
