@@ -132,7 +132,7 @@ func seedFleet(t *testing.T) *seeded {
 }
 
 func testHealth(t *testing.T, st *store.Store) *health.Health {
-	h := health.NewHealth(hclog.NewNullLogger(), time.Second)
+	h := health.New(hclog.NewNullLogger(), time.Second)
 	h.Add(health.Probe{Name: "postgres", Check: func(ctx context.Context) (string, string) {
 		if err := st.Ping(ctx); err != nil {
 			return health.StatusFail, err.Error()

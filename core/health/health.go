@@ -49,8 +49,8 @@ type Health struct {
 	results map[string]CheckResult
 }
 
-// NewHealth returns a checker; each probe gets timeout.
-func NewHealth(log hclog.Logger, timeout time.Duration) *Health {
+// New returns a checker; each probe gets timeout.
+func New(log hclog.Logger, timeout time.Duration) *Health {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}

@@ -12,7 +12,7 @@ import (
 
 func TestHealthLogsOnlyStateChanges(t *testing.T) {
 	var buf bytes.Buffer
-	h := NewHealth(hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info}), time.Second)
+	h := New(hclog.New(&hclog.LoggerOptions{Output: &buf, Level: hclog.Info}), time.Second)
 	status := StatusOK
 	h.Add(Probe{Name: "postgres", Check: func(context.Context) (string, string) { return status, "detail " + status }})
 	h.Add(Probe{Name: "panicky", Check: func(context.Context) (string, string) { panic("boom") }})

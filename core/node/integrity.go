@@ -37,7 +37,7 @@ func (n *Node) startIntegrity(ctx context.Context) error {
 		}()
 	}
 	n.alerts = integrity.NewPublisher(pool, broker, cfg.Integrity.Webhook, log.Named("alerts"))
-	n.health = health.NewHealth(n.log.Named("integrity").Named("health"), 5*time.Second)
+	n.health = health.New(n.log.Named("integrity").Named("health"), 5*time.Second)
 	n.addProbes()
 
 	scoreEvery := config.Duration(cfg.Organizer.ScoreInterval)
