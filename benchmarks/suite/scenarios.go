@@ -247,7 +247,7 @@ func (r *runner) manyConnections(ctx context.Context) error {
 		return err
 	}
 	target := r.targets[r.mix[0].Protocol]
-	openConns := func() int64 { return r.node.Gateway.Stats().Open.Load() }
+	openConns := func() int64 { return r.node.Gateway().Stats().Open.Load() }
 	var before, after uint64
 	var openBefore, openAfter int64
 	var closeIdle func() error

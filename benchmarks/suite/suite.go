@@ -536,11 +536,11 @@ func (r *runner) stopNode() error {
 // reading, never for lost/duplicates).
 func (r *runner) serverStats() {
 	n := r.node
-	if n == nil || n.Gateway == nil || n.Batcher == nil {
+	if n == nil || n.Gateway() == nil || n.Batcher() == nil {
 		return
 	}
-	gs := n.Gateway.Stats()
-	bs := n.Batcher.Stats()
+	gs := n.Gateway().Stats()
+	bs := n.Batcher().Stats()
 	r.res.Server["gateway"] = map[string]any{
 		"accepted": gs.Accepted.Load(), "refused": gs.Refused.Load(), "frames": gs.Frames.Load(),
 		"rejected": gs.Rejected.Load(), "acked": gs.Acked.Load(), "unacked": gs.Unacked.Load(),
@@ -555,8 +555,8 @@ func (r *runner) serverStats() {
 		"write_ms_p99": bs.WriteMillis.Quantile(0.99), "durable_ms_p50": bs.DurableMillis.Quantile(0.5),
 		"durable_ms_p99": bs.DurableMillis.Quantile(0.99), "tiers": tiers,
 	}
-	if n.PG != nil {
-		ins, dup := n.PG.Counts()
+	if n.PG() != nil {
+		ins, dup := n.PG().Counts()
 		r.res.Server["postgres_inserted"], r.res.Server["postgres_duplicates_skipped"] = ins, dup
 	}
 }

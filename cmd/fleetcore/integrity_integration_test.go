@@ -116,19 +116,19 @@ api { address = "127.0.0.1:0" }
 
 	// One organizer cycle: the zero-island rule (when built), then scores.
 	if withRules {
-		if err := n.Organizer.RunNow(ctx, n.RuleRunner.JobName("gps.zero_island")); err != nil {
+		if err := n.Organizer().RunNow(ctx, n.RuleRunner().JobName("gps.zero_island")); err != nil {
 			var jobs []string
-			for _, j := range n.Organizer.Status() {
+			for _, j := range n.Organizer().Status() {
 				jobs = append(jobs, j.Name)
 			}
-			st, _ := json.Marshal(n.Rules.Status())
+			st, _ := json.Marshal(n.Rules().Status())
 			t.Fatalf("%v (jobs %v; rules %s)", err, jobs, st)
 		}
 	}
-	if err := n.Organizer.RunNow(ctx, node.JobScore); err != nil {
+	if err := n.Organizer().RunNow(ctx, node.JobScore); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, node.JobHealth); err != nil {
+	if err := n.Organizer().RunNow(ctx, node.JobHealth); err != nil {
 		t.Logf("health: %v", err)
 	}
 

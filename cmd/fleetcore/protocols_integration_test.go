@@ -360,10 +360,10 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 			// that the next listener's "ack only after commit" check
 			// starts clean.
 			deadline := time.Now().Add(20 * time.Second)
-			for n.Gateway.Stats().Frames.Load() < framesSent.Load() || n.Batcher.Stats().Pending > 0 {
+			for n.Gateway().Stats().Frames.Load() < framesSent.Load() || n.Batcher().Stats().Pending > 0 {
 				if time.Now().After(deadline) {
 					t.Fatalf("gateway read %d of %d frames, %d signals pending after 20s",
-						n.Gateway.Stats().Frames.Load(), framesSent.Load(), n.Batcher.Stats().Pending)
+						n.Gateway().Stats().Frames.Load(), framesSent.Load(), n.Batcher().Stats().Pending)
 				}
 				time.Sleep(5 * time.Millisecond)
 			}

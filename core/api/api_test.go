@@ -26,10 +26,12 @@ func newTestServer(t *testing.T, sd *seeded, token string) (*httptest.Server, *g
 	g.Stats().Protocol("gt06").Rejected.Add(2)
 	g.Stats().Protocol("gt06").Panics.Add(1)
 	g.Stats().AckLatency.Observe(3.5)
-	s, err := New(Options{Address: "127.0.0.1:0", Token: token}, Deps{
-		Pool: sd.st.Pool(), Batcher: b, Gateway: g, Health: testHealth(t, sd.st), NodeID: "test-node",
-		Ready: []ReadyProbe{{Name: "postgres", Check: sd.st.Ping}},
-	}, hclog.NewNullLogger())
+	h := testHealth(t, sd.st)
+	deps := storeDeps(sd.st)
+	deps.Collectors, deps.Summaries = []Collector{b, g, h}, []Summarizer{b, g}
+	deps.Health, deps.NodeID = h, "test-node"
+	deps.Ready = []ReadyProbe{{Name: "postgres", Check: sd.st.Ping}}
+	s, err := New(Options{Address: "127.0.0.1:0", Token: token}, deps, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -351,7 +353,7 @@ func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 		{"0.0.0.0:8080", testToken, true},
 	}
 	for _, tc := range cases {
-		_, err := New(Options{Address: tc.addr, Token: tc.token}, Deps{Pool: dummyPool(t)}, hclog.NewNullLogger())
+		_, err := New(Options{Address: tc.addr, Token: tc.token}, Deps{DB: dummyPool(t)}, hclog.NewNullLogger())
 		if (err == nil) != tc.ok || (err != nil && !errors.Is(err, ErrTokenRequired)) {
 			t.Errorf("%s token %q: err %v", tc.addr, tc.token, err)
 		}
@@ -359,7 +361,7 @@ func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 	// A token that is set must be usable, on loopback too.
 	for _, tok := range []string{" ", "t", "change-me", testToken + " ", testToken + "\x00", testToken + ";"} {
 		for _, addr := range []string{"127.0.0.1:8080", "0.0.0.0:8080"} {
-			_, err := New(Options{Address: addr, Token: tok}, Deps{Pool: dummyPool(t)}, hclog.NewNullLogger())
+			_, err := New(Options{Address: addr, Token: tok}, Deps{DB: dummyPool(t)}, hclog.NewNullLogger())
 			if !errors.Is(err, ErrBadToken) {
 				t.Errorf("%s token %q: err %v, want ErrBadToken", addr, tok, err)
 			}

@@ -6,27 +6,26 @@ import (
 	"encoding/json"
 	"fmt"
 	"html/template"
-	"math"
 	"net/http"
 	"strings"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/integrity"
+	"github.com/fleetcore/fleetcore/core/health"
 )
 
 //go:embed templates/*.html
 var templateFS embed.FS
 
 var dashboardTmpl = template.Must(template.New("dashboard.html").Funcs(template.FuncMap{
-	"score":      func(c int64) string { return integrity.FormatCenti(c) },
+	"score":      func(c int64) string { return Centi(c).String() },
 	"scoreClass": scoreClass,
 	"ago":        ago,
 	"utc":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
 	"statusClass": func(s string) string {
 		switch s {
-		case integrity.StatusOK, "active":
+		case health.StatusOK, "active":
 			return "good"
-		case integrity.StatusWarn:
+		case health.StatusWarn:
 			return "warn"
 		}
 		return "bad"
@@ -82,7 +81,7 @@ type dashboard struct {
 	Median     int64
 	OpenAlerts []Alert
 	Rules      []RuleRow
-	Checks     []integrity.CheckResult
+	Checks     []health.CheckResult
 	Jobs       []jobJSON
 	Ingest     []kv
 	EnterBelow int64
@@ -104,28 +103,14 @@ func (s *Server) dashboard(w http.ResponseWriter, r *http.Request) {
 	if s.deps.Health != nil {
 		d.Checks = s.deps.Health.Results()
 	}
-	if s.deps.Organizer != nil {
-		for _, j := range s.deps.Organizer.Status() {
+	if s.deps.Jobs != nil {
+		for _, j := range s.deps.Jobs.Jobs() {
 			d.Jobs = append(d.Jobs, toJobJSON(j))
 		}
 	}
-	if b := s.deps.Batcher; b != nil {
-		st := b.Stats()
-		d.Ingest = append(d.Ingest, kv{"signals stored", fmt.Sprint(st.Durable)}, kv{"not durable", fmt.Sprint(st.NotDurable)},
-			kv{"pending", fmt.Sprint(st.Pending)})
-		for _, t := range st.Tiers {
-			state := "up"
-			if t.Down {
-				state = "down"
-			}
-			d.Ingest = append(d.Ingest, kv{"tier " + t.Name, fmt.Sprintf("%s, %d batches", state, t.Batches)})
-		}
-	}
-	if g := s.deps.Gateway; g != nil {
-		st := g.Stats()
-		d.Ingest = append(d.Ingest, kv{"connections open", fmt.Sprint(st.Open.Load())}, kv{"frames rejected", fmt.Sprint(st.Rejected.Load())})
-		if q := st.AckLatency.Quantile(0.99); !math.IsNaN(q) {
-			d.Ingest = append(d.Ingest, kv{"ack p99", fmt.Sprintf("%.1f ms", q)})
+	for _, sm := range s.deps.Summaries {
+		for _, l := range sm.Summary() {
+			d.Ingest = append(d.Ingest, kv{l[0], l[1]})
 		}
 	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
@@ -144,7 +129,7 @@ func (s *Server) enterBelow() int64 {
 }
 
 func (s *Server) loadDashboard(ctx context.Context, d *dashboard) error {
-	pool := s.deps.Pool
+	pool := s.deps.DB
 	if err := pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE score < $1),
 		coalesce(percentile_disc(0.5) WITHIN GROUP (ORDER BY score), 10000) FROM device_scores`, d.EnterBelow*100).
 		Scan(&d.Total, &d.Below, &d.Median); err != nil {
@@ -164,7 +149,7 @@ func (s *Server) loadDashboard(ctx context.Context, d *dashboard) error {
 			rows.Close()
 			return fmt.Errorf("listing devices: %w", err)
 		}
-		var ls []integrity.Loss
+		var ls []storedLoss
 		json.Unmarshal(losses, &ls) //nolint:errcheck // written by the scorer; an empty list is the fallback
 		for i, l := range ls {
 			if i == 3 {

@@ -33,9 +33,9 @@ func probeServer(t *testing.T, sd *seeded, token string, ok bool) *Server {
 		}},
 		{Name: "failover", Check: func(context.Context) error { return errors.New("amqp://fleetuser@mq.internal.example down") }},
 	}
-	s, err := New(Options{Address: "127.0.0.1:0", Token: token}, Deps{
-		Pool: sd.st.Pool(), Health: testHealth(t, sd.st), NodeID: "node-on-db.internal.example", Ready: probes,
-	}, hclog.NewNullLogger())
+	deps := storeDeps(sd.st)
+	deps.Health, deps.NodeID, deps.Ready = testHealth(t, sd.st), "node-on-db.internal.example", probes
+	s, err := New(Options{Address: "127.0.0.1:0", Token: token}, deps, hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -230,7 +230,7 @@ func (l *lockedBuffer) String() string {
 func TestIntegrationQueryErrorsStayInTheLog(t *testing.T) {
 	sd := seedFleet(t)
 	logs := &lockedBuffer{}
-	s, err := New(Options{Address: "127.0.0.1:0"}, Deps{Pool: sd.st.Pool()},
+	s, err := New(Options{Address: "127.0.0.1:0"}, storeDeps(sd.st),
 		hclog.New(&hclog.LoggerOptions{Level: hclog.Debug, Output: logs}))
 	if err != nil {
 		t.Fatal(err)

@@ -16,8 +16,6 @@ import (
 	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
-
-	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // Bounds every endpoint checks before it runs a query (README, HTTP API).
@@ -204,6 +202,9 @@ func (c cursor) encode() string {
 
 var errBadCursor = badRequest{"cursor is not one this API returned"}
 
+// errNoRecords: the server was built without Deps.Records.
+var errNoRecords = errors.New("no rejected records lister")
+
 // decodeCursor reads the cursor parameter: base64url JSON of exactly the
 // fields above with text fields that pass checkText. Endpoints check the
 // values against their sort order.
@@ -256,7 +257,7 @@ func (s *Server) fail(w http.ResponseWriter, err error) {
 		writeError(w, http.StatusBadRequest, br.msg)
 	case errors.Is(err, context.Canceled):
 		writeError(w, 499, "request canceled")
-	case errors.As(err, &pgErr) && !store.Unreachable(err):
+	case errors.As(err, &pgErr) && (s.deps.Unavailable == nil || !s.deps.Unavailable(err)):
 		s.log.Error("api query failed", "error", err)
 		writeError(w, http.StatusInternalServerError, "internal error (details in the server log)")
 	default:

@@ -16,15 +16,48 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/signal"
 )
 
 // Centi renders a score in hundredths as a JSON number with two decimals.
 type Centi int64
 
+// String is 87.35 for 8735 (as integrity.FormatCenti writes it in alert
+// reasons).
+func (c Centi) String() string {
+	sign := ""
+	if c < 0 {
+		sign, c = "-", -c
+	}
+	return fmt.Sprintf("%s%d.%02d", sign, c/100, c%100)
+}
+
 // MarshalJSON writes 87.35 for 8735.
-func (c Centi) MarshalJSON() ([]byte, error) { return []byte(integrity.FormatCenti(int64(c))), nil }
+func (c Centi) MarshalJSON() ([]byte, error) { return []byte(c.String()), nil }
+
+// storedDimension is one element of device_scores.dimensions, as the
+// scorer writes it (integrity.DimensionScore).
+type storedDimension struct {
+	Dimension string `json:"dimension"`
+	Weight    int64  `json:"weight"`
+	RateBP    int64  `json:"rate_bp"`
+	LostCenti int64  `json:"lost_centi"`
+	Evaluated int64  `json:"evaluated"`
+}
+
+// storedLoss is one element of device_scores.losses, as the scorer
+// writes it (integrity.Loss).
+type storedLoss struct {
+	Dimension  string    `json:"dimension"`
+	Check      string    `json:"check"`
+	Version    string    `json:"version"`
+	LostCenti  int64     `json:"lost_centi"`
+	Failed     int64     `json:"failed"`
+	Warned     int64     `json:"warned"`
+	Applicable int64     `json:"applicable"`
+	Since      time.Time `json:"since"`
+	Reason     string    `json:"reason"`
+}
 
 // UnmarshalJSON reads 87.35 as 8735.
 func (c *Centi) UnmarshalJSON(b []byte) error {
@@ -99,7 +132,7 @@ func (s *Server) listDevices(ctx context.Context, sortBy string, limit, offset i
 		(SELECT count(*) FROM alerts a WHERE a.device_id = d.device_id AND a.state = 'open'),
 		coalesce(d.losses->0->>'reason', ''), %s::text
 		FROM device_scores d %s ORDER BY %s %s, d.device_id %s LIMIT $1 OFFSET $2`, sk.expr, where, sk.expr, dir, dir)
-	rows, err := s.deps.Pool.Query(ctx, q, args...)
+	rows, err := s.deps.DB.Query(ctx, q, args...)
 	if err != nil {
 		return nil, "", 0, fmt.Errorf("listing devices: %w", err)
 	}
@@ -120,7 +153,7 @@ func (s *Server) listDevices(ctx context.Context, sortBy string, limit, offset i
 		return nil, "", 0, fmt.Errorf("listing devices: %w", err)
 	}
 	var total int
-	if err := s.deps.Pool.QueryRow(ctx, `SELECT count(*) FROM device_scores`).Scan(&total); err != nil {
+	if err := s.deps.DB.QueryRow(ctx, `SELECT count(*) FROM device_scores`).Scan(&total); err != nil {
 		return nil, "", 0, fmt.Errorf("counting devices: %w", err)
 	}
 	next := ""
@@ -240,7 +273,7 @@ func (s *Server) loadDevice(ctx context.Context, id string) (*DeviceDetail, erro
 	d := &DeviceDetail{DeviceID: id}
 	var score int64
 	var dims, losses []byte
-	err := s.deps.Pool.QueryRow(ctx, `SELECT score, dimensions, losses, windows, last_ts, last_recv, interval_ms,
+	err := s.deps.DB.QueryRow(ctx, `SELECT score, dimensions, losses, windows, last_ts, last_recv, interval_ms,
 		clock_offset_ms, computed FROM device_scores WHERE device_id = $1`, id).
 		Scan(&score, &dims, &losses, &d.Windows, &d.LastTS, &d.LastSeen, &d.IntervalMS, &d.ClockOffsetMS, &d.Computed)
 	if errors.Is(err, pgx.ErrNoRows) {
@@ -250,8 +283,8 @@ func (s *Server) loadDevice(ctx context.Context, id string) (*DeviceDetail, erro
 		return nil, fmt.Errorf("loading device: %w", err)
 	}
 	d.Score, d.LastTS, d.LastSeen, d.Computed = Centi(score), utcPtr(d.LastTS), utcPtr(d.LastSeen), d.Computed.UTC()
-	var ds []integrity.DimensionScore
-	var ls []integrity.Loss
+	var ds []storedDimension
+	var ls []storedLoss
 	if err := json.Unmarshal(dims, &ds); err != nil {
 		return nil, fmt.Errorf("decoding dimensions: %w", err)
 	}
@@ -266,7 +299,7 @@ func (s *Server) loadDevice(ctx context.Context, id string) (*DeviceDetail, erro
 			Failed: l.Failed, Warned: l.Warned, Applicable: l.Applicable, Since: l.Since.UTC(), Text: l.Reason})
 	}
 	d.Reasons = nonNil(d.Reasons)
-	rows, err := s.deps.Pool.Query(ctx, `SELECT hour, score FROM (SELECT hour, score FROM score_history
+	rows, err := s.deps.DB.Query(ctx, `SELECT hour, score FROM (SELECT hour, score FROM score_history
 		WHERE device_id = $1 ORDER BY hour DESC LIMIT 48) h ORDER BY hour`, id)
 	if err != nil {
 		return nil, fmt.Errorf("loading score history: %w", err)
@@ -315,7 +348,7 @@ func (s *Server) device(w http.ResponseWriter, r *http.Request) {
 }
 
 func (s *Server) queryAlerts(ctx context.Context, state, device, kind string, limit, offset int) ([]Alert, error) {
-	rows, err := s.deps.Pool.Query(ctx, `SELECT id, device_id, kind, state, opened, cleared, since, reason, coalesce(clear_reason, '')
+	rows, err := s.deps.DB.Query(ctx, `SELECT id, device_id, kind, state, opened, cleared, since, reason, coalesce(clear_reason, '')
 		FROM alerts WHERE ($1 = '' OR state = $1) AND ($2 = '' OR device_id = $2) AND ($3 = '' OR kind = $3)
 		ORDER BY opened DESC, id DESC LIMIT $4 OFFSET $5`, state, device, kind, limit, offset)
 	if err != nil {
@@ -411,7 +444,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		where = "AND (ts, id) > ($5, $6)"
 		args = append(args, ct, cid)
 	}
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT id, device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid,
+	rows, err := s.deps.DB.Query(r.Context(), `SELECT id, device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid,
 		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path
 		FROM signals WHERE device_id = $1 AND ts >= $2 AND ts < $3 `+where+` ORDER BY ts, id LIMIT $4`, args...)
 	if err != nil {
@@ -488,7 +521,7 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	rule := q.Get("rule")
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT id, signal_id, ts, rule, rule_version, dimension, severity, status,
+	rows, err := s.deps.DB.Query(r.Context(), `SELECT id, signal_id, ts, rule, rule_version, dimension, severity, status,
 		reason, reason_text, created FROM findings WHERE device_id = $1 AND ts >= $2 AND ts < $3 AND ($4 = '' OR rule = $4)
 		ORDER BY ts DESC, id DESC LIMIT $5 OFFSET $6`, id, from, to, rule, limit, offset)
 	if err != nil {
@@ -563,7 +596,7 @@ func (s *Server) rejected(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw), coalesce(raw_length, octet_length(raw))
+	rows, err := s.deps.DB.Query(r.Context(), `SELECT `+rejectedColumns+`, substring(raw FROM 1 FOR $5), octet_length(raw), coalesce(raw_length, octet_length(raw))
 		FROM rejected_frames WHERE ($1 = '' OR device_id = $1) AND ($2 = '' OR protocol = $2)
 		ORDER BY id DESC LIMIT $3 OFFSET $4`, q.Get("device"), q.Get("protocol"), limit, offset, maxRawListed)
 	if err != nil {
@@ -621,7 +654,7 @@ func (s *Server) rejectedOne(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, badRequest{"id must be a positive integer (the id of an /api/rejected row)"})
 		return
 	}
-	rows, err := s.deps.Pool.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw), coalesce(raw_length, octet_length(raw))
+	rows, err := s.deps.DB.Query(r.Context(), `SELECT `+rejectedColumns+`, raw, octet_length(raw), coalesce(raw_length, octet_length(raw))
 		FROM rejected_frames WHERE id = $1`, id)
 	if err != nil {
 		s.fail(w, fmt.Errorf("loading rejected frame: %w", err))
@@ -667,7 +700,7 @@ type RuleRow struct {
 // the last 24 hours of device time, errors), merged with the rule host's
 // view when one is wired.
 func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
-	rows, err := s.deps.Pool.Query(ctx, `WITH
+	rows, err := s.deps.DB.Query(ctx, `WITH
 		st AS (SELECT rule, rule_version, max(dimension) AS dimension, sum(evaluated) AS ev, sum(passed) AS p,
 			sum(warned) AS wn, sum(failed) AS f FROM rule_stats WHERE hour >= now() - interval '24 hours' GROUP BY 1, 2),
 		er AS (SELECT rule, rule_version, count(*) AS n, count(*) FILTER (WHERE at > now() - interval '1 hour') AS recent,

@@ -2,6 +2,7 @@ package api
 
 import (
 	"bufio"
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -9,8 +10,46 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/signal"
-	"github.com/fleetcore/fleetcore/core/store"
 )
+
+// RejectedFilter selects rejected_records rows (the fields of
+// store.RejectedFilter, so one converts to the other).
+type RejectedFilter struct {
+	DeviceID string // "" any; else the device ID as the client sent it (the lister makes it the stored, printable form)
+	Acked    *bool  // nil any
+	Limit    int    // rows; at most MaxRejectedLimit
+	Offset   int
+}
+
+// MaxRejectedLimit is the most rows one listing returns (store.MaxRejectedLimit).
+const MaxRejectedLimit = 1000
+
+// RejectedRow is one rejected_records row as the store reads it (the
+// fields of store.RejectedRow, so one converts to the other). Signal is
+// the decoded record (DecodeErr says why when it could not be decoded).
+type RejectedRow struct {
+	ID          int64
+	FirstAt     time.Time
+	LastAt      time.Time
+	Seen        int64
+	DeviceID    string // printable form
+	DeviceIDLen int    // bytes of the original device ID
+	TS          *time.Time
+	Protocol    string
+	Path        string
+	Acked       bool
+	SQLState    string
+	Reason      string
+	Signal      *signal.Signal
+	DecodeErr   string
+}
+
+// RecordLister lists rejected_records: fn is called for each row f
+// selects, newest first, one at a time; an error from fn stops the
+// listing and is returned.
+type RecordLister interface {
+	RejectedRecords(ctx context.Context, f RejectedFilter, fn func(RejectedRow) error) error
+}
 
 // RejectedRecord is one row of GET /api/rejected/records: a record
 // Postgres refused for its data, kept in rejected_records.
@@ -36,20 +75,16 @@ type RejectedRecord struct {
 
 // rejectedRecordsParams reads device, acked, limit (1–1000, default 100)
 // and offset, refusing unknown or repeated parameters like every endpoint.
-func rejectedRecordsParams(r *http.Request) (store.RejectedFilter, error) {
+func rejectedRecordsParams(r *http.Request) (RejectedFilter, error) {
 	q, err := paramsRaw(r, []string{"device"}, "device", "acked", "limit", "offset")
 	if err != nil {
-		return store.RejectedFilter{}, err
+		return RejectedFilter{}, err
 	}
 	limit, offset, err := limitOffset(r)
 	if err != nil {
-		return store.RejectedFilter{}, err
+		return RejectedFilter{}, err
 	}
-	f := store.RejectedFilter{Limit: min(limit, store.MaxRejectedLimit), Offset: offset}
-	if v := q.Get("device"); v != "" {
-		// Stored device IDs are store.Printable; so is a raw ID passed here.
-		f.DeviceID = store.Printable(v, store.MaxPrintable)
-	}
+	f := RejectedFilter{Limit: min(limit, MaxRejectedLimit), Offset: offset, DeviceID: q.Get("device")}
 	if v := q.Get("acked"); v != "" {
 		b, err := strconv.ParseBool(v)
 		if err != nil {
@@ -83,7 +118,11 @@ func (s *Server) rejectedRecords(w http.ResponseWriter, r *http.Request) {
 	}
 	enc := json.NewEncoder(bw)
 	n := 0
-	err = store.ListRejectedRecords(r.Context(), s.deps.Pool, f, func(row store.RejectedRow) error {
+	if s.deps.Records == nil {
+		s.fail(w, errNoRecords)
+		return
+	}
+	err = s.deps.Records.RejectedRecords(r.Context(), f, func(row RejectedRow) error {
 		start()
 		x := RejectedRecord{
 			ID: row.ID, FirstAt: row.FirstAt.UTC(), LastAt: row.LastAt.UTC(), Seen: row.Seen,

@@ -43,7 +43,7 @@ func TestIntegrationRejectedRecordsAPI(t *testing.T) {
 	if err := st.QuarantineRecords(ctx, recs); err != nil {
 		t.Fatal(err)
 	}
-	s, err := New(Options{Address: "127.0.0.1:0"}, Deps{Pool: st.Pool(), NodeID: "test"}, hclog.NewNullLogger())
+	s, err := New(Options{Address: "127.0.0.1:0"}, func() Deps { d := storeDeps(st); d.NodeID = "test"; return d }(), hclog.NewNullLogger())
 	if err != nil {
 		t.Fatal(err)
 	}

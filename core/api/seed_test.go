@@ -7,6 +7,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/fleetcore/fleetcore/core/health"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
@@ -130,19 +131,36 @@ func seedFleet(t *testing.T) *seeded {
 	return &seeded{st: st, now: now, base: base}
 }
 
-func testHealth(t *testing.T, st *store.Store) *integrity.Health {
-	h := integrity.NewHealth(hclog.NewNullLogger(), time.Second)
-	h.Add(integrity.Probe{Name: "postgres", Check: func(ctx context.Context) (string, string) {
+func testHealth(t *testing.T, st *store.Store) *health.Health {
+	h := health.New(hclog.NewNullLogger(), time.Second)
+	h.Add(health.Probe{Name: "postgres", Check: func(ctx context.Context) (string, string) {
 		if err := st.Ping(ctx); err != nil {
-			return integrity.StatusFail, err.Error()
+			return health.StatusFail, err.Error()
 		}
-		return integrity.StatusOK, "answered"
+		return health.StatusOK, "answered"
 	}})
-	h.Add(integrity.Probe{Name: "spool", Check: func(context.Context) (string, string) {
-		return integrity.StatusWarn, "backlog 1200 signals in 3 records, oldest 4m10s"
+	h.Add(health.Probe{Name: "spool", Check: func(context.Context) (string, string) {
+		return health.StatusWarn, "backlog 1200 signals in 3 records, oldest 4m10s"
 	}})
 	if err := h.Run(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 	return h
+}
+
+// storeDeps are the Deps a node gives the API over st: its pool, its
+// error classes and its rejected records.
+func storeDeps(st *store.Store) Deps {
+	return Deps{DB: st.Pool(), Unavailable: store.Unreachable, Records: storeRecords{st}}
+}
+
+// storeRecords lists rejected_records as the node does.
+type storeRecords struct{ st *store.Store }
+
+func (r storeRecords) RejectedRecords(ctx context.Context, f RejectedFilter, fn func(RejectedRow) error) error {
+	sf := store.RejectedFilter(f)
+	if sf.DeviceID != "" {
+		sf.DeviceID = store.Printable(sf.DeviceID, store.MaxPrintable)
+	}
+	return store.ListRejectedRecords(ctx, r.st.Pool(), sf, func(row store.RejectedRow) error { return fn(RejectedRow(row)) })
 }

@@ -12,13 +12,11 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
-	"github.com/fleetcore/fleetcore/core/gateway"
-	"github.com/fleetcore/fleetcore/core/ingest"
-	"github.com/fleetcore/fleetcore/core/integrity"
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/health"
+	"github.com/fleetcore/fleetcore/core/metrics"
 )
 
 // RuleStatus is one quality rule as the rule host sees it.
@@ -44,30 +42,73 @@ type ReadyProbe struct {
 	Check func(ctx context.Context) error
 }
 
-// Collector adds metrics (failover and spool backlogs, rule host counters).
-type Collector interface {
-	Collect(w *MetricWriter)
-}
+// Collector is a stage's metrics (see metrics.Collector).
+type Collector = metrics.Collector
 
 // CollectorFunc adapts a function to Collector.
-type CollectorFunc func(w *MetricWriter)
+type CollectorFunc = metrics.CollectorFunc
 
-// Collect calls f.
-func (f CollectorFunc) Collect(w *MetricWriter) { f(w) }
+// MetricWriter writes the Prometheus text format (see metrics.Writer).
+type MetricWriter = metrics.Writer
 
-// Deps are the parts of a node the API reads. Any may be nil except Pool.
+// Querier is the database as the API reads it: pgx's query subset, which
+// *pgxpool.Pool, *pgx.Conn and pgx.Tx all have.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// HealthReporter has the latest service checks (see health.Health).
+type HealthReporter interface {
+	Results() []health.CheckResult
+}
+
+// JobStatus is one organizer job as /api/health and the dashboard show it
+// (the fields of organizer.JobStatus, so one converts to the other).
+type JobStatus struct {
+	Name        string
+	Interval    time.Duration
+	Runs        uint64
+	Failures    uint64
+	LastStart   time.Time
+	LastSuccess time.Time
+	LastError   string
+	LastMillis  int64
+	Running     bool
+}
+
+// JobLister lists the organizer's jobs.
+type JobLister interface {
+	Jobs() []JobStatus
+}
+
+// Summarizer is a stage's lines on the dashboard's ingest panel: key and
+// value, in order (the batcher's counts and tiers, the gateway's
+// connections and ack latency).
+type Summarizer interface {
+	Summary() [][2]string
+}
+
+// Deps are the parts of a node the API reads. Any may be nil except DB.
 type Deps struct {
-	Pool       *pgxpool.Pool
-	Batcher    *ingest.Batcher
-	Gateway    *gateway.Gateway
-	PG         *ingest.PostgresTier
-	Organizer  *organizer.Organizer
-	Health     *integrity.Health
-	Publisher  *integrity.Publisher
-	Rules      RuleLister
-	Ready      []ReadyProbe
+	// DB runs the API's queries.
+	DB Querier
+	// Unavailable reports whether a query error means the database is not
+	// there (answered 503) rather than that it refused the query (500);
+	// nil counts every Postgres answer as a refusal.
+	Unavailable func(err error) bool
+	// Records lists rejected_records (GET /api/rejected/records).
+	Records RecordLister
+	Health  HealthReporter
+	Jobs    JobLister
+	Rules   RuleLister
+	Ready   []ReadyProbe
+	// Collectors write /metrics, in order, after fleetcore_up and
+	// fleetcore_uptime_seconds and before the database's families.
 	Collectors []Collector
-	NodeID     string
+	// Summaries fill the dashboard's ingest panel, in order.
+	Summaries []Summarizer
+	NodeID    string
 }
 
 // Options configure the server.
@@ -110,7 +151,7 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 			return nil, fmt.Errorf("%w: it %s", ErrBadToken, p)
 		}
 	}
-	if deps.Pool == nil {
+	if deps.DB == nil {
 		return nil, errors.New("api: no database pool")
 	}
 	s := &Server{opts: opts, deps: deps, log: log, mux: http.NewServeMux(), started: time.Now()}
@@ -333,13 +374,13 @@ func (s *Server) health(w http.ResponseWriter, r *http.Request) {
 		s.fail(w, err)
 		return
 	}
-	var checks []integrity.CheckResult
+	var checks []health.CheckResult
 	if s.deps.Health != nil {
 		checks = s.deps.Health.Results()
 	}
 	var jobs []jobJSON
-	if s.deps.Organizer != nil {
-		for _, j := range s.deps.Organizer.Status() {
+	if s.deps.Jobs != nil {
+		for _, j := range s.deps.Jobs.Jobs() {
 			jobs = append(jobs, toJobJSON(j))
 		}
 	}
@@ -357,7 +398,7 @@ type jobJSON struct {
 	Running     bool       `json:"running"`
 }
 
-func toJobJSON(j organizer.JobStatus) jobJSON {
+func toJobJSON(j JobStatus) jobJSON {
 	return jobJSON{Name: j.Name, IntervalMS: j.Interval.Milliseconds(), Runs: j.Runs, Failures: j.Failures,
 		LastSuccess: timePtr(j.LastSuccess), LastError: j.LastError, LastMillis: j.LastMillis, Running: j.Running}
 }

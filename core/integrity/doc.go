@@ -1,5 +1,5 @@
 // Package integrity keeps an explainable integrity score for every device,
-// raises alerts from it, and checks the health of fleetcore's own services.
+// and raises alerts from it. (The service checks are core/health's.)
 //
 // It has three layers:
 //   - a pure core (Aggregate, Compute) that turns a device's records and
@@ -11,7 +11,7 @@
 //     stores windows, scores, history and alert transitions, and runs as the
 //     organizer job "score";
 //   - delivery (Publisher) of alert transitions to a RabbitMQ topic exchange
-//     and an optional webhook, and service checks (Health, job "health").
+//     and an optional webhook.
 //
 // See README.md in this folder for the score's definition and weights.
 package integrity

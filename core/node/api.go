@@ -2,12 +2,13 @@ package node
 
 import (
 	"context"
-	"errors"
-	"fmt"
 	"net"
 
 	"github.com/fleetcore/fleetcore/core/api"
+	"github.com/fleetcore/fleetcore/core/metrics"
+	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/quarantine"
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // APIAddr is the API's bound address (after Ready; nil when disabled).
@@ -25,12 +26,13 @@ func (n *Node) startAPI(ctx context.Context) error {
 		return nil
 	}
 	deps := api.Deps{
-		Pool: n.Store.Pool(), Batcher: n.Batcher, Gateway: n.Gateway, PG: n.PG, Organizer: n.Organizer,
-		Health: n.Health, Publisher: n.Alerts, NodeID: cfg.NodeID,
+		DB: n.st.Pool(), Unavailable: store.Unreachable, Records: rejectedRecords{n.st},
+		Health: n.health, Jobs: jobLister{n.org}, NodeID: cfg.NodeID,
 		Ready:      n.readyProbes(),
-		Collectors: []api.Collector{api.CollectorFunc(n.collectMetrics)},
+		Collectors: n.collectors(),
+		Summaries:  []api.Summarizer{n.batcher, n.gw},
 	}
-	if n.Rules != nil {
+	if n.rules != nil {
 		deps.Rules = ruleLister{n}
 	}
 	srv, err := api.New(api.Options{Address: cfg.API.Address, Token: cfg.API.Token, EnterBelow: cfg.Integrity.EnterBelow},
@@ -43,7 +45,7 @@ func (n *Node) startAPI(ctx context.Context) error {
 		return err
 	}
 	n.mu.Lock()
-	n.API, n.apiAddr = srv, addr
+	n.apiSrv, n.apiAddr = srv, addr
 	n.mu.Unlock()
 	go func() {
 		if err := srv.Serve(ctx); err != nil {
@@ -53,34 +55,61 @@ func (n *Node) startAPI(ctx context.Context) error {
 	return nil
 }
 
+// collectors are the stages' metrics in the order /metrics lists them.
+func (n *Node) collectors() []metrics.Collector {
+	cs := []metrics.Collector{n.batcher, n.pg, n.gw, n.org, n.health, n.alerts, n.st, n.breaker}
+	if n.fo != nil {
+		cs = append(cs, n.fo)
+	}
+	if n.sp != nil {
+		cs = append(cs, n.sp)
+	}
+	cs = append(cs, quarantine.Collector(n.quar, n.retention), n.ruleHealth())
+	return cs
+}
+
 // readyProbes: the node can take traffic when Postgres, the failover
 // broker or the spool can take a batch.
 func (n *Node) readyProbes() []api.ReadyProbe {
-	probes := []api.ReadyProbe{{Name: "postgres", Check: n.Store.Ping}}
-	if n.Failover != nil {
-		probes = append(probes, api.ReadyProbe{Name: "failover", Check: func(ctx context.Context) error {
-			if !n.Failover.Available() {
-				return errors.New("failover broker not connected")
-			}
-			return nil
-		}})
+	probes := []api.ReadyProbe{{Name: "postgres", Check: n.st.Ping}}
+	if n.fo != nil {
+		probes = append(probes, api.ReadyProbe{Name: "failover", Check: n.fo.Ready})
 	}
-	if n.Spool != nil {
-		probes = append(probes, api.ReadyProbe{Name: "spool", Check: func(ctx context.Context) error {
-			if st := n.Spool.Stats(); st.Full {
-				return fmt.Errorf("spool full (%d of %d bytes)", st.Bytes, st.MaxBytes)
-			}
-			return nil
-		}})
+	if n.sp != nil {
+		probes = append(probes, api.ReadyProbe{Name: "spool", Check: n.sp.Ready})
 	}
 	return probes
+}
+
+// rejectedRecords lists rejected_records for the API.
+type rejectedRecords struct{ st *store.Store }
+
+func (r rejectedRecords) RejectedRecords(ctx context.Context, f api.RejectedFilter, fn func(api.RejectedRow) error) error {
+	sf := store.RejectedFilter(f)
+	if sf.DeviceID != "" {
+		// Stored device IDs are store.Printable; so is a raw ID passed here.
+		sf.DeviceID = store.Printable(sf.DeviceID, store.MaxPrintable)
+	}
+	return store.ListRejectedRecords(ctx, r.st.Pool(), sf, func(row store.RejectedRow) error { return fn(api.RejectedRow(row)) })
+}
+
+// jobLister lists the organizer's jobs for the API.
+type jobLister struct{ o *organizer.Organizer }
+
+func (l jobLister) Jobs() []api.JobStatus {
+	st := l.o.Status()
+	out := make([]api.JobStatus, len(st))
+	for i, j := range st {
+		out[i] = api.JobStatus(j)
+	}
+	return out
 }
 
 type ruleLister struct{ n *Node }
 
 func (l ruleLister) Rules() []api.RuleStatus {
 	var out []api.RuleStatus
-	for _, s := range l.n.Rules.Status() {
+	for _, s := range l.n.rules.Status() {
 		if s.Name == "" {
 			continue // a refused file without a loaded version
 		}
@@ -100,81 +129,4 @@ func (l ruleLister) Rules() []api.RuleStatus {
 		out = append(out, rs)
 	}
 	return out
-}
-
-// collectMetrics adds the durability chain's and the rules' own counters.
-func (n *Node) collectMetrics(w *api.MetricWriter) {
-	acked, unacked := n.Store.RefusedCounts()
-	w.Counter("fleetcore_store_records_refused_total", "Records Postgres refused for their data, kept in rejected_records (acked: refused on replay after the device was acked).", float64(acked), "acked", "true")
-	w.Counter("fleetcore_store_records_refused_total", "", float64(unacked), "acked", "false")
-	if n.Breaker != nil {
-		bs := n.Breaker.Stats()
-		w.Gauge("fleetcore_breaker_open", "1 while the Postgres breaker is open.", b2f(bs.Open), "tier", bs.Tier)
-		w.Counter("fleetcore_breaker_opens_total", "Breaker closed→open transitions.", float64(bs.Opens), "tier", bs.Tier)
-	}
-	if n.Failover != nil {
-		st := n.Failover.Stats()
-		w.Gauge("fleetcore_failover_connected", "1 while the failover publisher is connected.", b2f(st.Connected))
-		w.Counter("fleetcore_failover_published_batches_total", "Batches confirmed by the failover broker.", float64(st.Published))
-		w.Counter("fleetcore_failover_published_signals_total", "Signals confirmed by the failover broker.", float64(st.PublishedSignals))
-		w.Counter("fleetcore_failover_failures_total", "Failover batches not confirmed.", float64(st.Failures))
-		w.Gauge("fleetcore_failover_backlog_batches", "Batches waiting in the failover queue (-1 unknown).", float64(st.Backlog))
-		w.Gauge("fleetcore_failover_dead_letter_batches", "Batches in the dead-letter queue (-1 unknown).", float64(st.DeadLetterBacklog))
-		w.Gauge("fleetcore_failover_oldest_seconds", "Age of the oldest batch waiting in the failover queue.", st.OldestAge.Seconds())
-		w.Counter("fleetcore_failover_replayed_signals_total", "Signals replayed from the failover queue into Postgres.", float64(st.ReplayedSignals))
-	}
-	if n.Spool != nil {
-		st := n.Spool.Stats()
-		w.Gauge("fleetcore_spool_bytes", "Bytes in the spool journal (the backlog).", float64(st.Bytes))
-		w.Gauge("fleetcore_spool_backlog_signals", "Signals waiting in the spool for replay.", float64(st.Signals))
-		w.Gauge("fleetcore_spool_full", "1 while spool writers wait for space.", b2f(st.Full))
-		w.Gauge("fleetcore_spool_oldest_seconds", "Age of the oldest spooled record.", st.OldestAge.Seconds())
-		w.Counter("fleetcore_spool_written_signals_total", "Signals written to the spool.", float64(st.WriteSignals))
-		w.Counter("fleetcore_spool_replayed_signals_total", "Signals replayed from the spool into Postgres.", float64(st.ReplayedSignals))
-		w.Gauge("fleetcore_spool_dead_segments", "Undecodable spool segments kept in dead/.", float64(st.DeadBacklog))
-	}
-	if n.Quarantine != nil {
-		writeQuarantine(w, n.Quarantine.Stats(), n.Retention.Deleted())
-	}
-	if n.Rules != nil {
-		st := n.Rules.Status()
-		for _, s := range st {
-			if s.Stats != nil {
-				w.Counter("fleetcore_rule_host_signals_total", "Signals evaluated by each loaded rule in this process.", float64(s.Stats.Signals), "rule", s.Name, "version", s.Version)
-			}
-		}
-		for _, s := range st {
-			if s.Stats != nil {
-				w.Counter("fleetcore_rule_host_failed_batches_total", "Batches a loaded rule could not evaluate in this process.", float64(s.Stats.Failed), "rule", s.Name, "version", s.Version)
-			}
-		}
-	}
-	if n.RuleRunner != nil {
-		for _, s := range n.RuleRunner.Status() {
-			w.Gauge("fleetcore_rule_backlog_signals", "Signals stored but not yet evaluated by each rule (upper bound).", float64(s.Backlog), "rule", s.Rule, "version", s.Version)
-		}
-	}
-}
-
-// writeQuarantine writes the quarantine stage's counters.
-func writeQuarantine(w *api.MetricWriter, st quarantine.Stats, deleted uint64) {
-	w.Counter("fleetcore_quarantine_rows_total", "Rejected frames stored in rejected_frames.", float64(st.Rows))
-	for _, d := range []struct {
-		reason string
-		n      uint64
-	}{{"rate_limited", st.RateLimited}, {"queue_full", st.QueueFull}, {"refused", st.Refused}, {"shutdown", st.Shutdown}} {
-		w.Counter("fleetcore_quarantine_dropped_total", "Rejected frames not stored, by reason.", float64(d.n), "reason", d.reason)
-	}
-	w.Counter("fleetcore_quarantine_log_suppressed_total", "Rejected frames not logged one by one (rate limits; summarised once a minute).", float64(st.LogSuppressed))
-	w.Counter("fleetcore_quarantine_write_failures_total", "Failed quarantine batch writes (retried).", float64(st.WriteFailures))
-	w.Gauge("fleetcore_quarantine_queued", "Rejected frames waiting for the database.", float64(st.Queued))
-	w.Gauge("fleetcore_quarantine_sources", "Sources tracked by the quarantine rate limiter.", float64(st.Sources))
-	w.Counter("fleetcore_quarantine_deleted_total", "Rejected frames deleted by retention (age or row cap).", float64(deleted))
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }

@@ -11,10 +11,10 @@ import (
 // other background services. The returned func waits for them to stop
 // after ctx ends.
 func (n *Node) startAsync(ctx context.Context) (func(), error) {
-	n.Organizer = organizer.New(n.log.Named("organizer"), 4)
+	n.org = organizer.New(n.log.Named("organizer"), 4)
 	n.addReplayJobs()
-	if n.Retention.MaxAge > 0 || n.Retention.MaxRows > 0 {
-		n.Organizer.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.Retention.Run})
+	if n.retention.MaxAge > 0 || n.retention.MaxRows > 0 {
+		n.org.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.retention.Run})
 	}
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
@@ -25,6 +25,6 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	if err := n.startAPI(ctx); err != nil {
 		return nil, err
 	}
-	n.Organizer.Start(ctx)
-	return n.Organizer.Wait, nil
+	n.org.Start(ctx)
+	return n.org.Wait, nil
 }

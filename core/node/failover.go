@@ -27,21 +27,21 @@ func (m migratedStore) Ping(ctx context.Context) error {
 	if !m.n.migrated.Load() {
 		return errNotMigrated
 	}
-	return m.n.Store.Ping(ctx)
+	return m.n.st.Ping(ctx)
 }
 
 func (m migratedStore) WriteSignals(ctx context.Context, batch []signal.Signal) (store.WriteResult, error) {
 	if !m.n.migrated.Load() {
 		return store.WriteResult{}, errNotMigrated
 	}
-	return m.n.Store.WriteSignals(ctx, batch)
+	return m.n.st.WriteSignals(ctx, batch)
 }
 
 func (m migratedStore) QuarantineRecords(ctx context.Context, recs []store.RejectedRecord) error {
 	if !m.n.migrated.Load() {
 		return errNotMigrated
 	}
-	return m.n.Store.QuarantineRecords(ctx, recs)
+	return m.n.st.QuarantineRecords(ctx, recs)
 }
 
 // recordsRefused opens the record_refused alert (integrity.KindRecordRefused)
@@ -63,7 +63,7 @@ func (n *Node) recordsRefused(ctx context.Context, recs []store.RejectedRecord) 
 		rs := byDev[dev]
 		reason := fmt.Sprintf("%d acked records refused by Postgres on replay (SQLSTATE %s: %s); kept in rejected_records",
 			len(rs), rs[0].SQLState, store.Printable(rs[0].Reason, 512))
-		ok, err := integrity.OpenAlert(ctx, n.Store.Pool(), dev, integrity.KindRecordRefused, reason)
+		ok, err := integrity.OpenAlert(ctx, n.st.Pool(), dev, integrity.KindRecordRefused, reason)
 		if err != nil {
 			// The records are kept and counted; the alert is what is lost.
 			n.log.Error("recording the record_refused alert", "device", dev, "error", err)
@@ -72,7 +72,7 @@ func (n *Node) recordsRefused(ctx context.Context, recs []store.RejectedRecord) 
 		opened = opened || ok
 	}
 	if opened {
-		n.Organizer.Trigger(JobAlerts)
+		n.org.Trigger(JobAlerts)
 	}
 }
 
@@ -84,21 +84,20 @@ const JobRecordAlerts = "records.alerts"
 // has no acked row left in rejected_records: an operator deleted them
 // after dealing with them (re-storing them, or deciding they are lost).
 func (n *Node) clearRecordAlerts(ctx context.Context) error {
-	subjects, err := integrity.OpenSubjects(ctx, n.Store.Pool(), integrity.KindRecordRefused)
+	subjects, err := integrity.OpenSubjects(ctx, n.st.Pool(), integrity.KindRecordRefused)
 	if err != nil {
 		return err
 	}
 	cleared := 0
 	for _, dev := range subjects {
-		var left bool
-		if err := n.Store.Pool().QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM rejected_records WHERE device_id = $1 AND acked)`,
-			dev).Scan(&left); err != nil {
-			return fmt.Errorf("looking up refused records: %w", err)
+		left, err := n.st.HasAckedRejected(ctx, dev)
+		if err != nil {
+			return err
 		}
 		if left {
 			continue
 		}
-		ok, err := integrity.ClearAlert(ctx, n.Store.Pool(), dev, integrity.KindRecordRefused, "no acked refused records left in rejected_records")
+		ok, err := integrity.ClearAlert(ctx, n.st.Pool(), dev, integrity.KindRecordRefused, "no acked refused records left in rejected_records")
 		if err != nil {
 			return err
 		}
@@ -108,7 +107,7 @@ func (n *Node) clearRecordAlerts(ctx context.Context) error {
 		}
 	}
 	if cleared > 0 {
-		n.Organizer.Trigger(JobAlerts)
+		n.org.Trigger(JobAlerts)
 	}
 	return nil
 }
@@ -117,15 +116,15 @@ func (n *Node) clearRecordAlerts(ctx context.Context) error {
 // into Postgres, and starts them at once when the Postgres breaker closes.
 func (n *Node) addReplayJobs() {
 	cfg := n.cfg
-	n.Replayer = recovery.New(migratedStore{n}, n.Failover, n.Spool, cfg.Ingest.BatchMaxSignals,
+	n.replayer = recovery.New(migratedStore{n}, n.fo, n.sp, cfg.Ingest.BatchMaxSignals,
 		config.Duration(cfg.Database.WriteTimeout), n.log.Named("replay"))
-	n.Replayer.OnRefused(n.recordsRefused)
-	for _, j := range n.Replayer.Jobs(config.Duration(cfg.Organizer.ReplayInterval)) {
-		n.Organizer.Add(j)
+	n.replayer.OnRefused(n.recordsRefused)
+	for _, j := range n.replayer.Jobs(config.Duration(cfg.Organizer.ReplayInterval)) {
+		n.org.Add(j)
 	}
-	n.Organizer.Add(organizer.Job{Name: JobRecordAlerts, Interval: config.Duration(cfg.Organizer.HealthInterval), Run: n.clearRecordAlerts})
-	org := n.Organizer
-	n.Breaker.OnRecover(func() {
+	n.org.Add(organizer.Job{Name: JobRecordAlerts, Interval: config.Duration(cfg.Organizer.HealthInterval), Run: n.clearRecordAlerts})
+	org := n.org
+	n.breaker.OnRecover(func() {
 		org.Trigger(recovery.JobReplayFailover)
 		org.Trigger(recovery.JobReplaySpool)
 	})

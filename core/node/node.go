@@ -13,6 +13,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/gateway"
+	"github.com/fleetcore/fleetcore/core/health"
 	"github.com/fleetcore/fleetcore/core/ingest"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
@@ -25,7 +26,11 @@ import (
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
-// Node is one running fleetcore server.
+// Node is one running fleetcore server: it turns the config into the
+// stages' configs, starts them in order (store, durability chain, ingest,
+// quarantine, gateway, then the organizer's jobs and the API) and stops
+// them in the reverse order. The stages are reachable through read-only
+// accessors, valid once Ready is closed.
 type Node struct {
 	cfg *config.Config
 	reg *plugins.Registry
@@ -38,47 +43,94 @@ type Node struct {
 	// probe (see startStore). startErr is why it could not at start.
 	migrated atomic.Bool
 	startErr error
-	runCtx   context.Context
 	ready    chan struct{}
-	Store    *store.Store
-	Batcher  *ingest.Batcher
-	Gateway  *gateway.Gateway
-	PG       *ingest.PostgresTier
-	// Organizer runs the asynchronous jobs (replay, rules, scores, health).
-	Organizer *organizer.Organizer
-	// Rules is the live rule folder (hot reload, Status for the API); nil
-	// when rules are disabled.
-	Rules *wasmrule.Dir
-	// RuleRunner schedules the rules over stored signals (watermarks,
-	// findings); nil when rules are disabled.
-	RuleRunner *rules.Runner
-	// Durability chain (set in Run before Ready): Breaker wraps PG;
-	// Failover is nil without amqp.url; Replayer runs the replay jobs.
-	Breaker  *ingest.Breaker
-	Failover *failover.Broker
-	Spool    *spool.Spool
-	Replayer *recovery.Replayer
-	// SpoolFS, when set before Run, replaces the spool's file system
-	// (tests inject faults such as a full disk).
-	SpoolFS spool.FS
-	// Integrity stage (integrity.go): device scores, alert delivery,
-	// service checks; API is the HTTP server (api.go; nil when disabled).
-	Scorer      *integrity.Scorer
-	Alerts      *integrity.Publisher
-	Health      *integrity.Health
-	API         *api.Server
-	alertBroker *integrity.AMQPBroker
-	apiAddr     net.Addr
-	// Quarantine stores rejected frames off the read path; Retention
-	// bounds their table (an organizer job).
-	Quarantine *quarantine.Writer
-	Retention  *quarantine.Retention
+	// spoolFS replaces the spool's file system (WithSpoolFS).
+	spoolFS spool.FS
+
+	// The stages, set in Run before Ready.
+	st      *store.Store
+	batcher *ingest.Batcher
+	gw      *gateway.Gateway
+	pg      *ingest.PostgresTier
+	// org runs the asynchronous jobs (replay, rules, scores, health).
+	org *organizer.Organizer
+	// rules is the live rule folder (hot reload, status for the API) and
+	// ruleRunner schedules the rules over stored signals; nil when rules
+	// are disabled.
+	rules      *wasmrule.Dir
+	ruleRunner *rules.Runner
+	// Durability chain: breaker wraps pg; fo is nil without amqp.url, sp
+	// without the spool; replayer runs the replay jobs.
+	breaker  *ingest.Breaker
+	fo       *failover.Broker
+	sp       *spool.Spool
+	replayer *recovery.Replayer
+	// Integrity (integrity.go): device scores, alert delivery; health runs
+	// the service checks; apiSrv is the HTTP server (nil when disabled).
+	scorer  *integrity.Scorer
+	alerts  *integrity.Publisher
+	health  *health.Health
+	apiSrv  *api.Server
+	apiAddr net.Addr
+	// quar stores rejected frames off the read path; retention bounds
+	// their table (an organizer job).
+	quar      *quarantine.Writer
+	retention *quarantine.Retention
 }
 
-// New prepares a node; Run starts it.
-func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger) *Node {
-	return &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{})}
+// Option changes how New prepares a node.
+type Option func(*Node)
+
+// WithSpoolFS replaces the spool's file system (tests inject faults such
+// as a full disk).
+func WithSpoolFS(fs spool.FS) Option { return func(n *Node) { n.spoolFS = fs } }
+
+// New prepares a node; Run starts it. A nil option is skipped.
+func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger, opts ...Option) *Node {
+	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{})}
+	for _, o := range opts {
+		if o != nil {
+			o(n)
+		}
+	}
+	return n
 }
+
+// Store is the node's Postgres store (after Ready).
+func (n *Node) Store() *store.Store { return n.st }
+
+// Batcher is the ingest stage (after Ready).
+func (n *Node) Batcher() *ingest.Batcher { return n.batcher }
+
+// Gateway is the device-facing stage (after Ready).
+func (n *Node) Gateway() *gateway.Gateway { return n.gw }
+
+// PG is the Postgres durability tier (after Ready).
+func (n *Node) PG() *ingest.PostgresTier { return n.pg }
+
+// Organizer runs the asynchronous jobs (after Ready).
+func (n *Node) Organizer() *organizer.Organizer { return n.org }
+
+// Rules is the live rule folder (after Ready; nil when rules are disabled).
+func (n *Node) Rules() *wasmrule.Dir { return n.rules }
+
+// RuleRunner schedules the rules (after Ready; nil when rules are disabled).
+func (n *Node) RuleRunner() *rules.Runner { return n.ruleRunner }
+
+// Breaker is the Postgres tier's circuit breaker (after Ready).
+func (n *Node) Breaker() *ingest.Breaker { return n.breaker }
+
+// Failover is the RabbitMQ tier (after Ready; nil without amqp.url).
+func (n *Node) Failover() *failover.Broker { return n.fo }
+
+// Spool is the disk tier (after Ready; nil when the spool is disabled).
+func (n *Node) Spool() *spool.Spool { return n.sp }
+
+// Replayer replays the failover queue and the spool (after Ready).
+func (n *Node) Replayer() *recovery.Replayer { return n.replayer }
+
+// Quarantine stores rejected frames (after Ready).
+func (n *Node) Quarantine() *quarantine.Writer { return n.quar }
 
 // Ready is closed once every listener is bound.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
@@ -120,15 +172,11 @@ func OpenStore(ctx context.Context, cfg *config.Config, log hclog.Logger) (*stor
 	return st, nil
 }
 
-// unreachable reports whether a failure to open the store means Postgres
-// is not there (yet) rather than that it refuses (store.Unreachable: no
-// connection, or an answer of the kind a server gives while starting,
-// shutting down or out of connections). A failed login, a missing
-// database, a failing migration are refusals.
-func unreachable(err error) bool { return store.Unreachable(err) }
-
-// startStore opens the store. When Postgres cannot be reached (see
-// unreachable) and a later tier (RabbitMQ or the spool) can hold batches,
+// startStore opens the store. When Postgres cannot be reached
+// (store.Unreachable: no connection, or an answer of the kind a server
+// gives while starting, shutting down or out of connections; a failed
+// login, a missing database or a failing migration are refusals) and a
+// later tier (RabbitMQ or the spool) can hold batches,
 // the node starts
 // anyway: devices are acked through that tier, and the Postgres breaker's
 // probe creates and migrates the database once it answers, after which
@@ -140,7 +188,7 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 		n.migrated.Store(true)
 		return st, nil
 	}
-	if ctx.Err() != nil || !unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
+	if ctx.Err() != nil || !store.Unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
 		return nil, err
 	}
 	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{
@@ -158,19 +206,19 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 
 // migrateThenPing is the Postgres breaker's probe while the database has
 // not been migrated: it creates (if configured) and migrates it first.
-func (n *Node) migrateThenPing(ctx context.Context) error {
+// Migrations may take longer than one probe (ctx), so they run on runCtx,
+// the node's.
+func (n *Node) migrateThenPing(runCtx, ctx context.Context) error {
 	if !n.migrated.Load() {
-		// Migrations may take longer than one probe interval; they stop
-		// with the node.
-		mctx, cancel := context.WithTimeout(n.runCtx, 10*time.Minute)
+		mctx, cancel := context.WithTimeout(runCtx, 10*time.Minute)
 		defer cancel()
 		st, err := OpenStore(mctx, n.cfg, n.log.Named("store"))
 		if err != nil {
 			return err
 		}
 		st.Close()
-		if n.RuleRunner != nil {
-			if err := n.RuleRunner.CheckSchema(mctx); err != nil {
+		if n.ruleRunner != nil {
+			if err := n.ruleRunner.CheckSchema(mctx); err != nil {
 				// The migration sets what the check wants; this means
 				// someone changed it since. The rules' watermarks would not
 				// be exact: say so loudly (the check stops a normal start).
@@ -180,13 +228,12 @@ func (n *Node) migrateThenPing(ctx context.Context) error {
 		n.migrated.Store(true)
 		n.log.Info("Postgres answers: database migrated; replaying what the other tiers took")
 	}
-	return n.Store.Ping(ctx)
+	return n.st.Ping(ctx)
 }
 
 // Run starts the node and blocks until ctx ends, then shuts down in order.
 func (n *Node) Run(ctx context.Context) error {
 	cfg := n.cfg
-	n.runCtx = ctx
 	// What `fleetcore validate` checks, before anything starts.
 	plans, err := planListeners(cfg, n.reg)
 	if err != nil {
@@ -197,14 +244,14 @@ func (n *Node) Run(ctx context.Context) error {
 		return err
 	}
 	defer st.Close()
-	n.Store = st
-	n.PG = &ingest.PostgresTier{Store: st}
+	n.st = st
+	n.pg = &ingest.PostgresTier{Store: st}
 	tiers, closeTiers, err := n.buildTiers(ctx)
 	if err != nil {
 		return err
 	}
 	defer closeTiers()
-	n.Batcher = ingest.New(ingest.Config{
+	n.batcher = ingest.New(ingest.Config{
 		MaxSignals:   cfg.Ingest.BatchMaxSignals,
 		MaxAge:       config.Duration(cfg.Ingest.BatchMaxAge),
 		QueueSignals: cfg.Ingest.QueueSignals,
@@ -212,15 +259,15 @@ func (n *Node) Run(ctx context.Context) error {
 		ParallelMin:  cfg.Ingest.ParallelMinSignals,
 		WriteTimeout: config.Duration(cfg.Database.WriteTimeout),
 	}, n.log.Named("ingest"), tiers...)
-	n.Batcher.Start()
+	n.batcher.Start()
 
 	stopQuarantine := n.startQuarantine(st)
 	defer stopQuarantine()
-	n.Gateway = gateway.New(n.log.Named("gateway"), n.Batcher, n.reject, gateway.WithLimits(gateway.Limits{
+	n.gw = gateway.New(n.log.Named("gateway"), n.batcher, n.reject, gateway.WithLimits(gateway.Limits{
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
 	}))
 	for _, p := range plans {
-		addr, err := n.Gateway.Listen(p.listenerConfig(), p.dec)
+		addr, err := n.gw.Listen(p.listenerConfig(), p.dec)
 		if err != nil {
 			n.shutdownGateway()
 			return err
@@ -229,7 +276,7 @@ func (n *Node) Run(ctx context.Context) error {
 		n.addrs[p.cfg.Name] = addr
 		n.mu.Unlock()
 	}
-	n.Gateway.Serve()
+	n.gw.Serve()
 
 	// Asynchronous work (organizer jobs, API) runs on its own context so
 	// that it stops only after ingest has flushed.
@@ -248,7 +295,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.shutdownGateway()
 	cctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n.Batcher.Close(cctx); err != nil {
+	if err := n.batcher.Close(cctx); err != nil {
 		n.log.Error("flushing ingest", "error", err)
 	}
 	acancel()
@@ -260,7 +307,7 @@ func (n *Node) Run(ctx context.Context) error {
 func (n *Node) shutdownGateway() {
 	sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := n.Gateway.Shutdown(sctx); err != nil {
+	if err := n.gw.Shutdown(sctx); err != nil {
 		n.log.Warn("gateway shutdown", "error", err)
 	}
 }
@@ -282,20 +329,20 @@ func allowList(ids []string) func(string) bool {
 // call it after the gateway has shut down.
 func (n *Node) startQuarantine(st *store.Store) func() {
 	q := n.cfg.Quarantine
-	n.Quarantine = quarantine.New(quarantine.Config{
+	n.quar = quarantine.New(quarantine.Config{
 		MaxRawBytes: q.MaxRawBytes, PerSourceRate: q.PerSourceRate, PerSourceBurst: q.PerSourceBurst,
 		Rate: q.Rate, Burst: q.Burst, Queue: q.Queue, WriteTimeout: config.Duration(n.cfg.Database.WriteTimeout),
 	}, quarantine.PGSink{DB: st.Pool()}, n.log.Named("quarantine"))
-	n.Retention = &quarantine.Retention{DB: st.Pool(), MaxAge: config.Duration(q.Retention), MaxRows: *q.MaxRows}
+	n.retention = &quarantine.Retention{DB: st.Pool(), MaxAge: config.Duration(q.Retention), MaxRows: *q.MaxRows}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { defer close(done); n.Quarantine.Run(ctx) }()
+	go func() { defer close(done); n.quar.Run(ctx) }()
 	return func() { cancel(); <-done }
 }
 
 // reject hands a rejected frame to the quarantine; it never blocks.
 func (n *Node) reject(_ context.Context, r gateway.Rejection) {
-	n.Quarantine.Reject(quarantine.Rejection{
+	n.quar.Reject(quarantine.Rejection{
 		Recv: r.Recv, RemoteAddr: r.RemoteAddr, Listener: r.Listener, Protocol: r.Protocol,
 		DeviceID: r.DeviceID, Reason: r.Reason, Raw: r.Raw,
 	})

@@ -57,22 +57,22 @@ listener "jsonl" { address = "127.0.0.1:0" }
 
 	ctx := context.Background()
 	deadline := time.Now().Add(30 * time.Second)
-	for n.Quarantine.Stats().Rows < 2 && time.Now().Before(deadline) {
+	for n.Quarantine().Stats().Rows < 2 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
-	if st := n.Quarantine.Stats(); st.Rows != 2 {
+	if st := n.Quarantine().Stats(); st.Rows != 2 {
 		t.Fatalf("quarantine stats %+v, want both frames stored", st)
 	}
 	var dev string
 	var rawLen, length int
-	if err := n.Store.Pool().QueryRow(ctx, `SELECT device_id, length(raw), raw_length FROM rejected_frames WHERE device_id IS NOT NULL`).
+	if err := n.Store().Pool().QueryRow(ctx, `SELECT device_id, length(raw), raw_length FROM rejected_frames WHERE device_id IS NOT NULL`).
 		Scan(&dev, &rawLen, &length); err != nil {
 		t.Fatal(err)
 	}
 	if dev != `bad\x00id` || rawLen != length {
 		t.Fatalf("NUL id row: device_id %q, %d of %d raw bytes", dev, rawLen, length)
 	}
-	if err := n.Store.Pool().QueryRow(ctx, `SELECT length(raw), raw_length FROM rejected_frames WHERE device_id IS NULL`).
+	if err := n.Store().Pool().QueryRow(ctx, `SELECT length(raw), raw_length FROM rejected_frames WHERE device_id IS NULL`).
 		Scan(&rawLen, &length); err != nil {
 		t.Fatal(err)
 	}

@@ -34,7 +34,7 @@ organizer { replay_interval = "1h" }
 	cfg.Database.URL = db
 	cfg.API.Address = "127.0.0.1:0"
 	n, ctx := runNode(t, cfg)
-	if _, err := n.Store.Pool().Exec(ctx, `ALTER TABLE signals ADD CONSTRAINT poison CHECK (device_id NOT LIKE 'poison%')`); err != nil {
+	if _, err := n.Store().Pool().Exec(ctx, `ALTER TABLE signals ADD CONSTRAINT poison CHECK (device_id NOT LIKE 'poison%')`); err != nil {
 		t.Fatal(err)
 	}
 	var batch []signal.Signal
@@ -47,14 +47,14 @@ organizer { replay_interval = "1h" }
 		s.Protocol = "test"
 		batch = append(batch, s)
 	}
-	if err := n.Spool.Write(ctx, batch); err != nil {
+	if err := n.Spool().Write(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, recovery.JobReplaySpool); err != nil {
+	if err := n.Organizer().RunNow(ctx, recovery.JobReplaySpool); err != nil {
 		t.Fatal(err)
 	}
 	var stored, kept, open int
-	if err := n.Store.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM signals),
+	if err := n.Store().Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM signals),
 		(SELECT count(*) FROM rejected_records WHERE acked AND device_id = 'poison-truck'),
 		(SELECT count(*) FROM alerts WHERE device_id = 'poison-truck' AND kind = $1 AND state = 'open')`,
 		integrity.KindRecordRefused).Scan(&stored, &kept, &open); err != nil {
@@ -63,26 +63,26 @@ organizer { replay_interval = "1h" }
 	if stored != 49 || kept != 1 || open != 1 {
 		t.Fatalf("%d stored, %d kept, %d open record_refused alerts; want 49, 1, 1", stored, kept, open)
 	}
-	if st := n.Spool.Stats(); st.Segments != 0 || st.DeadBacklog != 0 {
+	if st := n.Spool().Stats(); st.Segments != 0 || st.DeadBacklog != 0 {
 		t.Fatalf("spool %+v", st)
 	}
 	// Still open while the record is kept; cleared once it is gone.
 	countOpen := func() int {
 		t.Helper()
 		var c int
-		if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alerts WHERE device_id = 'poison-truck' AND kind = $1 AND state = 'open'`,
+		if err := n.Store().Pool().QueryRow(ctx, `SELECT count(*) FROM alerts WHERE device_id = 'poison-truck' AND kind = $1 AND state = 'open'`,
 			integrity.KindRecordRefused).Scan(&c); err != nil {
 			t.Fatal(err)
 		}
 		return c
 	}
-	if err := n.Organizer.RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 1 {
+	if err := n.Organizer().RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 1 {
 		t.Fatalf("alert cleared while the record is kept (%v)", err)
 	}
-	if _, err := n.Store.Pool().Exec(ctx, `DELETE FROM rejected_records WHERE device_id = 'poison-truck'`); err != nil {
+	if _, err := n.Store().Pool().Exec(ctx, `DELETE FROM rejected_records WHERE device_id = 'poison-truck'`); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 0 {
+	if err := n.Organizer().RunNow(ctx, node.JobRecordAlerts); err != nil || countOpen() != 0 {
 		t.Fatalf("alert not cleared once the record is gone (%v)", err)
 	}
 	resp, err := http.Get("http://" + n.APIAddr().String() + "/metrics")

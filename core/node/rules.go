@@ -19,17 +19,17 @@ const JobRuleAlerts = "rules.alerts"
 
 // ruleDisabled opens the rule_disabled alert (integrity.KindRuleDisabled)
 // of a rule the host disabled, and delivers it at once.
-func (n *Node) ruleDisabled(a wasmrule.Alert) {
-	ctx, cancel := context.WithTimeout(n.runCtx, 30*time.Second)
+func (n *Node) ruleDisabled(ctx context.Context, a wasmrule.Alert) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	opened, err := integrity.OpenAlert(ctx, n.Store.Pool(), integrity.RuleSubject(a.Rule), integrity.KindRuleDisabled, a.Message)
+	opened, err := integrity.OpenAlert(ctx, n.st.Pool(), integrity.RuleSubject(a.Rule), integrity.KindRuleDisabled, a.Message)
 	if err != nil {
 		// The host has logged the disable; the alert is what is lost.
 		n.log.Error("recording the rule_disabled alert", "rule", a.Rule, "version", a.Version, "error", err)
 		return
 	}
 	if opened {
-		n.Organizer.Trigger(JobAlerts)
+		n.org.Trigger(JobAlerts)
 	}
 }
 
@@ -37,7 +37,7 @@ func (n *Node) ruleDisabled(a wasmrule.Alert) {
 // version in service again (a new version, or re-enabled) or is gone from
 // the rule folder.
 func (n *Node) clearRuleAlerts(ctx context.Context) error {
-	subjects, err := integrity.OpenSubjects(ctx, n.Store.Pool(), integrity.KindRuleDisabled)
+	subjects, err := integrity.OpenSubjects(ctx, n.st.Pool(), integrity.KindRuleDisabled)
 	if err != nil {
 		return err
 	}
@@ -45,7 +45,7 @@ func (n *Node) clearRuleAlerts(ctx context.Context) error {
 	for _, s := range subjects {
 		name := integrity.RuleOfSubject(s)
 		var reason string
-		switch r := n.Rules.Rule(name); {
+		switch r := n.rules.Rule(name); {
 		case name == "":
 			continue
 		case r == nil:
@@ -55,7 +55,7 @@ func (n *Node) clearRuleAlerts(ctx context.Context) error {
 		default:
 			continue
 		}
-		ok, err := integrity.ClearAlert(ctx, n.Store.Pool(), s, integrity.KindRuleDisabled, reason)
+		ok, err := integrity.ClearAlert(ctx, n.st.Pool(), s, integrity.KindRuleDisabled, reason)
 		if err != nil {
 			return err
 		}
@@ -65,7 +65,7 @@ func (n *Node) clearRuleAlerts(ctx context.Context) error {
 		}
 	}
 	if cleared > 0 {
-		n.Organizer.Trigger(JobAlerts)
+		n.org.Trigger(JobAlerts)
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func (n *Node) startRules(ctx context.Context) error {
 		MaxFailures:      rc.MaxFailures,
 		Logger:           log.Named("host"),
 		// Called in the failing batch's path: the alert is written aside.
-		OnAlert: func(a wasmrule.Alert) { go n.ruleDisabled(a) },
+		OnAlert: func(a wasmrule.Alert) { go n.ruleDisabled(ctx, a) },
 	})
 	if err != nil {
 		return err
@@ -151,9 +151,9 @@ func (n *Node) startRules(ctx context.Context) error {
 		_ = host.Close(ctx)
 		return err
 	}
-	runner.Register(n.Organizer)
-	n.Rules, n.RuleRunner = dir, runner
-	n.Organizer.Add(organizer.Job{Name: JobRuleAlerts, Interval: reload, Run: n.clearRuleAlerts})
+	runner.Register(n.org)
+	n.rules, n.ruleRunner = dir, runner
+	n.org.Add(organizer.Job{Name: JobRuleAlerts, Interval: reload, Run: n.clearRuleAlerts})
 	watched := make(chan struct{})
 	go func() {
 		defer close(watched)
@@ -179,8 +179,8 @@ func (n *Node) startRules(ctx context.Context) error {
 	}()
 	go func() {
 		<-ctx.Done()
-		n.Organizer.Wait() // rule jobs have returned
-		<-watched          // rules closed
+		n.org.Wait() // rule jobs have returned
+		<-watched    // rules closed
 		st.Close()
 		if err := host.Close(context.Background()); err != nil {
 			log.Warn("closing rule host", "error", err)

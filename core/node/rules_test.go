@@ -48,10 +48,10 @@ rules {
 	}
 	cfg.Database.URL = db
 	n, ctx := runNode(t, cfg)
-	if n.Rules == nil || n.RuleRunner == nil {
+	if n.Rules() == nil || n.RuleRunner() == nil {
 		t.Fatal("rules are not exposed on the node")
 	}
-	st := n.Rules.Status()
+	st := n.Rules().Status()
 	if len(st) != 1 || st[0].Name != "gps.range" || st[0].Status != "live" {
 		t.Fatalf("rule folder status %+v", st)
 	}
@@ -60,21 +60,21 @@ rules {
 	bad := good
 	bad.TS = bad.TS.Add(time.Second)
 	bad.Lat = 90.0001
-	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{good, bad}); err != nil {
+	if _, err := n.Store().WriteSignals(ctx, []signal.Signal{good, bad}); err != nil {
 		t.Fatal(err)
 	}
-	if err := n.Organizer.RunNow(ctx, n.RuleRunner.JobName("gps.range")); err != nil {
+	if err := n.Organizer().RunNow(ctx, n.RuleRunner().JobName("gps.range")); err != nil {
 		t.Fatal(err)
 	}
 	var findings, evaluated int
-	if err := n.Store.Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM findings WHERE rule = 'gps.range' AND reason = 1),
+	if err := n.Store().Pool().QueryRow(ctx, `SELECT (SELECT count(*) FROM findings WHERE rule = 'gps.range' AND reason = 1),
 		(SELECT coalesce(sum(evaluated), 0) FROM rule_stats)`).Scan(&findings, &evaluated); err != nil {
 		t.Fatal(err)
 	}
 	if findings != 1 || evaluated != 2 {
 		t.Fatalf("%d findings and %d evaluated, want 1 and 2", findings, evaluated)
 	}
-	if rs := n.RuleRunner.Status(); len(rs) != 1 || rs[0].Evaluated != 2 || rs[0].Findings != 1 {
+	if rs := n.RuleRunner().Status(); len(rs) != 1 || rs[0].Evaluated != 2 || rs[0].Findings != 1 {
 		t.Fatalf("runner status %+v", rs)
 	}
 }
@@ -110,13 +110,13 @@ rules {
 	n, ctx := runNode(t, cfg)
 	s := signal.New("n1", time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	s.Lat, s.Lon, s.Speed, s.Protocol, s.Path = 50, 10, -3, "test", signal.PathDirect
-	if _, err := n.Store.WriteSignals(ctx, []signal.Signal{s}); err != nil {
+	if _, err := n.Store().WriteSignals(ctx, []signal.Signal{s}); err != nil {
 		t.Fatal(err)
 	}
 	alerts := func(state string) int {
 		t.Helper()
 		var c int
-		if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alerts
+		if err := n.Store().Pool().QueryRow(ctx, `SELECT count(*) FROM alerts
 			WHERE device_id = 'rule:test.trap' AND kind = 'rule_disabled' AND state = $1`, state).Scan(&c); err != nil {
 			t.Fatal(err)
 		}
@@ -125,19 +125,19 @@ rules {
 	deadline := time.Now().Add(30 * time.Second)
 	for alerts("open") == 0 {
 		if time.Now().After(deadline) {
-			t.Fatalf("no rule_disabled alert; rule stats %+v", n.Rules.Rule("test.trap").Stats())
+			t.Fatalf("no rule_disabled alert; rule stats %+v", n.Rules().Rule("test.trap").Stats())
 		}
 		// RunAll skips the retry delay a failed batch gets on the schedule.
-		if _, err := n.RuleRunner.RunAll(ctx); err != nil {
+		if _, err := n.RuleRunner().RunAll(ctx); err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	if !n.Rules.Rule("test.trap").Disabled() {
+	if !n.Rules().Rule("test.trap").Disabled() {
 		t.Fatal("alert open but the rule is not disabled")
 	}
 	var events int
-	if err := n.Store.Pool().QueryRow(ctx, `SELECT count(*) FROM alert_events
+	if err := n.Store().Pool().QueryRow(ctx, `SELECT count(*) FROM alert_events
 		WHERE device_id = 'rule:test.trap' AND kind = 'rule_disabled' AND state = 'open' AND reason LIKE '%disabled after 2 consecutive failed batches%'`).Scan(&events); err != nil {
 		t.Fatal(err)
 	}
@@ -145,14 +145,14 @@ rules {
 		t.Fatalf("%d open events in the outbox, want 1", events)
 	}
 	// Still disabled: the alert stays open.
-	if err := n.Organizer.RunNow(ctx, node.JobRuleAlerts); err != nil {
+	if err := n.Organizer().RunNow(ctx, node.JobRuleAlerts); err != nil {
 		t.Fatal(err)
 	}
 	if alerts("open") != 1 {
 		t.Fatal("the alert cleared while the rule is still disabled")
 	}
-	n.Rules.Rule("test.trap").Enable()
-	if err := n.Organizer.RunNow(ctx, node.JobRuleAlerts); err != nil {
+	n.Rules().Rule("test.trap").Enable()
+	if err := n.Organizer().RunNow(ctx, node.JobRuleAlerts); err != nil {
 		t.Fatal(err)
 	}
 	if alerts("open") != 0 || alerts("cleared") != 1 {

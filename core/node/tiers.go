@@ -22,18 +22,18 @@ var (
 // buildTiers assembles the durability chain from config, first tier first:
 // Postgres behind a circuit breaker, then RabbitMQ (when amqp.url is set),
 // then the disk spool. The returned func releases what the tiers hold.
-func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
+func (n *Node) buildTiers(ctx context.Context) ([]ingest.Tier, func(), error) {
 	cfg := n.cfg
-	probe := n.Store.Ping
+	probe := n.st.Ping
 	if !n.migrated.Load() {
-		probe = n.migrateThenPing
+		probe = func(pctx context.Context) error { return n.migrateThenPing(ctx, pctx) }
 	}
-	n.Breaker = ingest.NewBreaker(n.PG, probe, config.Duration(cfg.Ingest.BreakerProbe), n.log.Named("breaker"))
+	n.breaker = ingest.NewBreaker(n.pg, probe, config.Duration(cfg.Ingest.BreakerProbe), n.log.Named("breaker"))
 	if n.startErr != nil {
-		n.Breaker.Trip(n.startErr) // open from the start; the probe migrates
+		n.breaker.Trip(n.startErr) // open from the start; the probe migrates
 	}
-	tiers := []ingest.Tier{n.Breaker}
-	closers := []func(){n.Breaker.Close}
+	tiers := []ingest.Tier{n.breaker}
+	closers := []func(){n.breaker.Close}
 	closeAll := func() {
 		for i := len(closers) - 1; i >= 0; i-- {
 			closers[i]()
@@ -51,7 +51,7 @@ func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
 			return nil, nil, err
 		}
 		fo.Connect() //nolint:errcheck // logged by the link; the tier is down until the broker answers
-		n.Failover = fo
+		n.fo = fo
 		tiers = append(tiers, fo)
 		closers = append(closers, fo.Close)
 	}
@@ -61,13 +61,13 @@ func (n *Node) buildTiers(_ context.Context) ([]ingest.Tier, func(), error) {
 	}
 	sp, err := spool.Open(spool.Options{
 		Dir: cfg.Spool.Dir, MaxBytes: cfg.Spool.MaxBytes, SegmentBytes: cfg.Spool.SegmentBytes,
-		FS: n.SpoolFS, Log: n.log.Named("spool"),
+		FS: n.spoolFS, Log: n.log.Named("spool"),
 	})
 	if err != nil {
 		closeAll()
 		return nil, nil, fmt.Errorf("opening spool: %w", err)
 	}
-	n.Spool = sp
+	n.sp = sp
 	tiers = append(tiers, sp)
 	closers = append(closers, func() { sp.Close() })
 	return tiers, closeAll, nil

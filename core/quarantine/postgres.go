@@ -9,6 +9,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // Copier is the part of a pgx pool (or connection) PGSink uses.
@@ -42,12 +44,8 @@ func (s PGSink) WriteRows(ctx context.Context, rows []Row) error {
 		return []any{r.Recv, r.RemoteAddr, r.Listener, r.Protocol, dev, r.Reason, raw, int32(min(r.RawLength, 1<<31-1))}, nil
 	}))
 	if err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) {
-			switch pgErr.Code[:min(2, len(pgErr.Code))] {
-			case "22", "23", "54":
-				return fmt.Errorf("storing %d rejected frames: %w: %w", len(rows), ErrRefused, err)
-			}
+		if store.DataError(err) {
+			return fmt.Errorf("storing %d rejected frames: %w: %w", len(rows), ErrRefused, err)
 		}
 		return fmt.Errorf("storing %d rejected frames: %w", len(rows), err)
 	}

@@ -74,13 +74,13 @@ type running struct {
 	done   chan error
 }
 
-func runNode(t *testing.T, cfg *config.Config, mut func(*node.Node)) *running {
+func runNode(t *testing.T, cfg *config.Config, opt node.Option) *running {
 	t.Helper()
-	return runNodeWith(t, cfg, plugins.Decoders, mut)
+	return runNodeWith(t, cfg, plugins.Decoders, opt)
 }
 
 // runNodeWith is runNode with another decoder registry.
-func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, mut func(*node.Node)) *running {
+func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, opt node.Option) *running {
 	t.Helper()
 	log := hclog.New(&hclog.LoggerOptions{Level: hclog.Info, Output: testWriter{t},
 		// One line per refused frame is the gateway's business (floods
@@ -88,10 +88,7 @@ func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, mut fu
 		Exclude: func(_ hclog.Level, msg string, _ ...any) bool {
 			return strings.HasPrefix(msg, "frame not durable") || strings.HasPrefix(msg, "rejected frame")
 		}})
-	n := node.New(cfg, reg, log)
-	if mut != nil {
-		mut(n)
-	}
+	n := node.New(cfg, reg, log, opt)
 	ctx, cancel := context.WithCancel(context.Background())
 	r := &running{n: n, cancel: cancel, done: make(chan error, 1)}
 	go func() { r.done <- n.Run(ctx) }()
@@ -133,15 +130,15 @@ func (r *running) backlogEmpty(t *testing.T, timeout time.Duration) {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		st := r.n.Replayer.Stats()
+		st := r.n.Replayer().Stats()
 		if (st.FailoverBacklog <= 0) && st.SpoolBacklog == 0 {
 			return
 		}
 		if time.Now().After(deadline) {
 			t.Fatalf("backlog not replayed after %v: %+v", timeout, st)
 		}
-		r.n.Organizer.Trigger("replay.failover")
-		r.n.Organizer.Trigger("replay.spool")
+		r.n.Organizer().Trigger("replay.failover")
+		r.n.Organizer().Trigger("replay.spool")
 		time.Sleep(100 * time.Millisecond)
 	}
 }
@@ -168,7 +165,7 @@ func TestIntegrationFaultPostgresDownRabbitUp(t *testing.T) {
 	if rep.Paths["failover"] == 0 {
 		t.Errorf("no record took the failover path: %v", rep.Paths)
 	}
-	fs := r.n.Failover.Stats()
+	fs := r.n.Failover().Stats()
 	t.Logf("failover stats: %+v", fs)
 	if fs.Published == 0 || fs.Replayed == 0 || fs.DeadLettered != 0 {
 		t.Errorf("failover stats %+v", fs)
@@ -192,7 +189,7 @@ func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
 	mqProxy.Cut()
 	l.hold(3*time.Second, 400)
 	to := time.Now()
-	if st := r.n.Spool.Stats(); st.Writes == 0 {
+	if st := r.n.Spool().Stats(); st.Writes == 0 {
 		t.Errorf("spool not used while both services were down: %+v", st)
 	}
 	mqProxy.Restore()
@@ -204,7 +201,7 @@ func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
 	if rep.Paths["spool"] == 0 {
 		t.Errorf("no record took the spool path: %v", rep.Paths)
 	}
-	t.Logf("spool stats: %+v", r.n.Spool.Stats())
+	t.Logf("spool stats: %+v", r.n.Spool().Stats())
 }
 
 // Fault 3: a private Postgres cluster killed with pg_ctl stop -m
@@ -322,7 +319,7 @@ func TestIntegrationFaultSpoolDiskFull(t *testing.T) {
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), "")
 	ffs := &fullFS{}
-	r := runNode(t, cfg, func(n *node.Node) { n.SpoolFS = ffs })
+	r := runNode(t, cfg, node.WithSpoolFS(ffs))
 	l := startLoad(t, r.addr, devices, perFrame, pace)
 	l.waitAcks(200, 20*time.Second)
 
@@ -340,7 +337,7 @@ func TestIntegrationFaultSpoolDiskFull(t *testing.T) {
 	if n := l.ackedBetween(from.Add(500*time.Millisecond), to); n != 0 {
 		t.Errorf("%d records acked while no tier could store them", n)
 	}
-	if st := r.n.Spool.Stats(); st.WriteFailures == 0 {
+	if st := r.n.Spool().Stats(); st.WriteFailures == 0 {
 		t.Errorf("spool never refused a write: %+v", st)
 	}
 	ffs.set(false)
@@ -572,7 +569,7 @@ func startWithPostgresDown(t *testing.T, amqpURL, path string) {
 	to := time.Now()
 	pgProxy.Restore()
 	// The breaker's probe migrates the database, then batches go direct.
-	for deadline := time.Now().Add(30 * time.Second); !r.n.Breaker.Available(); time.Sleep(20 * time.Millisecond) {
+	for deadline := time.Now().Add(30 * time.Second); !r.n.Breaker().Available(); time.Sleep(20 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatal("Postgres tier still down 30 s after Postgres came back")
 		}
@@ -587,8 +584,8 @@ func startWithPostgresDown(t *testing.T, amqpURL, path string) {
 	if rep.Paths[path] == 0 || rep.Paths["direct"] == 0 {
 		t.Errorf("want records on both the %s and the direct path: %v", path, rep.Paths)
 	}
-	if r.n.Failover != nil {
-		if fs := r.n.Failover.Stats(); fs.Replayed == 0 || fs.DeadLettered != 0 {
+	if r.n.Failover() != nil {
+		if fs := r.n.Failover().Stats(); fs.Replayed == 0 || fs.DeadLettered != 0 {
 			t.Errorf("failover stats %+v", fs)
 		}
 	}

@@ -355,7 +355,7 @@ func truncateReply(s string) string {
 // poison records must be isolated, never buried with good data.
 func (p *poisonRun) checkNothingDead(t *testing.T) {
 	t.Helper()
-	if fo := p.r.n.Failover; fo != nil {
+	if fo := p.r.n.Failover(); fo != nil {
 		fs := fo.Stats()
 		if fs.DeadLettered != 0 || fs.DeadLetterBacklog > 0 {
 			t.Errorf("failover dead-lettered %d messages (dead-letter queue holds %d)", fs.DeadLettered, fs.DeadLetterBacklog)
@@ -365,7 +365,7 @@ func (p *poisonRun) checkNothingDead(t *testing.T) {
 	if len(dead) != 0 {
 		t.Errorf("spool moved %d segments to dead/: %v", len(dead), dead)
 	}
-	if st := p.r.n.Spool; st != nil {
+	if st := p.r.n.Spool(); st != nil {
 		if s := st.Stats(); s.DeadSegments != 0 {
 			t.Errorf("spool dead segments: %d", s.DeadSegments)
 		}

@@ -1,4 +1,4 @@
-package node
+package store_test
 
 import (
 	"context"
@@ -7,8 +7,13 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
+// TestUnreachableTellsAbsentFromRefusing: the errors a node sees opening
+// the store at start, and whether it starts anyway on a later tier
+// (moved here from core/node with the classification it tests).
 func TestUnreachableTellsAbsentFromRefusing(t *testing.T) {
 	for _, tc := range []struct {
 		err  error
@@ -23,8 +28,8 @@ func TestUnreachableTellsAbsentFromRefusing(t *testing.T) {
 		{&pgconn.PgError{Code: "3D000", Message: "database does not exist"}, false},
 		{fmt.Errorf("migration 0003: %w", &pgconn.PgError{Code: "42601", Message: "syntax error"}), false},
 	} {
-		if got := unreachable(tc.err); got != tc.want {
-			t.Errorf("unreachable(%v) = %v, want %v", tc.err, got, tc.want)
+		if got := store.Unreachable(tc.err); got != tc.want {
+			t.Errorf("Unreachable(%v) = %v, want %v", tc.err, got, tc.want)
 		}
 	}
 }

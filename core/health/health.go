@@ -1,4 +1,4 @@
-package integrity
+package health
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/fleetcore/fleetcore/core/organizer"
+	"github.com/fleetcore/fleetcore/core/metrics"
 )
 
 // Service check outcomes.
@@ -49,8 +49,8 @@ type Health struct {
 	results map[string]CheckResult
 }
 
-// NewHealth returns a checker; each probe gets timeout.
-func NewHealth(log hclog.Logger, timeout time.Duration) *Health {
+// New returns a checker; each probe gets timeout.
+func New(log hclog.Logger, timeout time.Duration) *Health {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
@@ -125,28 +125,25 @@ func (h *Health) Results() []CheckResult {
 	return out
 }
 
-// OrganizerProbe reports jobs that fail or lag: a job whose last success is
-// older than three intervals (and that has run at least once) lags.
-func OrganizerProbe(o *organizer.Organizer, now func() time.Time) Probe {
-	return Probe{Name: "organizer", Check: func(ctx context.Context) (string, string) {
-		var failing, lagging []string
-		t := now()
-		for _, s := range o.Status() {
-			switch {
-			case s.LastError != "":
-				failing = append(failing, fmt.Sprintf("%s: %s", s.Name, s.LastError))
-			case s.Runs > 0 && !s.LastSuccess.IsZero() && t.Sub(s.LastSuccess) > 3*s.Interval && !s.Running:
-				lagging = append(lagging, fmt.Sprintf("%s: last success %s ago", s.Name, t.Sub(s.LastSuccess).Truncate(time.Second)))
-			case s.Running && t.Sub(s.LastStart) > 3*s.Interval+time.Minute:
-				lagging = append(lagging, fmt.Sprintf("%s: running for %s", s.Name, t.Sub(s.LastStart).Truncate(time.Second)))
-			}
+// Checker is what a stage exports to say how it is: a status (StatusOK,
+// StatusWarn, StatusFail) and a one-line detail.
+type Checker interface {
+	Check(ctx context.Context) (status, detail string)
+}
+
+// Of names a stage's Checker as a Probe.
+func Of(name string, c Checker) Probe { return Probe{Name: name, Check: c.Check} }
+
+// Collect writes fleetcore_service_check, one sample per check.
+func (h *Health) Collect(w *metrics.Writer) {
+	for _, c := range h.Results() {
+		v := 1.0
+		switch c.Status {
+		case StatusWarn:
+			v = 0.5
+		case StatusFail:
+			v = 0
 		}
-		switch {
-		case len(failing) > 0:
-			return StatusWarn, "failing jobs: " + strings.Join(failing, "; ")
-		case len(lagging) > 0:
-			return StatusWarn, "lagging jobs: " + strings.Join(lagging, "; ")
-		}
-		return StatusOK, fmt.Sprintf("%d jobs on schedule", len(o.Status()))
-	}}
+		w.Gauge("fleetcore_service_check", "Service check status: 1 ok, 0.5 degraded, 0 failing.", v, "check", c.Name)
+	}
 }
