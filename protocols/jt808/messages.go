@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"encoding/hex"
 	"fmt"
-	"math"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -617,9 +616,7 @@ func (d *decoding) obdItem(sg *signal.Signal, id uint16, v []byte) {
 	case id == 0xFEEC && utf8.Valid(v):
 		sg.SetAttr("vin", trimText(v))
 	case n == 1 || n == 2 || n == 4:
-		if !math.IsNaN(x) {
-			sg.SetAttr(fmt.Sprintf("io_%04x", id), int64(x))
-		}
+		sg.SetAttr(fmt.Sprintf("io_%04x", id), int64(x))
 	default:
 		sg.SetAttr(fmt.Sprintf("io_%04x", id), hex.EncodeToString(v))
 	}
