@@ -265,9 +265,12 @@ func parseMessage(frame []byte) (header, error) {
 	}
 	m = m[:len(m)-1]
 	h := header{id: binary.BigEndian.Uint16(m), props: binary.BigEndian.Uint16(m[2:]), version: -1}
+	// The vendor reports 0x5501/0x5502 use property bits 10–15 for their
+	// own flags: only their length (bits 0–9) is the standard's.
+	h.shortSer = h.id == msgLocation2 || h.id == msgLocationBlind
 	p := 4
 	phoneLen := 6
-	if h.props&propVersion != 0 {
+	if h.props&propVersion != 0 && !h.shortSer {
 		if len(m) < p+1 {
 			return header{}, fmt.Errorf("%w: no version byte", plugins.ErrMalformed)
 		}
@@ -275,12 +278,11 @@ func parseMessage(frame []byte) (header, error) {
 		p++
 		phoneLen = 10
 	}
-	h.shortSer = h.id == msgLocation2 || h.id == msgLocationBlind
 	serLen := 2
 	if h.shortSer {
 		serLen = 1
 	}
-	h.subpacket = h.props&propSubpacket != 0
+	h.subpacket = h.props&propSubpacket != 0 && !h.shortSer
 	hl := p + phoneLen + serLen
 	if h.subpacket {
 		hl += 4
@@ -414,8 +416,6 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	}
 	s.id = id
 	if h.props&propEncrypted != 0 && !h.shortSer {
-		// (0x5501/0x5502 use bits 10–15 of their properties for their own
-		// flags: only their length is the standard's.)
 		return plugins.Result{DeviceID: id}, fmt.Errorf("decoding jt808 message 0x%04x: %w: encrypted body (properties 0x%04x)", h.id, plugins.ErrUnsupported, h.props)
 	}
 	d := &decoding{s: s, h: h, id: id, frame: frame, recv: recv.UTC()}

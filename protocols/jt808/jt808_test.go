@@ -438,3 +438,27 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+// TestLocation2 decodes a JT701 lock's blind-area report (0x5502) from
+// Traccar's tests: 16.07.20 02:39:27 UTC, 06°13.2126' N, 075°36.1086' W
+// (flags 0x63: fix, north, west); property bit 15 asks for the vendor
+// response 0x4401 (message id, result 0).
+func TestLocation2(t *testing.T) {
+	f := mustHex("7e55028436740190311185091607200239270613212607536108630000170a000000014600005ded05e203000000000b010d0c06005b003e00ab0a0302dc65100100a37e")
+	res, err := newSession(nil).Decode(f, recvTime)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Signals) != 1 || hex.EncodeToString(res.Ack) != "7e4401000374019031118500550200517e" {
+		t.Fatalf("%d signals, ack %x", len(res.Signals), res.Ack)
+	}
+	sg := res.Signals[0]
+	want := time.Date(2020, 7, 16, 2, 39, 27, 0, time.UTC)
+	if sg.DeviceID != "740190311185" || !sg.TS.Equal(want) || sg.Valid != signal.True ||
+		math.Abs(sg.Lat-(6+13.2126/60)) > 1e-9 || math.Abs(sg.Lon+(75+36.1086/60)) > 1e-9 {
+		t.Errorf("signal %s %v %v,%v valid %v", sg.DeviceID, sg.TS, sg.Lat, sg.Lon, sg.Valid)
+	}
+	if sg.Attrs["tilt"] != "[91,62,171]" || sg.Attrs["archive"] != true || sg.Sats != 0x0a {
+		t.Errorf("attrs %v sats %v", sg.Attrs, sg.Sats)
+	}
+}
