@@ -26,10 +26,14 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/all"
 )
 
-const corpusFile = "traccar-frames.jsonl"
+// corpusFiles are the capture files, read in this order.
+var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
-var outOfScope = []string{"castel", "gl200", "obddongle", "ulbotech"}
+var outOfScope = []string{
+	"castel", "gl200", "obddongle", "ulbotech", // traccar-frames.jsonl
+	"atrack", "galileo", "gps103", "meiligao", "meitrack", "navis", "ruptela", "suntech", "tk103", "watch", "wialon", // traccar-frames-2.jsonl
+}
 
 const knotsToKMH = 1.852
 
@@ -50,14 +54,43 @@ type row struct {
 	DecoderState    map[string]any  `json:"decoder_state"`
 	Derived         map[string]any  `json:"derived"`
 
+	src  string // the corpus file's base name
 	line int
 }
 
 func (r *row) bytes() ([]byte, error) {
 	if r.Encoding == "hex" {
-		return hex.DecodeString(r.Payload)
+		b, err := hex.DecodeString(r.Payload)
+		if err == nil && r.Derived["form"] == "unescaped" {
+			b = reescape(b)
+		}
+		return b, err
 	}
 	return []byte(r.Payload), nil
+}
+
+// reescape turns a JT/T 808 capture in "unescaped" form (derived.form:
+// what Traccar's decoder receives after its framer undid the escaping, so
+// it may hold raw 0x7e/0x7d between the delimiters) back into the wire
+// form a device sends, 7e → 7d 02 and 7d → 7d 01 between the first and the
+// last byte, so it goes through fleetcore's framer like the bytes on a
+// connection would.
+func reescape(b []byte) []byte {
+	if len(b) < 2 {
+		return b
+	}
+	out := append(make([]byte, 0, len(b)+8), b[0])
+	for _, c := range b[1 : len(b)-1] {
+		switch c {
+		case 0x7e:
+			out = append(out, 0x7d, 0x02)
+		case 0x7d:
+			out = append(out, 0x7d, 0x01)
+		default:
+			out = append(out, c)
+		}
+	}
+	return append(out, b[len(b)-1])
 }
 
 type expects struct {
@@ -77,15 +110,23 @@ type expects struct {
 	} `json:"position"`
 }
 
-// corpusPath finds the corpus: FLEETCORE_TESTDATA (file or folder), else
-// shared/testdata next to the repository root.
-func corpusPath(t *testing.T) string {
+// corpusPaths finds the corpus files: FLEETCORE_TESTDATA (one file, or the
+// folder holding corpusFiles), else shared/testdata next to the repository
+// root.
+func corpusPaths(t *testing.T) []string {
 	t.Helper()
+	in := func(dir string) []string {
+		var out []string
+		for _, f := range corpusFiles {
+			out = append(out, filepath.Join(dir, f))
+		}
+		return out
+	}
 	if p := os.Getenv("FLEETCORE_TESTDATA"); p != "" {
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			p = filepath.Join(p, corpusFile)
+			return in(p)
 		}
-		return p
+		return []string{p}
 	}
 	dir, err := os.Getwd()
 	if err != nil {
@@ -93,7 +134,7 @@ func corpusPath(t *testing.T) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", corpusFile)
+			return in(filepath.Join(dir, "..", "shared", "testdata"))
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -105,7 +146,15 @@ func corpusPath(t *testing.T) string {
 
 func loadRows(t *testing.T) []*row {
 	t.Helper()
-	path := corpusPath(t)
+	var rows []*row
+	for _, path := range corpusPaths(t) {
+		rows = append(rows, loadFile(t, path)...)
+	}
+	return rows
+}
+
+func loadFile(t *testing.T, path string) []*row {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("opening the corpus (set FLEETCORE_TESTDATA or put shared/ next to the repository): %v", err)
@@ -118,7 +167,7 @@ func loadRows(t *testing.T) []*row {
 		if strings.TrimSpace(sc.Text()) == "" {
 			continue
 		}
-		r := &row{line: n}
+		r := &row{src: filepath.Base(path), line: n}
 		if err := json.Unmarshal(sc.Bytes(), r); err != nil {
 			t.Fatalf("%s:%d: %v", path, n, err)
 		}
@@ -281,11 +330,11 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 		if d := divs[r.Protocol+" "+payloadID(r)]; d != nil && class == clFailed {
 			d.used = true
 			class = clDiverges
-			t.Logf("line %d: accepted divergence (testdata/divergences.txt): %s", r.line, problem)
+			t.Logf("%s:%d: accepted divergence (testdata/divergences.txt): %s", r.src, r.line, problem)
 		}
 		tl.counts[class]++
 		if class == clFailed {
-			t.Errorf("line %d (%s.%s seq %s, %s, id %s): %s", r.line, r.TestClass, r.TestMethod, seqString(r.Seq), r.Check, payloadID(r), problem)
+			t.Errorf("%s:%d (%s.%s seq %s, %s, id %s): %s", r.src, r.line, r.TestClass, r.TestMethod, seqString(r.Seq), r.Check, payloadID(r), problem)
 		}
 	}
 	for _, r := range rows {
@@ -396,7 +445,7 @@ func expectedRejection(d map[string]any) (want []error, trailingOnly bool) {
 	bad := func(k string) bool { v, ok := d[k].(bool); return ok && !v }
 	crcBad := false
 	for k := range d {
-		if strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok") && bad(k) {
+		if (k == "xor_ok" || strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok")) && bad(k) {
 			crcBad = true
 		}
 	}

@@ -1,18 +1,22 @@
 // Package corpus holds the corpus conformance test: it replays the Traccar
-// device captures in shared/testdata/traccar-frames.jsonl through every
+// device captures in shared/testdata/traccar-frames.jsonl and
+// traccar-frames-2.jsonl through every
 // registered decoder (protocols/all) with the replay engine behind
 // `fleetcore decode`, and checks each frame against what the capture
 // asserts: positions that pass the generic sanity checks and match the
 // asserted values, frames that decode to nothing, and frames with a bad CRC
 // or length field rejected with that reason.
 //
-// The file is found through FLEETCORE_TESTDATA (the file or its folder) or
-// as shared/testdata/ next to the repository root. A missing file fails the
-// test. Per-protocol counts are logged; with FLEETCORE_CORPUS_SUMMARY set to
+// The files are found through FLEETCORE_TESTDATA (one file, or their
+// folder) or as shared/testdata/ next to the repository root. A missing file
+// fails the test. JT/T 808 captures in "unescaped" form (derived.form: the
+// bytes Traccar's decoder gets after its framer undid the 0x7d escaping)
+// are escaped again before replay, so they reach the framer as a device
+// sends them; derived.xor_ok false is a checksum failure like crc*_ok. Per-protocol counts are logged; with FLEETCORE_CORPUS_SUMMARY set to
 // a file path, the one-line summary is also appended there.
 //
-// Protocols of the corpus that fleetcore does not ship (gl200, castel,
-// obddongle, ulbotech) are reported as out of scope; protocols fleetcore
+// Protocols of the corpus that fleetcore does not ship (outOfScope) are
+// reported as out of scope; protocols fleetcore
 // ships but that are not registered yet are reported as not registered.
 // Once a protocol is registered, every one of its frames counts, and a
 // frame that fails its check fails the test, unless testdata/divergences.txt
