@@ -144,6 +144,10 @@ listener "h02_udp" {
   address   = ":5013"
 }
 
+listener "ulbotech" {
+  address = ":5072"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {

@@ -117,8 +117,8 @@ func (s *Session) DeviceID() string { return s.imei }
 // start ends the frame. Captures taken after unescaping (Traccar's tests)
 // may hold a bare 0xF8 inside: when the first candidate fails its CRC and a
 // later 0xF8 already in buf closes a frame whose CRC holds, that longer
-// frame is taken. Otherwise the first candidate is the frame (and Decode
-// rejects it): Frame never waits for bytes beyond a candidate end.
+// frame is taken. Otherwise the first candidate is refused (ErrChecksum or
+// ErrMalformed): Frame never waits for bytes beyond a candidate end.
 func (s *Session) Frame(buf []byte) (int, error) {
 	if len(buf) == 0 {
 		return 0, nil
@@ -150,7 +150,8 @@ func (s *Session) Frame(buf []byte) (int, error) {
 			}
 		}
 		if first > 0 {
-			return first, nil
+			_, err := frameBody(buf[1 : first-1])
+			return 0, fmt.Errorf("framing ulbotech frame: %w", err)
 		}
 		return 0, nil
 	case textStart:
@@ -245,7 +246,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 func (s *Session) decodeBinary(frame []byte, recv time.Time) (plugins.Result, error) {
 	res := plugins.Result{DeviceID: s.imei}
 	if len(frame) < minBinary || frame[0] != frameMark || frame[len(frame)-1] != frameMark {
-		return res, fmt.Errorf("decoding ulbotech frame: %w: %d bytes without F8 … F8 framing", plugins.ErrMalformed, len(frame))
+		return res, fmt.Errorf("decoding ulbotech frame: %w: %d bytes not enclosed in F8 marks", plugins.ErrMalformed, len(frame))
 	}
 	body, err := frameBody(frame[1 : len(frame)-1])
 	if err != nil {
@@ -520,13 +521,13 @@ func decodeOBD(sig *signal.Signal, v []byte) error {
 			}
 			val, err := obd2.Decode(p[0], p[1:])
 			if err != nil {
-				return fmt.Errorf("%w: %w", plugins.ErrMalformed, err)
+				return fmt.Errorf("%w: PID %02X with %d data bytes", plugins.ErrMalformed, p[0], len(p)-1)
 			}
 			val.Apply(sig)
 		case obdModeCodes:
 			codes, err := obd2.DTCs(p)
 			if err != nil {
-				return fmt.Errorf("%w: %w", plugins.ErrMalformed, err)
+				return fmt.Errorf("%w: DTC list of %d bytes", plugins.ErrMalformed, len(p))
 			}
 			obd2.AddDTCs(sig, codes...)
 		default:
@@ -590,8 +591,9 @@ func (s *Session) decodeText(frame []byte, recv time.Time) (plugins.Result, erro
 	}
 	s.imei = imei
 	res.DeviceID = imei
-	res.Ack = fmt.Appendf(nil, "*TS01,ACK:%04X#", CRC16XModem(inner))
+	ack := fmt.Appendf(nil, "*TS01,ACK:%04X#", CRC16XModem(inner))
 	if len(parts) == 2 {
+		res.Ack = ack
 		return res, nil
 	}
 	if len(parts) < 4 {
@@ -612,6 +614,7 @@ func (s *Session) decodeText(frame []byte, recv time.Time) (plugins.Result, erro
 	sig.Recv = recv.UTC()
 	sig.Frame = append([]byte(nil), frame...)
 	res.Signals = []signal.Signal{sig}
+	res.Ack = ack
 	return res, nil
 }
 
