@@ -148,6 +148,10 @@ listener "jt808" {
   address = ":5015"
 }
 
+listener "ulbotech" {
+  address = ":5072"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {

@@ -11,4 +11,5 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/jt808"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
+	_ "github.com/fleetcore/fleetcore/protocols/ulbotech"
 )

@@ -20,6 +20,7 @@ import (
 	"fmt"
 	"math"
 	"strconv"
+	"strings"
 
 	"github.com/fleetcore/fleetcore/core/signal"
 )
@@ -70,6 +71,7 @@ const attr signal.Field = -1
 var params = func() [256]*Param {
 	var t [256]*Param
 	for _, p := range []Param{
+		{PID: 0x01, Name: "dtc", Unit: "count", Bytes: 1, Field: attr, f: func(d []byte) float64 { return float64(d[0] & 0x7F) }},
 		{PID: 0x04, Name: "engine_load", Unit: "%", Bytes: 1, Field: signal.FieldEngineLoad, f: pct},
 		{PID: 0x05, Name: "coolant_temp", Unit: "C", Bytes: 1, Field: signal.FieldCoolant, f: temp},
 		{PID: 0x06, Name: "stft_b1", Unit: "%", Bytes: 1, Field: attr, f: trim},
@@ -86,7 +88,10 @@ var params = func() [256]*Param {
 		{PID: 0x11, Name: "throttle", Unit: "%", Bytes: 1, Field: signal.FieldThrottle, f: pct},
 		{PID: 0x1F, Name: "run_time", Unit: "s", Bytes: 2, Field: attr, f: u16},
 		{PID: 0x21, Name: "mil_distance", Unit: "km", Bytes: 2, Field: attr, f: u16},
+		{PID: 0x22, Name: "fuel_rail_rel_pressure", Unit: "kPa", Bytes: 2, Field: attr, f: func(d []byte) float64 { return u16(d) * 0.079 }},
+		{PID: 0x23, Name: "fuel_rail_gauge_pressure", Unit: "kPa", Bytes: 2, Field: attr, f: func(d []byte) float64 { return 10 * u16(d) }},
 		{PID: 0x2C, Name: "egr_commanded", Unit: "%", Bytes: 1, Field: attr, f: pct},
+		{PID: 0x2D, Name: "egr_error", Unit: "%", Bytes: 1, Field: attr, f: trim},
 		{PID: 0x2F, Name: "fuel_level", Unit: "%", Bytes: 1, Field: signal.FieldFuel, f: pct},
 		{PID: 0x30, Name: "warmups_cleared", Unit: "count", Bytes: 1, Field: attr, f: byteVal},
 		{PID: 0x31, Name: "clr_distance", Unit: "km", Bytes: 2, Field: attr, f: u16},
@@ -106,6 +111,7 @@ var params = func() [256]*Param {
 		{PID: 0x5A, Name: "rel_accel_pedal", Unit: "%", Bytes: 1, Field: attr, f: pct},
 		{PID: 0x5B, Name: "hybrid_battery", Unit: "%", Bytes: 1, Field: attr, f: pct},
 		{PID: 0x5C, Name: "oil_temp", Unit: "C", Bytes: 1, Field: attr, f: temp},
+		{PID: 0x5D, Name: "injection_timing", Unit: "deg", Bytes: 2, Field: attr, f: func(d []byte) float64 { return u16(d)/128 - 210 }},
 		{PID: 0x5E, Name: "fuel_rate", Unit: "L/h", Bytes: 2, Field: attr, f: func(d []byte) float64 { return u16(d) / 20 }},
 		{PID: 0x61, Name: "torque_demanded", Unit: "%", Bytes: 1, Field: attr, f: torque},
 		{PID: 0x62, Name: "torque_actual", Unit: "%", Bytes: 1, Field: attr, f: torque},
@@ -168,6 +174,10 @@ type Value struct {
 	// HasNumber is true when Number holds a value (always for a known PID,
 	// and for an unknown PID passed to Scaled).
 	HasNumber bool
+	// Monitor is the decoded monitor status of PID 01 response bytes
+	// (Decode); nil otherwise, also for Scaled(0x01, count), which carries
+	// the DTC count alone. Number holds the DTC count.
+	Monitor *MonitorStatus
 }
 
 // Decode applies the J1979 formula of pid to its data bytes (A = data[0]).
@@ -182,7 +192,12 @@ func Decode(pid byte, data []byte) (Value, error) {
 	if len(data) < p.Bytes {
 		return Value{}, fmt.Errorf("decoding PID %02X: %w (%d of %d bytes)", pid, ErrShortData, len(data), p.Bytes)
 	}
-	return Value{PID: pid, Known: true, Number: p.f(data[:p.Bytes]), HasNumber: true}, nil
+	v := Value{PID: pid, Known: true, Number: p.f(data[:p.Bytes]), HasNumber: true}
+	if pid == PIDMonitorStatus {
+		m := DecodeMonitorStatus(data)
+		v.Monitor = &m
+	}
+	return v, nil
 }
 
 // Scaled wraps a value the device already converted to the PID's unit (the
@@ -200,6 +215,9 @@ func Scaled(pid byte, v float64) (Value, error) {
 // overwritten or lost. Other known PIDs go to AttrName; unknown PIDs to
 // "obd_<pid>" (number) or "obd_<pid>_raw" (hex bytes).
 func (v Value) Apply(s *signal.Signal) {
+	if v.Monitor != nil {
+		v.Monitor.apply(s)
+	}
 	if !v.HasNumber {
 		s.SetAttr(rawNames[v.PID], hex.EncodeToString(v.Raw))
 		return
@@ -221,6 +239,93 @@ func (v Value) String() string {
 		unit = " " + p.Unit
 	}
 	return fmt.Sprintf("%02X=%s%s", v.PID, strconv.FormatFloat(v.Number, 'f', -1, 64), unit)
+}
+
+// MonitorStatus is PID 01 (monitor status since DTCs cleared): the MIL
+// lamp and the number of stored emission DTCs from byte A, and, when bytes
+// B, C and D are present, which on-board readiness monitors the engine
+// supports and which of them have not completed.
+type MonitorStatus struct {
+	MIL      bool
+	DTCCount int
+	// Readiness is false when only byte A was given; the fields below are
+	// then empty.
+	Readiness bool
+	// Compression is bit B3: a compression (diesel) engine, whose C/D
+	// monitors differ from a spark ignition engine's.
+	Compression bool
+	// Supported and Incomplete name monitors in bit order (common ones
+	// first: misfire, fuel_system, components; then the engine type's).
+	Supported, Incomplete []string
+}
+
+// Monitor names by bit: the common tests of byte B (bits 0–2 available,
+// 4–6 incomplete) and the engine-specific tests of bytes C (available)
+// and D (incomplete).
+var (
+	commonMonitors      = [3]string{"misfire", "fuel_system", "components"}
+	sparkMonitors       = [8]string{"catalyst", "heated_catalyst", "evap", "secondary_air", "ac_refrigerant", "o2_sensor", "o2_heater", "egr"}
+	compressionMonitors = [8]string{"nmhc_catalyst", "nox_scr", "", "boost_pressure", "", "exhaust_gas_sensor", "pm_filter", "egr_vvt"}
+)
+
+// DecodeMonitorStatus decodes PID 01's bytes A[, B, C, D]: A bit 7 is the
+// MIL, bits 0–6 the DTC count. Readiness needs all four bytes; with fewer
+// only A is read. An empty slice gives the zero status.
+func DecodeMonitorStatus(d []byte) MonitorStatus {
+	var m MonitorStatus
+	if len(d) == 0 {
+		return m
+	}
+	m.MIL = d[0]&0x80 != 0
+	m.DTCCount = int(d[0] & 0x7F)
+	if len(d) < 4 {
+		return m
+	}
+	m.Readiness = true
+	b, c, dd := d[1], d[2], d[3]
+	m.Compression = b&0x08 != 0
+	for i, name := range commonMonitors {
+		if b&(1<<i) != 0 {
+			m.Supported = append(m.Supported, name)
+			if b&(0x10<<i) != 0 {
+				m.Incomplete = append(m.Incomplete, name)
+			}
+		}
+	}
+	names := sparkMonitors
+	if m.Compression {
+		names = compressionMonitors
+	}
+	for i, name := range names {
+		if name == "" || c&(1<<i) == 0 {
+			continue
+		}
+		m.Supported = append(m.Supported, name)
+		if dd&(1<<i) != 0 {
+			m.Incomplete = append(m.Incomplete, name)
+		}
+	}
+	return m
+}
+
+// apply stores the status as attrs: obd_01_mil (bool) and, with
+// readiness, obd_01_ignition ("spark" or "compression"),
+// obd_01_monitors and obd_01_incomplete (comma-separated names) and
+// obd_01_ready (every supported monitor complete). The DTC count goes to
+// obd_01_dtc_count through the Value's number.
+func (m *MonitorStatus) apply(s *signal.Signal) {
+	s.SetAttr("obd_01_mil", m.MIL)
+	if !m.Readiness {
+		return
+	}
+	ign := "spark"
+	if m.Compression {
+		ign = "compression"
+	}
+	s.SetAttr("obd_01_ignition", ign)
+	s.SetAttr("obd_01_monitors", strings.Join(m.Supported, ","))
+	s.SetAttr("obd_01_incomplete", strings.Join(m.Incomplete, ","))
+	s.SetAttr("obd_01_ready", len(m.Incomplete) == 0)
 }
 
 // DTC decodes one diagnostic trouble code from its two bytes. The first two

@@ -276,3 +276,99 @@ func BenchmarkDecodeApply(b *testing.B) {
 		}
 	}
 }
+
+func TestDecodeAddedPIDs(t *testing.T) {
+	// Boundary bytes of the PIDs Teltonika's IO list needs beyond the
+	// original table (SAE J1979 formulas).
+	tests := []struct {
+		name string
+		pid  byte
+		data []byte
+		want float64
+	}{
+		{"dtc count 0", 0x01, []byte{0x00}, 0},
+		{"dtc count MIL only", 0x01, []byte{0x80}, 0},
+		{"dtc count max", 0x01, []byte{0xFF}, 127},
+		{"rail rel 0", 0x22, []byte{0x00, 0x00}, 0},
+		{"rail rel max", 0x22, []byte{0xFF, 0xFF}, 5177.265},
+		{"rail gauge 0", 0x23, []byte{0x00, 0x00}, 0},
+		{"rail gauge max", 0x23, []byte{0xFF, 0xFF}, 655350},
+		{"egr error min", 0x2D, []byte{0x00}, -100},
+		{"egr error zero", 0x2D, []byte{0x80}, 0},
+		{"egr error max", 0x2D, []byte{0xFF}, 99.21875},
+		{"injection timing min", 0x5D, []byte{0x00, 0x00}, -210},
+		{"injection timing max", 0x5D, []byte{0xFF, 0xFF}, 301.9921875},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			v, err := Decode(tt.pid, tt.data)
+			if err != nil || !v.Known {
+				t.Fatalf("Decode(%02X, %x) = %+v, %v", tt.pid, tt.data, v, err)
+			}
+			if math.Abs(v.Number-tt.want) > 1e-9 {
+				t.Errorf("Decode(%02X, %x) = %v, want %v", tt.pid, tt.data, v.Number, tt.want)
+			}
+		})
+	}
+	for pid, name := range map[byte]string{0x01: "obd_01_dtc_count", 0x22: "obd_22_fuel_rail_rel_pressure_kpa",
+		0x23: "obd_23_fuel_rail_gauge_pressure_kpa", 0x2D: "obd_2d_egr_error_pct", 0x5D: "obd_5d_injection_timing_deg"} {
+		if got := AttrName(pid); got != name {
+			t.Errorf("AttrName(%02X) = %q, want %q", pid, got, name)
+		}
+	}
+}
+
+func TestMonitorStatus(t *testing.T) {
+	tests := []struct {
+		name  string
+		data  []byte
+		want  MonitorStatus
+		attrs map[string]any
+	}{
+		{"A only, MIL off", []byte{0x00}, MonitorStatus{},
+			map[string]any{"obd_01_mil": false, "obd_01_dtc_count": 0.0}},
+		{"A only, MIL on, 127 DTCs", []byte{0xFF}, MonitorStatus{MIL: true, DTCCount: 127},
+			map[string]any{"obd_01_mil": true, "obd_01_dtc_count": 127.0}},
+		{"spark, all supported, all complete", []byte{0x01, 0x07, 0xFF, 0x00},
+			MonitorStatus{DTCCount: 1, Readiness: true,
+				Supported: []string{"misfire", "fuel_system", "components", "catalyst", "heated_catalyst", "evap", "secondary_air", "ac_refrigerant", "o2_sensor", "o2_heater", "egr"}},
+			map[string]any{"obd_01_mil": false, "obd_01_dtc_count": 1.0, "obd_01_ignition": "spark", "obd_01_ready": true,
+				"obd_01_monitors": "misfire,fuel_system,components,catalyst,heated_catalyst,evap,secondary_air,ac_refrigerant,o2_sensor,o2_heater,egr", "obd_01_incomplete": ""}},
+		{"Ulbotech capture 81 0F 80 00: MIL, 1 DTC, compression, EGR/VVT supported", []byte{0x81, 0x0F, 0x80, 0x00},
+			MonitorStatus{MIL: true, DTCCount: 1, Readiness: true, Compression: true,
+				Supported: []string{"misfire", "fuel_system", "components", "egr_vvt"}},
+			map[string]any{"obd_01_mil": true, "obd_01_ignition": "compression", "obd_01_ready": true, "obd_01_monitors": "misfire,fuel_system,components,egr_vvt"}},
+		{"compression, incomplete", []byte{0x00, 0x7F, 0xFF, 0xFF},
+			MonitorStatus{Readiness: true, Compression: true,
+				Supported:  []string{"misfire", "fuel_system", "components", "nmhc_catalyst", "nox_scr", "boost_pressure", "exhaust_gas_sensor", "pm_filter", "egr_vvt"},
+				Incomplete: []string{"misfire", "fuel_system", "components", "nmhc_catalyst", "nox_scr", "boost_pressure", "exhaust_gas_sensor", "pm_filter", "egr_vvt"}},
+			map[string]any{"obd_01_ready": false}},
+		{"incomplete bit of an unsupported test ignored", []byte{0x00, 0x70, 0x00, 0xFF},
+			MonitorStatus{Readiness: true}, map[string]any{"obd_01_ready": true, "obd_01_monitors": ""}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := DecodeMonitorStatus(tt.data); !reflect.DeepEqual(got, tt.want) {
+				t.Errorf("DecodeMonitorStatus(%x) = %+v, want %+v", tt.data, got, tt.want)
+			}
+			v, err := Decode(PIDMonitorStatus, tt.data)
+			if err != nil {
+				t.Fatal(err)
+			}
+			s := signal.New("dev", time.Unix(0, 0))
+			v.Apply(&s)
+			for k, want := range tt.attrs {
+				if got := s.Attrs[k]; got != want {
+					t.Errorf("attr %s = %#v, want %#v", k, got, want)
+				}
+			}
+		})
+	}
+	// A device's DTC count alone (Teltonika IO 30): no MIL attr.
+	v, _ := Scaled(PIDMonitorStatus, 3)
+	s := signal.New("dev", time.Unix(0, 0))
+	v.Apply(&s)
+	if _, ok := s.Attrs["obd_01_mil"]; ok || s.Attrs["obd_01_dtc_count"] != 3.0 {
+		t.Errorf("Scaled(01, 3) attrs %v", s.Attrs)
+	}
+}

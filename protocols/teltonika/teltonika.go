@@ -17,6 +17,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/protocols/obd2"
 )
 
 // Name is the registry id of the decoder.
@@ -491,10 +492,11 @@ func (s *Session) avlRecord(r *reader, codec byte, extended bool) signal.Signal 
 		for j := 0; j < n && r.err == nil; j++ {
 			id := r.u16()
 			if v := r.take(r.u16()); v != nil {
-				sig.SetAttr(ioName(id), hex.EncodeToString(v))
+				setVarIO(&sig, id, v)
 			}
 		}
 	}
+	finishOBD(&sig)
 	return sig
 }
 
@@ -593,17 +595,17 @@ func setIO(sig *signal.Signal, id int, v []byte) {
 	}
 	raw := int64(beUint(v)) // 8-byte values keep their bits
 	sig.SetAttr(ioName(id), raw)
+	if id >= ioOBDFirst && id <= ioOBDLast {
+		setOBD(sig, id, v)
+		return
+	}
 	switch id {
 	case 16:
 		sig.Odometer = float64(raw) / 1000
-	case 31:
-		sig.EngineLoad = float64(raw)
-	case 32:
-		sig.Coolant = float64(beInt(v))
-	case 36:
-		sig.RPM = float64(raw)
-	case 48:
-		sig.Fuel = float64(raw)
+	case 389:
+		sig.SetAttr("oem_odometer_km", float64(raw))
+	case 390:
+		sig.SetAttr("oem_fuel_level_l", float64(raw)/10)
 	case 66:
 		sig.Voltage = float64(raw) / 1000
 	case 182:
@@ -612,6 +614,142 @@ func setIO(sig *signal.Signal, id int, v []byte) {
 		sig.SetAttr("ignition", raw != 0)
 	case 240:
 		sig.SetAttr("motion", raw != 0)
+	}
+}
+
+// IO 30–60 are OBD-II mode 01 PIDs read by the FMB00x/FMM00x/FMC00x OBD
+// trackers, in the order of Teltonika's AVL ID list ("OBD elements").
+// Each value is the PID's value already computed by the device, in the
+// PID's unit times a decimal multiplier (Teltonika's "Multiplier" column),
+// signed where the quantity can be negative.
+const (
+	ioOBDFirst = 30
+	ioOBDLast  = 60
+)
+
+type obdIO struct {
+	pid    byte
+	scale  float64
+	signed bool
+}
+
+var obdIOs = [ioOBDLast - ioOBDFirst + 1]obdIO{
+	{0x01, 1, false},     // 30 number of DTCs (the count of PID 01 byte A)
+	{0x04, 1, false},     // 31 engine load, %
+	{0x05, 1, true},      // 32 coolant temperature, °C
+	{0x06, 1, true},      // 33 short term fuel trim bank 1, %
+	{0x0A, 1, false},     // 34 fuel pressure, kPa
+	{0x0B, 1, false},     // 35 intake manifold absolute pressure, kPa
+	{0x0C, 1, false},     // 36 engine RPM
+	{0x0D, 1, false},     // 37 vehicle speed, km/h
+	{0x0E, 1, true},      // 38 timing advance, °
+	{0x0F, 1, true},      // 39 intake air temperature, °C
+	{0x10, 0.01, false},  // 40 MAF, g/s ×0.01
+	{0x11, 1, false},     // 41 throttle position, %
+	{0x1F, 1, false},     // 42 run time since engine start, s
+	{0x21, 1, false},     // 43 distance travelled with MIL on, km
+	{0x22, 0.1, false},   // 44 fuel rail pressure relative to manifold vacuum, kPa ×0.1
+	{0x23, 10, false},    // 45 fuel rail gauge pressure (direct injection), kPa ×10
+	{0x2C, 1, false},     // 46 commanded EGR, %
+	{0x2D, 1, true},      // 47 EGR error, %
+	{0x2F, 1, false},     // 48 fuel level input, %
+	{0x31, 1, false},     // 49 distance since codes cleared, km
+	{0x33, 1, false},     // 50 barometric pressure, kPa
+	{0x42, 0.001, false}, // 51 control module voltage, mV
+	{0x43, 1, false},     // 52 absolute load value, %
+	{0x46, 1, true},      // 53 ambient air temperature, °C
+	{0x4D, 1, false},     // 54 time run with MIL on, min
+	{0x4E, 1, false},     // 55 time since codes cleared, min
+	{0x59, 10, false},    // 56 fuel rail absolute pressure, kPa ×10
+	{0x5B, 1, false},     // 57 hybrid battery pack remaining life, %
+	{0x5C, 1, true},      // 58 engine oil temperature, °C
+	{0x5D, 0.01, true},   // 59 fuel injection timing, ° ×0.01
+	{0x5E, 0.01, false},  // 60 engine fuel rate, L/h ×0.01
+}
+
+// setOBD routes IO 30–60 through protocols/obd2, so that the names and
+// units are those of every other decoder: engine load, coolant, RPM,
+// throttle and fuel level go to their canonical fields, the others to
+// obd2.AttrName. Vehicle speed (PID 0D) and module voltage (PID 42) always
+// go to their attrs: the record's speed is the GNSS speed and its voltage
+// the external supply (IO 66).
+func setOBD(sig *signal.Signal, id int, v []byte) {
+	o := obdIOs[id-ioOBDFirst]
+	x := float64(beUint(v))
+	if o.signed {
+		x = float64(beInt(v))
+	}
+	val, err := obd2.Scaled(o.pid, x*o.scale)
+	if err != nil {
+		return // a finite integer times a constant is always finite
+	}
+	if o.pid == obd2.PIDSpeed || o.pid == obd2.PIDModuleVoltage {
+		sig.SetAttr(obd2.AttrName(o.pid), val.Number)
+		return
+	}
+	val.Apply(sig)
+}
+
+// setVarIO keeps a variable-length IO element (codec 8E) as io<ID> in hex,
+// and reads the OBD ones: 256 VIN (ASCII) and 281 fault codes (ASCII,
+// comma-separated DTCs).
+func setVarIO(sig *signal.Signal, id int, v []byte) {
+	sig.SetAttr(ioName(id), hex.EncodeToString(v))
+	switch id {
+	case 256:
+		if vin := strings.TrimRight(string(v), "\x00 "); printable(vin) && vin != "" {
+			sig.SetAttr("vin", vin)
+		}
+	case 281:
+		obd2.AddDTCs(sig, dtcCodes(string(v))...)
+	}
+}
+
+func printable(t string) bool {
+	for i := 0; i < len(t); i++ {
+		if t[i] < 0x20 || t[i] > 0x7E {
+			return false
+		}
+	}
+	return true
+}
+
+// dtcCodes picks the codes (a letter P, C, B or U and four hex digits)
+// out of IO 281's text, whatever separates them.
+func dtcCodes(t string) []string {
+	var out []string
+	for i := 0; i+5 <= len(t); {
+		c := t[i : i+5]
+		if strings.IndexByte("PCBU", c[0]) >= 0 && isHex(c[1:]) && (i == 0 || !isAlnum(t[i-1])) && (i+5 == len(t) || !isAlnum(t[i+5])) {
+			out = append(out, c)
+			i += 5
+			continue
+		}
+		i++
+	}
+	return out
+}
+
+func isHex(t string) bool {
+	for i := 0; i < len(t); i++ {
+		c := t[i]
+		if !(c >= '0' && c <= '9' || c >= 'A' && c <= 'F') {
+			return false
+		}
+	}
+	return true
+}
+
+func isAlnum(c byte) bool {
+	return c >= '0' && c <= '9' || c >= 'A' && c <= 'Z' || c >= 'a' && c <= 'z'
+}
+
+// finishOBD fills the canonical odometer from the OEM total mileage (IO
+// 389, the vehicle's own odometer in km) when the record carries no
+// GNSS total odometer (IO 16), which keeps precedence.
+func finishOBD(sig *signal.Signal) {
+	if v, ok := sig.Attrs["oem_odometer_km"].(float64); ok && math.IsNaN(sig.Odometer) {
+		sig.Odometer = v
 	}
 }
 
