@@ -26,7 +26,8 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/all"
 )
 
-const corpusFile = "traccar-frames.jsonl"
+// corpusFiles are the corpus files, read in this order.
+var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{"castel", "gl200", "obddongle", "ulbotech"}
@@ -77,13 +78,16 @@ type expects struct {
 	} `json:"position"`
 }
 
-// corpusPath finds the corpus: FLEETCORE_TESTDATA (file or folder), else
-// shared/testdata next to the repository root.
-func corpusPath(t *testing.T) string {
+// corpusPath finds a corpus file: FLEETCORE_TESTDATA (a folder, or the
+// file itself for the first name), else shared/testdata next to the
+// repository root.
+func corpusPath(t *testing.T, name string) string {
 	t.Helper()
 	if p := os.Getenv("FLEETCORE_TESTDATA"); p != "" {
 		if st, err := os.Stat(p); err == nil && st.IsDir() {
-			p = filepath.Join(p, corpusFile)
+			p = filepath.Join(p, name)
+		} else if name != corpusFiles[0] {
+			p = filepath.Join(filepath.Dir(p), name)
 		}
 		return p
 	}
@@ -93,7 +97,7 @@ func corpusPath(t *testing.T) string {
 	}
 	for {
 		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return filepath.Join(dir, "..", "shared", "testdata", corpusFile)
+			return filepath.Join(dir, "..", "shared", "testdata", name)
 		}
 		parent := filepath.Dir(dir)
 		if parent == dir {
@@ -105,7 +109,15 @@ func corpusPath(t *testing.T) string {
 
 func loadRows(t *testing.T) []*row {
 	t.Helper()
-	path := corpusPath(t)
+	var rows []*row
+	for _, name := range corpusFiles {
+		rows = append(rows, loadFile(t, corpusPath(t, name))...)
+	}
+	return rows
+}
+
+func loadFile(t *testing.T, path string) []*row {
+	t.Helper()
 	f, err := os.Open(path)
 	if err != nil {
 		t.Fatalf("opening the corpus (set FLEETCORE_TESTDATA or put shared/ next to the repository): %v", err)
