@@ -11,4 +11,5 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/jsonl"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
+	_ "github.com/fleetcore/fleetcore/protocols/tk103"
 )
