@@ -130,6 +130,11 @@ func (s *Session) decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	if len(frame) > s.cfg.MaxFrame {
 		return plugins.Result{}, fmt.Errorf("%w: %d bytes, cap %d", plugins.ErrTooLarge, len(frame), s.cfg.MaxFrame)
 	}
+	if s.cfg.Transport == plugins.UDP && len(frame) > 0 && !isDelim(frame[len(frame)-1]) {
+		// A datagram holds whole messages: one without its delimiter was
+		// cut.
+		return plugins.Result{}, fmt.Errorf("%w: datagram does not end with ';', '*' or a line end", plugins.ErrMalformed)
+	}
 	msg := bytes.TrimRight(frame, "\r\n")
 	alternative := bytes.HasSuffix(msg, []byte("*"))
 	msg = bytes.TrimSuffix(bytes.TrimSuffix(msg, []byte(";")), []byte("*"))
@@ -350,22 +355,26 @@ func (s *Session) regular(f []string, frame []byte, recv time.Time) (signal.Sign
 	default:
 		return signal.Signal{}, fmt.Errorf("%w: fix field %q is neither F nor L", plugins.ErrMalformed, clip(get(4)))
 	}
-	if a, ok := alarms[event]; ok {
-		sig.SetAttr("alarm", a)
+	_, known := alarms[event]
+	if known {
+		sig.SetAttr("alarm", alarms[event])
 	}
 	switch {
 	case event == "acc on" || event == "acc off":
+		known = true
 		sig.SetAttr("ignition", event == "acc on")
 	case strings.HasPrefix(event, "T:"):
+		known = true
 		sig.SetAttr("alarm", "temperature")
 		t, ok, err := number("temperature", event[2:])
 		if err != nil {
 			return signal.Signal{}, err
 		}
-		if ok {
+		if _, have := sig.Attrs["temp1"]; ok && !have {
 			sig.SetAttr("temp1", t)
 		}
 	case strings.HasPrefix(event, "oil"):
+		known = true
 		sig.SetAttr("alarm", "fuel_leak")
 		if v, ok := strings.CutPrefix(event, "oil "); ok {
 			l, _, err := number("oil level", v)
@@ -379,7 +388,7 @@ func (s *Session) regular(f []string, frame []byte, recv time.Time) (signal.Sign
 			sig.SetAttr("driver_id", get(3))
 		}
 	}
-	if _, ok := alarms[event]; !ok && event != "tracker" && event != "" {
+	if !known && event != "tracker" && event != "" {
 		sig.SetAttr("event", event)
 	}
 	return sig, nil
@@ -556,6 +565,9 @@ func (s *Session) obd(f []string, frame []byte) (signal.Signal, error) {
 		return signal.Signal{}, fmt.Errorf("%w: OBD time %q is not yymmddhhmmss", plugins.ErrMalformed, clip(f[2]))
 	}
 	sig := s.newSignal(ts, frame)
+	// The report's clock is the device's local time (the zone is not in
+	// the record), taken as sent, as Traccar does.
+	sig.SetAttr("time_source", "device_local")
 	odo, ok, err := number("odometer", f[3])
 	if err != nil {
 		return signal.Signal{}, err
