@@ -144,6 +144,26 @@ listener "h02_udp" {
   address   = ":5013"
 }
 
+listener "gps103" {
+  address = ":5001"
+}
+
+listener "gps103_udp" {
+  protocol  = "gps103"
+  transport = "udp"
+  address   = ":5001"
+}
+
+listener "tk103" {
+  address = ":5002"
+}
+
+listener "tk103_udp" {
+  protocol  = "tk103"
+  transport = "udp"
+  address   = ":5002"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {

@@ -247,10 +247,12 @@ func digitsOnly(v string) bool {
 	return v != "" && strings.Trim(v, "0123456789") == ""
 }
 
+var timeSeparators = strings.NewReplacer("/", "", ":", "", " ", "")
+
 // localTime parses the record's local date and time: yymmddhhmm[ss]
 // (slashes, colons and a space allowed between the parts).
 func localTime(v string) (t time.Time, ok bool) {
-	v = strings.NewReplacer("/", "", ":", "", " ", "").Replace(v)
+	v = timeSeparators.Replace(v)
 	if !digitsOnly(v) || (len(v) != 10 && len(v) != 12) {
 		return time.Time{}, false
 	}
