@@ -152,6 +152,26 @@ listener "ulbotech" {
   address = ":5072"
 }
 
+listener "gps103" {
+  address = ":5001"
+}
+
+listener "gps103_udp" {
+  protocol  = "gps103"
+  transport = "udp"
+  address   = ":5001"
+}
+
+listener "tk103" {
+  address = ":5002"
+}
+
+listener "tk103_udp" {
+  protocol  = "tk103"
+  transport = "udp"
+  address   = ":5002"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {

@@ -197,6 +197,9 @@ func conversations(t *testing.T) map[string][][]byte {
 			}
 			if len(frames) > 0 && decodesCleanly(proto, frames) {
 				out[proto+"/tcp"] = frames
+				if _, ok := out[proto+"/udp"]; !ok { // the same messages as datagrams
+					out[proto+"/udp"] = frames
+				}
 				break
 			}
 		}

@@ -5,11 +5,13 @@ package all
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/acme"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
+	_ "github.com/fleetcore/fleetcore/protocols/gps103"
 	_ "github.com/fleetcore/fleetcore/protocols/gt06"
 	_ "github.com/fleetcore/fleetcore/protocols/h02"
 	_ "github.com/fleetcore/fleetcore/protocols/jsonl"
 	_ "github.com/fleetcore/fleetcore/protocols/jt808"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
+	_ "github.com/fleetcore/fleetcore/protocols/tk103"
 	_ "github.com/fleetcore/fleetcore/protocols/ulbotech"
 )

@@ -32,7 +32,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
 	"castel", "gl200", "obddongle", // traccar-frames.jsonl
-	"atrack", "galileo", "gps103", "meiligao", "meitrack", "navis", "ruptela", "suntech", "tk103", "watch", "wialon", // traccar-frames-2.jsonl
+	"atrack", "galileo", "meiligao", "meitrack", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852

@@ -1,0 +1,65 @@
+package gps103
+
+import (
+	"bufio"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/plugins/replay"
+)
+
+func seeds(f *testing.F) {
+	file, err := os.Open(filepath.Join("testdata", "traccar.txt"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer file.Close()
+	sc := bufio.NewScanner(file)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		f.Add([]byte(strings.NewReplacer(`\r`, "\r", `\n`, "\n", `\\`, `\`).Replace(line) + ";"))
+	}
+	for _, fr := range conversation(f) {
+		f.Add(fr)
+	}
+}
+
+// FuzzSession feeds arbitrary bytes through the framer and decoder of one
+// TCP session: no panics, every frame within the input, and every record
+// that comes out passes signal.Check.
+func FuzzSession(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sess := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Logger: hclog.NewNullLogger()})
+		if n, err := sess.Frame(data); n > len(data) || (err != nil && n != 0) {
+			t.Fatalf("Frame = %d, %v for %d bytes", n, err, len(data))
+		}
+		sigs, err := replay.Frame(sess, plugins.TCP, data, time.Unix(1700000000, 0))
+		if err == nil {
+			if err := plugins.CheckSignals(sigs); err != nil {
+				t.Fatal(err)
+			}
+		}
+	})
+}
+
+// FuzzDecode decodes arbitrary datagrams (UDP).
+func FuzzDecode(f *testing.F) {
+	seeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		sess := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 4096, Logger: hclog.NewNullLogger()})
+		res, err := sess.Decode(data, time.Unix(1700000000, 0))
+		if err != nil && len(res.Signals) > 0 {
+			t.Fatalf("error %v with %d signals", err, len(res.Signals))
+		}
+	})
+}
