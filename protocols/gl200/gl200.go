@@ -227,6 +227,11 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		}
 		return res, fmt.Errorf("decoding gl200 binary message: %w: binary %s messages are framed but not decoded", plugins.ErrUnsupported, body[:4])
 	}
+	if s.cfg.Transport == plugins.UDP && body[len(body)-1] != '$' {
+		// Over TCP a line end may end a report of old firmware; a datagram
+		// without its '$' cannot be told from a truncated one.
+		return res, fmt.Errorf("decoding gl200 message: %w: datagram does not end with '$'", plugins.ErrMalformed)
+	}
 	text := string(bytes.TrimSuffix(body, []byte("$")))
 	if strings.ContainsAny(text, "$\x00") || !isPrintable(text) {
 		return res, fmt.Errorf("decoding gl200 message: %w: control bytes or '$' inside the message", plugins.ErrMalformed)
@@ -740,16 +745,17 @@ func num(v string) (float64, bool) {
 	return f, err == nil && !math.IsInf(f, 0) && !math.IsNaN(f)
 }
 
-// obd reads GTOBD (GV500): report type, OBD report mask, then one field
+// obd reads GTOBD (GV500): device name, report type, OBD report mask, then one field
 // per mask bit 0–15: VIN, connected, power voltage (mV), supported PIDs,
 // RPM, speed, coolant, fuel consumption, distance since DTCs cleared,
 // distance with MIL on, MIL, DTC count, DTCs, throttle, load, fuel level.
 func (m *message) obd(sg *signal.Signal) {
-	mask, err := strconv.ParseUint(m.field(m.first+1), 16, 32)
+	// Field 3 holds the VIN, field 4 the device name.
+	mask, err := strconv.ParseUint(m.field(m.first+2), 16, 32)
 	if err != nil {
 		return
 	}
-	i := m.first + 2
+	i := m.first + 3
 	for bit := 0; bit < 16; bit++ {
 		if mask&(1<<bit) == 0 {
 			continue
