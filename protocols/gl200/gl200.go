@@ -241,6 +241,11 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	if dev != "" {
 		res.DeviceID = dev
 	}
+	if err == nil {
+		// A value outside its field's domain (an RPM of 70000, a voltage
+		// below zero) refuses the frame here, naming the field.
+		err = plugins.CheckSignals(sigs)
+	}
 	if err != nil {
 		return res, fmt.Errorf("decoding gl200 message: %w", err)
 	}
@@ -410,13 +415,18 @@ func (s *Session) decodeAck(m *message, dev string, frame []byte) ([]signal.Sign
 }
 
 func parseTime(v string) (time.Time, error) {
-	switch len(v) {
-	case 14:
-		return time.Parse("20060102150405", v)
-	case 12:
-		return time.Parse("200601021504", v)
+	layout := "20060102150405"
+	if len(v) == 12 {
+		layout = "200601021504"
 	}
-	return time.Time{}, fmt.Errorf("time %q", v)
+	t, err := time.Parse(layout, v)
+	if err != nil || len(v) != len(layout) || !reDigits.MatchString(v) {
+		return time.Time{}, fmt.Errorf("time %q", v)
+	}
+	if t.Before(signal.MinTime) || !t.Before(signal.EndTime) {
+		return time.Time{}, fmt.Errorf("time %q outside [%d, %d)", v, signal.MinTime.Year(), signal.EndTime.Year())
+	}
+	return t, nil
 }
 
 // common sets the attrs every message carries.
@@ -464,7 +474,7 @@ func (m *message) blocks() ([]block, error) {
 		}
 		b := block{at: i, alt: math.NaN(), speed: math.NaN(), head: math.NaN(), hdop: math.NaN()}
 		var err error
-		if b.ts, err = time.Parse("20060102150405", f[i]); err != nil {
+		if b.ts, err = parseTime(f[i]); err != nil {
 			return nil, fmt.Errorf("%w: GNSS time %q", plugins.ErrMalformed, f[i])
 		}
 		b.lat, _ = strconv.ParseFloat(f[i-1], 64)
