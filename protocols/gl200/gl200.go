@@ -41,8 +41,8 @@ var _ plugins.Decoder = (*Decoder)(nil)
 func init() { plugins.Register(&Decoder{}) }
 
 var optAck = plugins.EnumOption{
-	Name: "ack", Default: "heartbeat", Values: []string{"heartbeat", "all", "off"},
-	Doc: "`heartbeat` answers `+ACK:GTHBD` with `+SACK:GTHBD,<version>,<count>$`; `all` also answers every `+RESP`/`+BUFF` report with `+SACK:<count>$` (Queclink's SACK mode, after durability); `off` sends nothing",
+	Name: "ack", Default: "all", Values: []string{"all", "heartbeat", "off"},
+	Doc: "`all` answers every `+RESP`/`+BUFF` report with `+SACK:<count>$` once it is durable (Queclink's SACK mode) and `+ACK:GTHBD` with `+SACK:GTHBD,<version>,<count>$`; `heartbeat` answers only the heartbeat (Traccar's default); `off` sends nothing",
 }
 
 // Info describes the decoder.

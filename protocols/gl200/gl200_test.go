@@ -51,7 +51,7 @@ const (
 func TestValues(t *testing.T) {
 	t.Run("GTFRI with two fixes", func(t *testing.T) {
 		res := decode(t, fri2, nil)
-		if len(res.Signals) != 2 || res.DeviceID != "135790246811220" || res.Ack != nil {
+		if len(res.Signals) != 2 || res.DeviceID != "135790246811220" || string(res.Ack) != "+SACK:11F0$" {
 			t.Fatalf("got %d signals, device %q, ack %q", len(res.Signals), res.DeviceID, res.Ack)
 		}
 		a, b := res.Signals[0], res.Signals[1]
@@ -141,8 +141,8 @@ func TestAck(t *testing.T) {
 	}{
 		{"heartbeat", hbd, "", "+SACK:GTHBD,1A0401,11F0$"},
 		{"heartbeat, ack off", hbd, "off", ""},
-		{"report, default", friGV, "", ""},
-		{"report, SACK mode", friGV, "all", "+SACK:11F0$"},
+		{"report, default (SACK mode)", friGV, "", "+SACK:11F0$"},
+		{"report, heartbeat only", friGV, "heartbeat", ""},
 		{"command ack, SACK mode", "+ACK:GTGEO,1A0102,135790246811220,,0,0008,20100310172830,11F0$", "all", ""},
 	}
 	for _, tt := range tests {
