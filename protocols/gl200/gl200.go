@@ -446,11 +446,8 @@ func (m *message) common(sg *signal.Signal) {
 			sg.SetAttr("device_name", m.f[3])
 		}
 	}
-	if m.count != "" {
-		if c, err := strconv.ParseUint(m.count, 16, 16); err == nil {
-			sg.SetAttr("count", int64(c))
-		}
-	}
+	// The count number is a transmission counter, not part of the
+	// record: a resend with a new count must keep the record's key.
 }
 
 // block is one GNSS fix of a report.
