@@ -134,6 +134,16 @@ listener "freematics_udp" {
   address   = ":5170"
 }
 
+listener "gl200" {
+  address = ":5004"
+}
+
+listener "gl200_udp" {
+  protocol  = "gl200"
+  transport = "udp"
+  address   = ":5004"
+}
+
 listener "h02" {
   address = ":5013"
 }

@@ -167,6 +167,7 @@ func TestCodecAckMismatch(t *testing.T) {
 	}{
 		{"teltonika", []byte{0, 0, 0, 2}},              // wrong count
 		{"gt06", gt06Packet(nil, 0x10, nil, 9, false)}, // wrong serial
+		{"gl200", []byte("+SACK:0009$")},               // wrong count
 		{"jsonl", []byte(`{"error": "x"}` + "\n")},
 		{"jt808", jt808Message(nil, 0x8001, "356307042441013", 0, []byte{0, 9, 2, 0, 0}, false)}, // wrong serial
 		{"osmand", []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")},

@@ -88,7 +88,7 @@ func (o *Options) defaults() error {
 		mix     string
 		bad     float64
 	}
-	const mix = "teltonika=6,gt06=2,jsonl=1,osmand=1,jt808=1"
+	const mix = "teltonika=6,gt06=2,gl200=1,jsonl=1,osmand=1,jt808=1"
 	defs := map[string]def{
 		"steady":           {30 * time.Second, 300, 0, mix, 0.02},
 		"burst":            {30 * time.Second, 1000, 1, mix, 0.02},

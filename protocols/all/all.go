@@ -5,6 +5,7 @@ package all
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/acme"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
+	_ "github.com/fleetcore/fleetcore/protocols/gl200"
 	_ "github.com/fleetcore/fleetcore/protocols/gps103"
 	_ "github.com/fleetcore/fleetcore/protocols/gt06"
 	_ "github.com/fleetcore/fleetcore/protocols/h02"

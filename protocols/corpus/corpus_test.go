@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"castel", "gl200", "obddongle", // traccar-frames.jsonl
+	"castel", "obddongle", // traccar-frames.jsonl
 	"atrack", "galileo", "meiligao", "meitrack", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
