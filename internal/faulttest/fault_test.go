@@ -22,6 +22,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/internal/testnode"
 	"github.com/fleetcore/fleetcore/plugins"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 )
@@ -68,10 +69,10 @@ listener "teltonika" {
 	return cfg
 }
 
+// running is a node under fault (see testnode.Start: it stops at cleanup,
+// and fails the test at once if it stops on its own).
 type running struct {
-	n      *node.Node
-	cancel context.CancelFunc
-	done   chan error
+	n *node.Node
 }
 
 func runNode(t *testing.T, cfg *config.Config, mut func(*node.Node)) *running {
@@ -92,27 +93,8 @@ func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, mut fu
 	if mut != nil {
 		mut(n)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{n: n, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-	case err := <-r.done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node not ready after 60s")
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *running) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	<-r.done
+	testnode.Start(t, n)
+	return &running{n: n}
 }
 
 func (r *running) addr() string { return r.n.Addr("teltonika").String() }
