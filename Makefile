@@ -1,5 +1,7 @@
 # fleetcore: `make run` runs the server on configs/fleetcore.hcl against the
-# local Postgres; `make test` runs every test (starting the services first).
+# local Postgres; `make test` runs every test (starting the services first);
+# `go test -short ./...` (or `make test-short`) is the quick loop without
+# services, `make test-integration` runs only the TestIntegration… tests.
 
 GO        ?= go
 GOBIN     := $(shell $(GO) env GOPATH)/bin
@@ -10,7 +12,7 @@ LDFLAGS   := -X main.version=$(VERSION)
 FUZZTIME  ?= 5s
 STATICCHECK := $(GOBIN)/staticcheck
 
-.PHONY: all build run test test-go lint fmt fuzz fuzz-short services tools clean help
+.PHONY: all build run test test-go test-short test-integration lint fmt fuzz fuzz-short services tools clean help
 
 all: build
 
@@ -36,8 +38,14 @@ $(STATICCHECK):
 
 test: services tools rules lint test-go fuzz-short ## run every test (what CI runs)
 
-test-go: ## go test with the race detector
+test-go: ## go test with the race detector (every test, integration included)
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
+
+test-short: ## the quick loop: unit tests only, no services (go test -short)
+	$(GO) test -short -count=1 ./...
+
+test-integration: services rules ## only the TestIntegration… tests (real Postgres and RabbitMQ), race detector on
+	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m -run '^TestIntegration' ./...
 
 lint: $(STATICCHECK) ## gofmt check, go vet, staticcheck, go mod tidy leaves no diff
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \

@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 func newTestServer(t *testing.T, sd *seeded, token string) (*httptest.Server, *gateway.Gateway) {
@@ -74,6 +75,7 @@ type devicesPage struct {
 }
 
 func TestIntegrationAPI(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 
@@ -239,6 +241,7 @@ func TestIntegrationAPI(t *testing.T) {
 }
 
 func TestIntegrationMetrics(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	body := string(get(t, ts.URL, "/metrics", "", 200, nil))
@@ -304,6 +307,7 @@ func TestIntegrationMetrics(t *testing.T) {
 }
 
 func TestIntegrationTokenRequired(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, testToken)
 	get(t, ts.URL, "/api/devices", "", 401, nil)

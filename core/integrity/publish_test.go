@@ -10,9 +10,12 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 func TestIntegrationWebhookRetriesThenGivesUp(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openTestStore(t)
 	exec := func(q string, args ...any) {

@@ -22,6 +22,7 @@ import (
 // that the folder is live on Node.Rules and that its rule job turns stored
 // signals into findings through the node's own organizer.
 func TestIntegrationNodeRunsRules(t *testing.T) {
+	testenv.Integration(t)
 	root, err := filepath.Abs("../..")
 	if err != nil {
 		t.Fatal(err)
@@ -83,6 +84,7 @@ rules {
 // repeated failed batches gets an open rule_disabled alert with its event
 // in the outbox; once the rule is back in service the alert clears.
 func TestIntegrationDisabledRuleRaisesAnAlert(t *testing.T) {
+	testenv.Integration(t)
 	// test.trap (the organizer's test rule) traps on a batch holding a
 	// signal with speed -3: every run fails until the host disables it.
 	bin, err := exec.LookPath("wat2wasm")

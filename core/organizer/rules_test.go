@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -32,6 +33,7 @@ type findingRow struct {
 }
 
 func TestIntegrationRuleFindingsGPSRange(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -190,6 +192,7 @@ func checkExactlyOnce(t *testing.T, pool *pgxpool.Pool, rule, version string, si
 }
 
 func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	sigs, bad := failing(3000, 0)
@@ -251,6 +254,7 @@ func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
 }
 
 func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	sigs, bad := failing(4000, 3)
@@ -323,6 +327,7 @@ func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
 }
 
 func TestIntegrationRuleOutOfOrderCommit(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -388,6 +393,7 @@ func TestIntegrationRuleOutOfOrderCommit(t *testing.T) {
 }
 
 func TestIntegrationRulePreviousByDeviceTime(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "odometer.backwards", ""))
@@ -446,6 +452,7 @@ func TestIntegrationRulePreviousByDeviceTime(t *testing.T) {
 }
 
 func TestIntegrationRuleSampleMode(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -491,6 +498,7 @@ func TestIntegrationRuleSampleMode(t *testing.T) {
 }
 
 func TestIntegrationRuleNotEvaluatedIsRetriedThenDisabled(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	var alerts []wasmrule.Alert
@@ -559,6 +567,7 @@ func TestIntegrationRuleNotEvaluatedIsRetriedThenDisabled(t *testing.T) {
 }
 
 func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
+	testenv.Integration(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	url, st := database(t)
@@ -651,6 +660,7 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 }
 
 func TestIntegrationRuleGroupSharesBatchesAndIsolatesFailures(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	h := newHost(t, wasmrule.Config{})

@@ -131,6 +131,7 @@ func (r *running) backlogEmpty(t *testing.T, timeout time.Duration) {
 // Fault 1: Postgres unreachable, RabbitMQ up: batches fail over to the
 // queue, then replay into Postgres.
 func TestIntegrationFaultPostgresDownRabbitUp(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), testenv.VHost(t))
@@ -160,6 +161,7 @@ func TestIntegrationFaultPostgresDownRabbitUp(t *testing.T) {
 // Fault 2: Postgres and RabbitMQ both unreachable: batches go to the
 // spool, then replay once both are back.
 func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	vh := testenv.VHost(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
@@ -192,6 +194,7 @@ func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
 // Fault 3: a private Postgres cluster killed with pg_ctl stop -m
 // immediate mid-load (mid-COMMIT for some batches) and restarted.
 func TestIntegrationFaultPostgresKilled(t *testing.T) {
+	testenv.Integration(t)
 	pg := privateCluster(t)
 	db := pg.database(t)
 	cfg := nodeConfig(t, db, testenv.VHost(t))
@@ -217,6 +220,7 @@ func TestIntegrationFaultPostgresKilled(t *testing.T) {
 // record appended to the spool as a crash mid-write would leave) and
 // restarted; devices resend unacked frames.
 func TestIntegrationFaultFleetcoreKilled(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	bin := buildFleetcore(t)
@@ -300,6 +304,7 @@ listener "teltonika" { address = %q }
 // nothing is acked (backpressure) and devices resend until Postgres is
 // back.
 func TestIntegrationFaultSpoolDiskFull(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), "")
@@ -531,6 +536,7 @@ func (p *process) stop(t *testing.T) {
 // anyway, acks through RabbitMQ, creates the schema once Postgres answers
 // and replays: nothing acked is lost or duplicated.
 func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
+	testenv.Integration(t)
 	t.Run("rabbitmq", func(t *testing.T) { startWithPostgresDown(t, testenv.VHost(t), "failover") })
 	t.Run("spool only", func(t *testing.T) { startWithPostgresDown(t, "", "spool") })
 }
@@ -579,6 +585,7 @@ func startWithPostgresDown(t *testing.T, amqpURL, path string) {
 // Without a later tier (no RabbitMQ, no spool) a node that cannot reach
 // Postgres refuses to start, as before: nothing could take a batch.
 func TestIntegrationFaultStartWithPostgresDownAndNoOtherTier(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	pgProxy.Cut()

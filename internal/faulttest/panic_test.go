@@ -74,6 +74,7 @@ const (
 // as a failure with what the child printed, not as the death of the whole
 // suite.
 func TestIntegrationFaultDecoderPanic(t *testing.T) {
+	testenv.Integration(t)
 	if os.Getenv(childEnv) == "panic" {
 		decoderPanicScenario(t, os.Getenv(childDBEnv))
 		return
