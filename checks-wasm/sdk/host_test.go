@@ -27,6 +27,9 @@ func speeds(vs ...float64) []wasmrule.Input {
 // panic are each reported as not evaluated with the right kind (the panic
 // message reaches the error), and the rule keeps working afterwards.
 func TestGoGuestContained(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds a Go WASM guest and runs it to its limits: skipped under -short")
+	}
 	out := filepath.Join(t.TempDir(), "hostile.wasm")
 	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./testdata/hostile")
 	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
