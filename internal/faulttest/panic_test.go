@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -196,7 +197,7 @@ func sendPanicFrame(addr string, ts time.Time) (acked, closed bool, err error) {
 	switch {
 	case err == nil:
 		return binary.BigEndian.Uint32(ack[:]) == 1, false, nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF || isReset(err):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
 		return false, true, nil
 	default:
 		return false, false, fmt.Errorf("no ack and no close after 10 s: %w", err)

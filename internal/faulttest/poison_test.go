@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -171,7 +172,7 @@ func (p *poisonSender) send(ctx context.Context, rec *poisonRec) {
 		rec.acked, rec.reply = true, "ok"
 	case ans != "":
 		rec.reply = ans
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		rec.reply = "closed"
 	default:
 		rec.reply = fmt.Sprintf("no answer: %v", err)
