@@ -3,13 +3,13 @@ package sdk_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -30,16 +30,7 @@ func TestGoGuestContained(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds a Go WASM guest and runs it to its limits: skipped under -short")
 	}
-	out := filepath.Join(t.TempDir(), "hostile.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./testdata/hostile")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the hostile guest: %v\n%s", err, msg)
-	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := wasmfixture.Go(t, "checks-wasm/sdk/testdata/hostile", nil)
 	ctx := context.Background()
 	cases := []struct {
 		name   string
