@@ -16,7 +16,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI    := $(GOBIN)/golangci-lint
 
-.PHONY: all build run test test-go test-short test-integration lint fmt fuzz fuzz-short services tools clean help
+.PHONY: all build run test test-go test-short test-integration lint deadcode fmt fuzz fuzz-short services tools clean help
 
 all: build
 
@@ -66,6 +66,9 @@ lint: $(STATICCHECK) $(GOLANGCI) ## gofmt check, go vet, staticcheck, golangci-l
 	$(STATICCHECK) ./...
 	$(GOLANGCI) run ./...
 	@$(GO) mod tidy -diff || { echo "go mod tidy would change go.mod/go.sum"; exit 1; }
+
+deadcode: ## list the functions nothing calls, tests included (review before removing: public SDK API stays)
+	$(GO) run golang.org/x/tools/cmd/deadcode@v0.52.0 -test ./...
 
 fmt: ## gofmt every Go file
 	gofmt -w $$(git ls-files '*.go')
