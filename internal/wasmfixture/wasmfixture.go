@@ -4,8 +4,9 @@
 // `make rules` does, and WebAssembly text assembled with wabt's wat2wasm.
 //
 // Each distinct fixture is built once per test binary (concurrent callers
-// wait for the one build) into a temporary directory, and the Go build
-// cache makes a rebuild in the next test binary cheap. Without the go tool
+// wait for the one build; each gets its own copy) in a temporary directory
+// removed after the build, and the Go build cache makes a rebuild in the
+// next test binary cheap. Without the go tool
 // or wat2wasm a fixture fails its test and says how to get the tool.
 package wasmfixture
 
@@ -34,9 +35,6 @@ type fixture struct {
 var (
 	mu       sync.Mutex
 	fixtures = map[string]*fixture{}
-	dirOnce  sync.Once
-	dir      string
-	dirErr   error
 	rootOnce sync.Once
 	root     string
 	rootErr  error
@@ -52,13 +50,15 @@ func once(key string, build func(out string) error) ([]byte, error) {
 	}
 	mu.Unlock()
 	f.once.Do(func() {
-		d, err := scratch()
+		// Each build gets its own directory, removed once the module is
+		// read: fixtures live in memory, nothing is left on disk.
+		d, err := os.MkdirTemp("", "fleetcore-wasmfixture-")
 		if err != nil {
-			f.err = err
+			f.err = fmt.Errorf("making a build directory: %w", err)
 			return
 		}
-		sum := sha256.Sum256([]byte(key))
-		out := filepath.Join(d, hex.EncodeToString(sum[:8])+".wasm")
+		defer os.RemoveAll(d)
+		out := filepath.Join(d, "fixture.wasm")
 		if f.err = build(out); f.err == nil {
 			f.wasm, f.err = os.ReadFile(out)
 		}
@@ -66,14 +66,6 @@ func once(key string, build func(out string) error) ([]byte, error) {
 	// A copy, so that a test may corrupt its module without touching
 	// anyone else's.
 	return bytes.Clone(f.wasm), f.err
-}
-
-// scratch is the build directory of this test binary. It is left for the
-// system's temp cleaner: a package's tests may still read fixtures from
-// goroutines that outlive the test that built them.
-func scratch() (string, error) {
-	dirOnce.Do(func() { dir, dirErr = os.MkdirTemp("", "fleetcore-wasmfixture-") })
-	return dir, dirErr
 }
 
 // ModuleRoot is the directory of fleetcore's go.mod, found upwards from
