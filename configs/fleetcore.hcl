@@ -192,8 +192,3 @@ listener "osmand" {
 listener "jsonl" {
   address = ":5099"
 }
-
-# The worked example of protocols/README.md (a fictional "ACME" tracker).
-listener "acme" {
-  address = ":5200"
-}

@@ -221,15 +221,6 @@ func New(cfg Config) (*Generator, error) {
 	return g, nil
 }
 
-// Devices returns the simulated devices' IMEIs.
-func (g *Generator) Devices() []string {
-	out := make([]string, len(g.devices))
-	for i, d := range g.devices {
-		out[i] = d.imei
-	}
-	return out
-}
-
 // Run drives the fleet until ctx ends, then lets each device wait for the
 // ack of the frame it has in flight (up to AckTimeout) and returns. Idle
 // fleets stay connected until ctx ends.

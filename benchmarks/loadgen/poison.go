@@ -3,6 +3,7 @@ package loadgen
 import (
 	"bufio"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -231,7 +232,7 @@ func (p *Poisoner) attempt(ctx context.Context, kind string) {
 		p.mu.Lock()
 		p.ackedBy[kind]++
 		p.mu.Unlock()
-	case ans != "" || err == io.EOF || isClosed(err):
+	case ans != "" || errors.Is(err, io.EOF) || isClosed(err):
 		p.refused.Add(1)
 	default:
 		p.noAns.Add(1)

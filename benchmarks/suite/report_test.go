@@ -3,6 +3,7 @@ package suite
 import (
 	"bytes"
 	"encoding/xml"
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -42,7 +43,7 @@ func TestWriteSVG(t *testing.T) {
 	inText := false
 	for {
 		tok, err := dec.Token()
-		if err == io.EOF {
+		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {

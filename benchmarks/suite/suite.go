@@ -376,7 +376,6 @@ func references(ctx context.Context, o Options, db string, res *Result) error {
 		return err
 	}
 	rows := store.Rows(sigs) // exactly the values ingest copies
-	sigs = nil
 	for _, conns := range []int{1, 2, 4} {
 		if err := truncate(ctx, db); err != nil {
 			return err
@@ -397,7 +396,6 @@ func references(ctx context.Context, o Options, db string, res *Result) error {
 	}
 	res.Naive = &nv
 	res.NaivePerS = nv.PerS
-	rows = nil
 	fmt.Fprintf(o.Progress, "%s: ceiling %.0f rows/s, naive %.0f rows/s\n", o.Scenario, res.CeilingPerS, res.NaivePerS)
 	return truncate(ctx, db)
 }

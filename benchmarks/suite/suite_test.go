@@ -18,6 +18,7 @@ import (
 // against the local Postgres: references, an in-process node, devices of
 // every protocol over real sockets with bad data, and the ledger check.
 func TestIntegrationBenchSteady(t *testing.T) {
+	testenv.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	c, err := pgx.Connect(ctx, testenv.PostgresURL())

@@ -2,9 +2,9 @@ package rules_test
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"sync"
 	"testing"
@@ -13,28 +13,28 @@ import (
 	"github.com/fleetcore/fleetcore/checks-wasm/rules"
 	"github.com/fleetcore/fleetcore/checks-wasm/sdk"
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
-// The tests build every built-in rule with the Go toolchain (as `make
-// rules` does) and run it through the real host.
+// The tests build every built-in rule for wasip1 (as `make rules` does,
+// through internal/wasmfixture) and run it through the real host.
 var (
-	buildDir  string
-	buildErr  error
 	host      *wasmrule.Host
 	compiled  = map[string]*wasmrule.Rule{}
 	compileMu sync.Mutex
 )
 
 func TestMain(m *testing.M) {
-	dir, err := os.MkdirTemp("", "fleetcore-rules-")
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
+	flag.Parse()
+	if testing.Short() {
+		// The host tests build and compile every rule (minutes on two
+		// cores); -short runs only the native tests.
+		os.Exit(m.Run())
 	}
-	buildDir = dir
-	buildErr = buildAll(dir)
+	prebuild()
 	// A persistent compilation cache keeps repeated test runs fast.
+	var err error
 	host, err = wasmrule.NewHost(wasmrule.Config{CacheDir: filepath.Join(os.TempDir(), "fleetcore-wazero-test-cache")})
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -45,17 +45,13 @@ func TestMain(m *testing.M) {
 		r.Close(context.Background())
 	}
 	host.Close(context.Background())
-	os.RemoveAll(dir)
 	os.Exit(code)
 }
 
-func buildAll(dir string) error {
-	goBin, err := exec.LookPath("go")
-	if err != nil {
-		return fmt.Errorf("the go tool builds the rules: %w", err)
-	}
+// prebuild builds every rule, two at a time, before the tests ask for
+// them one by one; a failed build is reported by the test that loads it.
+func prebuild() {
 	var wg sync.WaitGroup
-	errs := make(chan error, len(rules.All()))
 	sem := make(chan struct{}, 2)
 	for _, r := range rules.All() {
 		wg.Add(1)
@@ -63,34 +59,24 @@ func buildAll(dir string) error {
 			defer wg.Done()
 			sem <- struct{}{}
 			defer func() { <-sem }()
-			cmd := exec.Command(goBin, "build", "-buildmode=c-shared", "-trimpath",
-				"-o", filepath.Join(dir, name+".wasm"), "./"+name)
-			cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-			if out, err := cmd.CombinedOutput(); err != nil {
-				errs <- fmt.Errorf("building %s: %v\n%s", name, err, out)
-			}
+			_, _ = wasmfixture.GoBuild("checks-wasm/rules/"+name, nil) // an error is reported by load
 		}(r.Meta.Name)
 	}
 	wg.Wait()
-	close(errs)
-	return <-errs
 }
 
 // load compiles a built-in rule once per test binary.
 func load(t testing.TB, name string) *wasmrule.Rule {
 	t.Helper()
-	if buildErr != nil {
-		t.Fatal(buildErr)
+	if testing.Short() {
+		t.Skip("builds and compiles the rule for the WASM host: skipped under -short")
 	}
 	compileMu.Lock()
 	defer compileMu.Unlock()
 	if r := compiled[name]; r != nil {
 		return r
 	}
-	b, err := os.ReadFile(filepath.Join(buildDir, name+".wasm"))
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := wasmfixture.Rule(t, name)
 	r, err := host.Compile(context.Background(), b)
 	if err != nil {
 		t.Fatalf("compiling %s: %v", name, err)

@@ -3,13 +3,13 @@ package sdk_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -27,16 +27,10 @@ func speeds(vs ...float64) []wasmrule.Input {
 // panic are each reported as not evaluated with the right kind (the panic
 // message reaches the error), and the rule keeps working afterwards.
 func TestGoGuestContained(t *testing.T) {
-	out := filepath.Join(t.TempDir(), "hostile.wasm")
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o", out, "./testdata/hostile")
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building the hostile guest: %v\n%s", err, msg)
+	if testing.Short() {
+		t.Skip("builds a Go WASM guest and runs it to its limits: skipped under -short")
 	}
-	wasm, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
+	wasm := wasmfixture.Go(t, "checks-wasm/sdk/testdata/hostile", nil)
 	ctx := context.Background()
 	cases := []struct {
 		name   string

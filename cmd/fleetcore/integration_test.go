@@ -176,6 +176,7 @@ func (d *device) closed(wait time.Duration) bool {
 }
 
 func TestIntegrationTeltonikaAckAfterCommitNoDuplicates(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	h := startNode(t, db, nil)
 	dev := dial(t, h.addr, "356307042441013")
@@ -235,6 +236,7 @@ func TestIntegrationTeltonikaAckAfterCommitNoDuplicates(t *testing.T) {
 func errorsDeadline() error { return osErrDeadline }
 
 func TestIntegrationTeltonikaRejectsBadFramesOnlyThatConnection(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	h := startNode(t, db, nil)
 	good := dial(t, h.addr, "356307042441013")
@@ -290,6 +292,7 @@ func TestIntegrationTeltonikaRejectsBadFramesOnlyThatConnection(t *testing.T) {
 }
 
 func TestIntegrationNoAckWhenDatabaseWriteFails(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	proxy := testenv.NewProxy(t, testenv.HostPort(db))
 	h := startNode(t, testenv.WithHost(db, proxy.Addr()), func(c *config.Config) {

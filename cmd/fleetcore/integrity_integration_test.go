@@ -27,6 +27,7 @@ import (
 // lower, and its gps_broken alert is in the API and on the RabbitMQ topic
 // exchange.
 func TestIntegrationIntegrityScoresAndAlerts(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	vhost := testenv.VHost(t)
 

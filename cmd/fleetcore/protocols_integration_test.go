@@ -237,6 +237,7 @@ func decodesCleanly(proto string, frames [][]byte) bool {
 // data frame's ack must arrive only after its rows are committed, and must
 // equal the ack the decoder produces for the frame.
 func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	cfg, err := config.Load("../../configs/fleetcore.hcl")
 	if err != nil {

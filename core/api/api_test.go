@@ -15,6 +15,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 func newTestServer(t *testing.T, sd *seeded, token string) (*httptest.Server, *gateway.Gateway) {
@@ -76,6 +77,7 @@ type devicesPage struct {
 }
 
 func TestIntegrationAPI(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 
@@ -241,6 +243,7 @@ func TestIntegrationAPI(t *testing.T) {
 }
 
 func TestIntegrationMetrics(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	body := string(get(t, ts.URL, "/metrics", "", 200, nil))
@@ -306,6 +309,7 @@ func TestIntegrationMetrics(t *testing.T) {
 }
 
 func TestIntegrationTokenRequired(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, testToken)
 	get(t, ts.URL, "/api/devices", "", 401, nil)

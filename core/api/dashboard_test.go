@@ -11,6 +11,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 var update = flag.Bool("update", false, "copy the dashboard screenshot to testdata/dashboard.png")
@@ -48,6 +50,7 @@ func visibleText(dom string) string {
 }
 
 func TestIntegrationDashboardInChromium(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	dom := string(chromium(t, "--dump-dom", ts.URL+"/dashboard"))

@@ -16,6 +16,8 @@ import (
 	"testing"
 
 	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 // leakText is what a failing probe says: a user, a host and an error
@@ -55,6 +57,7 @@ func serve(s *Server, path, remote, token string) (int, string) {
 }
 
 func TestIntegrationProbesShowDetailsOnlyWithTheToken(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	secretish := []string{"fleetuser", "internal.example", "password", "SQLSTATE", "paths", "checks", "uptime"}
 	cases := []struct {
@@ -131,6 +134,7 @@ func cursorOf(c map[string]string) string {
 // TestIntegrationParametersAreCheckedBeforeAnyQuery sends bad parameters
 // to every endpoint: each gets 400 with a message, never a database error.
 func TestIntegrationParametersAreCheckedBeforeAnyQuery(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	sig := "/api/devices/" + devHealthy + "/signals"
@@ -228,6 +232,7 @@ func (l *lockedBuffer) String() string {
 // and then closes its pool: responses say 500 or 503 with a generic text,
 // the log has the SQL error.
 func TestIntegrationQueryErrorsStayInTheLog(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	logs := &lockedBuffer{}
 	s, err := New(Options{Address: "127.0.0.1:0"}, storeDeps(sd.st),
@@ -265,6 +270,7 @@ func TestIntegrationQueryErrorsStayInTheLog(t *testing.T) {
 // the listing of all of them carries 4 KiB of each, streamed; one frame's
 // endpoint has all its bytes.
 func TestIntegrationRejectedListingIsBounded(t *testing.T) {
+	testenv.Integration(t)
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	ctx := context.Background()

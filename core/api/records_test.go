@@ -24,6 +24,7 @@ type recordsPage struct {
 }
 
 func TestIntegrationRejectedRecordsAPI(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st, err := store.Open(ctx, testenv.Database(t), store.Options{MaxConns: 4})
 	if err != nil {

@@ -69,6 +69,7 @@ func (c *collector) handle(_ context.Context, b []signal.Signal) error {
 }
 
 func TestIntegrationPublishConfirmAndDrain(t *testing.T) {
+	testenv.Integration(t)
 	b := testBroker(t, testenv.VHost(t), nil)
 	ctx := context.Background()
 	if err := b.Connect(); err != nil {
@@ -133,6 +134,7 @@ func rawConn(t *testing.T, url string) *amqp.Channel {
 }
 
 func TestIntegrationUndecodableGoesToDeadLetterWithReason(t *testing.T) {
+	testenv.Integration(t)
 	url := testenv.VHost(t)
 	b := testBroker(t, url, nil)
 	ctx := context.Background()
@@ -180,6 +182,7 @@ func contains(s, sub string) bool {
 }
 
 func TestIntegrationFailedReplayIsRequeuedBoundedThenDeadLettered(t *testing.T) {
+	testenv.Integration(t)
 	url := testenv.VHost(t)
 	b := testBroker(t, url, func(o *Options) { o.MaxRedeliver = 3 })
 	ctx := context.Background()
@@ -223,6 +226,7 @@ func TestIntegrationFailedReplayIsRequeuedBoundedThenDeadLettered(t *testing.T) 
 }
 
 func TestIntegrationBrokerOutageRefusesThenReconnects(t *testing.T) {
+	testenv.Integration(t)
 	url := testenv.VHost(t)
 	proxy := testenv.NewProxy(t, testenv.HostPort(url))
 	b := testBroker(t, testenv.WithHost(url, proxy.Addr()), func(o *Options) { o.ConfirmTimeout = time.Second })
@@ -260,6 +264,7 @@ func TestIntegrationBrokerOutageRefusesThenReconnects(t *testing.T) {
 }
 
 func TestIntegrationClassicFallbackWhenQueueExists(t *testing.T) {
+	testenv.Integration(t)
 	url := testenv.VHost(t)
 	ch := rawConn(t, url)
 	if _, err := ch.QueueDeclare("fc.failover", true, false, false, false, amqp.Table{"x-queue-type": "classic"}); err != nil {

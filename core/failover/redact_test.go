@@ -38,6 +38,7 @@ func (s *syncBuffer) String() string {
 // wrong password on a real vhost, a closed port) and checks that neither
 // the log nor any returned error quotes the password.
 func TestIntegrationReconnectHidesThePassword(t *testing.T) {
+	testenv.Integration(t)
 	const pw = "s3cr3tPW"
 	vhost, err := url.Parse(testenv.VHost(t))
 	if err != nil {

@@ -24,6 +24,7 @@ import (
 // (acked=false), leaves the breaker closed and sends nothing to the next
 // tier.
 func TestIntegrationPartialRefusalFailsOnlyTheRefusedFrames(t *testing.T) {
+	testenv.Integration(t)
 	for _, tc := range []struct {
 		name     string
 		poison   string

@@ -17,6 +17,7 @@ import (
 )
 
 func TestIntegrationWebhookRetriesThenGivesUp(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openTestStore(t)
 	exec := func(q string, args ...any) {

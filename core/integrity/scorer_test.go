@@ -48,6 +48,7 @@ func toSignals(dev string, recs []Record) []signal.Signal {
 }
 
 func TestIntegrationScorerMatchesPureCoreAndPublishes(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openTestStore(t)
 	fleet := syntheticFleet()

@@ -25,6 +25,7 @@ import (
 // id escaped, the long line cut to quarantine.max_raw_bytes with its
 // length kept.
 func TestIntegrationNodeQuarantinesRejectedFrames(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	cfg, err := config.Parse("node.hcl", []byte(`
 rules { enabled = false }

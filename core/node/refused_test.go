@@ -23,6 +23,7 @@ import (
 // record_refused alert with its event in the outbox, and
 // fleetcore_store_records_refused_total{acked="true"} counts it.
 func TestIntegrationRefusedOnReplayIsAlertedAndCounted(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	cfg, err := config.Parse("node.hcl", []byte(`
 spool { dir = "`+filepath.Join(t.TempDir(), "spool")+`" }

@@ -3,7 +3,6 @@ package node_test
 import (
 	"context"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -15,6 +14,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/internal/testnode"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
@@ -22,17 +22,10 @@ import (
 // that the folder is live on Node.Rules and that its rule job turns stored
 // signals into findings through the node's own organizer.
 func TestIntegrationNodeRunsRules(t *testing.T) {
-	root, err := filepath.Abs("../..")
-	if err != nil {
-		t.Fatal(err)
-	}
+	testenv.Integration(t)
 	folder := t.TempDir()
-	cmd := exec.Command("go", "build", "-buildmode=c-shared", "-trimpath", "-o",
-		filepath.Join(folder, "gps.range.wasm"), "./checks-wasm/rules/gps.range")
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building gps.range: %v\n%s", err, msg)
+	if err := os.WriteFile(filepath.Join(folder, "gps.range.wasm"), wasmfixture.Rule(t, "gps.range"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	db := testenv.Database(t)
 	cfg, err := config.Parse("node.hcl", []byte(`
@@ -83,15 +76,12 @@ rules {
 // repeated failed batches gets an open rule_disabled alert with its event
 // in the outbox; once the rule is back in service the alert clears.
 func TestIntegrationDisabledRuleRaisesAnAlert(t *testing.T) {
+	testenv.Integration(t)
 	// test.trap (the organizer's test rule) traps on a batch holding a
 	// signal with speed -3: every run fails until the host disables it.
-	bin, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or make rules-tools): %v", err)
-	}
 	folder := t.TempDir()
-	if msg, err := exec.Command(bin, "../rules/testdata/trap.wat", "-o", filepath.Join(folder, "test.trap.wasm")).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, msg)
+	if err := os.WriteFile(filepath.Join(folder, "test.trap.wasm"), wasmfixture.WATFile(t, "../rules/testdata/trap.wat"), 0o644); err != nil {
+		t.Fatal(err)
 	}
 	db := testenv.Database(t)
 	cfg, err := config.Parse("node.hcl", []byte(`

@@ -32,6 +32,7 @@ func migrated(t *testing.T) (*store.Store, string) {
 }
 
 func TestIntegrationStoresAnyBytes(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st, _ := migrated(t)
 	w := quarantine.New(quarantine.Config{}, quarantine.PGSink{DB: st.Pool()}, hclog.NewNullLogger())
@@ -67,6 +68,7 @@ func TestIntegrationStoresAnyBytes(t *testing.T) {
 // Reject returns at once, what the queue cannot hold is counted as
 // dropped, and once Postgres is back the held and queued rows are stored.
 func TestIntegrationPostgresCutNeverBlocks(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st, url := migrated(t)
 	proxy := testenv.NewProxy(t, testenv.HostPort(url))
@@ -116,6 +118,7 @@ func TestIntegrationPostgresCutNeverBlocks(t *testing.T) {
 }
 
 func TestIntegrationRetentionDeletesOldRowsOnly(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st, _ := migrated(t)
 	now := time.Date(2026, 12, 1, 10, 0, 0, 0, time.UTC)

@@ -117,6 +117,7 @@ var poisons = []struct {
 }
 
 func TestIntegrationReplayFailoverKeepsRefusedRecord(t *testing.T) {
+	testenv.Integration(t)
 	for _, tc := range poisons {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
@@ -157,6 +158,7 @@ func TestIntegrationReplayFailoverKeepsRefusedRecord(t *testing.T) {
 }
 
 func TestIntegrationReplaySpoolKeepsRefusedRecord(t *testing.T) {
+	testenv.Integration(t)
 	for _, tc := range poisons {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

@@ -2,13 +2,10 @@ package rules_test
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"sync"
 	"testing"
 	"time"
 
@@ -18,14 +15,13 @@ import (
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
 var (
-	// scratch holds built rules and the shared compilation cache.
+	// scratch holds the compilation cache when there is no user cache dir.
 	scratch string
-	buildMu sync.Mutex
-	built   = map[string][]byte{}
 )
 
 func TestMain(m *testing.M) {
@@ -48,71 +44,30 @@ var registerRe = regexp.MustCompile(`sdk\.Register\((rules\.\w+)\)`)
 // which is how the tests get "a new version" of a rule.
 func ruleWasm(t testing.TB, name, version string) []byte {
 	t.Helper()
-	buildMu.Lock()
-	defer buildMu.Unlock()
-	key := name + "@" + version
-	if b, ok := built[key]; ok {
-		return b
+	if version == "" {
+		return wasmfixture.Rule(t, name)
 	}
-	root, err := filepath.Abs("../..")
+	root, err := wasmfixture.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	out := filepath.Join(scratch, key+".wasm")
-	args := []string{"build", "-buildmode=c-shared", "-trimpath", "-o", out}
-	if version != "" {
-		mainPath := filepath.Join(root, "checks-wasm", "rules", name, "main.go")
-		src, err := os.ReadFile(mainPath)
-		if err != nil {
-			t.Fatal(err)
-		}
-		if !registerRe.Match(src) {
-			t.Fatalf("%s does not register a rule as sdk.Register(rules.X)", mainPath)
-		}
-		src = registerRe.ReplaceAll(src, []byte(`sdk.Register(func() sdk.Rule { r := $1; r.Meta.Version = "`+version+`"; return r }())`))
-		replaced := filepath.Join(scratch, key+".main.go")
-		if err := os.WriteFile(replaced, src, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		ov, _ := json.Marshal(map[string]map[string]string{"Replace": {mainPath: replaced}})
-		ovPath := filepath.Join(scratch, key+".overlay.json")
-		if err := os.WriteFile(ovPath, ov, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		args = append(args, "-overlay", ovPath)
-	}
-	args = append(args, "./checks-wasm/rules/"+name)
-	cmd := exec.Command("go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "GOOS=wasip1", "GOARCH=wasm")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building rule %s: %v\n%s", key, err, msg)
-	}
-	b, err := os.ReadFile(out)
+	mainPath := filepath.Join(root, "checks-wasm", "rules", name, "main.go")
+	src, err := os.ReadFile(mainPath)
 	if err != nil {
 		t.Fatal(err)
 	}
-	built[key] = b
-	return b
+	if !registerRe.Match(src) {
+		t.Fatalf("%s does not register a rule as sdk.Register(rules.X)", mainPath)
+	}
+	src = registerRe.ReplaceAll(src, []byte(`sdk.Register(func() sdk.Rule { r := $1; r.Meta.Version = "`+version+`"; return r }())`))
+	return wasmfixture.Go(t, "checks-wasm/rules/"+name, map[string][]byte{mainPath: src})
 }
 
 // trapWasm assembles testdata/trap.wat (wabt's wat2wasm, as the host's own
 // tests need).
 func trapWasm(t testing.TB) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or `make rules-tools`): %v", err)
-	}
-	out := filepath.Join(t.TempDir(), "trap.wasm")
-	if msg, err := exec.Command(bin, "testdata/trap.wat", "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, msg)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return wasmfixture.WATFile(t, "testdata/trap.wat")
 }
 
 func newHost(t testing.TB, cfg wasmrule.Config) *wasmrule.Host {

@@ -16,6 +16,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -33,6 +34,7 @@ type findingRow struct {
 }
 
 func TestIntegrationRuleFindingsGPSRange(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -191,6 +193,7 @@ func checkExactlyOnce(t *testing.T, pool *pgxpool.Pool, rule, version string, si
 }
 
 func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	sigs, bad := failing(3000, 0)
@@ -252,6 +255,7 @@ func TestIntegrationRuleExactlyOnceAcrossRestart(t *testing.T) {
 }
 
 func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	sigs, bad := failing(4000, 3)
@@ -324,6 +328,7 @@ func TestIntegrationRuleTwoOrganizersConcurrently(t *testing.T) {
 }
 
 func TestIntegrationRuleOutOfOrderCommit(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -389,6 +394,7 @@ func TestIntegrationRuleOutOfOrderCommit(t *testing.T) {
 }
 
 func TestIntegrationRulePreviousByDeviceTime(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "odometer.backwards", ""))
@@ -447,6 +453,7 @@ func TestIntegrationRulePreviousByDeviceTime(t *testing.T) {
 }
 
 func TestIntegrationRuleSampleMode(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	rule := compileRule(t, newHost(t, wasmrule.Config{}), ruleWasm(t, "gps.range", ""))
@@ -492,6 +499,7 @@ func TestIntegrationRuleSampleMode(t *testing.T) {
 }
 
 func TestIntegrationRuleNotEvaluatedIsRetriedThenDisabled(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	var alerts []wasmrule.Alert
@@ -560,6 +568,7 @@ func TestIntegrationRuleNotEvaluatedIsRetriedThenDisabled(t *testing.T) {
 }
 
 func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
+	testenv.Integration(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	url, st := database(t)
@@ -652,6 +661,7 @@ func TestIntegrationRuleHotReloadNewVersionUnderLoad(t *testing.T) {
 }
 
 func TestIntegrationRuleGroupSharesBatchesAndIsolatesFailures(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	h := newHost(t, wasmrule.Config{})

@@ -9,6 +9,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
 
@@ -17,6 +18,7 @@ import (
 // no signal holds (burnt sequence values, deleted rows) costs no more than
 // a batch, and every signal is still evaluated exactly once.
 func TestIntegrationRuleBatchesGrowAndCrossGaps(t *testing.T) {
+	testenv.Integration(t)
 	cases := []struct {
 		name         string
 		batch, max   int
@@ -63,6 +65,7 @@ func TestIntegrationRuleBatchesGrowAndCrossGaps(t *testing.T) {
 // (obd.plausibility reads the ignition attr): numbers, booleans, numeric
 // strings, JSON null and absent keys alike.
 func TestIntegrationRuleAttrsPickedOut(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	ignition := []any{nil, 0.0, 1.0, false, true, "0", "1", "off", "absent"}
@@ -132,6 +135,7 @@ func TestIntegrationRuleAttrsPickedOut(t *testing.T) {
 // batch was not evaluated sits out the reruns of its group until its
 // interval has passed, while the other rules of the group go on.
 func TestIntegrationRuleFailedRuleWaitsAnInterval(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url, st := database(t)
 	h := newHost(t, wasmrule.Config{})

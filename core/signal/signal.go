@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
-	"strconv"
 	"time"
 )
 
@@ -235,12 +234,4 @@ func appendAttr(b []byte, v any) []byte {
 // frame table.
 func FrameHash(frame []byte) int64 {
 	return int64(fnv64a(frame))
-}
-
-// FormatFloat renders a float for logs and JSON-ish output ("" for NaN).
-func FormatFloat(f float64) string {
-	if math.IsNaN(f) {
-		return ""
-	}
-	return strconv.FormatFloat(f, 'f', -1, 64)
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 // kindOfUDT is the signal.Limits kind each Postgres type of the signals
@@ -155,6 +156,7 @@ var beyond = map[string][]past{
 // Postgres, and one step past every cap must be refused by Check. A new
 // column without a limit, or a cap Postgres refuses, fails here.
 func TestIntegrationLimitsCoverTheSchema(t *testing.T) {
+	testenv.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
 	st := openStore(t)
@@ -268,6 +270,7 @@ func TestIntegrationLimitsCoverTheSchema(t *testing.T) {
 // (SQLSTATE 54000, the failure of issue 11) and stores one of
 // MaxDeviceIDBytes random bytes with a wide margin to the 2704-byte limit.
 func TestIntegrationDeviceIDCapFitsTheIndex(t *testing.T) {
+	testenv.Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
 	st := openStore(t)

@@ -14,6 +14,7 @@ import (
 // the clients cannot parse or that Postgres refuses, and checks that no
 // error quotes the password.
 func TestIntegrationOpenErrorsHideThePassword(t *testing.T) {
+	testenv.Integration(t)
 	const pw = "s3cr3tPW"
 	hp := testenv.HostPort(testenv.PostgresURL())
 	cases := []struct{ name, url string }{

@@ -14,6 +14,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
 // oversizedID is a device ID whose index entry Postgres cannot hold
@@ -49,6 +50,7 @@ func poisonBatch(n int, bad []int, dup int, poisonID func(k int) string) ([]sign
 }
 
 func TestIntegrationWriteSignalsIsolatesRefusedRecords(t *testing.T) {
+	testenv.Integration(t)
 	const n = 300
 	bad := []int{0, 137, n - 1}
 	k := len(bad)
@@ -215,6 +217,7 @@ func checkStoredOnce(t *testing.T, st *store.Store, rows int) {
 // no text column takes (NUL, invalid UTF-8, 6,000 bytes) and whose time
 // is outside Postgres's range.
 func TestIntegrationQuarantineRecordsAnyBytes(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openStore(t)
 	a := sig("bad\x00id\xff", 1)

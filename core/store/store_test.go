@@ -58,6 +58,7 @@ func count(t *testing.T, st *store.Store, q string, args ...any) int {
 }
 
 func TestIntegrationMigrateConcurrentlyOnce(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	url := testenv.Database(t)
 	var wg sync.WaitGroup
@@ -98,6 +99,7 @@ func TestIntegrationMigrateConcurrentlyOnce(t *testing.T) {
 }
 
 func TestIntegrationWriteSignalsIdempotent(t *testing.T) {
+	testenv.Integration(t)
 	for _, tc := range []struct {
 		name      string
 		sameStore bool
@@ -183,6 +185,7 @@ func testWriteIdempotent(t *testing.T, sameStore bool) {
 }
 
 func TestIntegrationPartialResendKeepsFrame(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openStore(t)
 	// Records 0-9 share frame-0. Store record 0 alone first (it carries the
@@ -221,6 +224,7 @@ func TestIntegrationPartialResendKeepsFrame(t *testing.T) {
 }
 
 func TestIntegrationAttrsThatJSONCannotHold(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openStore(t)
 	s := sig("dev", 0)
@@ -251,6 +255,7 @@ func TestIntegrationAttrsThatJSONCannotHold(t *testing.T) {
 // store.Rows (the values of the conflict path and of the benchmark's
 // ceiling) and compares every stored column.
 func TestIntegrationBinaryCopyStoresWhatRowsDoes(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openStore(t)
 	recv := time.Date(2026, 5, 6, 7, 8, 9, 123456789, time.UTC)

@@ -22,6 +22,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/internal/testnode"
 	"github.com/fleetcore/fleetcore/plugins"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 )
@@ -68,10 +69,10 @@ listener "teltonika" {
 	return cfg
 }
 
+// running is a node under fault (see testnode.Start: it stops at cleanup,
+// and fails the test at once if it stops on its own).
 type running struct {
-	n      *node.Node
-	cancel context.CancelFunc
-	done   chan error
+	n *node.Node
 }
 
 func runNode(t *testing.T, cfg *config.Config, opt node.Option) *running {
@@ -89,27 +90,8 @@ func runNodeWith(t *testing.T, cfg *config.Config, reg *plugins.Registry, opt no
 			return strings.HasPrefix(msg, "frame not durable") || strings.HasPrefix(msg, "rejected frame")
 		}})
 	n := node.New(cfg, reg, log, opt)
-	ctx, cancel := context.WithCancel(context.Background())
-	r := &running{n: n, cancel: cancel, done: make(chan error, 1)}
-	go func() { r.done <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-	case err := <-r.done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(60 * time.Second):
-		t.Fatal("node not ready after 60s")
-	}
-	t.Cleanup(r.stop)
-	return r
-}
-
-func (r *running) stop() {
-	if r.cancel == nil {
-		return
-	}
-	r.cancel()
-	r.cancel = nil
-	<-r.done
+	testnode.Start(t, n)
+	return &running{n: n}
 }
 
 func (r *running) addr() string { return r.n.Addr("teltonika").String() }
@@ -146,6 +128,7 @@ func (r *running) backlogEmpty(t *testing.T, timeout time.Duration) {
 // Fault 1: Postgres unreachable, RabbitMQ up: batches fail over to the
 // queue, then replay into Postgres.
 func TestIntegrationFaultPostgresDownRabbitUp(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), testenv.VHost(t))
@@ -175,6 +158,7 @@ func TestIntegrationFaultPostgresDownRabbitUp(t *testing.T) {
 // Fault 2: Postgres and RabbitMQ both unreachable: batches go to the
 // spool, then replay once both are back.
 func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	vh := testenv.VHost(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
@@ -207,6 +191,7 @@ func TestIntegrationFaultPostgresAndRabbitDown(t *testing.T) {
 // Fault 3: a private Postgres cluster killed with pg_ctl stop -m
 // immediate mid-load (mid-COMMIT for some batches) and restarted.
 func TestIntegrationFaultPostgresKilled(t *testing.T) {
+	testenv.Integration(t)
 	pg := privateCluster(t)
 	db := pg.database(t)
 	cfg := nodeConfig(t, db, testenv.VHost(t))
@@ -232,6 +217,7 @@ func TestIntegrationFaultPostgresKilled(t *testing.T) {
 // record appended to the spool as a crash mid-write would leave) and
 // restarted; devices resend unacked frames.
 func TestIntegrationFaultFleetcoreKilled(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	bin := buildFleetcore(t)
@@ -315,6 +301,7 @@ listener "teltonika" { address = %q }
 // nothing is acked (backpressure) and devices resend until Postgres is
 // back.
 func TestIntegrationFaultSpoolDiskFull(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	cfg := nodeConfig(t, testenv.WithHost(db, pgProxy.Addr()), "")
@@ -546,6 +533,7 @@ func (p *process) stop(t *testing.T) {
 // anyway, acks through RabbitMQ, creates the schema once Postgres answers
 // and replays: nothing acked is lost or duplicated.
 func TestIntegrationFaultStartWithPostgresDown(t *testing.T) {
+	testenv.Integration(t)
 	t.Run("rabbitmq", func(t *testing.T) { startWithPostgresDown(t, testenv.VHost(t), "failover") })
 	t.Run("spool only", func(t *testing.T) { startWithPostgresDown(t, "", "spool") })
 }
@@ -594,6 +582,7 @@ func startWithPostgresDown(t *testing.T, amqpURL, path string) {
 // Without a later tier (no RabbitMQ, no spool) a node that cannot reach
 // Postgres refuses to start, as before: nothing could take a batch.
 func TestIntegrationFaultStartWithPostgresDownAndNoOtherTier(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	pgProxy := testenv.NewProxy(t, testenv.HostPort(db))
 	pgProxy.Cut()

@@ -167,6 +167,7 @@ func exchange(c *net.UDPConn, msg []byte, wait time.Duration, ok func([]byte) bo
 // good Freematics device on another source address logs in and sends data
 // (a fresh UDP session for each record, as after a modem reconnect).
 func TestIntegrationFaultFreematicsIDFlood(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	cfg := nodeConfigWith(t, db, "", `batch_max_age = "2ms"`, `
 listener "freematics" {
@@ -302,6 +303,7 @@ func goodFreematicsRecord(t *testing.T, target, dev string, ts time.Time, i int)
 // UDP device on another: the good device's records are all acked and
 // stored and its ack latency stays bounded.
 func TestIntegrationFaultUDPGarbageFlood(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	cfg := nodeConfigWith(t, db, "", `batch_max_age = "2ms"`, `
 listener "teltonika-udp" {

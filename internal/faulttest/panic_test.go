@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -74,6 +75,7 @@ const (
 // as a failure with what the child printed, not as the death of the whole
 // suite.
 func TestIntegrationFaultDecoderPanic(t *testing.T) {
+	testenv.Integration(t)
 	if os.Getenv(childEnv) == "panic" {
 		decoderPanicScenario(t, os.Getenv(childDBEnv))
 		return
@@ -195,7 +197,7 @@ func sendPanicFrame(addr string, ts time.Time) (acked, closed bool, err error) {
 	switch {
 	case err == nil:
 		return binary.BigEndian.Uint32(ack[:]) == 1, false, nil
-	case err == io.EOF || err == io.ErrUnexpectedEOF || isReset(err):
+	case errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || isReset(err):
 		return false, true, nil
 	default:
 		return false, false, fmt.Errorf("no ack and no close after 10 s: %w", err)

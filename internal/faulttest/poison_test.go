@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"crypto/rand"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -171,7 +172,7 @@ func (p *poisonSender) send(ctx context.Context, rec *poisonRec) {
 		rec.acked, rec.reply = true, "ok"
 	case ans != "":
 		rec.reply = ans
-	case err == io.EOF:
+	case errors.Is(err, io.EOF):
 		rec.reply = "closed"
 	default:
 		rec.reply = fmt.Sprintf("no answer: %v", err)
@@ -376,6 +377,7 @@ func (p *poisonRun) checkNothingDead(t *testing.T) {
 // next to the fleet. The gateway refuses them (no ack) and quarantines the
 // frames; nothing of the fleet is lost.
 func TestIntegrationFaultPoisonOversizedID(t *testing.T) {
+	testenv.Integration(t)
 	for _, tier := range poisonTiers {
 		t.Run(tier.name, func(t *testing.T) {
 			p := runPoison(t, "oversized device id", tier, []string{"jsonl", "h02"}, oversizedID, nil)
@@ -396,6 +398,7 @@ func TestIntegrationFaultPoisonOversizedID(t *testing.T) {
 // the replay isolates them: each one is in rejected_records, acked ones
 // with acked = true, and no batch or segment is dead-lettered.
 func TestIntegrationFaultPoisonRefusedByPostgres(t *testing.T) {
+	testenv.Integration(t)
 	addCheck := func(t *testing.T, dbURL string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 		defer cancel()

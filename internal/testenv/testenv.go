@@ -58,6 +58,7 @@ func missing(t testing.TB, what string, err error) {
 // the test ends.
 func Database(t testing.TB) string {
 	t.Helper()
+	Integration(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	admin, err := pgx.Connect(ctx, PostgresURL())
@@ -92,6 +93,7 @@ func Database(t testing.TB) string {
 // rabbitmqctl) and returns the AMQP URL for it; deleted at cleanup.
 func VHost(t testing.TB) string {
 	t.Helper()
+	Integration(t)
 	name := Unique("fctest")
 	if err := rabbitmqctl("add_vhost", name); err != nil {
 		missing(t, "RabbitMQ (rabbitmqctl add_vhost)", err)
@@ -145,4 +147,16 @@ func WithHost(rawURL, hostport string) string {
 	}
 	u.Host = hostport
 	return u.String()
+}
+
+// Integration marks a test that needs the real services (Postgres,
+// RabbitMQ, a built binary, seconds of load): under `go test -short`, the
+// developers' quick loop, it skips; `make test` (what CI runs) and
+// `make test-integration` run it. Every TestIntegration… test calls it
+// first.
+func Integration(t testing.TB) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("integration test: skipped under -short (make test-integration runs it)")
+	}
 }

@@ -3,8 +3,6 @@ package wasmrule
 import (
 	"math"
 	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -12,29 +10,14 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 )
 
-// wat2wasm assembles WebAssembly text with wabt's wat2wasm. Tests build
-// every guest they use; without wabt they fail and say how to get it.
+// wat2wasm assembles WebAssembly text with wabt's wat2wasm (once per text,
+// see internal/wasmfixture); without wabt a test fails and says how to get it.
 func wat2wasm(t testing.TB, src string) []byte {
 	t.Helper()
-	bin, err := exec.LookPath("wat2wasm")
-	if err != nil {
-		t.Fatalf("wat2wasm not found: install wabt (apt-get install -y wabt, or `make rules-tools`): %v", err)
-	}
-	dir := t.TempDir()
-	in, out := filepath.Join(dir, "m.wat"), filepath.Join(dir, "m.wasm")
-	if err := os.WriteFile(in, []byte(src), 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if msg, err := exec.Command(bin, in, "-o", out).CombinedOutput(); err != nil {
-		t.Fatalf("wat2wasm: %v\n%s", err, msg)
-	}
-	b, err := os.ReadFile(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
+	return wasmfixture.WAT(t, src)
 }
 
 const hostileMeta = `{"name":"test.hostile","version":"1.0.0","dimension":"validity","severity":"info",` +

@@ -1,9 +1,10 @@
 // Package all registers every built-in decoder: import it for its side
-// effects. One blank import per protocol, one per line.
+// effects. One blank import per protocol, one per line. Only protocols of
+// real devices belong here: the fictional worked example protocols/acme is
+// built and tested (its own tests, the conformance suite) but not served.
 package all
 
 import (
-	_ "github.com/fleetcore/fleetcore/protocols/acme"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/gl200"
 	_ "github.com/fleetcore/fleetcore/protocols/gps103"
