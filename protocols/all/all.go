@@ -4,6 +4,7 @@ package all
 
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/acme"
+	_ "github.com/fleetcore/fleetcore/protocols/castel"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/gt06"
 	_ "github.com/fleetcore/fleetcore/protocols/h02"
