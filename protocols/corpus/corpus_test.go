@@ -29,7 +29,7 @@ import (
 const corpusFile = "traccar-frames.jsonl"
 
 // outOfScope are corpus protocols fleetcore does not ship.
-var outOfScope = []string{"gl200", "obddongle", "ulbotech"}
+var outOfScope = []string{"gl200", "ulbotech"}
 
 const knotsToKMH = 1.852
 
