@@ -831,7 +831,7 @@ func (d *decoding) obd(sg *signal.Signal, groups bool) error {
 }
 
 // scQuery decodes a query response (0xA002): the values the server asked
-// for, such as the VIN (tag 0x1120).
+// for, such as the VIN (tag 0x2001).
 func (d *decoding) scQuery() error {
 	d.r.u16() // index
 	d.r.u8()  // response count
@@ -851,7 +851,7 @@ func (d *decoding) scQuery() error {
 		}
 		sg.SetAttr("result", string(v))
 		sg.SetAttr(fmt.Sprintf("query_%04x", tag), string(v))
-		if tag == 0x1120 {
+		if tag == 0x2001 {
 			sg.SetAttr("vin", string(v))
 		}
 	}
