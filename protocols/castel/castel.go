@@ -264,6 +264,12 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	if err == nil && d.r.short {
 		err = fmt.Errorf("%w: body of %d bytes ends early", plugins.ErrMalformed, len(m.body))
 	}
+	if err == nil {
+		// A value outside its field's domain (a speed of 2 000 km/h) is a
+		// broken frame: refused here with the field named, as the gateway
+		// would.
+		err = plugins.CheckSignals(d.out)
+	}
 	if err != nil {
 		return plugins.Result{DeviceID: m.device}, fmt.Errorf("decoding castel message 0x%04x: %w", m.typ, err)
 	}

@@ -180,6 +180,9 @@ func (s *Session) decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		}
 		sg.Recv = recv.UTC()
 		sg.Frame = append([]byte(nil), frame...)
+		if err := plugins.CheckSignals([]signal.Signal{sg}); err != nil {
+			return plugins.Result{}, err // a speed beyond the field's domain
+		}
 		return plugins.Result{
 			Signals: []signal.Signal{sg},
 			Ack:     Response(index, rawIMEI, msgPuback, []byte{content[0], content[1]}),
