@@ -144,6 +144,20 @@ listener "h02_udp" {
   address   = ":5013"
 }
 
+listener "castel" {
+  address = ":5086"
+}
+
+listener "castel_udp" {
+  protocol  = "castel"
+  transport = "udp"
+  address   = ":5086"
+}
+
+listener "obddongle" {
+  address = ":5093"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {
