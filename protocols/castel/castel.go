@@ -268,7 +268,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		// A value outside its field's domain (a speed of 2 000 km/h) is a
 		// broken frame: refused here with the field named, as the gateway
 		// would.
-		err = plugins.CheckSignals(d.out)
+		err = checkNumbers(d.out)
 	}
 	if err != nil {
 		return plugins.Result{DeviceID: m.device}, fmt.Errorf("decoding castel message 0x%04x: %w", m.typ, err)
@@ -378,6 +378,9 @@ func (d *decoding) readFix() (fix, error) {
 		t := time.Date(2000+yr, time.Month(mon), day, h, mi, sec, 0, time.UTC)
 		if t.Day() != day || int(t.Month()) != mon || t.Hour() != h || t.Minute() != mi || t.Second() != sec {
 			return fix{}, fmt.Errorf("%w: GPS time %02d-%02d-%02d %02d:%02d:%02d", plugins.ErrMalformed, yr, mon, day, h, mi, sec)
+		}
+		if !t.Before(signal.EndTime) {
+			return fix{}, fmt.Errorf("%w: GPS time %v beyond 2099", plugins.ErrMalformed, t)
 		}
 		f.ts = t
 	}
@@ -949,5 +952,18 @@ func (d *decoding) mpip() error {
 		return err
 	}
 	d.emit(d.fixSignal(f, time.Time{}))
+	return nil
+}
+
+// checkNumbers refuses a record whose canonical number lies outside its
+// field's domain (the gateway's plugins.CheckSignals checks the rest).
+func checkNumbers(sigs []signal.Signal) error {
+	for i := range sigs {
+		for f := signal.FieldLat; f <= signal.FieldThrottle; f++ {
+			if dom, ok := signal.DomainOf(f); ok && !dom.Contains(sigs[i].Number(f)) {
+				return fmt.Errorf("%w: %s %v outside %v..%v", plugins.ErrMalformed, f, sigs[i].Number(f), dom.Min, dom.Max)
+			}
+		}
+	}
 	return nil
 }

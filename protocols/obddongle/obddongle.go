@@ -180,8 +180,8 @@ func (s *Session) decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		}
 		sg.Recv = recv.UTC()
 		sg.Frame = append([]byte(nil), frame...)
-		if err := plugins.CheckSignals([]signal.Signal{sg}); err != nil {
-			return plugins.Result{}, err // a speed beyond the field's domain
+		if dom, ok := signal.DomainOf(signal.FieldSpeed); ok && !dom.Contains(sg.Speed) {
+			return plugins.Result{}, fmt.Errorf("%w: speed %v km/h outside %v..%v", plugins.ErrMalformed, sg.Speed, dom.Min, dom.Max)
 		}
 		return plugins.Result{
 			Signals: []signal.Signal{sg},
