@@ -182,6 +182,20 @@ listener "tk103_udp" {
   address   = ":5002"
 }
 
+listener "castel" {
+  address = ":5086"
+}
+
+listener "castel_udp" {
+  protocol  = "castel"
+  transport = "udp"
+  address   = ":5086"
+}
+
+listener "obddongle" {
+  address = ":5093"
+}
+
 # OsmAnd / Traccar Client phone apps: HTTP, answered 200 after the fix is
 # stored, 400 with the reason for bad input.
 listener "osmand" {

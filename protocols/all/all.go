@@ -5,6 +5,8 @@
 package all
 
 import (
+	_ "github.com/fleetcore/fleetcore/protocols/acme"
+	_ "github.com/fleetcore/fleetcore/protocols/castel"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/gl200"
 	_ "github.com/fleetcore/fleetcore/protocols/gps103"
@@ -12,6 +14,7 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/h02"
 	_ "github.com/fleetcore/fleetcore/protocols/jsonl"
 	_ "github.com/fleetcore/fleetcore/protocols/jt808"
+	_ "github.com/fleetcore/fleetcore/protocols/obddongle"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 	_ "github.com/fleetcore/fleetcore/protocols/tk103"

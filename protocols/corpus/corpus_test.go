@@ -31,7 +31,6 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"castel", "obddongle", // traccar-frames.jsonl
 	"atrack", "galileo", "meiligao", "meitrack", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
