@@ -2,6 +2,7 @@ package loadgen
 
 import (
 	"bufio"
+	"errors"
 	"fmt"
 	"io"
 	"strconv"
@@ -94,7 +95,7 @@ func (gl200) ReadAck(r *bufio.Reader, serial uint16, _ int) error {
 func readGL200(r *bufio.Reader, want string) error {
 	b, err := r.ReadSlice('$')
 	if err != nil {
-		if err == bufio.ErrBufferFull {
+		if errors.Is(err, bufio.ErrBufferFull) {
 			err = io.ErrShortBuffer
 		}
 		return fmt.Errorf("reading gl200 reply: %w", err)

@@ -144,7 +144,7 @@ func RedactError(err error, urls ...string) error {
 		msg = strings.ReplaceAll(msg, RedactText(ue.Error(), urls...), safeURLError(ue))
 	}
 	if msg == err.Error() {
-		if _, ok := err.(*redactedError); ok {
+		if _, ok := err.(*redactedError); ok { //nolint:errorlint // err itself, not one it wraps: already redacted
 			return err
 		}
 	}

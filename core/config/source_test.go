@@ -1,6 +1,7 @@
 package config
 
 import (
+	"errors"
 	"strings"
 	"testing"
 )
@@ -49,7 +50,11 @@ listener "b" {
 		`f.hcl:19: listener "b": address tcp :5000 is also used by listener "a" (f.hcl:12)`,
 		`f.hcl:20: listener "b": read_timeout: "never"`,
 	}
-	got := err.(*Error).Problems
+	var cerr *Error
+	if !errors.As(err, &cerr) {
+		t.Fatalf("error %v is not a *config.Error", err)
+	}
+	got := cerr.Problems
 	if len(got) != len(want) {
 		t.Fatalf("%d problems, want %d:\n%s", len(got), len(want), strings.Join(got, "\n"))
 	}

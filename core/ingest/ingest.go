@@ -278,7 +278,6 @@ func (b *Batcher) collect() {
 		select {
 		case s, ok := <-accept:
 			if !ok {
-				in = nil
 				// Drained: flush what is left and stop.
 				for cur.count > 0 {
 					b.busy.Add(1)

@@ -3,6 +3,7 @@ package integrity
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -172,7 +173,7 @@ func (s *Scorer) Rescore(ctx context.Context, dev string) error {
 func (s *Scorer) watermark(ctx context.Context, name string) (int64, error) {
 	var v int64
 	err := s.pool.QueryRow(ctx, "SELECT value FROM integrity_state WHERE name = $1", name).Scan(&v)
-	if err == pgx.ErrNoRows {
+	if errors.Is(err, pgx.ErrNoRows) {
 		return 0, nil
 	}
 	if err != nil {

@@ -53,7 +53,9 @@ type Organizer struct {
 	mu   sync.Mutex
 	jobs map[string]*jobState
 	wg   sync.WaitGroup
-	ctx  context.Context
+	// run starts a job's loop once Start has run (nil before): jobs
+	// added later start at once, under Start's context.
+	run func(js *jobState)
 }
 
 // New makes an organizer running at most concurrency jobs at once.
@@ -77,9 +79,8 @@ func (o *Organizer) Add(j Job) {
 	}
 	js := &jobState{job: j, trigger: make(chan struct{}, 1)}
 	o.jobs[j.Name] = js
-	if o.ctx != nil {
-		o.wg.Add(1)
-		go o.loop(o.ctx, js)
+	if o.run != nil {
+		o.run(js)
 	}
 }
 
@@ -87,10 +88,12 @@ func (o *Organizer) Add(j Job) {
 func (o *Organizer) Start(ctx context.Context) {
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	o.ctx = ctx
-	for _, js := range o.jobs {
+	o.run = func(js *jobState) {
 		o.wg.Add(1)
 		go o.loop(ctx, js)
+	}
+	for _, js := range o.jobs {
+		o.run(js)
 	}
 }
 

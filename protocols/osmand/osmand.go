@@ -238,7 +238,7 @@ func bodyFraming(hdr []byte) (clen int, chunked bool, err error) {
 		case "content-length":
 			n, perr := strconv.ParseUint(value, 10, 31)
 			if perr != nil {
-				if ne := (*strconv.NumError)(nil); errors.As(perr, &ne) && ne.Err == strconv.ErrRange {
+				if ne := (*strconv.NumError)(nil); errors.As(perr, &ne) && errors.Is(ne.Err, strconv.ErrRange) {
 					return 0, false, fmt.Errorf("%w: Content-Length %s", plugins.ErrTooLarge, truncate(value, 24))
 				}
 				return 0, false, fmt.Errorf("%w: Content-Length %q", plugins.ErrMalformed, truncate(value, 24))
