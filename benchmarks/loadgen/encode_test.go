@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	_ "github.com/fleetcore/fleetcore/protocols/all"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // decodeAll feeds stream through a fresh session of the registered

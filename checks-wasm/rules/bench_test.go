@@ -9,8 +9,8 @@ import (
 
 	"github.com/fleetcore/fleetcore/checks-wasm/rules"
 	"github.com/fleetcore/fleetcore/checks-wasm/sdk"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // benchInputs is a plausible stream of one device's signals, mostly good

@@ -12,9 +12,9 @@ import (
 
 	"github.com/fleetcore/fleetcore/checks-wasm/rules"
 	"github.com/fleetcore/fleetcore/checks-wasm/sdk"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // The tests build every built-in rule for wasip1 (as `make rules` does,

@@ -16,7 +16,7 @@ const NoTime = math.MinInt64
 // MaxAttrs is the most attributes a rule built with the SDK may declare.
 const MaxAttrs = 16
 
-// Canonical field indexes of rule ABI v1 (same numbering as core/signal).
+// Canonical field indexes of rule ABI v1 (same numbering as signal).
 const (
 	FieldTS = iota
 	FieldRecv

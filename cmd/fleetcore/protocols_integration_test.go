@@ -20,10 +20,10 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/gt06"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // corpusFrames returns, per protocol, one device conversation from the

@@ -9,7 +9,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // RejectedFilter selects rejected_records rows (the fields of
@@ -66,7 +66,7 @@ type RejectedRecord struct {
 	Acked       bool       `json:"acked"` // the device was acked for it
 	SQLState    string     `json:"sqlstate"`
 	Reason      string     `json:"reason"`
-	// Record is the whole record in canonical JSON (core/signal); absent
+	// Record is the whole record in canonical JSON (signal); absent
 	// when it could not be decoded (RecordError says why).
 	Record      *signal.JSON `json:"record,omitempty"`
 	FrameBytes  int          `json:"frame_bytes"`

@@ -9,9 +9,9 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/health"
 	"github.com/fleetcore/fleetcore/core/integrity"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Device ids of the seeded test fleet.

@@ -13,7 +13,7 @@ import (
 	amqp "github.com/rabbitmq/amqp091-go"
 
 	"github.com/fleetcore/fleetcore/core/amqplink"
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // ErrUnavailable: the broker is not connected and the next reconnect

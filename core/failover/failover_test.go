@@ -11,8 +11,8 @@ import (
 	"github.com/hashicorp/go-hclog"
 	amqp "github.com/rabbitmq/amqp091-go"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 func testBroker(t *testing.T, url string, mut func(*Options)) *Broker {

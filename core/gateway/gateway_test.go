@@ -16,8 +16,8 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // lineDecoder: frames are "DEV,SEQ\n"; the ack is "ok SEQ\n"; "bad" lines

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"sync/atomic"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // PostgresTier writes batches to Postgres, the first tier.

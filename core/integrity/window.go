@@ -5,7 +5,7 @@ import (
 	"sort"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Record is what the score needs of one stored signal.

@@ -10,8 +10,8 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/recovery"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // migratedStore is the node's store as replay sees it: not answering

@@ -13,8 +13,8 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/core/recovery"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestIntegrationRefusedOnReplayIsAlertedAndCounted: a spooled (acked)

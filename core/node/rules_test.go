@@ -11,11 +11,11 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/internal/testnode"
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestIntegrationNodeRunsRules starts a node with a rule folder and checks

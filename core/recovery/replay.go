@@ -12,9 +12,9 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/organizer"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Replay job names (kept from when replay lived in the organizer: they

@@ -12,10 +12,10 @@ import (
 	"github.com/fleetcore/fleetcore/core/failover"
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/recovery"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // poisonedBatch is 200 acked records of 20 devices and one that Postgres

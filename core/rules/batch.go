@@ -11,8 +11,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 const (

@@ -12,11 +12,11 @@ import (
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5/pgxpool"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 var (

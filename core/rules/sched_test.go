@@ -8,9 +8,9 @@ import (
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/rules"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestIntegrationRuleBatchesGrowAndCrossGaps checks the catch-up mode:

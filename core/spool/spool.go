@@ -16,7 +16,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Errors.

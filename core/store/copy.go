@@ -7,7 +7,7 @@ import (
 	"time"
 	"unsafe"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // The write path encodes COPY rows in PostgreSQL's binary COPY format

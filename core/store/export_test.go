@@ -3,7 +3,7 @@ package store
 import (
 	"context"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // WriteSignalsHalving is WriteSignals with the COPY error positions

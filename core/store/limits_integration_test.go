@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // kindOfUDT is the signal.Limits kind each Postgres type of the signals
@@ -183,7 +183,7 @@ func TestIntegrationLimitsCoverTheSchema(t *testing.T) {
 	for name, udt := range columns {
 		l, ok := signal.Limits[name]
 		if !ok {
-			t.Errorf("column signals.%s (%s) has no entry in signal.Limits: declare its cap in core/signal/limits.go and enforce it in Check", name, udt)
+			t.Errorf("column signals.%s (%s) has no entry in signal.Limits: declare its cap in signal/limits.go and enforce it in Check", name, udt)
 			continue
 		}
 		want, ok := kindOfUDT[udt]

@@ -12,9 +12,9 @@ import (
 
 	"github.com/jackc/pgx/v5/pgconn"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/core/store"
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // oversizedID is a device ID whose index entry Postgres cannot hold

@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetcore/fleetcore/core/config"
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Store is fleetcore's handle on Postgres.

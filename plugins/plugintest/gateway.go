@@ -18,8 +18,8 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/gateway"
 	"github.com/fleetcore/fleetcore/core/ingest"
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // memTier is a durability tier that keeps batches in memory: every batch

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // toy is a line protocol for testing the suite: "L<id>\n" logs in,

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/replay"
 	_ "github.com/fleetcore/fleetcore/protocols/all"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestFrameChecksRecords: replay (and so `fleetcore decode` and the corpus

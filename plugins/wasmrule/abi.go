@@ -6,7 +6,7 @@ import (
 	"strconv"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // ABIVersion is the rule ABI version this host implements.

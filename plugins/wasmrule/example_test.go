@@ -8,8 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Example loads the WAT example rule and checks two signals.

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // wat2wasm assembles WebAssembly text with wabt's wat2wasm (once per text,

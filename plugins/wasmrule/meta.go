@@ -10,7 +10,7 @@ import (
 	"sort"
 	"strconv"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Dimensions and severities a rule may declare.

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 const gpsRangeMeta = `{"name":"gps.range","version":"1.0.0","dimension":"validity","severity":"critical",` +

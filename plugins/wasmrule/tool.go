@@ -15,7 +15,7 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestOptions tunes RunTest.

@@ -20,10 +20,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/replay"
 	_ "github.com/fleetcore/fleetcore/protocols/all"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // corpusFiles are the capture files, read in this order.

@@ -13,10 +13,10 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
 	"github.com/fleetcore/fleetcore/plugins/replay"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 var update = flag.Bool("update", false, "rewrite golden files")

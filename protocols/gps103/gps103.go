@@ -12,9 +12,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/obd2"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Name is the registry id.

@@ -7,9 +7,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 func TestCRC(t *testing.T) {

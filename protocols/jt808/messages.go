@@ -8,9 +8,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/obd2"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // decoding is one message being decoded.

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/protocols/obd2"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 func ExampleDecode() {

@@ -22,7 +22,7 @@ import (
 	"strconv"
 	"strings"
 
-	"github.com/fleetcore/fleetcore/core/signal"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // ErrShortData means the response holds fewer bytes than the PID's formula

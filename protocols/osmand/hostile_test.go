@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 func get(query string) []byte { return []byte("GET /?" + query + " HTTP/1.1\r\nHost: example\r\n\r\n") }

@@ -15,9 +15,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden files")

@@ -5,8 +5,8 @@ import (
 	"reflect"
 	"testing"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // decodeIO decodes one codec 8E record carrying the given IO elements.

@@ -6,8 +6,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // TestServerTimedResend: a codec 12 reply (no device time) sent again on a

@@ -15,9 +15,9 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/obd2"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // Name is the registry id of the decoder.

@@ -13,9 +13,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/fleetcore/fleetcore/core/signal"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 var recvTime = time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
