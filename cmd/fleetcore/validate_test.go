@@ -243,6 +243,7 @@ func TestValidateReportsEveryMistake(t *testing.T) {
 // config validate accepts (the fixed cases and configs/fleetcore.hcl)
 // starts a node, which then stops cleanly.
 func TestIntegrationValidAndServeAgree(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	t.Setenv("FLEETCORE_DATABASE_URL", "")
 	t.Setenv("FLEETCORE_AMQP_URL", "")

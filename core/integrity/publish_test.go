@@ -77,6 +77,7 @@ func TestIntegrationWebhookRetriesThenGivesUp(t *testing.T) {
 // the broker is back the link reconnects (after its backoff) and a later
 // Drain delivers the event.
 func TestIntegrationAlertBrokerReconnectsThroughLink(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openTestStore(t)
 	vhost := testenv.VHost(t)

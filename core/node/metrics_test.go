@@ -33,6 +33,7 @@ var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 // testdata/metrics.golden, so that moving metrics between packages loses
 // or renames nothing. Values are not compared (they depend on timing).
 func TestIntegrationNodeMetricFamilies(t *testing.T) {
+	testenv.Integration(t)
 	db := testenv.Database(t)
 	vhost := testenv.VHost(t)
 	cfg, err := config.Parse("node.hcl", []byte(fmt.Sprintf(`

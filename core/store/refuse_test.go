@@ -318,6 +318,7 @@ func TestErrorClasses(t *testing.T) {
 // in rounds (Postgres's snapshots would otherwise overflow their cache of
 // subtransactions), and still stores every good record exactly once.
 func TestIntegrationIsolationCommitsInRounds(t *testing.T) {
+	testenv.Integration(t)
 	ctx := context.Background()
 	st := openStore(t)
 	if _, err := st.Pool().Exec(ctx, `ALTER TABLE signals ADD CONSTRAINT poison CHECK (device_id NOT LIKE 'poison%')`); err != nil {
