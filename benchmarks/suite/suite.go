@@ -456,12 +456,13 @@ func (r *runner) serverConfig(dbURL string, amqp bool, protocols []string) (*con
 		old[l.Protocol] = l
 	}
 	cfg.Listeners = nil
-	for _, p := range protocols {
-		// Distinct free ports: the config refuses two listeners on ":0".
-		addr, err := freeAddr()
-		if err != nil {
-			return nil, err
-		}
+	// Distinct free ports: the config refuses two listeners on one port.
+	addrs, err := freeAddrs(len(protocols))
+	if err != nil {
+		return nil, err
+	}
+	for i, p := range protocols {
+		addr := addrs[i]
 		// Every simulated device connects from 127.0.0.1: the per-source
 		// cap is raised to the listener's, as for a fleet behind one NAT.
 		l := &config.Listener{Name: p, Protocol: p, Transport: "tcp", Address: addr,
@@ -575,12 +576,18 @@ func withHost(rawURL, hostport string) string {
 	return u.String()
 }
 
-// freeAddr returns a loopback address whose port was free a moment ago.
-func freeAddr() (string, error) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		return "", fmt.Errorf("finding a free port: %w", err)
+// freeAddrs returns n distinct free loopback addresses: all n are held
+// open together, so the kernel cannot hand the same port out twice (as
+// it may to one listener closed before the next opens).
+func freeAddrs(n int) ([]string, error) {
+	addrs := make([]string, 0, n)
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			return nil, fmt.Errorf("finding a free port: %w", err)
+		}
+		defer l.Close()
+		addrs = append(addrs, l.Addr().String())
 	}
-	defer l.Close()
-	return l.Addr().String(), nil
+	return addrs, nil
 }
