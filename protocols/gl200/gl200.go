@@ -52,7 +52,7 @@ func (*Decoder) Info() plugins.Info {
 		Name:        Name,
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: 5004,
-		Description: "Queclink @Track (GL200/GL300/GV300/GV500…): +RESP/+BUFF/+ACK text reports",
+		Description: "Queclink @Track (GL200/GL300/GV300/GV500…): +RESP/+BUFF/+ACK text reports, binary +RSP/+BSP/+EVT/+BVT position reports",
 		Options:     []plugins.Option{optAck},
 	}
 }

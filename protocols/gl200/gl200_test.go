@@ -275,7 +275,7 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, c := range []struct{ name, msg string }{{"GTFRI", friGV}, {"GTCAN", can}} {
+	for _, c := range []struct{ name, msg string }{{"GTFRI", friGV}, {"GTCAN", can}, {"binaryRSP", string(rspFRI("+RSP"))}} {
 		b.Run(c.name, func(b *testing.B) {
 			s := newSession(plugins.TCP, nil)
 			frame := []byte(c.msg)
