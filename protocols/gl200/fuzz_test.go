@@ -23,6 +23,9 @@ func seeds(f *testing.F) {
 		}
 	}
 	f.Add([]byte("+RSP\x01\x00\x00\x00\x00\x00\x0d\x00\x00"))
+	for _, b := range binarySeeds() {
+		f.Add(b)
+	}
 }
 
 // FuzzDecode: no panic, no signal with an error, every signal passes

@@ -2,8 +2,9 @@
 // series (GL200, GL300, GL500, GV55, GV65, GV200, GV300, GV350, GV500,
 // GV600, GT501, …): text reports `+RESP:GTxxx,…$`, buffered history
 // `+BUFF:GTxxx,…$` and acknowledgements `+ACK:GTxxx,…$`. The binary form
-// (`+RSP`, `+EVT`, `+BSP`, …) is framed by its length field and refused as
-// unsupported (see README).
+// is framed by its length field; its position reports (`+RSP`, `+BSP`,
+// `+EVT`, `+BVT`) are decoded after the layout Traccar reads (binary.go),
+// the other binary messages are refused as unsupported (see README).
 //
 // Layouts differ by model and firmware, so the decoder does not keep one
 // field table per report and version: it finds the GNSS blocks of a report
@@ -51,7 +52,7 @@ func (*Decoder) Info() plugins.Info {
 		Name:        Name,
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: 5004,
-		Description: "Queclink @Track (GL200/GL300/GV300/GV500…): +RESP/+BUFF/+ACK text reports",
+		Description: "Queclink @Track (GL200/GL300/GV300/GV500…): +RESP/+BUFF/+ACK text reports, binary +RSP/+BSP/+EVT/+BVT position reports",
 		Options:     []plugins.Option{optAck},
 	}
 }
@@ -252,7 +253,21 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		if err != nil {
 			return res, fmt.Errorf("decoding gl200 binary message: %w", unwrapFraming(err))
 		}
-		return res, fmt.Errorf("decoding gl200 binary message: %w: binary %s messages are framed but not decoded", plugins.ErrUnsupported, body[:4])
+		sigs, dev, err := s.decodeBinary(frame[:n], frame)
+		if dev != "" {
+			res.DeviceID = dev
+		}
+		if err == nil {
+			err = plugins.CheckSignals(sigs)
+		}
+		if err != nil {
+			return res, fmt.Errorf("decoding gl200 binary message: %w", err)
+		}
+		for i := range sigs {
+			sigs[i].Recv = recv
+		}
+		res.Signals = sigs
+		return res, nil
 	}
 	if s.cfg.Transport == plugins.UDP && body[len(body)-1] != '$' {
 		// Over TCP a line end may end a report of old firmware; a datagram

@@ -179,7 +179,7 @@ func TestRejected(t *testing.T) {
 		{"no version, no position", "+RESP:GTINF,359464030073766,8938003990320469804f,18,99,100,1,0,+2.00,0,20131018084015,00EE,0103090402$", plugins.ErrUnsupported},
 		{"NUL inside", "+RESP:GTINF,020102,1357902468\x0011220,,20090214093254,11F0$", plugins.ErrMalformed},
 		{"datagram without $", strings.TrimSuffix(hbd, "$"), plugins.ErrMalformed},
-		{"binary", "+RSP\x01\x00\x00\x00\x00\x00\x0d\x00\x00", plugins.ErrUnsupported},
+		{"binary shorter than its header", "+RSP\x01\x00\x00\x00\x00\x00\x0d\x00\x00", plugins.ErrMalformed},
 		{"binary with a wrong length", "+RSP\x01\x00\x00\x00\x00\x00\x20\x00\x00", plugins.ErrMalformed},
 	}
 	for _, tt := range tests {
@@ -264,6 +264,7 @@ func TestCorpusGolden(t *testing.T) {
 
 func TestConformance(t *testing.T) {
 	frames := [][]byte{[]byte(hbd), []byte(fri2), []byte(friGV), []byte(obd), []byte(can), []byte(inf)}
+	frames = append(frames, binarySeeds()...)
 	oversized := [][]byte{[]byte("+RSP\x01\x00\x00\x00\x00\xff\xff")}
 	t.Run("tcp", func(t *testing.T) {
 		plugintest.Run(t, &Decoder{}, plugintest.Cases{Frames: frames, Oversized: oversized, MaxFrame: 4096, Options: map[string]string{"ack": "all"}})
@@ -274,7 +275,7 @@ func TestConformance(t *testing.T) {
 }
 
 func BenchmarkDecode(b *testing.B) {
-	for _, c := range []struct{ name, msg string }{{"GTFRI", friGV}, {"GTCAN", can}} {
+	for _, c := range []struct{ name, msg string }{{"GTFRI", friGV}, {"GTCAN", can}, {"binaryRSP", string(rspFRI("+RSP"))}} {
 		b.Run(c.name, func(b *testing.B) {
 			s := newSession(plugins.TCP, nil)
 			frame := []byte(c.msg)
