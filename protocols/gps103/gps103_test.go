@@ -2,7 +2,6 @@ package gps103
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/hex"
 	"errors"
 	"flag"
@@ -17,7 +16,6 @@ import (
 
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
-	"github.com/fleetcore/fleetcore/plugins/replay"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
@@ -267,49 +265,10 @@ func TestServerTimedResend(t *testing.T) {
 }
 
 func TestGolden(t *testing.T) {
-	for _, c := range []struct {
-		in, golden string
-		hex        bool
-		ok, bad    int
-	}{
-		{"traccar.txt", "traccar.golden.jsonl", false, 55, 0},
-		{"conversation/input.hex", "conversation/expected.jsonl", true, 4, 0},
-	} {
-		t.Run(c.in, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", c.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			if err := replay.Run(&Decoder{}, bytes.NewReader(in), &out, replay.Options{Hex: c.hex, Now: func() time.Time { return recv }}); err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", c.golden)
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out.Bytes(), want) {
-				t.Errorf("replay differs from %s (check, then -update):\n%s", golden, out.String())
-			}
-			ok, bad := 0, 0
-			for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
-				if strings.Contains(line, `"error"`) {
-					bad++
-				} else if line != "" {
-					ok++
-				}
-			}
-			if ok != c.ok || bad != c.bad {
-				t.Errorf("%d signals, %d rejected frames; want %d, %d", ok, bad, c.ok, c.bad)
-			}
-		})
-	}
+	plugintest.Golden(t, &Decoder{}, recv, *update,
+		plugintest.GoldenCase{In: "traccar.txt", Golden: "traccar.golden.jsonl", Hex: false, OK: 55, Bad: 0},
+		plugintest.GoldenCase{In: "conversation/input.hex", Golden: "conversation/expected.jsonl", Hex: true, OK: 4, Bad: 0},
+	)
 }
 
 // conversation reads testdata/conversation/input.hex.

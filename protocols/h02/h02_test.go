@@ -17,7 +17,6 @@ import (
 
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/plugintest"
-	"github.com/fleetcore/fleetcore/plugins/replay"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
@@ -338,49 +337,10 @@ func equalInts(a, b []int) bool {
 }
 
 func TestCorpusGolden(t *testing.T) {
-	for _, c := range []struct {
-		in, golden string
-		hex        bool
-		ok, bad    int
-	}{
-		{"traccar-text.txt", "traccar-text.golden.jsonl", false, 72, 0},
-		{"traccar-binary.hex", "traccar-binary.golden.jsonl", true, 15, 0},
-	} {
-		t.Run(c.in, func(t *testing.T) {
-			in, err := os.ReadFile(filepath.Join("testdata", c.in))
-			if err != nil {
-				t.Fatal(err)
-			}
-			var out bytes.Buffer
-			if err := replay.Run(&Decoder{}, bytes.NewReader(in), &out, replay.Options{Hex: c.hex, Now: func() time.Time { return recv }}); err != nil {
-				t.Fatal(err)
-			}
-			golden := filepath.Join("testdata", c.golden)
-			if *update {
-				if err := os.WriteFile(golden, out.Bytes(), 0o644); err != nil {
-					t.Fatal(err)
-				}
-			}
-			want, err := os.ReadFile(golden)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !bytes.Equal(out.Bytes(), want) {
-				t.Errorf("replay differs from %s (check, then -update):\n%s", golden, out.String())
-			}
-			ok, bad := 0, 0
-			for line := range strings.SplitSeq(strings.TrimSpace(out.String()), "\n") {
-				if strings.Contains(line, `"error"`) {
-					bad++
-				} else {
-					ok++
-				}
-			}
-			if ok != c.ok || bad != c.bad {
-				t.Errorf("%d signals, %d rejected frames; want %d, %d", ok, bad, c.ok, c.bad)
-			}
-		})
-	}
+	plugintest.Golden(t, &Decoder{}, recv, *update,
+		plugintest.GoldenCase{In: "traccar-text.txt", Golden: "traccar-text.golden.jsonl", Hex: false, OK: 72, Bad: 0},
+		plugintest.GoldenCase{In: "traccar-binary.hex", Golden: "traccar-binary.golden.jsonl", Hex: true, OK: 15, Bad: 0},
+	)
 }
 
 func TestConformance(t *testing.T) {
