@@ -206,3 +206,15 @@ listener "osmand" {
 listener "jsonl" {
   address = ":5099"
 }
+
+# Meitrack MVT/T/TC/P series: $$ text and CCC/CCE binary reports, acked
+# with the record count (protocols/meitrack/README.md).
+listener "meitrack" {
+  address = ":5020"
+}
+
+listener "meitrack_udp" {
+  protocol  = "meitrack"
+  transport = "udp"
+  address   = ":5020"
+}

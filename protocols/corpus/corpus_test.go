@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"atrack", "galileo", "meiligao", "meitrack", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
+	"atrack", "galileo", "meiligao", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852
@@ -444,7 +444,7 @@ func expectedRejection(d map[string]any) (want []error, trailingOnly bool) {
 	bad := func(k string) bool { v, ok := d[k].(bool); return ok && !v }
 	crcBad := false
 	for k := range d {
-		if (k == "xor_ok" || strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok")) && bad(k) {
+		if (k == "xor_ok" || k == "sum_ok" || strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok")) && bad(k) {
 			crcBad = true
 		}
 	}
