@@ -218,3 +218,16 @@ listener "meitrack_udp" {
   transport = "udp"
   address   = ":5020"
 }
+
+# Suntech ST300/ST340/ST4xx/ST500/ST600/ST9xx/SA200: ';' text reports and
+# binary 0x81/0x82/0x02. Devices with HBM or other layout settings need
+# their options (protocols/suntech/README.md).
+listener "suntech" {
+  address = ":5011"
+}
+
+listener "suntech_udp" {
+  protocol  = "suntech"
+  transport = "udp"
+  address   = ":5011"
+}

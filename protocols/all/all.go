@@ -17,6 +17,7 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/meitrack"
 	_ "github.com/fleetcore/fleetcore/protocols/obddongle"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
+	_ "github.com/fleetcore/fleetcore/protocols/suntech"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 	_ "github.com/fleetcore/fleetcore/protocols/tk103"
 	_ "github.com/fleetcore/fleetcore/protocols/ulbotech"
