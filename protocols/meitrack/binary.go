@@ -435,7 +435,7 @@ func (p *params) variable(id uint16, b []byte) error {
 				p.attr(name, int64(level))
 			}
 		}
-	case len(b) > 0 && strings.Trim(string(b), "\xff") == "":
+	case allFF(b):
 		// 0xFF filler some firmware pads a record with: nothing to keep.
 	default:
 		// Network information (0x4B) and parameters fleetcore has no
@@ -452,4 +452,14 @@ func printable(s string) bool {
 		}
 	}
 	return true
+}
+
+// allFF reports whether b is non-empty 0xFF filler.
+func allFF(b []byte) bool {
+	for _, c := range b {
+		if c != 0xff {
+			return false
+		}
+	}
+	return len(b) > 0
 }

@@ -43,14 +43,6 @@ func one(t *testing.T, frame string, opts map[string]string) signal.Signal {
 	return res.Signals[0]
 }
 
-func unhex(t *testing.T, s string) string {
-	b, err := hex.DecodeString(s)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return string(b)
-}
-
 func near(a, b float64) bool { return math.Abs(a-b) <= 1e-6 || math.IsNaN(a) && math.IsNaN(b) }
 
 // conversation reads testdata/conversation/input.hex.
