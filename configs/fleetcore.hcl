@@ -231,3 +231,15 @@ listener "suntech_udp" {
   transport = "udp"
   address   = ":5011"
 }
+
+# Meiligao VT300/VT310/VT400/GT30/GT60/TK218: $$ + length + BCD id +
+# command + CRC-16; login and heartbeat answered.
+listener "meiligao" {
+  address = ":5009"
+}
+
+listener "meiligao_udp" {
+  protocol  = "meiligao"
+  transport = "udp"
+  address   = ":5009"
+}
