@@ -41,6 +41,10 @@ var (
 	optIncludeRPM = plugins.BoolOption{
 		Name: "include_rpm", Doc: "with hbm: the report carries the engine rpm after the ADC values",
 	}
+	optAckType = plugins.IntOption{
+		Name: "ack_type", Default: 1, Min: 0, Max: 3,
+		Doc: "the device's UDP_ACK setting: which ST300-family and compressed reports are answered <model>ACK;<id> (0x15 + id): 0 none, 1 status, events, alerts and emergencies, 2 events, alerts and emergencies, 3 emergencies only",
+	}
 	optIncludeTemp = plugins.BoolOption{
 		Name: "include_temp", Doc: "with hbm: the report carries three temperature sensors (id:value) after the driver id",
 	}
@@ -64,14 +68,14 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: DefaultPort,
 		Description: "Suntech ST300/ST340/ST4xx/ST500/ST600/ST9xx/SA200: ';' text reports ended by CR, universal masked text, binary 0x81/0x82 and compressed 0x02",
-		Options:     []plugins.Option{optHBM, optProtocolType, optIncludeADC, optIncludeRPM, optIncludeTemp},
+		Options:     []plugins.Option{optHBM, optProtocolType, optIncludeADC, optIncludeRPM, optIncludeTemp, optAckType},
 	}
 }
 
 // settings are a session's device settings.
 type settings struct {
-	hbm, protocolType int
-	adc, rpm, temp    bool
+	hbm, protocolType, ack int
+	adc, rpm, temp         bool
 }
 
 // NewSession starts a connection.
@@ -82,6 +86,7 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	return &Session{dec: d, cfg: cfg, set: settings{
 		hbm: optHBM.Get(cfg.Options), protocolType: optProtocolType.Get(cfg.Options),
 		adc: optIncludeADC.Get(cfg.Options), rpm: optIncludeRPM.Get(cfg.Options), temp: optIncludeTemp.Get(cfg.Options),
+		ack: optAckType.Get(cfg.Options),
 	}}
 }
 
@@ -223,7 +228,35 @@ func (s *Session) decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		return plugins.Result{}, nil
 	}
 	sig.Recv = recv
-	return plugins.Result{Signals: []signal.Signal{*sig}}, nil
+	return plugins.Result{Signals: []signal.Signal{*sig}, Ack: s.ack(frame, sig)}, nil
+}
+
+// ack is the answer the device's ack_type asks for: `<model>ACK;<id>` CR
+// for the ST300 family's text reports, 0x15 and the id bytes for
+// compressed ones; nil for the forms whose ack fleetcore does not know
+// (universal, ST4xx, ST9xx) and for reports the setting does not confirm.
+func (s *Session) ack(frame []byte, sig *signal.Signal) []byte {
+	typ, _ := sig.Attrs["type"].(string)
+	level := 0 // the lowest ack_type that confirms the report
+	switch typ {
+	case "STT", "02":
+		level = 1
+	case "EVT", "ALT", "UEX":
+		level = 2
+	case "EMG":
+		level = 3
+	}
+	if level == 0 || s.set.ack == 0 || s.set.ack > level {
+		return nil
+	}
+	if typ == "02" {
+		return append([]byte{0x15}, frame[4:9]...)
+	}
+	prefix, _, _ := bytes.Cut(frame, []byte(";"))
+	if len(prefix) != 8 || bytes.HasPrefix(prefix, []byte("ST4")) || bytes.HasPrefix(prefix, []byte("ST9")) {
+		return nil
+	}
+	return []byte(string(prefix[:5]) + "ACK;" + s.dev + "\r")
 }
 
 // text dispatches on the first field, as the device families differ.
