@@ -86,8 +86,8 @@ func FuzzContent(f *testing.F) {
 			}
 			return
 		}
-		if err := plugins.CheckSignals(res.Signals); err != nil && !strings.Contains(err.Error(), "domain") && !strings.Contains(err.Error(), "outside") {
-			t.Logf("record refused by Check (as the gateway would): %v", err)
-		}
+		// A record outside its field's domain is refused by CheckSignals in
+		// the gateway (the frame is quarantined): not this target's concern.
+		_ = plugins.CheckSignals(res.Signals)
 	})
 }
