@@ -70,7 +70,7 @@ func (s *Session) batchC(m message, frame []byte) ([]signal.Signal, error) {
 	r := &reader{b: m.data}
 	r.u16("CCC version")
 	size := int(r.u16("CCC record length"))
-	remaining := r.u32("CCC remaining cache")
+	r.u32("CCC remaining cache")
 	if r.err != nil {
 		return nil, r.err
 	}
@@ -117,8 +117,6 @@ func (s *Session) batchC(m message, frame []byte) ([]signal.Signal, error) {
 		}
 		setEvent(&sig, int64(event))
 		sig.SetAttr("command", "CCC")
-		sig.SetAttr("index", int64(i))
-		sig.SetAttr("remaining", int64(remaining))
 		sig.Sats = float64(sats)
 		sig.SetAttr("rssi", int64(gsm))
 		sig.Speed = float64(speed)
@@ -147,7 +145,7 @@ func (s *Session) batchC(m message, frame []byte) ([]signal.Signal, error) {
 // with 0xFE is two bytes (big-endian).
 func (s *Session) batchE(m message, frame []byte, recv time.Time) ([]signal.Signal, error) {
 	r := &reader{b: m.data}
-	remaining := r.u32("CCE remaining cache")
+	r.u32("CCE remaining cache")
 	count := int(r.u16("CCE record count"))
 	if r.err != nil {
 		return nil, r.err
@@ -205,7 +203,6 @@ func (s *Session) batchE(m message, frame []byte, recv time.Time) ([]signal.Sign
 		p.apply(&sig)
 		sig.SetAttr("command", "CCE")
 		sig.SetAttr("index", int64(index))
-		sig.SetAttr("remaining", int64(remaining))
 		sigs = append(sigs, sig)
 	}
 	if r.off != len(r.b) {

@@ -304,3 +304,28 @@ func BenchmarkDecode(b *testing.B) {
 		})
 	}
 }
+
+// TestResendInAnotherBatch: a CCC record resent in a later batch (another
+// remaining-cache count, another place in the batch) keeps its key, so the
+// store drops the copy.
+func TestResendInAnotherBatch(t *testing.T) {
+	frames := conversation(t)
+	m, err := parseEnvelope(frames[len(frames)-1])
+	if err != nil {
+		t.Fatal(err)
+	}
+	hdr, recs := m.data[:8], m.data[8:]
+	batch := func(remaining byte, rs ...[]byte) []byte {
+		data := append([]byte(nil), hdr...)
+		data[4] = remaining
+		for _, r := range rs {
+			data = append(data, r...)
+		}
+		return frame(",864606044993987,CCC," + string(data))
+	}
+	first := decode(t, batch(2, recs[:52], recs[52:]), nil).Signals[1]
+	again := decode(t, batch(7, recs[52:]), nil).Signals[0]
+	if first.Key() != again.Key() {
+		t.Errorf("resent record: key %v, first copy %v", again.Key(), first.Key())
+	}
+}
