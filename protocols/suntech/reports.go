@@ -231,8 +231,7 @@ func (s *Session) hbmFields(f *fields, sig *signal.Signal) error {
 		sig.SetAttr("battery_v", b)
 	}
 	if f.left() > 0 {
-		a, _ := f.next("archive")
-		sig.SetAttr("archive", a == "0")
+		_ = f.skip("archive") // real-time/stored flag: see README "Resends"
 	}
 	if s.set.adc {
 		for i := 1; i <= 3 && f.left() > 0; i++ {
@@ -454,8 +453,7 @@ func (s *Session) st4(v []string, frame []byte, recv time.Time) (*signal.Signal,
 		return nil, err
 	}
 	attrs["battery_v"] = bat
-	arch, _ := f.next("archive")
-	attrs["archive"] = arch == "0"
+	_ = f.skip("archive") // real-time/stored flag: see README "Resends"
 	idx, err := f.int("index")
 	if err != nil {
 		return nil, err

@@ -109,7 +109,7 @@ func TestOptionsAndFields(t *testing.T) {
 		want        map[string]any
 	}{
 		{"hbm 1: hours, battery, driver", "ST300STT;807469112;45;315;20231215;15:25:03;104147;-16.030168;-047.989150;000.000;000.00;19;1;8600;12.14;000010;1;0456;000373;4.1;1;01B54221010000;0", map[string]string{"hbm": "1"},
-			map[string]any{"engine_hours": 373.0 / 60, "battery_v": 4.1, "archive": false, "driver_id": "01B54221010000", "status": int64(1), "index": int64(456), "out1": true}},
+			map[string]any{"engine_hours": 373.0 / 60, "battery_v": 4.1, "archive": nil, "driver_id": "01B54221010000", "status": int64(1), "index": int64(456), "out1": true}},
 		{"hbm 2: serving cell, no driver", "ST300STT;007878646;40;319H;20250521;21:52:14;54728;-30.021829;-051.204818;000.000;077.61;0;0;35310247;14.33;000000;1;1306;069596;4.1;1;23675;724;5;-75;1351;1", map[string]string{"hbm": "2", "protocol_type": "1"},
 			map[string]any{"cid": int64(23675), "mcc": int64(724), "mnc": int64(5), "rssi": int64(-75), "lac": int64(1351), "driver_id": nil, "engine_hours": 69596.0 / 60}},
 		{"hbm 1 with adc, rpm and temperatures", "ST300STT;807469112;45;315;20231215;15:25:03;104147;-16.030168;-047.989150;000.000;000.00;19;1;8600;12.14;000010;1;0456;000373;4.1;1;1.5;;2.5;1800;DRV1;1;1:21.5;2:;3:-4.0", map[string]string{"hbm": "1", "include_adc": "true", "include_rpm": "true", "include_temp": "true"},
@@ -121,7 +121,7 @@ func TestOptionsAndFields(t *testing.T) {
 		{"UEX CabAVL", "ST300UEX;109003241;08;1026;20190425;17:36:04;04402;+04.722553;-074.052583;000.020;000.00;10;1;0;12.04;010000;51;CabAVL\"CabMensaje,0,58.5,-1.0,,,FinMensaje\"FinAVL\r\n;B1;0000000000;4.1;1", nil,
 			map[string]any{"fuel1": 58.5, "fuel_level": 58.5}},
 		{"universal ALT assign mask", "ALT;0840037569;FFFFFF;84;1.0.6;0;20221228;11:33:05;00004490;724;11;05D3;33;-22.845935;-46.322000;0.00;0.00;18;0;00000001;00000000;99;;;;08E3800F;4.1;12.37;0;0;0;0;4;;;;", nil,
-			map[string]any{"alert_id": int64(99), "assign1": "4.1", "assign2": "12.37", "assign28": "", "archive": true}},
+			map[string]any{"alert_id": int64(99), "assign1": "4.1", "assign2": "12.37", "assign28": "", "archive": nil}},
 		{"universal ALT sos", "ALT;0950030205;3FFFFF;95;1.0.11;0;20221017;21:41:30;02F2F402;334;20;0F1D;45;+25.791061;-100.170745;0.00;0.00;18;1;00000101;00000000;42;2;", nil,
 			map[string]any{"alarm": "sos", "input": int64(5), "ignition": true, "alert_modifier": "2"}},
 		{"command result", "ST300CMD;Res;511848119;319H;Disable1", nil, map[string]any{"result": "319H;Disable1", "time_source": "server"}},

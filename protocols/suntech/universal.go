@@ -56,11 +56,9 @@ func (s *Session) universal(typ string, v []string, frame []byte, recv time.Time
 		}
 	}
 	if bit(mask, 3) {
-		a, err := f.next("archive")
-		if err != nil {
+		if err := f.skip("archive"); err != nil { // real-time/stored flag: see README "Resends"
 			return nil, err
 		}
-		attrs["archive"] = a == "0"
 	}
 	var sig *signal.Signal
 	if bit(mask, 4) && bit(mask, 5) {
@@ -363,7 +361,7 @@ func (s *Session) binaryUniversal(frame []byte, recv time.Time) (*signal.Signal,
 		}
 	}
 	if bit(mask, 3) {
-		attrs["archive"] = r.u8("archive") == 0
+		r.u8("archive") // real-time/stored flag: see README "Resends"
 	}
 	var sig *signal.Signal
 	if bit(mask, 4) && bit(mask, 5) {
@@ -538,7 +536,7 @@ func (s *Session) compressed(frame []byte, recv time.Time) (*signal.Signal, erro
 	case 1:
 		sig.SetAttr("engine_hours", float64(r.u32("hour meter"))/60)
 		sig.SetAttr("battery_raw", int64(r.u16("battery")))
-		sig.SetAttr("archive", r.u8("archive") == 0)
+		r.u8("archive") // real-time/stored flag: see README "Resends"
 	case 2:
 		sig.SetAttr("cid", int64(r.u16("cell id")))
 		sig.SetAttr("mcc", int64(r.u16("mcc")))
