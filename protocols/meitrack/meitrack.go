@@ -33,6 +33,14 @@ var optModel = plugins.EnumOption{
 	Doc:     "device model, for the scale of the hexadecimal battery/power fields of AAA reports (auto: kept raw as battery_raw/power_raw)",
 }
 
+// optAckCCE answers CCE batches like CCC ones. Meitrack's documents found
+// describe the CCC confirmation; CCE firmware is taken to follow it (a
+// device that does not expect the reply ignores it).
+var optAckCCE = plugins.BoolOption{
+	Name: "ack_cce", Default: true,
+	Doc: "confirm CCE batches with @@…,CCE,<count>*<sum> as CCC ones are (false: CCE batches get no reply, as in Traccar)",
+}
+
 // Decoder is the Meitrack decoder; its zero value is ready to use. It is
 // shared by every session: it remembers the receive time it gave records
 // without a device time (see plugins.ServerTimes).
@@ -51,7 +59,7 @@ func (*Decoder) Info() plugins.Info {
 		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: DefaultPort,
 		Description: "Meitrack GPRS protocol: $$ text reports (AAA, AFF) and binary batches (CCC, CCE, acked with the count), byte-sum checksum",
-		Options:     []plugins.Option{optModel},
+		Options:     []plugins.Option{optModel, optAckCCE},
 	}
 }
 
@@ -60,15 +68,16 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	if cfg.MaxFrame <= 0 {
 		cfg.MaxFrame = 64 << 10
 	}
-	return &Session{dec: d, cfg: cfg, model: optModel.Get(cfg.Options)}
+	return &Session{dec: d, cfg: cfg, model: optModel.Get(cfg.Options), ackCCE: optAckCCE.Get(cfg.Options)}
 }
 
 // Session is one connection (or UDP source).
 type Session struct {
-	dec   *Decoder
-	cfg   plugins.SessionConfig
-	model string
-	dev   string
+	dec    *Decoder
+	cfg    plugins.SessionConfig
+	model  string
+	ackCCE bool
+	dev    string
 }
 
 var (
@@ -293,7 +302,9 @@ func (s *Session) decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		if sigs, err = s.batchE(m, frame, recv); err != nil {
 			return plugins.Result{}, err
 		}
-		res.Ack = ack(m.flag, m.imei, "CCE", strconv.Itoa(len(sigs)))
+		if s.ackCCE {
+			res.Ack = ack(m.flag, m.imei, "CCE", strconv.Itoa(len(sigs)))
+		}
 	case "AAC":
 		// The device asks whether the server is there; answered, nothing
 		// to store.

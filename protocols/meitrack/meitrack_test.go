@@ -150,6 +150,13 @@ func TestCCE(t *testing.T) {
 	}
 }
 
+func TestCCEWithoutAck(t *testing.T) {
+	res := decode(t, conversation(t)[1], map[string]string{"ack_cce": "false"})
+	if len(res.Signals) != 1 || res.Ack != nil {
+		t.Errorf("%d signals, ack %q", len(res.Signals), res.Ack)
+	}
+}
+
 func TestCCC(t *testing.T) {
 	frames := conversation(t)
 	res := decode(t, frames[len(frames)-1], nil)
