@@ -206,3 +206,40 @@ listener "osmand" {
 listener "jsonl" {
   address = ":5099"
 }
+
+# Meitrack MVT/T/TC/P series: $$ text and CCC/CCE binary reports, acked
+# with the record count (protocols/meitrack/README.md).
+listener "meitrack" {
+  address = ":5020"
+}
+
+listener "meitrack_udp" {
+  protocol  = "meitrack"
+  transport = "udp"
+  address   = ":5020"
+}
+
+# Suntech ST300/ST340/ST4xx/ST500/ST600/ST9xx/SA200: ';' text reports and
+# binary 0x81/0x82/0x02. Devices with HBM or other layout settings need
+# their options (protocols/suntech/README.md).
+listener "suntech" {
+  address = ":5011"
+}
+
+listener "suntech_udp" {
+  protocol  = "suntech"
+  transport = "udp"
+  address   = ":5011"
+}
+
+# Meiligao VT300/VT310/VT400/GT30/GT60/TK218: $$ + length + BCD id +
+# command + CRC-16; login and heartbeat answered.
+listener "meiligao" {
+  address = ":5009"
+}
+
+listener "meiligao_udp" {
+  protocol  = "meiligao"
+  transport = "udp"
+  address   = ":5009"
+}

@@ -171,6 +171,8 @@ func TestCodecAckMismatch(t *testing.T) {
 		{"jsonl", []byte(`{"error": "x"}` + "\n")},
 		{"jt808", jt808Message(nil, 0x8001, "356307042441013", 0, []byte{0, 9, 2, 0, 0}, false)}, // wrong serial
 		{"osmand", []byte("HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n\r\n")},
+		{"meitrack", meitrackEnvelope(nil, '@', meitrackFlag(3), []byte(",356307042441013,CCC,2"))}, // wrong count
+		{"meitrack", meitrackEnvelope(nil, '@', meitrackFlag(4), []byte(",356307042441013,CCC,1"))}, // another frame's flag
 	}
 	for _, tc := range tests {
 		t.Run(tc.proto, func(t *testing.T) {

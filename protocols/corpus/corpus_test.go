@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"atrack", "galileo", "meiligao", "meitrack", "navis", "ruptela", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
+	"atrack", "galileo", "navis", "ruptela", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852
@@ -402,14 +402,24 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 }
 
 // sessionOptions maps a capture's decoder_state to listener options:
-// modelOverride is the option "model"; other keys have no fleetcore
-// counterpart.
+// modelOverride is the option "model"; every other key is the option of
+// its snake_case name (Suntech hbm, protocolType → protocol_type, …).
+// Only options the decoder declares are handed to it.
 func sessionOptions(state map[string]any) map[string]string {
-	m, ok := state["modelOverride"].(string)
-	if !ok || m == "" {
+	out := map[string]string{}
+	for k, v := range state {
+		if k == "modelOverride" {
+			if m, ok := v.(string); ok && m != "" {
+				out["model"] = m
+			}
+			continue
+		}
+		out[snake(k)] = fmt.Sprint(v)
+	}
+	if len(out) == 0 {
 		return nil
 	}
-	return map[string]string{"model": m}
+	return out
 }
 
 func seqString(s *int) string {
@@ -444,7 +454,7 @@ func expectedRejection(d map[string]any) (want []error, trailingOnly bool) {
 	bad := func(k string) bool { v, ok := d[k].(bool); return ok && !v }
 	crcBad := false
 	for k := range d {
-		if (k == "xor_ok" || strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok")) && bad(k) {
+		if (k == "xor_ok" || k == "sum_ok" || strings.HasPrefix(k, "crc") && strings.HasSuffix(k, "_ok")) && bad(k) {
 			crcBad = true
 		}
 	}
