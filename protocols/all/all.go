@@ -6,6 +6,7 @@ package all
 
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/acme"
+	_ "github.com/fleetcore/fleetcore/protocols/atrack"
 	_ "github.com/fleetcore/fleetcore/protocols/castel"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
 	_ "github.com/fleetcore/fleetcore/protocols/galileo"

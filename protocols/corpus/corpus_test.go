@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"atrack", "meiligao", "meitrack", "navis", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
+	"meiligao", "meitrack", "navis", "suntech", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852
@@ -402,14 +402,25 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 }
 
 // sessionOptions maps a capture's decoder_state to listener options:
-// modelOverride is the option "model"; other keys have no fleetcore
-// counterpart.
+// modelOverride is the option "model"; every other key is the option of
+// its snake_case name (ATrack longDate is long_date), its value as text.
+// newSession passes a decoder only the options it declares.
 func sessionOptions(state map[string]any) map[string]string {
-	m, ok := state["modelOverride"].(string)
-	if !ok || m == "" {
-		return nil
+	var out map[string]string
+	for k, v := range state {
+		name := snake(k)
+		if k == "modelOverride" {
+			name = "model"
+		}
+		if s, ok := v.(string); ok && s == "" {
+			continue
+		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = fmt.Sprint(v)
 	}
-	return map[string]string{"model": m}
+	return out
 }
 
 func seqString(s *int) string {
