@@ -47,8 +47,11 @@ const (
 	defaultMaxFrame = 64 << 10
 	// minLength is what the length field counts at least: IMEI and command.
 	minLength = 9
-	// ackOffset is added to a command to make the server's reply command.
+	// ackOffset is added to a command to make the server's reply command
+	// (DTCs 9 → 109, identification 15 → 115, heartbeat 16 → 116).
 	ackOffset = 100
+	// cmdRecordsAck answers records and extended records alike.
+	cmdRecordsAck = 100
 )
 
 // Decoder is the Ruptela protocol. The zero value is ready to use. It is
@@ -161,7 +164,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	switch cmd {
 	case CmdRecords, CmdExtendedRecords:
 		sigs, err = s.records(cmd, data)
-		res.Ack = ack(ackOffset+CmdRecords, 1)
+		res.Ack = ack(cmdRecordsAck, 1)
 	case CmdDTCs:
 		sigs, err = s.dtcs(data)
 		res.Ack = ack(ackOffset+CmdDTCs, 1)
@@ -519,7 +522,11 @@ func (s *rec) driver(a, b int) {
 	delete(s.Attrs, ioName(a))
 	delete(s.Attrs, ioName(b))
 	raw := binary.BigEndian.AppendUint64(binary.BigEndian.AppendUint64(nil, uint64(hi)), uint64(lo))
-	if t := strings.TrimRight(string(raw), "\x00 "); printable(t) {
+	t := strings.TrimRight(string(raw), "\x00 ")
+	if t == "" {
+		return // no card
+	}
+	if printable(t) {
 		s.SetAttr("driver_id", t)
 		return
 	}
