@@ -116,6 +116,11 @@ func (s *Session) Frame(buf []byte) (int, error) {
 	}
 	total := 5 + int(binary.LittleEndian.Uint16(buf[1:])&^archiveBit)
 	if buf[0] == HeaderMain && total > 5 {
+		// An Iridium message is told apart by bytes 3–5; refuse what is
+		// too large either way before waiting for them.
+		if iri := 3 + int(binary.BigEndian.Uint16(buf[1:])); total > s.cfg.MaxFrame && iri > s.cfg.MaxFrame {
+			return 0, fmt.Errorf("framing galileo packet: %w: %d bytes (Iridium: %d), cap %d", plugins.ErrTooLarge, total, iri, s.cfg.MaxFrame)
+		}
 		if len(buf) < 6 {
 			return 0, nil
 		}
@@ -135,7 +140,7 @@ func (s *Session) Frame(buf []byte) (int, error) {
 // Decode decodes one packet.
 func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	res := plugins.Result{DeviceID: s.imei}
-	if n, err := s.Frame(frame); err != nil || n != len(frame) {
+	if n, err := s.Frame(frame); err != nil || n == 0 || n != len(frame) {
 		if err == nil {
 			err = fmt.Errorf("%w: the packet's length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
 		}
