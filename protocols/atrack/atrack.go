@@ -211,7 +211,7 @@ func indexFrom(b []byte, from int, c byte, max int) int {
 func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	res := plugins.Result{DeviceID: s.unit}
 	n, err := s.Frame(frame)
-	if err == nil && n != len(frame) {
+	if err == nil && (n == 0 || n != len(frame)) {
 		err = fmt.Errorf("%w: the frame's length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
 	}
 	if err != nil {
@@ -567,9 +567,9 @@ func customNumber(sig *signal.Signal, code string, v float64) error {
 	case "SA":
 		return canonical(sig, signal.FieldSats, code, v)
 	case "MV":
-		return canonical(sig, signal.FieldVoltage, code, v*0.1)
+		return canonical(sig, signal.FieldVoltage, code, v/10)
 	case "BV":
-		sig.SetAttr("battery_v", v*0.1)
+		sig.SetAttr("battery_v", v/10)
 	case "AT":
 		return canonical(sig, signal.FieldAlt, code, v)
 	case "RP":
@@ -587,7 +587,7 @@ func customNumber(sig *signal.Signal, code string, v float64) error {
 	case "MT":
 		sig.SetAttr("motion", v > 0)
 	case "EH":
-		sig.SetAttr("engine_hours", v*0.1)
+		sig.SetAttr("engine_hours", v/10)
 	case "HA", "HB", "HC":
 		if v > 0 {
 			sig.SetAttr("alarm", map[string]string{"HA": "acceleration", "HB": "braking", "HC": "cornering"}[code])
