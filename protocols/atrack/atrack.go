@@ -616,6 +616,16 @@ func customText(sig *signal.Signal, code, v string) {
 	sig.SetAttr(attrName(code), v)
 }
 
+// numericCode reports a code whose value is a number.
+func numericCode(code string) bool {
+	switch code {
+	case "MT", "EH", "HA", "HB", "HC":
+		return true
+	}
+	size, ok := binarySizes[code]
+	return ok && size > 0 && !textCodes[code]
+}
+
 // textCodes are the custom codes whose text values are not numbers.
 var textCodes = map[string]bool{"VN": true, "CD": true, "NC": true, "GL": true, "MA": true, "BC": true, "CM": true, "ME": true, "GN": true, "GV": true}
 
@@ -769,6 +779,13 @@ func (s *Session) textCustom(sig *signal.Signal, data string) error {
 		}
 		x, err := strconv.ParseFloat(v, 64)
 		if err != nil || math.IsNaN(x) || math.IsInf(x, 0) {
+			if !numericCode(code) {
+				// A code fleetcore does not know: kept as sent.
+				if printable(v) {
+					sig.SetAttr(attrName(code), v)
+				}
+				continue
+			}
 			return fmt.Errorf("%w: custom field %s %q", plugins.ErrMalformed, code, v)
 		}
 		if err := customNumber(sig, code, x); err != nil {

@@ -129,6 +129,17 @@ func TestTextReport(t *testing.T) {
 	if err != nil || res.Signals[0].Attrs["battery_v"] != nil {
 		t.Errorf("custom data read without the option: %v %v", err, res.Signals[0].Attrs)
 	}
+	// A code fleetcore does not know keeps its value as sent.
+	f = textReport(9, "358901048091554", "1523543713,1523543714,1523543714,16423390,48178701,109,2,6.6,9,1,43,0,3300,,2000,2000,,%CI%QQ%MV,abc,120")
+	res, err = session(map[string]string{"custom": "true"}).Decode(f, recv)
+	if err != nil || res.Signals[0].Attrs["custom_qq"] != "abc" || res.Signals[0].Voltage != 12 {
+		t.Errorf("unknown code: %v %+v", err, res.Signals)
+	}
+	// A known numeric code that does not parse is refused.
+	f = textReport(9, "358901048091554", "1523543713,1523543714,1523543714,16423390,48178701,109,2,6.6,9,1,43,0,3300,,2000,2000,,%CI%MV,abc")
+	if _, err := session(map[string]string{"custom": "true"}).Decode(f, recv); !errors.Is(err, plugins.ErrMalformed) {
+		t.Errorf("MV=abc: %v", err)
+	}
 	// With a form, the data carries values only.
 	f = textReport(8, "358901048091554", "1523543713,1523543714,1523543714,16423390,48178701,109,2,6.6,9,1,43,0,3300,,2000,2000,,131,7")
 	res, err = session(map[string]string{"form": "%MV%SA"}).Decode(f, recv)
