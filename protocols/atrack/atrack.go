@@ -104,6 +104,7 @@ type Session struct {
 var (
 	_ plugins.Session          = (*Session)(nil)
 	_ plugins.DeviceIdentifier = (*Session)(nil)
+	_ plugins.EOFFramer        = (*Session)(nil)
 )
 
 // DeviceID is the unit id of the last accepted report ("" before one).
@@ -163,6 +164,22 @@ func (s *Session) line(buf []byte) (int, error) {
 // textLen frames a text report: the length field (the third) counts the
 // bytes after its own comma, the closing CRLF included.
 func (s *Session) textLen(buf []byte) (int, error) {
+	total, err := s.textTotal(buf)
+	if err != nil || total == 0 {
+		return 0, err
+	}
+	if len(buf) < total {
+		return 0, nil
+	}
+	if buf[total-2] != '\r' || buf[total-1] != '\n' {
+		return 0, fmt.Errorf("framing atrack text report: %w: the length field does not end the report at a CRLF", plugins.ErrMalformed)
+	}
+	return total, nil
+}
+
+// textTotal reads the length a text report's header announces (0 while
+// the header is incomplete).
+func (s *Session) textTotal(buf []byte) (int, error) {
 	// prefix , crc , len ,
 	c1 := 2
 	c2 := indexFrom(buf, c1+1, ',', 8)
@@ -181,13 +198,30 @@ func (s *Session) textLen(buf []byte) (int, error) {
 	if total > s.cfg.MaxFrame {
 		return 0, fmt.Errorf("framing atrack text report: %w: %d bytes, cap %d", plugins.ErrTooLarge, total, s.cfg.MaxFrame)
 	}
-	if len(buf) < total {
-		return 0, nil
-	}
-	if total < c3+3 || buf[total-2] != '\r' || buf[total-1] != '\n' {
-		return 0, fmt.Errorf("framing atrack text report: %w: length field %d does not end the report at a CRLF", plugins.ErrMalformed, n)
+	if total < c3+3 {
+		return 0, fmt.Errorf("framing atrack text report: %w: length field %d is too short", plugins.ErrMalformed, n)
 	}
 	return total, nil
+}
+
+// FrameAtEOF takes a text report that lost its closing CRLF (a capture,
+// a log line given to `fleetcore decode`) as ended by the end of the
+// input, when its length field announces exactly those two bytes more.
+// The gateway never calls it (see plugins.EOFFramer).
+func (s *Session) FrameAtEOF(buf []byte) (int, error) {
+	if missingCRLF(s, buf) {
+		return len(buf), nil
+	}
+	return 0, nil
+}
+
+// missingCRLF reports a text report complete but for its closing CRLF.
+func missingCRLF(s *Session, b []byte) bool {
+	if len(b) < 3 || b[0] == '$' || b[0] == 0xFE || b[2] != ',' || bytes.HasSuffix(b, []byte("\r\n")) {
+		return false
+	}
+	total, err := s.textTotal(b)
+	return err == nil && total == len(b)+2
 }
 
 // needMore asks for more bytes while a field could still end within max.
@@ -210,6 +244,11 @@ func indexFrom(b []byte, from int, c byte, max int) int {
 // Decode decodes one frame.
 func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	res := plugins.Result{DeviceID: s.unit}
+	raw := frame
+	if missingCRLF(s, frame) {
+		// Framed by FrameAtEOF: the CRC covers the CRLF the input lost.
+		frame = append(frame[:len(frame):len(frame)], '\r', '\n')
+	}
 	n, err := s.Frame(frame)
 	if err == nil && (n == 0 || n != len(frame)) {
 		err = fmt.Errorf("%w: the frame's length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
@@ -219,10 +258,12 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	}
 	var sigs []signal.Signal
 	switch {
-	case frame[0] == 0xFE:
+	case frame[0] == 0xFE && frame[1] == 0x02:
 		// Keep-alive: FE 02, unit id, sequence; echoed back.
-		res.Ack = append([]byte(nil), frame...)
-		return res, nil
+		if err := s.identify(strconv.FormatUint(binary.BigEndian.Uint64(frame[2:10]), 10)); err != nil {
+			return plugins.Result{DeviceID: s.unit}, fmt.Errorf("decoding atrack keep-alive: %w", err)
+		}
+		return plugins.Result{DeviceID: s.unit, Ack: append([]byte(nil), frame...)}, nil
 	case frame[0] == '$':
 		sigs, err = s.reply(frame, recv)
 	case frame[2] == ',':
@@ -234,7 +275,7 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		return plugins.Result{DeviceID: s.unit}, fmt.Errorf("decoding atrack report: %w", err)
 	}
 	res.DeviceID = s.unit
-	raw := append([]byte(nil), frame...)
+	raw = append([]byte(nil), raw...)
 	recv = recv.UTC()
 	for i := range sigs {
 		sigs[i].DeviceID = s.unit

@@ -257,6 +257,25 @@ func TestFrame(t *testing.T) {
 	}
 }
 
+func TestMissingCRLFAtEOF(t *testing.T) {
+	f := textReport(3, "356961075931165", "1534381563,1534381564,1534381564,-88429188,44271225,70,2,200563,8,1,0,0,0,,2000,2000,")
+	cut := f[:len(f)-2]
+	s := session(nil)
+	if n, err := s.Frame(cut); n != 0 || err != nil {
+		t.Fatalf("Frame without CRLF = %d, %v; want 0 (need more)", n, err)
+	}
+	if n, err := s.FrameAtEOF(cut); n != len(cut) || err != nil {
+		t.Fatalf("FrameAtEOF = %d, %v; want %d", n, err, len(cut))
+	}
+	if n, _ := s.FrameAtEOF(cut[:len(cut)-1]); n != 0 {
+		t.Errorf("FrameAtEOF took a report missing more than its CRLF")
+	}
+	res, err := s.Decode(cut, recv)
+	if err != nil || len(res.Signals) != 1 || string(res.Signals[0].Frame) != string(cut) {
+		t.Fatalf("Decode without CRLF: %v, %+v", err, res.Signals)
+	}
+}
+
 func TestGolden(t *testing.T) {
 	plugintest.Golden(t, &Decoder{}, recv, *update,
 		plugintest.GoldenCase{In: "conversation/input.hex", Golden: "conversation/expected.jsonl", Hex: true, OK: 7, Bad: 0},
