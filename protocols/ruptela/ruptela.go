@@ -93,6 +93,7 @@ type Session struct {
 	cfg  plugins.SessionConfig
 	log  hclog.Logger
 	imei string // the last device the allow-list accepted
+	id   uint64 // its IMEI as sent
 }
 
 var (
@@ -149,14 +150,16 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	if got := CRC16(body); got != want {
 		return res, fmt.Errorf("decoding ruptela packet: %w: CRC-16/Kermit is 0x%04x, packet says 0x%04x", plugins.ErrChecksum, got, want)
 	}
-	imei := fmt.Sprintf("%015d", binary.BigEndian.Uint64(body))
-	if imei != s.imei {
+	id := binary.BigEndian.Uint64(body)
+	if id != s.id || s.imei == "" {
+		imei := fmt.Sprintf("%015d", id)
 		if s.cfg.AllowDevice != nil && !s.cfg.AllowDevice(imei) {
 			s.log.Info("device refused", "imei", imei, "remote", s.cfg.RemoteAddr)
 			return plugins.Result{DeviceID: imei}, fmt.Errorf("decoding ruptela packet: %w: IMEI %s", plugins.ErrUnauthorized, imei)
 		}
-		s.imei = imei
+		s.imei, s.id = imei, id
 	}
+	imei := s.imei
 	res.DeviceID = imei
 	cmd := body[8]
 	data := body[9:]
