@@ -19,6 +19,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/protocols/obd2"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
@@ -602,8 +603,29 @@ func canonical(sig *signal.Signal, f signal.Field, code string, v float64) error
 	return nil
 }
 
+// obdCodes are the custom codes that carry an OBD-II PID's value in the
+// PID's unit (the AX7/AK11 OBD readings): they go through protocols/obd2
+// like every decoder's PIDs (canonical field, or the PID's attr name).
+var obdCodes = map[string]byte{
+	"RP": obd2.PIDRPM, "ET": obd2.PIDCoolant, "FL": obd2.PIDFuelLevel, "EL": obd2.PIDEngineLoad,
+	"TR": obd2.PIDThrottle, "IA": 0x0F, "MP": 0x0B,
+}
+
 // customNumber stores one numeric custom field.
 func customNumber(sig *signal.Signal, code string, v float64) error {
+	if pid, ok := obdCodes[code]; ok {
+		if p, known := obd2.Lookup(pid); known {
+			if d, ok := signal.DomainOf(p.Field); ok && !d.Contains(v) {
+				return fmt.Errorf("%w: custom field %s gives %s %v, outside %v..%v", plugins.ErrMalformed, code, p.Field, v, d.Min, d.Max)
+			}
+		}
+		val, err := obd2.Scaled(pid, v)
+		if err != nil {
+			return fmt.Errorf("%w: custom field %s: %w", plugins.ErrMalformed, code, err)
+		}
+		val.Apply(sig)
+		return nil
+	}
 	switch code {
 	case "SA":
 		return canonical(sig, signal.FieldSats, code, v)
@@ -613,16 +635,6 @@ func customNumber(sig *signal.Signal, code string, v float64) error {
 		sig.SetAttr("battery_v", v/10)
 	case "AT":
 		return canonical(sig, signal.FieldAlt, code, v)
-	case "RP":
-		return canonical(sig, signal.FieldRPM, code, v)
-	case "TR":
-		return canonical(sig, signal.FieldThrottle, code, v)
-	case "ET":
-		return canonical(sig, signal.FieldCoolant, code, v)
-	case "FL":
-		return canonical(sig, signal.FieldFuel, code, v)
-	case "EL":
-		return canonical(sig, signal.FieldEngineLoad, code, v)
 	case "DT":
 		sig.SetAttr("archive", v == 1)
 	case "MT":
