@@ -222,3 +222,9 @@ listener "galileo" {
 listener "atrack" {
   address = ":5044"
 }
+
+listener "atrack_udp" {
+  protocol  = "atrack"
+  transport = "udp"
+  address   = ":5044"
+}

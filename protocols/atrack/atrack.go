@@ -68,7 +68,7 @@ func init() { plugins.Register(&Decoder{}) }
 func (*Decoder) Info() plugins.Info {
 	return plugins.Info{
 		Name:        Name,
-		Transports:  []plugins.Transport{plugins.TCP},
+		Transports:  []plugins.Transport{plugins.TCP, plugins.UDP},
 		DefaultPort: DefaultPort,
 		Description: "ATrack: binary @P reports (CRC-16/ARC, acked FE 02 + id + sequence), text @P reports, custom %CI formats, $INFO/$OK replies",
 		Options:     []plugins.Option{optCustom, optForm, optLongDate},
@@ -91,7 +91,8 @@ func (d *Decoder) NewSession(cfg plugins.SessionConfig) plugins.Session {
 	return s
 }
 
-// Session is one TCP connection.
+// Session is one TCP connection or one UDP source (a datagram holds one
+// frame).
 type Session struct {
 	dec      *Decoder
 	cfg      plugins.SessionConfig
@@ -250,12 +251,13 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 		// Framed by FrameAtEOF: the CRC covers the CRLF the input lost.
 		frame = append(frame[:len(frame):len(frame)], '\r', '\n')
 	}
+	// The frame is checked as Frame checks it (its error names that step).
 	n, err := s.Frame(frame)
-	if err == nil && (n == 0 || n != len(frame)) {
-		err = fmt.Errorf("%w: the frame's length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
-	}
 	if err != nil {
-		return res, fmt.Errorf("decoding atrack frame: %w", err)
+		return res, err
+	}
+	if n == 0 || n != len(frame) {
+		return res, fmt.Errorf("decoding atrack frame: %w: its length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
 	}
 	var sigs []signal.Signal
 	switch {

@@ -296,6 +296,10 @@ func TestConformanceCustom(t *testing.T) {
 	})
 }
 
+func TestConformanceUDP(t *testing.T) {
+	plugintest.Run(t, &Decoder{}, plugintest.Cases{Frames: conversation(t), Transport: plugins.UDP})
+}
+
 func TestRegistered(t *testing.T) {
 	if d, ok := plugins.Decoders.Lookup(Name); !ok || d.Info().DefaultPort != DefaultPort {
 		t.Fatal("atrack not registered")

@@ -140,11 +140,13 @@ func (s *Session) Frame(buf []byte) (int, error) {
 // Decode decodes one packet.
 func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	res := plugins.Result{DeviceID: s.imei}
-	if n, err := s.Frame(frame); err != nil || n == 0 || n != len(frame) {
-		if err == nil {
-			err = fmt.Errorf("%w: the packet's length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
-		}
-		return res, fmt.Errorf("decoding galileo packet: %w", err)
+	// The packet is checked as Frame checks it (its error names that step).
+	n, err := s.Frame(frame)
+	if err != nil {
+		return res, err
+	}
+	if n == 0 || n != len(frame) {
+		return res, fmt.Errorf("decoding galileo packet: %w: its length says %d bytes, it has %d", plugins.ErrMalformed, n, len(frame))
 	}
 	if iridium(frame) {
 		sig, err := s.iridium(frame[3:])
@@ -163,7 +165,6 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	archive := binary.LittleEndian.Uint16(frame[1:])&archiveBit != 0
 	data := body[3:]
 	var sigs []signal.Signal
-	var err error
 	switch frame[0] {
 	case HeaderMain:
 		sigs, err = s.tagPacket(data, frame, recv)
