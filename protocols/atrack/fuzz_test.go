@@ -8,7 +8,8 @@ import (
 )
 
 // FuzzSession feeds arbitrary bytes through a session's framer and
-// decoder (standard and custom formats), seeded with the captures.
+// decoder (standard and custom formats), and as one UDP datagram,
+// seeded with the captures.
 func FuzzSession(f *testing.F) {
 	for _, c := range append(conversation(f), readHex(f, "testdata/custom/input.hex")...) {
 		f.Add(c)
@@ -34,6 +35,15 @@ func FuzzSession(f *testing.F) {
 					}
 				}
 				b = b[n:]
+			}
+		}
+		// UDP: the whole input is one datagram.
+		res, err := (&Decoder{}).NewSession(plugins.SessionConfig{Transport: plugins.UDP, MaxFrame: 4096}).Decode(data, recv)
+		if err == nil {
+			for _, sg := range res.Signals {
+				if sg.DeviceID == "" || sg.Protocol != Name || len(sg.Frame) != len(data) {
+					t.Fatalf("incomplete datagram signal %+v", sg)
+				}
 			}
 		}
 	})
