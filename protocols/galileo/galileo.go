@@ -330,7 +330,6 @@ var tagLen = func() (t [256]int) {
 	set(3, 0x80, 0x81, 0x82, 0x83, 0x84, 0x85, 0x86, 0x87)
 	set(3, 0x5d, 0x63, 0x64, 0x65, 0x66, 0x67, 0x68, 0x69, 0x6a, 0x6b, 0x6c, 0x6d, 0x6e, 0x6f, 0xfa)
 	set(4, 0x20, 0x33, 0x44, 0x47, 0x5a, 0x90, 0xc0, 0xc1, 0xc2, 0xc3, 0xd3, 0xd4, 0xe0)
-	set(7, 0x5b)
 	set(8, 0xfd)
 	set(9, 0x30)
 	set(68, 0x5c)
@@ -481,6 +480,13 @@ func decodeTag(rc *record, r *reader, tag byte) error {
 		sig.SetAttr("rs232_"+strconv.Itoa(int(tag-0x58)), int64(u))
 	case tag >= 0x60 && tag <= 0x62:
 		sig.SetAttr("fuel_sensor"+strconv.Itoa(int(tag-0x60)), int64(u))
+	case tag >= 0x63 && tag <= 0x6f:
+		// RS-485 level sensors 3–15: level, then temperature (°C, signed).
+		n := strconv.Itoa(int(tag - 0x60))
+		sig.SetAttr("fuel_sensor"+n, int64(binary.LittleEndian.Uint16(v)))
+		sig.SetAttr("fuel_sensor"+n+"_temp", int64(int8(v[2])))
+	case tag >= 0x8a && tag <= 0x8c:
+		sig.SetAttr("fuel_sensor"+strconv.Itoa(int(tag-0x8a))+"_temp", int64(int8(v[0])))
 	case tag >= 0x70 && tag <= 0x77:
 		// Thermometer: id byte, then the temperature in °C (signed).
 		sig.SetAttr("temp"+strconv.Itoa(int(tag-0x70)), int64(int8(v[1])))
