@@ -170,6 +170,23 @@ func TestFMSValues(t *testing.T) {
 	}
 }
 
+func TestNoFix(t *testing.T) {
+	// lon/lat 0x80000000: Ruptela's "no fix"; the position stays absent.
+	r := binary.BigEndian.AppendUint32(nil, 1700000000)
+	r = append(r, 0, 0)
+	r = append(r, 0x80, 0, 0, 0, 0x80, 0, 0, 0)
+	r = append(r, 0, 0, 0, 0, 0, 0, 0, 0) // alt, course, sats, speed, hdop
+	r = append(r, 1, 0, 0, 0, 0)          // event, no IOs
+	res, err := session(t).Decode(packet(1, CmdRecords, append([]byte{0, 1}, r...)), recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := res.Signals[0]
+	if v, known := g.Valid.Bool(); !known || v || !math.IsNaN(g.Lat) || !math.IsNaN(g.Lon) || !math.IsNaN(g.Speed) || !math.IsNaN(g.Sats) {
+		t.Errorf("no-fix record: valid %v, %v,%v speed %v sats %v", g.Valid, g.Lat, g.Lon, g.Speed, g.Sats)
+	}
+}
+
 func TestDTCs(t *testing.T) {
 	var d []byte
 	d = append(d, 2)
