@@ -1,6 +1,6 @@
 // Package loadgen simulates fleets of tracking devices speaking the real
-// device protocols (Teltonika and GT06 over TCP, OsmAnd over HTTP, jsonl
-// over TCP) over real sockets, for `fleetcore simulate` and the benchmark
+// device protocols (Teltonika, GT06 and Ruptela over TCP, OsmAnd over
+// HTTP, jsonl over TCP) over real sockets, for `fleetcore simulate` and the benchmark
 // suite.
 //
 // Each simulated device has its own IMEI, record rate and records per

@@ -6,8 +6,10 @@ package all
 
 import (
 	_ "github.com/fleetcore/fleetcore/protocols/acme"
+	_ "github.com/fleetcore/fleetcore/protocols/atrack"
 	_ "github.com/fleetcore/fleetcore/protocols/castel"
 	_ "github.com/fleetcore/fleetcore/protocols/freematics"
+	_ "github.com/fleetcore/fleetcore/protocols/galileo"
 	_ "github.com/fleetcore/fleetcore/protocols/gl200"
 	_ "github.com/fleetcore/fleetcore/protocols/gps103"
 	_ "github.com/fleetcore/fleetcore/protocols/gt06"
@@ -19,6 +21,7 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/obddongle"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/suntech"
+	_ "github.com/fleetcore/fleetcore/protocols/ruptela"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
 	_ "github.com/fleetcore/fleetcore/protocols/tk103"
 	_ "github.com/fleetcore/fleetcore/protocols/ulbotech"

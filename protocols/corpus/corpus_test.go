@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"atrack", "galileo", "navis", "ruptela", "watch", "wialon", // traccar-frames-2.jsonl
+	"navis", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852
@@ -403,21 +403,22 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 
 // sessionOptions maps a capture's decoder_state to listener options:
 // modelOverride is the option "model"; every other key is the option of
-// its snake_case name (Suntech hbm, protocolType → protocol_type, …).
-// Only options the decoder declares are handed to it.
+// its snake_case name (ATrack longDate is long_date), its value as text.
+// newSession passes a decoder only the options it declares.
 func sessionOptions(state map[string]any) map[string]string {
-	out := map[string]string{}
+	var out map[string]string
 	for k, v := range state {
+		name := snake(k)
 		if k == "modelOverride" {
-			if m, ok := v.(string); ok && m != "" {
-				out["model"] = m
-			}
+			name = "model"
+		}
+		if s, ok := v.(string); ok && s == "" {
 			continue
 		}
-		out[snake(k)] = fmt.Sprint(v)
-	}
-	if len(out) == 0 {
-		return nil
+		if out == nil {
+			out = map[string]string{}
+		}
+		out[name] = fmt.Sprint(v)
 	}
 	return out
 }
