@@ -35,13 +35,13 @@ func TestEachCorpus(t *testing.T) {
 	}
 	in := strings.Join([]string{
 		corpusRow("acme", "A", "m1", "hex", acmeHello, `,"transport":"tcp","direction":"device_to_server"`), // 1
-		corpusRow("gt06", "G", "m1", "hex", "78780d01", ""),                                                  // 2: another protocol
-		corpusRow("acme", "A", "m1", "hex", acmeBatch, ""),                                                   // 3: after the hello
-		corpusRow("acme", "A", "m1", "hex", "ac3e0181", `,"direction":"server_to_device"`),                   // 4: not a device frame
-		corpusRow("acme", "A", "split", "hex", acmeHello+"ac3e", `,"check":"frame_split"`),                   // 5: framing case
-		corpusRow("acme", "A", "m2", "hex", acmeBatch, ""),                                                   // 6: new method, no hello
-		corpusRow("acme", "A", "m3", "hex", acmeHeartbeat, `,"transport":"udp"`),                             // 7: acme is TCP only
-		`{"protocol":"acme","encoding":"base64","payload":"x"}`,                                              // 8
+		corpusRow("gt06", "G", "m1", "hex", "78780d01", ""),                                                 // 2: another protocol
+		corpusRow("acme", "A", "m1", "hex", acmeBatch, ""),                                                  // 3: after the hello
+		corpusRow("acme", "A", "m1", "hex", "ac3e0181", `,"direction":"server_to_device"`),                  // 4: not a device frame
+		corpusRow("acme", "A", "split", "hex", acmeHello+"ac3e", `,"check":"frame_split"`),                  // 5: framing case
+		corpusRow("acme", "A", "m2", "hex", acmeBatch, ""),                                                  // 6: new method, no hello
+		corpusRow("acme", "A", "m3", "hex", acmeHeartbeat, `,"transport":"udp"`),                            // 7: acme is TCP only
+		`{"protocol":"acme","encoding":"base64","payload":"x"}`,                                             // 8
 		`not json`, // 9
 		corpusRow("acme", "A", "m4", "hex", "zz", ""), // 10
 	}, "\n")
