@@ -231,6 +231,11 @@ func TestIntegrationTeltonikaAckAfterCommitNoDuplicates(t *testing.T) {
 	if n := query(t, db, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != 1 {
 		t.Fatalf("raw frame stored %d times, want once", n)
 	}
+	// Every row records the built-in decoder's version: the build's
+	// (node.WithBuildVersion; "dev" for a node made without it).
+	if n := query(t, db, "SELECT count(*) FROM signals WHERE decoder_version = 'builtin:dev'"); n != 3 {
+		t.Fatalf("%d rows with decoder_version builtin:dev, want 3", n)
+	}
 }
 
 func errorsDeadline() error { return osErrDeadline }
