@@ -489,22 +489,22 @@ func (m *Module) input(inst *instance, size int) ([]byte, *Error, bool) {
 }
 
 // guestMessage reads fc_error's message after a negative fc_frame ("" when
-// the guest has no fc_error or it fails).
-func (m *Module) guestMessage(inst *instance) (string, bool) {
+// the guest has no fc_error). A failing fc_error is an *Error.
+func (m *Module) guestMessage(inst *instance) (string, *Error) {
 	if inst.errFn == nil {
-		return "", true
+		return "", nil
 	}
 	expired, err := inst.call(inst.errFn, m.host.cfg.Budget)
 	if err != nil || expired {
-		return "", false
+		return "", m.classify(inst, expired, "fc_error", err)
 	}
 	ptr, n := uint32(inst.stack[0]>>32), uint32(inst.stack[0])
 	n = min(n, maxMessageBytes)
 	b, ok := inst.mem.Read(ptr, n)
 	if !ok || n == 0 {
-		return "", true
+		return "", nil
 	}
-	return sanitize(b), true
+	return sanitize(b), nil
 }
 
 // sanitize makes a guest message safe to log and store: valid UTF-8, no

@@ -174,17 +174,22 @@ func (s *Session) Frame(buf []byte) (int, error) {
 	if err := m.enter(); err != nil {
 		return 0, err
 	}
-	defer m.leave()
+	n, err := s.frame(m, buf)
+	m.leave()
+	// After leave: the failure callback may close the module.
+	m.record(true, err)
+	return n, err
+}
+
+func (s *Session) frame(m *Module, buf []byte) (int, error) {
 	inst, err := m.acquire()
 	if err != nil {
-		m.record(true, err)
 		return 0, err
 	}
 	in := s.input(buf, 0)
 	view, e, dead := m.input(inst, in.Size())
 	if e != nil {
 		m.finish(inst, dead || e.Kind != KindABI)
-		m.record(true, e)
 		return 0, e
 	}
 	putInput(view, &in)
@@ -194,37 +199,28 @@ func (s *Session) Frame(buf []byte) (int, error) {
 	if err != nil || expired {
 		e := m.classify(inst, expired, "fc_frame", err)
 		m.discard(inst)
-		m.record(true, e)
 		return 0, e
 	}
 	n := api.DecodeI32(inst.stack[0])
 	switch {
 	case n >= 0 && int(n) <= len(buf):
 		m.release(inst)
-		m.record(true, nil)
 		return int(n), nil
 	case n > 0:
 		m.release(inst)
-		e := m.errorf(KindABI, "fc_frame returned %d for %d bytes", n, len(buf))
-		m.record(true, e)
-		return 0, e
+		return 0, m.errorf(KindABI, "fc_frame returned %d for %d bytes", n, len(buf))
 	}
 	sentinel := sentinelOf(n)
 	if sentinel == nil {
 		m.release(inst)
-		e := m.errorf(KindABI, "fc_frame returned %d: want ≥ 0 or an error code -1..-6", n)
-		m.record(true, e)
-		return 0, e
+		return 0, m.errorf(KindABI, "fc_frame returned %d: want ≥ 0 or an error code -1..-6", n)
 	}
-	msg, ok := m.guestMessage(inst)
-	if !ok {
-		e := m.errorf(KindTimeout, "fc_error ran longer than %v or trapped", m.host.cfg.Budget)
+	msg, e := m.guestMessage(inst)
+	if e != nil {
 		m.discard(inst)
-		m.record(true, e)
 		return 0, e
 	}
 	m.release(inst)
-	m.record(true, nil)
 	if msg == "" {
 		return 0, fmt.Errorf("framing %s data: %w", m.meta.Name, sentinel)
 	}
@@ -248,8 +244,8 @@ func (s *Session) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	if err := m.enter(); err != nil {
 		return plugins.Result{DeviceID: s.device}, err
 	}
-	defer m.leave()
 	res, err := s.decode(m, frame, recv)
+	m.leave()
 	m.record(false, err)
 	return res, err
 }
