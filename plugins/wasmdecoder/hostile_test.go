@@ -167,7 +167,9 @@ func goodOutput() []byte {
 	return out{nrec: 1, device: []byte("dev1"), ack: []byte("OK"), state: []byte("s1"), flags: FlagState, recs: position().bytes()}.bytes()
 }
 
-func attrBool(name string) []byte { return append([]byte{3, byte(len(name))}, append([]byte(name), 1)...) }
+func attrBool(name string) []byte {
+	return append([]byte{3, byte(len(name))}, append([]byte(name), 1)...)
+}
 
 // loadGuest assembles and loads g.
 func loadGuest(t *testing.T, h *Host, g guest) (*Module, error) {
