@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/tetratelabs/wazero/api"
 
@@ -70,7 +71,7 @@ func TestABIWorkedExample(t *testing.T) {
 	wantOut := docBlock(t, doc, "<!-- output:acme_wat -->", true)
 	wantSig := docBlock(t, doc, "<!-- signal:acme_wat -->", false)
 
-	m := load(t, newHost(t, Config{}), examplePath, exampleWasm(t))
+	m := load(t, newHost(t, Config{Budget: testBudget}), examplePath, exampleWasm(t))
 	sess := m.NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 65536}).(*Session)
 	if _, err := sess.Decode(mustHex(t, helloHex), recvT); err != nil {
 		t.Fatal(err)
@@ -86,13 +87,13 @@ func TestABIWorkedExample(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	view, e, _ := m.input(inst, len(wantIn))
+	view, e, _ := m.input(inst, len(wantIn), time.Second)
 	if e != nil {
 		t.Fatal(e)
 	}
 	copy(view, wantIn)
 	inst.stack[0], inst.stack[1] = api.EncodeU32(inst.bufPtr), api.EncodeU32(uint32(len(wantIn)))
-	if _, err := inst.call(inst.decode, m.host.cfg.Budget); err != nil {
+	if _, err := inst.call(inst.decode, time.Second); err != nil {
 		t.Fatal(err)
 	}
 	ptr, n := uint32(inst.stack[0]>>32), uint32(inst.stack[0])
