@@ -255,9 +255,9 @@ func decodersInspect(ctx context.Context, args []string) int {
 // returns the load error (after the file's size and hash) when the module
 // is refused.
 func inspectDecoder(ctx context.Context, path string, out io.Writer) error {
-	wasm, err := os.ReadFile(path)
+	wasm, err := readDecoderFile(path)
 	if err != nil {
-		return fmt.Errorf("reading decoder: %w", err)
+		return err
 	}
 	w := &errWriter{w: out}
 	sum := sha256Hex(wasm)

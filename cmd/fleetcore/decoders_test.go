@@ -227,6 +227,13 @@ func TestDecodeWASM(t *testing.T) {
 	failing := writeWASM(t, dir, "failing.wasm", acmeVariant(t, func(m string) string {
 		return strings.Replace(m, `"ack_hex":"ac3e01830000907e"`, `"ack_hex":"ac3e01830000907f"`, 1)
 	}, ""))
+	huge := filepath.Join(dir, "huge.wasm")
+	if err := os.WriteFile(huge, []byte("\x00asm"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(huge, maxDecoderFile+1); err != nil { // sparse
+		t.Fatal(err)
+	}
 	hello := "ac3e0101000f3335363330373034323434313031332898\n"
 	for _, tc := range []struct {
 		name string
@@ -237,6 +244,7 @@ func TestDecodeWASM(t *testing.T) {
 		{"decodes", []string{"-wasm", wasm, "-hex"}, 0, ""},
 		{"options_declared", []string{"-wasm", wasm, "-hex", "-options", "ack=false"}, 0, ""},
 		{"missing_file", []string{"-wasm", filepath.Join(dir, "none.wasm"), "-hex"}, 1, "decode: reading decoder: open "},
+		{"too_large", []string{"-wasm", huge, "-hex"}, 1, "huge.wasm: larger than 67108864 bytes"},
 		{"not_wasm", []string{"-wasm", junk, "-hex"}, 1, "junk.wasm"},
 		{"self_test_fails", []string{"-wasm", failing, "-hex"}, 1, `self-test: 1 of 3 tests failed: test "hello, batch, heartbeat, bad CRC"`},
 		{"both", []string{"-wasm", wasm, "-protocol", "acme", "-hex"}, 2, "-protocol and -wasm exclude each other"},

@@ -4,6 +4,7 @@ import (
 	"context"
 	"flag"
 	"fmt"
+	"io"
 	"os"
 	"sort"
 	"strings"
@@ -135,9 +136,9 @@ type wasmTool struct {
 // ("" = none). A module never disables itself here: a tool reports every
 // frame.
 func loadWASM(ctx context.Context, path, cacheDir string) (*wasmTool, error) {
-	wasm, err := os.ReadFile(path)
+	wasm, err := readDecoderFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading decoder: %w", err)
+		return nil, err
 	}
 	host, err := wasmdecoder.NewHost(wasmdecoder.Config{CacheDir: cacheDir, MaxFailures: 1 << 30, Logger: hclog.NewNullLogger()})
 	if err != nil {
@@ -150,6 +151,31 @@ func loadWASM(ctx context.Context, path, cacheDir string) (*wasmTool, error) {
 		return nil, err
 	}
 	return &wasmTool{host: host, mod: mod, loadTime: time.Since(start)}, nil
+}
+
+// maxDecoderFile caps a decoder module the tools read, as the server's
+// decoder folder does (64 MiB; real decoders are tens of KiB to a few MiB).
+const maxDecoderFile = 64 << 20
+
+// readDecoderFile reads a module, refusing one over maxDecoderFile unread.
+func readDecoderFile(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading decoder: %w", err)
+	}
+	defer f.Close()
+	if st, err := f.Stat(); err == nil && st.Size() > maxDecoderFile {
+		return nil, fmt.Errorf("reading decoder %s: larger than %d bytes (%d)", path, maxDecoderFile, st.Size())
+	}
+	// A file that grows while it is read is cut here.
+	b, err := io.ReadAll(io.LimitReader(f, maxDecoderFile+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading decoder %s: %w", path, err)
+	}
+	if len(b) > maxDecoderFile {
+		return nil, fmt.Errorf("reading decoder %s: larger than %d bytes", path, maxDecoderFile)
+	}
+	return b, nil
 }
 
 func (w *wasmTool) close(ctx context.Context) {
