@@ -145,8 +145,6 @@ func classify(r *replay.LineResult) decoderTestLine {
 		l.Status, l.Error = testSkipped, err.Error()
 	case errors.Is(err, wasmdecoder.ErrGuest), errors.Is(err, wasmdecoder.ErrDisabled), errors.Is(err, wasmdecoder.ErrClosed):
 		l.Status, l.Kind, l.Error = testGuestFailed, wasmdecoder.KindOf(err).String(), err.Error()
-	case errors.Is(err, plugins.ErrPanic):
-		l.Status, l.Kind, l.Error = testGuestFailed, "panic", err.Error()
 	default:
 		l.Status, l.Kind, l.Error = testRejected, rejectionKind(err), err.Error()
 		if l.Kind == "" {

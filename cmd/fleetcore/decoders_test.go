@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -13,6 +14,10 @@ import (
 	"testing"
 
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
+	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/plugins/replay"
+	"github.com/fleetcore/fleetcore/plugins/wasmdecoder"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 // acmeWAT is the WAT worked example of the decoder ABI: ACME AT-1 (the
@@ -418,5 +423,30 @@ func TestDecodersList(t *testing.T) {
 	}
 	if code, _ := runCaptured(t, "decoders", "list"); code != 2 {
 		t.Errorf("no -dir: exit code %d, want 2", code)
+	}
+}
+
+// TestClassify: the status and kind of a line from what replay made of it
+// (the errors a WASM session returns, and one that breaks the decoder
+// contract by wrapping no sentinel).
+func TestClassify(t *testing.T) {
+	guest := &wasmdecoder.Error{Decoder: "x", Kind: wasmdecoder.KindTimeout, Err: fmt.Errorf("%w: %w", wasmdecoder.ErrGuest, wasmdecoder.ErrTimeout)}
+	for _, tc := range []struct {
+		err          error
+		status, kind string
+	}{
+		{nil, testDecoded, ""},
+		{fmt.Errorf("decoding x frame: %w: bad", plugins.ErrChecksum), testRejected, "checksum"},
+		{fmt.Errorf("%w: record 0: %w: lat 91 outside", plugins.ErrMalformed, signal.ErrInvalid), testRejected, "invalid_record"},
+		{fmt.Errorf("decoding x frame: %w", plugins.ErrTooLarge), testRejected, "too_large"},
+		{guest, testGuestFailed, "timeout"},
+		{&wasmdecoder.Error{Kind: wasmdecoder.KindDisabled, Err: wasmdecoder.ErrDisabled}, testGuestFailed, "disabled"},
+		{errors.New("something else"), testGuestFailed, "no_sentinel"},
+		{fmt.Errorf("wrapped: %w", replay.ErrNoFrame), testSkipped, ""},
+	} {
+		l := classify(&replay.LineResult{Line: 3, Err: tc.err})
+		if l.Status != tc.status || l.Kind != tc.kind || l.Frame != 3 || (tc.err != nil) != (l.Error != "") {
+			t.Errorf("%v: %+v, want status %s kind %q", tc.err, l, tc.status, tc.kind)
+		}
 	}
 }
