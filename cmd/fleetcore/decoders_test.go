@@ -361,7 +361,7 @@ func TestDecodersInspect(t *testing.T) {
 		t.Fatalf("exit code %d:\n%s", code, out)
 	}
 	for _, s := range []string{
-		"size:          3", "sha256:        ", "compile:       ", "(cold, no cache)", "memory:        2 pages (128 KiB)",
+		"size:          ", " bytes\nsha256:        ", "compile:       ", "(cold, no cache)", "memory:        2 pages (128 KiB)",
 		"imports:       (none)", "fc_decode(i32, i32) -> (i64)", "memory (memory)",
 		"name:          acme_wat", "version:       1.0.0+sha256:", "(meta 1.0.0;", "transports:    tcp", "default port:  5201",
 		"state:         version 1, at most 15 bytes per connection",
