@@ -262,7 +262,7 @@ func inspectDecoder(ctx context.Context, path string, out io.Writer) error {
 	w.printf("file:          %s\n", path)
 	w.printf("size:          %d bytes\n", len(wasm))
 	w.printf("sha256:        %s\n", sum)
-	t, err := loadWASM(ctx, path, "")
+	t, err := loadWASMBytes(ctx, path, wasm, "")
 	if err != nil {
 		w.printf("status:        refused\n")
 		w.printf("error:         %v\n", err)

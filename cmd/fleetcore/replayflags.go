@@ -140,6 +140,11 @@ func loadWASM(ctx context.Context, path, cacheDir string) (*wasmTool, error) {
 	if err != nil {
 		return nil, err
 	}
+	return loadWASMBytes(ctx, path, wasm, cacheDir)
+}
+
+// loadWASMBytes is loadWASM of bytes already read from path.
+func loadWASMBytes(ctx context.Context, path string, wasm []byte, cacheDir string) (*wasmTool, error) {
 	host, err := wasmdecoder.NewHost(wasmdecoder.Config{CacheDir: cacheDir, MaxFailures: 1 << 30, Logger: hclog.NewNullLogger()})
 	if err != nil {
 		return nil, err
