@@ -101,11 +101,13 @@ type decoderTestLine struct {
 	// Kind names the refusal (rejected: malformed, checksum, too_large,
 	// unauthorized, no_device, unsupported, invalid_record) or the guest's
 	// failure (guest_failed: trap, timeout, memory, abi, …).
-	Kind    string          `json:"kind,omitempty"`
-	Error   string          `json:"error,omitempty"`
-	Device  string          `json:"device,omitempty"`   // the session's device id after the line
-	AcksHex []string        `json:"acks_hex,omitempty"` // the acks written for the line's frames
-	Signals []fcsignal.JSON `json:"signals,omitempty"`
+	Kind    string   `json:"kind,omitempty"`
+	Error   string   `json:"error,omitempty"`
+	Device  string   `json:"device,omitempty"`   // the session's device id after the line
+	AcksHex []string `json:"acks_hex,omitempty"` // the acks written for the line's frames
+	// RejectHex is the reply written before the close on a rejected frame.
+	RejectHex string          `json:"reject_hex,omitempty"`
+	Signals   []fcsignal.JSON `json:"signals,omitempty"`
 }
 
 // rejectionKind names the plugins sentinel a refusal wraps, as the ABI's
@@ -138,6 +140,9 @@ func classify(r *replay.LineResult) decoderTestLine {
 	}
 	for i := range r.Signals {
 		l.Signals = append(l.Signals, r.Signals[i].ToJSON())
+	}
+	if len(r.Reject) > 0 {
+		l.RejectHex = hex.EncodeToString(r.Reject)
 	}
 	switch err := r.Err; {
 	case err == nil:

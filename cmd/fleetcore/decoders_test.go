@@ -444,8 +444,8 @@ func TestClassify(t *testing.T) {
 		{errors.New("something else"), testGuestFailed, "no_sentinel"},
 		{fmt.Errorf("wrapped: %w", replay.ErrNoFrame), testSkipped, ""},
 	} {
-		l := classify(&replay.LineResult{Line: 3, Err: tc.err})
-		if l.Status != tc.status || l.Kind != tc.kind || l.Frame != 3 || (tc.err != nil) != (l.Error != "") {
+		l := classify(&replay.LineResult{Line: 3, Err: tc.err, Reject: []byte{0xab}})
+		if l.Status != tc.status || l.Kind != tc.kind || l.Frame != 3 || (tc.err != nil) != (l.Error != "") || l.RejectHex != "ab" {
 			t.Errorf("%v: %+v, want status %s kind %q", tc.err, l, tc.status, tc.kind)
 		}
 	}

@@ -194,3 +194,43 @@ func FuzzEachCorpus(f *testing.F) {
 		}
 	})
 }
+
+// nakDecoder refuses every frame and replies NAK, as a Rejecter.
+type nakDecoder struct{}
+
+func (nakDecoder) Info() plugins.Info {
+	return plugins.Info{Name: "nak", Transports: []plugins.Transport{plugins.TCP}}
+}
+func (nakDecoder) NewSession(plugins.SessionConfig) plugins.Session { return nakSession{} }
+
+type nakSession struct{}
+
+func (nakSession) Frame(b []byte) (int, error) { return len(b), nil }
+func (nakSession) Decode([]byte, time.Time) (plugins.Result, error) {
+	return plugins.Result{}, fmt.Errorf("decoding nak frame: %w", plugins.ErrChecksum)
+}
+func (nakSession) Reject(err error) []byte { return []byte("NAK " + err.Error()) }
+
+// TestEachReject: a rejected line carries the reply the gateway would
+// write before the close; a decoded one none.
+func TestEachReject(t *testing.T) {
+	var got []string
+	if _, err := replay.Each(nakDecoder{}, strings.NewReader("x\n"), replay.Options{}, func(r *replay.LineResult) error {
+		got = append(got, string(r.Reject))
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 1 || got[0] != "NAK decoding nak frame: checksum mismatch" {
+		t.Errorf("reject replies %q", got)
+	}
+	dec, _ := plugins.Decoders.Lookup("acme")
+	if _, err := replay.Each(dec, strings.NewReader(acmeHello+"\n"), replay.Options{Hex: true}, func(r *replay.LineResult) error {
+		if r.Err != nil || r.Reject != nil {
+			t.Errorf("decoded line: err %v, reject %q", r.Err, r.Reject)
+		}
+		return nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+}

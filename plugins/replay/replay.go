@@ -184,6 +184,9 @@ type LineResult struct {
 	Signals   []signal.Signal   // the records of the line's frames before any error
 	Acks      [][]byte          // the acks of those frames, in order (empty acks left out)
 	Device    string            // the session's device id after the line (plugins.DeviceIdentifier)
+	// Reject is the reply the gateway would write before closing the
+	// connection on the rejected frame (plugins.Rejecter; nil for none).
+	Reject []byte
 	// Err is why the line's (last) frame was rejected, or wraps ErrNoFrame
 	// when the line held no frame.
 	Err error
@@ -274,6 +277,9 @@ func Each(dec plugins.Decoder, in io.Reader, o Options, fn func(*LineResult) err
 			r.Signals, r.Acks, r.Err = FrameAcks(sess, r.Transport, r.Data, o.Now().UTC())
 			if di, ok := sess.(plugins.DeviceIdentifier); ok {
 				r.Device = di.DeviceID()
+			}
+			if rj, ok := sess.(plugins.Rejecter); ok && r.Err != nil {
+				r.Reject = bytes.Clone(rj.Reject(r.Err))
 			}
 		} else {
 			r.Data = nil
