@@ -67,7 +67,7 @@ func TestDecode(t *testing.T) {
 		{name: "truncated_binary_frame", args: []string{"-protocol", "gt06", "-hex"}, in: "78780d01\n",
 			code: 1, has: []string{`"error":"malformed frame: truncated frame (4 bytes left)"`}, lacks: []string{"framing:"}, outLines: 1},
 		{name: "missing_protocol", args: nil, in: jsonlGood,
-			code: 2, has: []string{"fleetcore: decode: -protocol is required (known: ", "jsonl"}, lacks: []string{`unknown protocol ""`}, outLines: -1},
+			code: 2, has: []string{"fleetcore: decode: -protocol or -wasm is required (known protocols: ", "jsonl"}, lacks: []string{`unknown protocol ""`}, outLines: -1},
 		{name: "unknown_protocol", args: []string{"-protocol", "teltonka"}, in: jsonlGood,
 			code: 2, has: []string{`unknown protocol "teltonka" (known: `}, outLines: -1},
 	} {
@@ -153,6 +153,11 @@ func TestHelp(t *testing.T) {
 		{[]string{"rules", "inspect", "-h"}, []string{"Usage: fleetcore rules inspect RULE.wasm"}, []string{"Flags:"}},
 		{[]string{"decode", "-h"}, []string{"Flags:", "-protocol", "Exit status: 0 when every input line"}, nil},
 		{[]string{"rules", "test", "-h"}, []string{"Flags:", "-input", "Exit status: 0 when the rule judged"}, nil},
+		{[]string{"decode", "-h"}, []string{"-wasm", "-corpus", "-options", "-now", "the -wasm module did not load"}, nil},
+		{[]string{"decoders", "-h"}, []string{"test DECODER.wasm [-input CAPTURE]", "inspect DECODER.wasm", "list -dir DIR"}, nil},
+		{[]string{"decoders", "test", "-h"}, []string{"Flags:", "-input", "-corpus", "-options", "Exit status: 0 when the module loaded"}, nil},
+		{[]string{"decoders", "inspect", "-h"}, []string{"Usage: fleetcore decoders inspect DECODER.wasm"}, []string{"Flags:"}},
+		{[]string{"decoders", "list", "-h"}, []string{"-dir", "Exit status: 0 when every .wasm file"}, nil},
 	} {
 		t.Run(strings.Join(tc.args, "_"), func(t *testing.T) {
 			code, out := runCaptured(t, tc.args...)

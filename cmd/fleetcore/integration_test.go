@@ -58,7 +58,7 @@ type harness struct {
 	done   chan error
 }
 
-func startNode(t *testing.T, dbURL string, mutate func(*config.Config)) *harness {
+func startNode(t *testing.T, dbURL string, mutate func(*config.Config), opts ...node.Option) *harness {
 	t.Helper()
 	src := `
 database { url = "` + dbURL + `" }
@@ -81,7 +81,7 @@ listener "teltonika" {
 	if mutate != nil {
 		mutate(cfg)
 	}
-	n := node.New(cfg, plugins.Decoders, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}))
+	n := node.New(cfg, plugins.Decoders, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}), opts...)
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, dbURL: dbURL, cancel: cancel, done: make(chan error, 1)}
 	go func() { h.done <- n.Run(ctx) }()
@@ -178,7 +178,7 @@ func (d *device) closed(wait time.Duration) bool {
 func TestIntegrationTeltonikaAckAfterCommitNoDuplicates(t *testing.T) {
 	testenv.Integration(t)
 	db := testenv.Database(t)
-	h := startNode(t, db, nil)
+	h := startNode(t, db, nil, node.WithBuildVersion("v1.2.3-test"))
 	dev := dial(t, h.addr, "356307042441013")
 	base := time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC)
 	frame := codec8(base, base.Add(time.Second), base.Add(2*time.Second))
@@ -230,6 +230,11 @@ func TestIntegrationTeltonikaAckAfterCommitNoDuplicates(t *testing.T) {
 	}
 	if n := query(t, db, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != 1 {
 		t.Fatalf("raw frame stored %d times, want once", n)
+	}
+	// Every row records the built-in decoder's version: the build's
+	// (node.WithBuildVersion, which serve passes; "dev" without it).
+	if n := query(t, db, "SELECT count(*) FROM signals WHERE decoder_version = 'builtin:v1.2.3-test'"); n != 3 {
+		t.Fatalf("%d rows with decoder_version builtin:v1.2.3-test, want 3", n)
 	}
 }
 

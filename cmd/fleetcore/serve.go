@@ -27,7 +27,7 @@ func serveCmd(args []string) int {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := node.New(cfg, plugins.Decoders, log).Run(ctx); err != nil {
+	if err := node.New(cfg, plugins.Decoders, log, node.WithBuildVersion(version)).Run(ctx); err != nil {
 		log.Error("fleetcore stopped", "error", redact(cfg, err))
 		return 1
 	}

@@ -178,10 +178,13 @@ func TestIntegrationAPI(t *testing.T) {
 		t.Fatalf("first signal page: %d signals, cursor %q", len(sp.Signals), sp.Next)
 	}
 	first := sp.Signals[0]
-	for _, k := range []string{"id", "device_id", "ts", "recv", "lat", "lon", "speed", "sats", "valid", "protocol", "path"} {
+	for _, k := range []string{"id", "device_id", "ts", "recv", "lat", "lon", "speed", "sats", "valid", "protocol", "path", "decoder_version"} {
 		if _, ok := first[k]; !ok {
 			t.Fatalf("signal lacks %q: %v", k, first)
 		}
+	}
+	if v := first["decoder_version"]; v != "builtin:test" {
+		t.Fatalf("decoder_version %v, want the stored builtin:test", v)
 	}
 	n, next := len(sp.Signals), sp.Next
 	sp.Signals, sp.Next = nil, ""

@@ -445,7 +445,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		args = append(args, ct, cid)
 	}
 	rows, err := s.deps.DB.Query(r.Context(), `SELECT id, device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid,
-		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path
+		rpm, coolant, fuel, voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, coalesce(decoder_version, '')
 		FROM signals WHERE device_id = $1 AND ts >= $2 AND ts < $3 `+where+` ORDER BY ts, id LIMIT $4`, args...)
 	if err != nil {
 		s.fail(w, fmt.Errorf("listing signals: %w", err))
@@ -460,7 +460,7 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 		var valid *bool
 		var attrs map[string]any
 		if err := rows.Scan(&rid, &sig.DeviceID, &sig.TS, &sig.Recv, &f[0], &f[1], &f[2], &f[3], &f[4], &f[5], &f[6], &valid,
-			&f[7], &f[8], &f[9], &f[10], &f[11], &f[12], &f[13], &sig.DTCs, &attrs, &sig.Protocol, &sig.Path); err != nil {
+			&f[7], &f[8], &f[9], &f[10], &f[11], &f[12], &f[13], &sig.DTCs, &attrs, &sig.Protocol, &sig.Path, &sig.DecoderVersion); err != nil {
 			s.fail(w, fmt.Errorf("listing signals: %w", err))
 			return
 		}

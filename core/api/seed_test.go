@@ -86,6 +86,7 @@ func seedFleet(t *testing.T) *seeded {
 			}
 			s := signal.New(d.id, ts)
 			s.Recv, s.Protocol, s.Path = ts.Add(3*time.Second), "teltonika", signal.PathDirect
+			s.DecoderVersion = "builtin:test"
 			s.Lat, s.Lon, s.Valid, s.Speed, s.Sats = 54.68+float64(i)*1e-4, 25.28, signal.True, 42, 9
 			if d.mod != nil && !d.mod(i, &s) {
 				continue

@@ -245,14 +245,22 @@ func (cn *tcpConn) ackPending() bool {
 	return true
 }
 
-// stampSignals sets the receive time and, where the decoder left it
-// empty, the protocol of a frame's signals, and counts them.
+// stampSignals sets the receive time and, where the decoder left them
+// empty, the protocol and the decoder version of a frame's signals, and
+// counts them.
 func (g *Gateway) stampSignals(l *listener, ps *ProtocolStats, sigs []signal.Signal, recv time.Time) {
+	version := ""
 	for i := range sigs {
 		s := &sigs[i]
 		s.Recv = recv
 		if s.Protocol == "" {
 			s.Protocol = l.info.Name
+		}
+		if s.DecoderVersion == "" {
+			if version == "" {
+				version = g.decoderVersion(l.dec)
+			}
+			s.DecoderVersion = version
 		}
 	}
 	ps.Signals.Add(uint64(len(sigs)))

@@ -71,6 +71,9 @@ type Gateway struct {
 
 	stats  Stats
 	limits Limits
+	// builtinVersion is the decoder version of built-in decoders
+	// (WithBuildVersion).
+	builtinVersion string
 
 	refusedLog logLimiter // connections refused over a cap
 	budgetLog  logLimiter // connections closed over the buffer budget
@@ -134,6 +137,7 @@ func (s *Stats) Protocols(fn func(name string, ps *ProtocolStats)) {
 func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection), opts ...Option) *Gateway {
 	g := &Gateway{log: log, ingest: in, reject: reject, conns: map[net.Conn]struct{}{}}
 	g.limits = Limits{MaxConnections: DefaultMaxConnections, MaxBufferedBytes: DefaultMaxBufferedBytes}
+	g.builtinVersion = builtinVersion(DefaultBuildVersion)
 	for _, o := range opts {
 		o(g)
 	}

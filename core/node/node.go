@@ -46,6 +46,8 @@ type Node struct {
 	ready    chan struct{}
 	// spoolFS replaces the spool's file system (WithSpoolFS).
 	spoolFS spool.FS
+	// buildVersion is the fleetcore version (WithBuildVersion).
+	buildVersion string
 
 	// The stages, set in Run before Ready.
 	st      *store.Store
@@ -80,6 +82,11 @@ type Node struct {
 
 // Option changes how New prepares a node.
 type Option func(*Node)
+
+// WithBuildVersion sets the fleetcore build version, recorded as
+// "builtin:<version>" on the signals of built-in decoders
+// (gateway.WithBuildVersion).
+func WithBuildVersion(version string) Option { return func(n *Node) { n.buildVersion = version } }
 
 // WithSpoolFS replaces the spool's file system (tests inject faults such
 // as a full disk).
@@ -265,7 +272,7 @@ func (n *Node) Run(ctx context.Context) error {
 	defer stopQuarantine()
 	n.gw = gateway.New(n.log.Named("gateway"), n.batcher, n.reject, gateway.WithLimits(gateway.Limits{
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
-	}))
+	}), gateway.WithBuildVersion(n.buildVersion))
 	for _, p := range plans {
 		addr, err := n.gw.Listen(p.listenerConfig(), p.dec)
 		if err != nil {

@@ -121,6 +121,11 @@ func appendCopyRow(b []byte, s *signal.Signal, recv time.Time, hash int64, fr fr
 	} else {
 		b = appendNull(b)
 	}
+	if s.DecoderVersion != "" {
+		b = appendText(b, s.DecoderVersion)
+	} else {
+		b = appendNull(b)
+	}
 	return b
 }
 

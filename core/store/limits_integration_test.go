@@ -48,6 +48,7 @@ func atEveryCap() signal.Signal {
 	s := signal.New(fill(signal.MaxDeviceIDBytes), signal.EndTime.Add(-time.Microsecond))
 	s.Recv = signal.EndTime.Add(-time.Microsecond)
 	s.Protocol = fill(signal.MaxProtocolBytes)
+	s.DecoderVersion = fill(signal.MaxDecoderVersionBytes)
 	s.Path = signal.PathFailover
 	s.Valid = signal.True
 	for f := signal.FieldLat; f <= signal.FieldThrottle; f++ {
@@ -132,6 +133,10 @@ var beyond = map[string][]past{
 	"valid":    {{func(s *signal.Signal) { s.Valid = 3 }, "valid is 3"}},
 	"protocol": {{func(s *signal.Signal) { s.Protocol += "x" }, "protocol of 65 bytes exceeds 64"}},
 	"path":     {{func(s *signal.Signal) { s.Path = "failover2" }, "path \"failover2\" is not"}},
+	"decoder_version": {
+		{func(s *signal.Signal) { s.DecoderVersion += "x" }, "decoder_version of 129 bytes exceeds 128"},
+		{func(s *signal.Signal) { s.DecoderVersion = "1.0\x00" }, "decoder_version \"1.0\\x00\" contains a NUL character"},
+	},
 	"dtcs": {
 		{func(s *signal.Signal) { s.DTCs = append(s.DTCs, "P0301") }, "257 dtcs exceed 256"},
 		{func(s *signal.Signal) { s.DTCs[0] += "x" }, "dtcs[0] of 33 bytes exceeds 32"},
@@ -225,19 +230,20 @@ func TestIntegrationLimitsCoverTheSchema(t *testing.T) {
 	if res.Inserted != 2 {
 		t.Fatalf("stored %+v, want 2 inserted", res)
 	}
-	var devLen, protoLen, dtcs, keys, frameLen int
+	var devLen, protoLen, dtcs, keys, frameLen, verLen int
 	var lat, ts float64
 	err = st.Pool().QueryRow(ctx, `SELECT octet_length(device_id), octet_length(protocol), cardinality(dtcs),
-		(SELECT count(*) FROM jsonb_object_keys(attrs)), octet_length(frame), lat, extract(epoch FROM ts)
-		FROM signals WHERE device_id = $1`, top.DeviceID).Scan(&devLen, &protoLen, &dtcs, &keys, &frameLen, &lat, &ts)
+		(SELECT count(*) FROM jsonb_object_keys(attrs)), octet_length(frame), lat, extract(epoch FROM ts),
+		octet_length(decoder_version)
+		FROM signals WHERE device_id = $1`, top.DeviceID).Scan(&devLen, &protoLen, &dtcs, &keys, &frameLen, &lat, &ts, &verLen)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if devLen != signal.MaxDeviceIDBytes || protoLen != signal.MaxProtocolBytes || dtcs != signal.MaxDTCs ||
 		keys != signal.MaxAttrs || frameLen != signal.MaxFrameBytes || lat != 90 ||
-		ts != float64(signal.EndTime.Add(-time.Microsecond).UnixMicro())/1e6 {
-		t.Fatalf("stored device_id %d B, protocol %d B, %d dtcs, %d attrs, frame %d B, lat %g, ts %f: not the record at the caps",
-			devLen, protoLen, dtcs, keys, frameLen, lat, ts)
+		ts != float64(signal.EndTime.Add(-time.Microsecond).UnixMicro())/1e6 || verLen != signal.MaxDecoderVersionBytes {
+		t.Fatalf("stored device_id %d B, protocol %d B, %d dtcs, %d attrs, frame %d B, lat %g, ts %f, decoder_version %d B: not the record at the caps",
+			devLen, protoLen, dtcs, keys, frameLen, lat, ts, verLen)
 	}
 
 	// One step past: refused by Check, naming the column.

@@ -90,7 +90,7 @@ func (s *Store) MigrateAll(ctx context.Context) ([]int, error) {
 var SignalColumns = []string{
 	"device_id", "ts", "recv", "lat", "lon", "alt", "speed", "heading", "sats", "hdop", "valid",
 	"rpm", "coolant", "fuel", "voltage", "odometer", "engine_load", "throttle",
-	"dtcs", "attrs", "protocol", "path", "record_hash", "frame_hash", "frame",
+	"dtcs", "attrs", "protocol", "path", "record_hash", "frame_hash", "frame", "decoder_version",
 }
 
 // copyBufs recycles COPY buffers between batches.
@@ -137,6 +137,10 @@ func signalRow(s *signal.Signal, frameHash, frame any) []any {
 	if len(s.Attrs) > 0 {
 		attrs = attrsJSON(s.Attrs)
 	}
+	var decoderVersion any
+	if s.DecoderVersion != "" {
+		decoderVersion = s.DecoderVersion
+	}
 	recv := s.Recv
 	if recv.IsZero() {
 		recv = time.Now()
@@ -147,6 +151,6 @@ func signalRow(s *signal.Signal, frameHash, frame any) []any {
 		nullable(s.Sats), nullable(s.HDOP), valid,
 		nullable(s.RPM), nullable(s.Coolant), nullable(s.Fuel), nullable(s.Voltage), nullable(s.Odometer),
 		nullable(s.EngineLoad), nullable(s.Throttle),
-		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), frameHash, frame,
+		dtcs, attrs, s.Protocol, s.Path, s.RecordHash(), frameHash, frame, decoderVersion,
 	}
 }

@@ -285,11 +285,15 @@ func TestIntegrationBinaryCopyStoresWhatRowsDoes(t *testing.T) {
 			s.Protocol = "žemė"
 		case 5:
 			s.TS = time.Date(1969, 12, 31, 23, 59, 59, 500, time.FixedZone("x", -7*3600)) // before 1970, sub-µs
+		case 6:
+			s.DecoderVersion = "1.2.0+sha256:abcdef123456"
+		case 7:
+			s.DecoderVersion = "builtin:žemė"
 		}
 		batch = append(batch, s)
 	}
 	const cols = `device_id, ts, recv, lat, lon, alt, speed, heading, sats, hdop, valid, rpm, coolant, fuel,
-		voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, record_hash, frame_hash, frame`
+		voltage, odometer, engine_load, throttle, dtcs, attrs, protocol, path, record_hash, frame_hash, frame, decoder_version`
 	read := func() []string {
 		rows, err := st.Pool().Query(ctx, `SELECT row_to_json(x)::text FROM (SELECT `+cols+` FROM signals) x ORDER BY 1`)
 		if err != nil {
@@ -332,5 +336,13 @@ func TestIntegrationBinaryCopyStoresWhatRowsDoes(t *testing.T) {
 	}
 	if n := count(t, st, "SELECT count(*) FROM signals WHERE frame IS NOT NULL"); n != len(frames) {
 		t.Fatalf("%d frames stored, want %d: each once", n, len(frames))
+	}
+	// An empty decoder version is unknown: NULL, as in rows from before
+	// migration 0008.
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE decoder_version IS NOT NULL"); n != 10 {
+		t.Fatalf("%d rows with a decoder version, want 10 (i%%8 = 6 or 7)", n)
+	}
+	if n := count(t, st, "SELECT count(*) FROM signals WHERE decoder_version = ''"); n != 0 {
+		t.Fatalf("%d rows with an empty decoder version, want 0: empty is NULL", n)
 	}
 }

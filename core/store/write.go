@@ -599,7 +599,8 @@ func (w *batchWrite) insertIdempotent(ctx context.Context, tx pgx.Tx, rows [][]a
 		heading double precision, sats double precision, hdop double precision, valid boolean,
 		rpm double precision, coolant double precision, fuel double precision, voltage double precision,
 		odometer double precision, engine_load double precision, throttle double precision,
-		dtcs text[], attrs jsonb, protocol text, path text, record_hash bigint, frame_hash bigint, frame bytea
+		dtcs text[], attrs jsonb, protocol text, path text, record_hash bigint, frame_hash bigint, frame bytea,
+		decoder_version text
 	) ON COMMIT DELETE ROWS`); err != nil {
 		return 0, -1, fmt.Errorf("creating staging table: %w", err)
 	}

@@ -7,6 +7,7 @@ import (
 	"bytes"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -26,6 +27,30 @@ type Options struct {
 	Options   map[string]string // listener options for the session
 	// Now returns the receive time of each frame (default time.Now).
 	Now func() time.Time
+	// Corpus: each line is a row of a capture corpus (the format of
+	// shared/testdata/traccar-frames*.jsonl, see CorpusRow) instead of a
+	// frame; Hex and Transport are then taken from the row. Only the rows
+	// of CorpusProtocol (default: the decoder's name) are replayed; the
+	// others, server-to-device rows and framing-only cases (check
+	// frame_split, encoder_output) are skipped like comment lines.
+	Corpus         bool
+	CorpusProtocol string
+}
+
+// ErrNoFrame is wrapped by the error of an input line that holds no frame
+// to decode: text that is not hex in Hex mode, a corpus row that cannot be
+// read, or one that came over a transport the decoder does not support.
+var ErrNoFrame = errors.New("no frame on the line")
+
+// noFrameError is a line without a frame: its text is the reason alone
+// (what `fleetcore decode` prints), and it wraps ErrNoFrame.
+type noFrameError struct{ msg string }
+
+func (e *noFrameError) Error() string { return e.msg }
+func (e *noFrameError) Unwrap() error { return ErrNoFrame }
+
+func noFrame(format string, args ...any) error {
+	return &noFrameError{msg: fmt.Sprintf(format, args...)}
 }
 
 // Output is one line `fleetcore decode` prints: a decoded signal with the
@@ -59,28 +84,42 @@ func (o Output) MarshalJSON() ([]byte, error) {
 // record the gateway would refuse is an error here too, and none of its
 // records are returned. The records of the frames before an error are.
 func Frame(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time) ([]signal.Signal, error) {
-	h := &collector{sess: sess, recv: recv}
+	sigs, _, err := run(sess, tr, data, recv, false)
+	return sigs, err
+}
+
+// FrameAcks is Frame that also returns the acks the frames of data
+// produced, in order (an empty ack writes nothing and is left out).
+func FrameAcks(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time) ([]signal.Signal, [][]byte, error) {
+	return run(sess, tr, data, recv, true)
+}
+
+func run(sess plugins.Session, tr plugins.Transport, data []byte, recv time.Time, acks bool) ([]signal.Signal, [][]byte, error) {
+	h := &collector{sess: sess, recv: recv, acks: acks}
+	var err error
 	if tr == plugins.UDP {
-		_, err := h.Frame(data)
-		return h.sigs, err
+		_, err = h.Frame(data)
+		return h.sigs, h.ackList, err
 	}
 	fr := plugins.NewFramer(plugins.FramerConfigFor(sess, len(data), true))
 	defer fr.Close()
 	if err := fr.Run(bytes.NewReader(data), h); err != nil {
-		return h.sigs, err
+		return h.sigs, h.ackList, err
 	}
 	if n := fr.Buffered(); n > 0 {
-		return h.sigs, fmt.Errorf("%w: truncated frame (%d bytes left)", plugins.ErrMalformed, n)
+		return h.sigs, h.ackList, fmt.Errorf("%w: truncated frame (%d bytes left)", plugins.ErrMalformed, n)
 	}
-	return h.sigs, nil
+	return h.sigs, h.ackList, nil
 }
 
 // collector is Frame's frame handler: it decodes each frame and keeps its
-// records.
+// records (and, with acks, its acks).
 type collector struct {
-	sess plugins.Session
-	recv time.Time
-	sigs []signal.Signal
+	sess    plugins.Session
+	recv    time.Time
+	sigs    []signal.Signal
+	acks    bool
+	ackList [][]byte
 }
 
 func (c *collector) Frame(frame []byte) (bool, error) {
@@ -92,6 +131,9 @@ func (c *collector) Frame(frame []byte) (bool, error) {
 		return false, err
 	}
 	c.sigs = append(c.sigs, res.Signals...)
+	if c.acks && len(res.Ack) > 0 {
+		c.ackList = append(c.ackList, bytes.Clone(res.Ack))
+	}
 	return false, nil
 }
 
@@ -118,6 +160,45 @@ func Run(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) error {
 // ends its last frame where the protocol allows (see Frame). The error is
 // a reading or writing failure, not a rejected frame.
 func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summary, error) {
+	enc := json.NewEncoder(out)
+	return Each(dec, in, o, func(r *LineResult) error {
+		for i := range r.Signals {
+			if err := enc.Encode(Output{Frame: r.Line, Signal: &r.Signals[i]}); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+		}
+		if r.Err != nil {
+			if err := enc.Encode(Output{Frame: r.Line, Error: r.Err.Error()}); err != nil {
+				return fmt.Errorf("writing output: %w", err)
+			}
+		}
+		return nil
+	})
+}
+
+// LineResult is what one input line holding a frame made.
+type LineResult struct {
+	Line      int               // the input line number (from 1)
+	Data      []byte            // the line's bytes (nil when it held no frame)
+	Transport plugins.Transport // how the bytes were fed
+	Signals   []signal.Signal   // the records of the line's frames before any error
+	Acks      [][]byte          // the acks of those frames, in order (empty acks left out)
+	Device    string            // the session's device id after the line (plugins.DeviceIdentifier)
+	// Reject is the reply the gateway would write before closing the
+	// connection on the rejected frame (plugins.Rejecter; nil for none).
+	Reject []byte
+	// Err is why the line's (last) frame was rejected, or wraps ErrNoFrame
+	// when the line held no frame.
+	Err error
+}
+
+// Each reads one frame per line from in, as Decode does, runs it through
+// one decoder session (in Corpus mode: one per Traccar test method and
+// transport, with the row's decoder_state options the decoder declares) and
+// calls fn with what it made. An error from fn stops the replay and is
+// returned; other errors are reading failures or listener options the
+// decoder refuses.
+func Each(dec plugins.Decoder, in io.Reader, o Options, fn func(*LineResult) error) (Summary, error) {
 	var sum Summary
 	if o.Transport == "" {
 		o.Transport = plugins.TCP
@@ -128,14 +209,20 @@ func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summar
 	if o.Now == nil {
 		o.Now = time.Now
 	}
+	if o.CorpusProtocol == "" {
+		o.CorpusProtocol = dec.Info().Name
+	}
 	opts, err := plugins.DecodeOptions(dec, o.Options)
 	if err != nil {
 		return sum, fmt.Errorf("decoding listener options: %w", err)
 	}
-	sess := dec.NewSession(plugins.SessionConfig{Transport: o.Transport, MaxFrame: o.MaxFrame, Options: opts, Logger: hclog.NewNullLogger()})
+	newSession := func(tr plugins.Transport, opts plugins.Options) plugins.Session {
+		return dec.NewSession(plugins.SessionConfig{Transport: tr, MaxFrame: o.MaxFrame, Options: opts, Logger: hclog.NewNullLogger()})
+	}
+	sess := newSession(o.Transport, opts)
+	var group corpusGroup // the corpus session's test method, transport and options
 	sc := bufio.NewScanner(in)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
-	enc := json.NewEncoder(out)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -143,33 +230,66 @@ func Decode(dec plugins.Decoder, in io.Reader, out io.Writer, o Options) (Summar
 		if strings.TrimSpace(text) == "" || strings.HasPrefix(text, "#") {
 			continue
 		}
-		sum.Frames++
-		var data []byte
-		if o.Hex {
-			b, err := hex.DecodeString(strings.TrimSpace(text))
-			if err != nil {
-				sum.Rejected++
-				if err := enc.Encode(Output{Frame: line, Error: fmt.Sprintf("decoding hex: %v", err)}); err != nil {
-					return sum, fmt.Errorf("writing output: %w", err)
-				}
+		r := &LineResult{Line: line, Transport: o.Transport}
+		hexIn := o.Hex
+		if o.Corpus {
+			row, err := ParseCorpusRow([]byte(text))
+			switch {
+			case err != nil:
+				r.Err = err
+			case row.Protocol != o.CorpusProtocol || !row.Decodable():
 				continue
+			default:
+				tr, ok := row.TransportFor(dec.Info().Transports)
+				if !ok {
+					r.Err = noFrame("the capture came over %s, %s supports %v", row.Transport, dec.Info().Name, dec.Info().Transports)
+					break
+				}
+				g := corpusGroup{class: row.TestClass, method: row.TestMethod, tr: tr, opts: row.Options(dec, o.Options), set: true}
+				if !group.same(g) {
+					gopts, err := plugins.DecodeOptions(dec, g.opts)
+					if err != nil {
+						r.Err = noFrame("corpus row's decoder_state: %v", err)
+						break
+					}
+					group = g
+					sess = newSession(tr, gopts)
+				}
+				r.Transport = tr
+				text, hexIn = row.Payload, row.Encoding == "hex"
 			}
-			data = b
+		}
+		sum.Frames++
+		if r.Err == nil {
+			if hexIn {
+				b, err := hex.DecodeString(strings.TrimSpace(text))
+				if err != nil {
+					r.Err = noFrame("decoding hex: %v", err)
+				}
+				r.Data = b
+			} else if o.Corpus {
+				r.Data = []byte(text) // a corpus payload is the exact string
+			} else {
+				r.Data = []byte(unescape(text))
+			}
+		}
+		if r.Err == nil {
+			r.Signals, r.Acks, r.Err = FrameAcks(sess, r.Transport, r.Data, o.Now().UTC())
+			if di, ok := sess.(plugins.DeviceIdentifier); ok {
+				r.Device = di.DeviceID()
+			}
+			if rj, ok := sess.(plugins.Rejecter); ok && r.Err != nil {
+				r.Reject = bytes.Clone(rj.Reject(r.Err))
+			}
 		} else {
-			data = []byte(unescape(text))
+			r.Data = nil
 		}
-		sigs, err := Frame(sess, o.Transport, data, o.Now().UTC())
-		sum.Signals += len(sigs)
-		for i := range sigs {
-			if err := enc.Encode(Output{Frame: line, Signal: &sigs[i]}); err != nil {
-				return sum, fmt.Errorf("writing output: %w", err)
-			}
-		}
-		if err != nil {
+		sum.Signals += len(r.Signals)
+		if r.Err != nil {
 			sum.Rejected++
-			if err := enc.Encode(Output{Frame: line, Error: err.Error()}); err != nil {
-				return sum, fmt.Errorf("writing output: %w", err)
-			}
+		}
+		if err := fn(r); err != nil {
+			return sum, err
 		}
 	}
 	if err := sc.Err(); err != nil {

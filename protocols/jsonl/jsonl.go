@@ -159,7 +159,10 @@ func Parse(line []byte) (signal.Signal, error) {
 		return signal.Signal{}, fmt.Errorf("%w: ts %s is outside the years 0001–9999 in UTC", plugins.ErrMalformed, j.TS.Format(time.RFC3339))
 	}
 	src := j.Protocol
-	j.Recv, j.Path, j.Protocol = nil, "", ""
+	// The server sets recv, path and the decoder version (builtin:… for
+	// jsonl): a row of `fleetcore decode` output carries them, they are
+	// accepted and ignored.
+	j.Recv, j.Path, j.Protocol, j.DecoderVersion = nil, "", "", ""
 	sig := j.Signal()
 	if src != "" && src != Name {
 		sig.SetAttr("source_protocol", src)

@@ -213,3 +213,23 @@ func BenchmarkDecode(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
 }
+
+// TestDecoderVersionIgnored: a line of `fleetcore decode -wasm` output
+// carries decoder_version; jsonl accepts it and leaves the version to the
+// gateway (the record is jsonl's), with the record hash of the line
+// without it.
+func TestDecoderVersionIgnored(t *testing.T) {
+	const line = `{"device_id":"sim-1","ts":"2026-11-25T10:00:00Z","lat":1`
+	with, err := newSession(4096).Decode([]byte(line+`,"decoder_version":"1.0.0+sha256:0123456789ab"}`+"\n"), recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	without, err := newSession(4096).Decode([]byte(line+"}\n"), recv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	a, b := with.Signals[0], without.Signals[0]
+	if a.DecoderVersion != "" || a.RecordHash() != b.RecordHash() || a.Protocol != Name {
+		t.Errorf("with decoder_version: %+v, without: %+v", a, b)
+	}
+}

@@ -1,0 +1,11 @@
+-- fleetcore 0008: the version of the decoder that produced each record
+-- (issue 13), so that records can be re-decoded after a decoder fix and a
+-- bad decoder version's records found:
+--   WASM decoders:     <meta version>+sha256:<12 hex digits of the module's SHA-256>
+--   built-in decoders: builtin:<fleetcore version>
+-- NULL is unknown: rows written before this migration, and records that
+-- reach the store without one. Adding a nullable column without a default
+-- rewrites nothing, so the migration is instant on a large table. The cap
+-- (signal.MaxDecoderVersionBytes, 128 bytes) is enforced by signal.Check
+-- before a record reaches a batch, like the other text columns.
+ALTER TABLE signals ADD COLUMN decoder_version text;
