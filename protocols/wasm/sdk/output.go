@@ -83,6 +83,7 @@ type Record struct {
 	ts    int64
 	vals  [numFields]float64
 	valid uint8
+	stamp uint8 // record byte 9: 1 = server time to the second
 	attrs []attr
 	// hashes[i] is the hash of attrs[i].name and seen a 64-bit filter of
 	// them: a name not set before (the common case) is told apart without
@@ -98,6 +99,7 @@ func (r *Record) reset(o *Output) {
 	r.mask = 0
 	r.ts = 0
 	r.valid = 0
+	r.stamp = 0
 	r.attrs = r.attrs[:0]
 	r.hashes = r.hashes[:0]
 	r.seen = 0
@@ -116,6 +118,15 @@ func (r *Record) Time(ms int64) *Record {
 
 // TimeUnix sets the device time in Unix seconds.
 func (r *Record) TimeUnix(sec int64) *Record { return r.Time(sec * 1000) }
+
+// ServerTimeSeconds asks the host to stamp a record without a device time
+// with the receive time truncated to the second instead of the
+// millisecond (record byte 9, "stamp"; protocols whose native decoder
+// stamps whole seconds, such as H02). It has no effect when Time is set.
+func (r *Record) ServerTimeSeconds() *Record {
+	r.stamp = 1
+	return r
+}
 
 // TimeMs returns the device time set so far.
 func (r *Record) TimeMs() (int64, bool) { return r.ts, r.mask&(1<<FieldTS) != 0 }
@@ -564,7 +575,11 @@ func (r *Record) encode(b []byte) []byte {
 	start := len(b)
 	b = le.AppendUint32(b, 0) // rec_len, patched below
 	b = le.AppendUint32(b, r.mask)
-	b = append(b, r.valid, 0)
+	stamp := r.stamp
+	if r.mask&(1<<FieldTS) != 0 {
+		stamp = 0 // only meaningful without a device time
+	}
+	b = append(b, r.valid, stamp)
 	b = le.AppendUint16(b, uint16(len(r.attrs)))
 	b = le.AppendUint16(b, uint16(len(r.dtcs)))
 	b = le.AppendUint16(b, uint16(len(r.obd)))

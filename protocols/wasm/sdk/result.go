@@ -26,6 +26,7 @@ type Rec struct {
 	TS     int64              // when Mask bit 0 is set
 	Fields [numFields]float64 // by Field; NaN when absent
 	Valid  uint8              // 0 unknown, 1 false, 2 true
+	Stamp  uint8              // 0 server time to the ms, 1 to the second
 	Attrs  []Attr
 	DTCs   []string
 	OBD    []OBD
@@ -112,9 +113,9 @@ func parseRec(b []byte) (Rec, int, error) {
 	if rec.Mask&(1<<1) != 0 || rec.Mask>>numFields != 0 {
 		return rec, 0, fmt.Errorf("field mask 0x%x sets recv or bits ≥ 16", rec.Mask)
 	}
-	rec.Valid = b[8]
-	if rec.Valid > 2 || b[9] != 0 {
-		return rec, 0, fmt.Errorf("valid %d / reserved byte %d", b[8], b[9])
+	rec.Valid, rec.Stamp = b[8], b[9]
+	if rec.Valid > 2 || rec.Stamp > 1 {
+		return rec, 0, fmt.Errorf("valid %d / stamp %d", b[8], b[9])
 	}
 	na, nd, no := int(le.Uint16(b[10:])), int(le.Uint16(b[12:])), int(le.Uint16(b[14:]))
 	p := 16

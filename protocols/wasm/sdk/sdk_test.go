@@ -76,7 +76,8 @@ func (testDecoder) Decode(c *sdk.Call, f []byte, out *sdk.Output) error {
 		r.I64("event", 8) // replaces
 		r.DTC("P0301").DTC("P0301").DTC("C0123")
 		r.OBDRaw(0x0C, []byte{0x1A, 0xF8}).OBDScaled(0x05, 90)
-		out.Record() // an empty record
+		r.ServerTimeSeconds()            // no effect: the record has a device time
+		out.Record().ServerTimeSeconds() // an empty record, stamped to the second
 		out.AckByte(1)
 	case 'E':
 		if p[0] == 0 {
@@ -300,7 +301,10 @@ func TestDecodeRecord(t *testing.T) {
 		rec.OBD[1].PID != 0x05 || !rec.OBD[1].Scaled || rec.OBD[1].Value != 90 {
 		t.Errorf("obd %+v", rec.OBD)
 	}
-	if e := r.Records[1]; e.Mask != 0 || len(e.Attrs)+len(e.DTCs)+len(e.OBD) != 0 || e.Valid != 0 {
+	if rec.Stamp != 0 {
+		t.Errorf("stamp %d on a record with a device time", rec.Stamp)
+	}
+	if e := r.Records[1]; e.Mask != 0 || len(e.Attrs)+len(e.DTCs)+len(e.OBD) != 0 || e.Valid != 0 || e.Stamp != 1 {
 		t.Errorf("empty record %+v", e)
 	}
 	// A second call reuses the buffers: nothing of the first leaks in.
