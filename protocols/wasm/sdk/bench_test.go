@@ -41,8 +41,8 @@ func (benchDecoder) Decode(c *sdk.Call, frame []byte, out *sdk.Output) error {
 // same content built as a native decoder builds it (a map of attrs per
 // record), in the same run.
 func BenchmarkEncode(b *testing.B) {
-	m, err := sdk.NewModule(sdk.Meta{Name: "bench_go", Version: "1", Transports: []sdk.Transport{sdk.TCP},
-		Options: []sdk.Option{sdk.BoolOption{Name: "x"}}}, benchDecoder{})
+	m, err := sdk.NewModule(sdk.Meta{Name: "bench_go", Version: "1.0.0", Transports: []sdk.Transport{sdk.TCP}, DefaultPort: 1,
+		Options: []sdk.Option{sdk.BoolOption{Name: "x", Help: "unused"}}}, benchDecoder{})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -176,7 +177,15 @@ type TestFrame struct {
 
 // Want is what a self-test frame must produce.
 type Want struct {
-	AckHex string // the ack bytes as hex; "" = not compared
+	AckHex string // the ack bytes as hex; "" = not compared (NoAck: must be empty)
+	// AckText is the ack as text ("" = not compared).
+	AckText string
+	// NoAck: the frame must produce no ack bytes.
+	NoAck bool
+	// RejectHex is the reject reply as hex ("" = not compared).
+	RejectHex string
+	// Close: the frame must close the connection after the ack.
+	Close  bool
 	Device string // the session's device id after the frame; "" = not compared
 	// Error is the sentinel the frame is refused with: malformed,
 	// checksum, too_large, unauthorized, no_device or unsupported.
@@ -204,9 +213,19 @@ func (m *Meta) JSON() (string, error) {
 	for _, t := range m.Tests {
 		td := testDoc{Name: t.Name, Transport: t.Transport, Options: t.Options}
 		for _, f := range t.Frames {
-			fd := frameDoc{Hex: f.Hex, Text: f.Text, RecvMs: f.RecvMs, Want: wantDoc{
-				AckHex: f.Want.AckHex, Device: f.Want.Device, Error: f.Want.Error,
-			}}
+			w := f.Want
+			fd := frameDoc{Hex: f.Hex, Text: f.Text, RecvMs: f.RecvMs, Want: wantDoc{Error: w.Error}}
+			fd.Want.AckHex = optString(w.AckHex)
+			if w.NoAck {
+				empty := ""
+				fd.Want.AckHex = &empty
+			}
+			fd.Want.AckText = optString(w.AckText)
+			fd.Want.RejectHex = optString(w.RejectHex)
+			fd.Want.Device = optString(w.Device)
+			if w.Close {
+				fd.Want.Close = &w.Close
+			}
 			if f.Want.Signals != nil {
 				s := f.Want.Signals
 				fd.Want.Signals = &s
@@ -261,10 +280,21 @@ type frameDoc struct {
 }
 
 type wantDoc struct {
-	AckHex  string            `json:"ack_hex,omitempty"`
-	Device  string            `json:"device,omitempty"`
-	Error   string            `json:"error,omitempty"`
-	Signals *[]map[string]any `json:"signals,omitempty"`
+	Error     string            `json:"error,omitempty"`
+	AckHex    *string           `json:"ack_hex,omitempty"`
+	AckText   *string           `json:"ack_text,omitempty"`
+	RejectHex *string           `json:"reject_hex,omitempty"`
+	Device    *string           `json:"device,omitempty"`
+	Close     *bool             `json:"close,omitempty"`
+	Signals   *[]map[string]any `json:"signals,omitempty"`
+}
+
+// optString is nil for "" (a key not compared).
+func optString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 func (s optionSpec) doc() optionDoc {
@@ -305,6 +335,39 @@ func validName(s string, max int) bool {
 	return true
 }
 
+// semver reports whether v is MAJOR.MINOR.PATCH with an optional
+// pre-release or build suffix (after - or +), as the host requires.
+func semver(v string) bool {
+	i := 0
+	for part := 0; part < 3; part++ {
+		start := i
+		for i < len(v) && v[i] >= '0' && v[i] <= '9' {
+			i++
+		}
+		if i == start {
+			return false
+		}
+		if part < 2 {
+			if i >= len(v) || v[i] != '.' {
+				return false
+			}
+			i++
+		}
+	}
+	if i == len(v) {
+		return true
+	}
+	if v[i] != '-' && v[i] != '+' || i+1 == len(v) {
+		return false
+	}
+	for _, c := range v[i+1:] {
+		if !(c >= '0' && c <= '9' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c == '.' || c == '+' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
 // maxNameLen is the ABI's cap on a decoder name.
 const maxNameLen = 32
 
@@ -315,8 +378,8 @@ func (m *Meta) validate() error {
 	fail := func(format string, args ...any) error {
 		return fmt.Errorf("decoder %q: %s", m.Name, fmt.Sprintf(format, args...))
 	}
-	if strings.TrimSpace(m.Version) == "" {
-		return fail("no version")
+	if !semver(m.Version) {
+		return fail("version %q is not a semantic version like 1.0.0", m.Version)
 	}
 	if len(m.Transports) == 0 {
 		return fail("no transports (tcp, udp)")
@@ -331,8 +394,8 @@ func (m *Meta) validate() error {
 		}
 		seen[t] = true
 	}
-	if m.DefaultPort < 0 || m.DefaultPort > 65535 {
-		return fail("default port %d outside [0, 65535]", m.DefaultPort)
+	if m.DefaultPort < 1 || m.DefaultPort > 65535 {
+		return fail("default port %d outside [1, 65535]", m.DefaultPort)
 	}
 	if m.MaxFrame < 0 || m.StateMax < 0 || m.StateVersion < 0 {
 		return fail("max_frame %d, state_max %d, state_version %d: none may be negative", m.MaxFrame, m.StateMax, m.StateVersion)
@@ -360,11 +423,19 @@ func (m *Meta) validate() error {
 }
 
 func (s optionSpec) check() error {
-	if !validName(s.name, 64) {
-		return fmt.Errorf("name is not [a-z0-9_]+ of at most 64 bytes")
+	if !validName(s.name, 64) || s.name[0] < 'a' || s.name[0] > 'z' {
+		return fmt.Errorf("name is not snake_case ([a-z][a-z0-9_]*, at most 64 bytes)")
+	}
+	if strings.TrimSpace(s.help) == "" {
+		return fmt.Errorf("no help: every option is documented")
 	}
 	switch s.kind {
 	case kindInt:
+		for _, v := range [...]int64{s.def.i, s.imin, s.imax} {
+			if v < math.MinInt32 || v > math.MaxInt32 {
+				return fmt.Errorf("%d is outside the int32 range the host takes", v)
+			}
+		}
 		if s.bounded && (s.imin > s.imax || s.def.i < s.imin || s.def.i > s.imax) {
 			return fmt.Errorf("default %d outside [%d, %d]", s.def.i, s.imin, s.imax)
 		}
@@ -404,7 +475,11 @@ func (t Test) check(m *Meta, opts map[string]optionSpec) error {
 	}
 	tr := t.Transport
 	if tr == "" {
+		// The host's default: tcp when the decoder takes it, else udp.
 		tr = TCP
+		if !slices.Contains(m.Transports, TCP) {
+			tr = UDP
+		}
 	}
 	ok := false
 	for _, x := range m.Transports {
@@ -434,10 +509,13 @@ func (t Test) check(m *Meta, opts map[string]optionSpec) error {
 				return fmt.Errorf("frame %d: hex: %v", i+1, err)
 			}
 		}
-		if f.Want.AckHex != "" {
-			if _, err := hex.DecodeString(f.Want.AckHex); err != nil {
-				return fmt.Errorf("frame %d: ack hex: %v", i+1, err)
+		for _, h := range [...]string{f.Want.AckHex, f.Want.RejectHex} {
+			if _, err := hex.DecodeString(h); err != nil {
+				return fmt.Errorf("frame %d: want hex %q: %v", i+1, h, err)
 			}
+		}
+		if f.Want.NoAck && (f.Want.AckHex != "" || f.Want.AckText != "") {
+			return fmt.Errorf("frame %d: NoAck with an ack", i+1)
 		}
 		if f.Want.Error != "" && !errorName(f.Want.Error) {
 			return fmt.Errorf("frame %d: error %q is not malformed, checksum, too_large, unauthorized, no_device or unsupported", i+1, f.Want.Error)

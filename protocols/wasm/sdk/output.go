@@ -502,6 +502,15 @@ func (o *Output) Record() *Record {
 	return r
 }
 
+// TruncateRecords drops the records after the first n (a decoder that
+// reads the frame again with another layout drops what the first reading
+// produced).
+func (o *Output) TruncateRecords(n int) {
+	if n >= 0 && n < o.n {
+		o.n = n
+	}
+}
+
 // NumRecords is the number of records started so far.
 func (o *Output) NumRecords() int { return o.n }
 

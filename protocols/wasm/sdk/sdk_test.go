@@ -174,16 +174,24 @@ func TestMetaValidation(t *testing.T) {
 	}{
 		{"bad name", func(m *sdk.Meta) { m.Name = "Test-Go" }, `decoder name "Test-Go" is not [a-z0-9_]+`},
 		{"long name", func(m *sdk.Meta) { m.Name = strings.Repeat("a", 33) }, "at most 32 bytes"},
-		{"no version", func(m *sdk.Meta) { m.Version = "" }, "no version"},
+		{"no version", func(m *sdk.Meta) { m.Version = "" }, `version "" is not a semantic version`},
+		{"bad version", func(m *sdk.Meta) { m.Version = "1.0" }, `version "1.0" is not a semantic version`},
+		{"version suffix", func(m *sdk.Meta) { m.Version = "1.0.0+" }, `version "1.0.0+" is not`},
+		{"no help", func(m *sdk.Meta) { m.Options = []sdk.Option{sdk.BoolOption{Name: "b"}} }, `option "b": no help`},
+		{"int32 range", func(m *sdk.Meta) {
+			m.Options = []sdk.Option{sdk.IntOption{Name: "n", Default: 1 << 40, Help: "h"}}
+		}, "outside the int32 range"},
+		{"option name digit first", func(m *sdk.Meta) { m.Options = []sdk.Option{sdk.BoolOption{Name: "1b", Help: "h"}} }, "not snake_case"},
 		{"no transport", func(m *sdk.Meta) { m.Transports = nil }, "no transports"},
 		{"bad transport", func(m *sdk.Meta) { m.Transports = []sdk.Transport{"sctp"} }, `transport "sctp" is not tcp or udp`},
 		{"port", func(m *sdk.Meta) { m.DefaultPort = 70000 }, "default port 70000"},
+		{"port zero", func(m *sdk.Meta) { m.DefaultPort = 0 }, "default port 0 outside [1, 65535]"},
 		{"negative state_max", func(m *sdk.Meta) { m.StateMax = -1 }, "none may be negative"},
 		{"int default out of range", func(m *sdk.Meta) {
-			m.Options = []sdk.Option{sdk.IntOption{Name: "n", Default: 5, Min: 10, Max: 20}}
+			m.Options = []sdk.Option{sdk.IntOption{Name: "n", Default: 5, Min: 10, Max: 20, Help: "h"}}
 		}, `option "n": default 5 outside [10, 20]`},
 		{"enum default", func(m *sdk.Meta) {
-			m.Options = []sdk.Option{sdk.EnumOption{Name: "e", Values: []string{"a"}, Default: "b"}}
+			m.Options = []sdk.Option{sdk.EnumOption{Name: "e", Values: []string{"a"}, Default: "b", Help: "h"}}
 		}, `default "b" is not one of [a]`},
 		{"dup option", func(m *sdk.Meta) { m.Options = []sdk.Option{optAck, optAck} }, `option "ack" declared twice`},
 		{"bad option name", func(m *sdk.Meta) { m.Options = []sdk.Option{sdk.BoolOption{Name: "A"}} }, `option "A": name`},
