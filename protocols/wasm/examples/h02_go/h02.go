@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unsafe"
 
 	"github.com/fleetcore/fleetcore/protocols/wasm/sdk"
 )
@@ -43,7 +44,9 @@ func readState(c *sdk.Call) session {
 	if len(st) == 0 {
 		return session{}
 	}
-	return session{binLen: int(st[0]), dev: string(st[1:])}
+	// A view of the state bytes (valid during the call, like the frame).
+	dev := st[1:]
+	return session{binLen: int(st[0]), dev: unsafe.String(unsafe.SliceData(dev), len(dev))}
 }
 
 // save writes the state blob when it changed.
@@ -349,13 +352,38 @@ func makeTime(yy, mo, dd, hh, mi, ss int) (int64, bool) {
 
 // ---- text ----
 
+// fieldBuf is the scratch slice a text message is split into, reused by
+// every call of this instance (calls on one instance never overlap, and
+// nothing of a call survives it).
+var fieldBuf []string
+
+// split cuts s at every sep into fieldBuf, as strings.Split does.
+func split(s string, sep byte) []string {
+	f := fieldBuf[:0]
+	for {
+		i := strings.IndexByte(s, sep)
+		if i < 0 {
+			break
+		}
+		f = append(f, s[:i])
+		s = s[i+1:]
+	}
+	f = append(f, s)
+	fieldBuf = f
+	return f
+}
+
 func (k *call) decodeText() error {
-	text := string(bytes.TrimRight(k.frame, "\r\n"))
+	trimmed := bytes.TrimRight(k.frame, "\r\n")
+	// A view of the frame, not a copy: the frame is valid during the call
+	// and the SDK copies every string it is given when the call's output is
+	// encoded (at the end of Decode), so no string outlives the bytes.
+	text := unsafe.String(unsafe.SliceData(trimmed), len(trimmed))
 	if !strings.HasSuffix(text, "#") {
 		return sdk.Errorf(sdk.ErrMalformed, "decoding h02 message: text message without '#'")
 	}
 	body := text[1 : len(text)-1]
-	f := strings.Split(body, ",")
+	f := split(body, ',')
 	if len(f) < 3 || len(f[0]) != 2 {
 		return sdk.Errorf(sdk.ErrMalformed, "decoding h02 message: text message %q is not *XX,ID,TYPE,...#", truncate(text))
 	}
