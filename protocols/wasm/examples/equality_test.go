@@ -60,11 +60,7 @@ var ports = []port{
 	}},
 }
 
-func loadPortB(t testing.TB, pkg string) *wasmdecoder.Module { return loadPortTB(t, pkg) }
-
-func loadPort(t *testing.T, pkg string) *wasmdecoder.Module { return loadPortTB(t, pkg) }
-
-func loadPortTB(t testing.TB, pkg string) *wasmdecoder.Module {
+func loadPort(t testing.TB, pkg string) *wasmdecoder.Module {
 	t.Helper()
 	// The per-call budget is raised: this test is about equal output, and
 	// a 2-core machine running many test binaries can stall one call past

@@ -56,27 +56,10 @@ const (
 	attrString = 4
 )
 
-// attr is one attribute of a record until the record is encoded: its
-// value is a number, a string the decoder passed (valid during the call)
-// or a span of the output's arena.
-type attr struct {
-	name    string
-	kind    uint8
-	num     uint64 // f64 bits, i64, bool 0/1
-	str     string
-	off, n  int32 // arena span when inArena
-	inArena bool
-}
-
-type obdItem struct {
-	pid    byte
-	raw    bool
-	v      float64
-	off, n int32 // arena span of raw data
-}
-
 // Record is one record of the frame being decoded. Setters return the
 // record so that calls chain; a NaN number leaves the field absent.
+// Attributes, DTCs and OBD items are written in their wire form as they
+// are set (values are copied at once), so encoding the record is a copy.
 type Record struct {
 	out   *Output
 	mask  uint32
@@ -84,14 +67,21 @@ type Record struct {
 	vals  [numFields]float64
 	valid uint8
 	stamp uint8 // record byte 9: 1 = server time to the second
-	attrs []attr
-	// hashes[i] is the hash of attrs[i].name and seen a 64-bit filter of
+	// attrs holds the attributes in wire form; offs[i] is where entry i
+	// starts. An entry replaced by a later one of the same name is dead:
+	// its kind byte is 0 and encoding skips it.
+	attrs []byte
+	offs  []int32
+	live  int
+	// hashes[i] is the hash of entry i's name and seen a 64-bit filter of
 	// them: a name not set before (the common case) is told apart without
 	// comparing strings.
 	hashes []uint32
 	seen   uint64
-	dtcs   []string
-	obd    []obdItem
+	dtcs   []byte // wire form: len u8 + code, per DTC
+	ndtc   int
+	obd    []byte // wire form, per item
+	nobd   int
 }
 
 func (r *Record) reset(o *Output) {
@@ -101,10 +91,14 @@ func (r *Record) reset(o *Output) {
 	r.valid = 0
 	r.stamp = 0
 	r.attrs = r.attrs[:0]
+	r.offs = r.offs[:0]
+	r.live = 0
 	r.hashes = r.hashes[:0]
 	r.seen = 0
 	r.dtcs = r.dtcs[:0]
+	r.ndtc = 0
 	r.obd = r.obd[:0]
+	r.nobd = 0
 }
 
 // Time sets the device time in Unix milliseconds. A record without one is
@@ -217,40 +211,63 @@ func (r *Record) ClearValid() *Record {
 	return r
 }
 
-// setAttr adds attribute a, replacing one of the same name (the last
-// value wins, as with a map).
-func (r *Record) setAttr(a attr) *Record {
-	if !validName(a.name, MaxAttrName) {
-		r.out.fail(fmt.Errorf("record: attr name %.80q is not [a-z0-9_]+ of at most %d bytes", a.name, MaxAttrName))
-		return r
+// nameHash is FNV-1a of an attr name, and whether the name is
+// [a-z0-9_]{1,MaxAttrName} (one pass over the bytes).
+func nameHash(s string) (uint32, bool) {
+	if s == "" || len(s) > MaxAttrName {
+		return 0, false
 	}
-	h := nameHash(a.name)
-	if r.seen&(1<<(h&63)) != 0 {
-		for i, x := range r.hashes {
-			if x == h && r.attrs[i].name == a.name {
-				r.attrs[i] = a
-				return r
-			}
-		}
-	}
-	if len(r.attrs) >= MaxRecordItems {
-		r.out.fail(fmt.Errorf("record: more than %d attrs", MaxRecordItems))
-		return r
-	}
-	r.attrs = append(r.attrs, a)
-	r.hashes = append(r.hashes, h)
-	r.seen |= 1 << (h & 63)
-	return r
-}
-
-// nameHash is FNV-1a of an attr name.
-func nameHash(s string) uint32 {
 	h := uint32(2166136261)
 	for i := 0; i < len(s); i++ {
-		h ^= uint32(s[i])
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_') {
+			return 0, false
+		}
+		h ^= uint32(c)
 		h *= 16777619
 	}
-	return h
+	return h, true
+}
+
+// find returns the live entry of name (hash h), or -1.
+func (r *Record) find(name string, h uint32) int {
+	if r.seen&(1<<(h&63)) == 0 {
+		return -1
+	}
+	for i, x := range r.hashes {
+		if x != h {
+			continue
+		}
+		off := int(r.offs[i])
+		if e := r.attrs[off:]; e[0] != 0 && int(e[1]) == len(name) && string(e[2:2+len(name)]) == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// begin starts an attribute entry of kind and name, replacing a live one
+// of the same name; false (and the call's ABI error) for a bad name.
+func (r *Record) begin(kind byte, name string) bool {
+	h, ok := nameHash(name)
+	if !ok {
+		r.out.fail(fmt.Errorf("record: attr name %.80q is not [a-z0-9_]+ of at most %d bytes", name, MaxAttrName))
+		return false
+	}
+	if i := r.find(name, h); i >= 0 {
+		r.attrs[r.offs[i]] = 0 // dead: the new value wins
+		r.live--
+	} else if r.live >= MaxRecordItems {
+		r.out.fail(fmt.Errorf("record: more than %d attrs", MaxRecordItems))
+		return false
+	}
+	r.offs = append(r.offs, int32(len(r.attrs)))
+	r.hashes = append(r.hashes, h)
+	r.seen |= 1 << (h & 63)
+	r.live++
+	r.attrs = append(r.attrs, kind, byte(len(name)))
+	r.attrs = append(r.attrs, name...)
+	return true
 }
 
 // F64 sets a number attribute; it must be finite.
@@ -259,31 +276,44 @@ func (r *Record) F64(name string, v float64) *Record {
 		r.out.fail(fmt.Errorf("record: attr %s is %v: not a finite number", name, v))
 		return r
 	}
-	return r.setAttr(attr{name: name, kind: attrF64, num: math.Float64bits(v)})
+	if r.begin(attrF64, name) {
+		r.attrs = binary.LittleEndian.AppendUint64(r.attrs, math.Float64bits(v))
+	}
+	return r
 }
 
 // I64 sets an integer attribute.
 func (r *Record) I64(name string, v int64) *Record {
-	return r.setAttr(attr{name: name, kind: attrI64, num: uint64(v)})
+	if r.begin(attrI64, name) {
+		r.attrs = binary.LittleEndian.AppendUint64(r.attrs, uint64(v))
+	}
+	return r
 }
 
 // Bool sets a boolean attribute.
 func (r *Record) Bool(name string, v bool) *Record {
-	var n uint64
-	if v {
-		n = 1
+	if r.begin(attrBool, name) {
+		var b byte
+		if v {
+			b = 1
+		}
+		r.attrs = append(r.attrs, b)
 	}
-	return r.setAttr(attr{name: name, kind: attrBool, num: n})
+	return r
 }
 
-// String sets a text attribute (UTF-8, at most MaxAttrString bytes). The
-// string is read when the frame's output is encoded, at the end of Decode.
+// String sets a text attribute (UTF-8, at most MaxAttrString bytes),
+// copied at once.
 func (r *Record) String(name, v string) *Record {
 	if len(v) > MaxAttrString {
 		r.out.fail(fmt.Errorf("record: attr %s of %d bytes exceeds %d", name, len(v), MaxAttrString))
 		return r
 	}
-	return r.setAttr(attr{name: name, kind: attrString, str: v})
+	if r.begin(attrString, name) {
+		r.attrs = binary.LittleEndian.AppendUint16(r.attrs, uint16(len(v)))
+		r.attrs = append(r.attrs, v...)
+	}
+	return r
 }
 
 // Bytes sets a text attribute from bytes, copied at once (the slice may
@@ -293,9 +323,11 @@ func (r *Record) Bytes(name string, v []byte) *Record {
 		r.out.fail(fmt.Errorf("record: attr %s of %d bytes exceeds %d", name, len(v), MaxAttrString))
 		return r
 	}
-	off := len(r.out.arena)
-	r.out.arena = append(r.out.arena, v...)
-	return r.setAttr(attr{name: name, kind: attrString, off: int32(off), n: int32(len(v)), inArena: true})
+	if r.begin(attrString, name) {
+		r.attrs = binary.LittleEndian.AppendUint16(r.attrs, uint16(len(v)))
+		r.attrs = append(r.attrs, v...)
+	}
+	return r
 }
 
 const hexDigits = "0123456789abcdef"
@@ -306,39 +338,40 @@ func (r *Record) Hex(name string, v []byte) *Record {
 		r.out.fail(fmt.Errorf("record: attr %s of %d hex digits exceeds %d", name, 2*len(v), MaxAttrString))
 		return r
 	}
-	off := len(r.out.arena)
-	for _, c := range v {
-		r.out.arena = append(r.out.arena, hexDigits[c>>4], hexDigits[c&15])
+	if r.begin(attrString, name) {
+		r.attrs = binary.LittleEndian.AppendUint16(r.attrs, uint16(2*len(v)))
+		for _, c := range v {
+			r.attrs = append(r.attrs, hexDigits[c>>4], hexDigits[c&15])
+		}
 	}
-	return r.setAttr(attr{name: name, kind: attrString, off: int32(off), n: int32(2 * len(v)), inArena: true})
+	return r
 }
 
 // HasAttr reports whether the record has attribute name.
-func (r *Record) HasAttr(name string) bool { return r.attrIndex(name) >= 0 }
-
-func (r *Record) attrIndex(name string) int {
-	h := nameHash(name)
-	if r.seen&(1<<(h&63)) == 0 {
-		return -1
-	}
-	for i, x := range r.hashes {
-		if x == h && r.attrs[i].name == name {
-			return i
-		}
-	}
-	return -1
+func (r *Record) HasAttr(name string) bool {
+	h, ok := nameHash(name)
+	return ok && r.find(name, h) >= 0
 }
 
 // AttrF64 returns a number attribute set on the record.
 func (r *Record) AttrF64(name string) (float64, bool) {
-	if i := r.attrIndex(name); i >= 0 && r.attrs[i].kind == attrF64 {
-		return math.Float64frombits(r.attrs[i].num), true
+	h, ok := nameHash(name)
+	if !ok {
+		return 0, false
 	}
-	return 0, false
+	i := r.find(name, h)
+	if i < 0 {
+		return 0, false
+	}
+	e := r.attrs[r.offs[i]:]
+	if e[0] != attrF64 {
+		return 0, false
+	}
+	return math.Float64frombits(binary.LittleEndian.Uint64(e[2+int(e[1]):])), true
 }
 
 // NumAttrs is the number of attributes set so far.
-func (r *Record) NumAttrs() int { return len(r.attrs) }
+func (r *Record) NumAttrs() int { return r.live }
 
 // DTC adds a diagnostic trouble code (ASCII, e.g. P0301, at most MaxDTC
 // bytes). A code already on the record is not added twice.
@@ -353,16 +386,20 @@ func (r *Record) DTC(code string) *Record {
 			return r
 		}
 	}
-	for _, d := range r.dtcs {
-		if d == code {
+	for d := r.dtcs; len(d) > 0; {
+		n := int(d[0])
+		if string(d[1:1+n]) == code {
 			return r
 		}
+		d = d[1+n:]
 	}
-	if len(r.dtcs) >= MaxRecordItems {
+	if r.ndtc >= MaxRecordItems {
 		r.out.fail(fmt.Errorf("record: more than %d DTCs", MaxRecordItems))
 		return r
 	}
-	r.dtcs = append(r.dtcs, code)
+	r.dtcs = append(r.dtcs, byte(len(code)))
+	r.dtcs = append(r.dtcs, code...)
+	r.ndtc++
 	return r
 }
 
@@ -374,13 +411,13 @@ func (r *Record) OBDRaw(pid byte, data []byte) *Record {
 		r.out.fail(fmt.Errorf("record: OBD PID %02X data of %d bytes exceeds %d", pid, len(data), MaxOBDRaw))
 		return r
 	}
-	if len(r.obd) >= MaxRecordItems {
+	if r.nobd >= MaxRecordItems {
 		r.out.fail(fmt.Errorf("record: more than %d OBD items", MaxRecordItems))
 		return r
 	}
-	off := len(r.out.arena)
-	r.out.arena = append(r.out.arena, data...)
-	r.obd = append(r.obd, obdItem{pid: pid, raw: true, off: int32(off), n: int32(len(data))})
+	r.obd = append(r.obd, 1, pid, byte(len(data)))
+	r.obd = append(r.obd, data...)
+	r.nobd++
 	return r
 }
 
@@ -391,11 +428,13 @@ func (r *Record) OBDScaled(pid byte, v float64) *Record {
 		r.out.fail(fmt.Errorf("record: OBD PID %02X value %v is not a finite number", pid, v))
 		return r
 	}
-	if len(r.obd) >= MaxRecordItems {
+	if r.nobd >= MaxRecordItems {
 		r.out.fail(fmt.Errorf("record: more than %d OBD items", MaxRecordItems))
 		return r
 	}
-	r.obd = append(r.obd, obdItem{pid: pid, v: v})
+	r.obd = append(r.obd, 2, pid)
+	r.obd = binary.LittleEndian.AppendUint64(r.obd, math.Float64bits(v))
+	r.nobd++
 	return r
 }
 
@@ -413,7 +452,6 @@ type Output struct {
 	close     bool
 	records   []*Record
 	n         int
-	arena     []byte
 	err       error // the first ABI mistake of the decoder in this call
 }
 
@@ -426,7 +464,6 @@ func (o *Output) reset() {
 	o.stateSet = false
 	o.close = false
 	o.n = 0
-	o.arena = o.arena[:0]
 	o.err = nil
 }
 
@@ -589,9 +626,9 @@ func (r *Record) encode(b []byte) []byte {
 		stamp = 0 // only meaningful without a device time
 	}
 	b = append(b, r.valid, stamp)
-	b = le.AppendUint16(b, uint16(len(r.attrs)))
-	b = le.AppendUint16(b, uint16(len(r.dtcs)))
-	b = le.AppendUint16(b, uint16(len(r.obd)))
+	b = le.AppendUint16(b, uint16(r.live))
+	b = le.AppendUint16(b, uint16(r.ndtc))
+	b = le.AppendUint16(b, uint16(r.nobd))
 	if r.mask&(1<<FieldTS) != 0 {
 		b = le.AppendUint64(b, uint64(r.ts))
 	}
@@ -600,40 +637,21 @@ func (r *Record) encode(b []byte) []byte {
 			b = le.AppendUint64(b, math.Float64bits(r.vals[f]))
 		}
 	}
-	arena := r.out.arena
-	for i := range r.attrs {
-		a := &r.attrs[i]
-		b = append(b, a.kind, byte(len(a.name)))
-		b = append(b, a.name...)
-		switch a.kind {
-		case attrF64, attrI64:
-			b = le.AppendUint64(b, a.num)
-		case attrBool:
-			b = append(b, byte(a.num))
-		case attrString:
-			if a.inArena {
-				b = le.AppendUint16(b, uint16(a.n))
-				b = append(b, arena[a.off:a.off+a.n]...)
-			} else {
-				b = le.AppendUint16(b, uint16(len(a.str)))
-				b = append(b, a.str...)
+	if r.live == len(r.offs) {
+		b = append(b, r.attrs...)
+	} else {
+		for i, off := range r.offs {
+			end := len(r.attrs)
+			if i+1 < len(r.offs) {
+				end = int(r.offs[i+1])
+			}
+			if r.attrs[off] != 0 {
+				b = append(b, r.attrs[off:end]...)
 			}
 		}
 	}
-	for _, d := range r.dtcs {
-		b = append(b, byte(len(d)))
-		b = append(b, d...)
-	}
-	for i := range r.obd {
-		it := &r.obd[i]
-		if it.raw {
-			b = append(b, 1, it.pid, byte(it.n))
-			b = append(b, arena[it.off:it.off+it.n]...)
-		} else {
-			b = append(b, 2, it.pid)
-			b = le.AppendUint64(b, math.Float64bits(it.v))
-		}
-	}
+	b = append(b, r.dtcs...)
+	b = append(b, r.obd...)
 	le.PutUint32(b[start:], uint32(len(b)-start))
 	return b
 }

@@ -298,7 +298,8 @@ func TestDecodeRecord(t *testing.T) {
 		rec.Fields[sdk.FieldLon] != 25.25 || rec.Fields[sdk.FieldSpeed] != 84 || !math.IsNaN(rec.Fields[sdk.FieldHeading]) || rec.Valid != 2 {
 		t.Fatalf("record %+v", rec)
 	}
-	wantAttrs := []sdk.Attr{{"event", int64(8)}, {"temp", -1.25}, {"ign", true}, {"mode", "b"}, {"tag", `q"é`}, {"raw", "00a8"}, {"dev", "ABC"}}
+	// A replaced attribute moves to the end (the host keeps attrs as a map).
+	wantAttrs := []sdk.Attr{{"temp", -1.25}, {"ign", true}, {"mode", "b"}, {"tag", `q"é`}, {"raw", "00a8"}, {"dev", "ABC"}, {"event", int64(8)}}
 	if fmt.Sprint(rec.Attrs) != fmt.Sprint(wantAttrs) {
 		t.Errorf("attrs %v, want %v", rec.Attrs, wantAttrs)
 	}

@@ -376,8 +376,8 @@ func split(s string, sep byte) []string {
 func (k *call) decodeText() error {
 	trimmed := bytes.TrimRight(k.frame, "\r\n")
 	// A view of the frame, not a copy: the frame is valid during the call
-	// and the SDK copies every string it is given when the call's output is
-	// encoded (at the end of Decode), so no string outlives the bytes.
+	// and the SDK copies every string it is given at once, so no string
+	// outlives the bytes.
 	text := unsafe.String(unsafe.SliceData(trimmed), len(trimmed))
 	if !strings.HasSuffix(text, "#") {
 		return sdk.Errorf(sdk.ErrMalformed, "decoding h02 message: text message without '#'")
@@ -443,9 +443,32 @@ func (k *call) ack(id string, fields ...string) {
 	k.out.AckByte('#')
 }
 
-// recvStamp is the receive time as yyyyMMddHHmmss (UTC).
+// recvStamp is the receive time as yyyyMMddHHmmss (UTC), in a scratch
+// buffer valid until the next call (the ack copies it). Written by hand:
+// time.Format costs tens of µs in a wasm guest.
 func (k *call) recvStamp() string {
-	return time.UnixMilli(k.c.RecvMs()).UTC().Format("20060102150405")
+	t := time.UnixMilli(k.c.RecvMs()).UTC()
+	y, mo, d := t.Date()
+	h, mi, sec := t.Clock()
+	b := stampBuf[:0]
+	b = appendDigits(b, y, 4)
+	for _, v := range [...]int{int(mo), d, h, mi, sec} {
+		b = appendDigits(b, v, 2)
+	}
+	stampBuf = b
+	return unsafe.String(unsafe.SliceData(b), len(b))
+}
+
+var stampBuf = make([]byte, 0, 16)
+
+// appendDigits appends v as n decimal digits, zero-padded.
+func appendDigits(b []byte, v, n int) []byte {
+	var d [8]byte
+	for i := n - 1; i >= 0; i-- {
+		d[i] = byte('0' + v%10)
+		v /= 10
+	}
+	return append(b, d[:n]...)
 }
 
 func truncate(s string) string {
