@@ -192,6 +192,10 @@ listener "castel_udp" {
   address   = ":5086"
 }
 
+listener "navis" {
+  address = ":5019"
+}
+
 listener "obddongle" {
   address = ":5093"
 }
