@@ -196,6 +196,18 @@ listener "navis" {
   address = ":5019"
 }
 
+# Wialon IPS 1.1/2.0, served by the WASM decoder wialon.wasm of the
+# decoder folder (protocols/wasm/decoders/wialon, built by `make decoders`).
+listener "wialon" {
+  address = ":5039"
+}
+
+listener "wialon_udp" {
+  protocol  = "wialon"
+  transport = "udp"
+  address   = ":5039"
+}
+
 listener "obddongle" {
   address = ":5093"
 }

@@ -347,12 +347,6 @@ func runProtocol(t *testing.T, dec plugins.Decoder, rows []*row, divs map[string
 			continue
 		}
 		tr, ok := transportFor(info, r.Transport)
-		if isWASM(dec) && r.Transport == "tcp|udp" && slices.Contains(info.Transports, plugins.UDP) {
-			// The WASM ABI has no end-of-stream framing call (a native
-			// line protocol's plugins.EOFFramer): a text capture that lost
-			// its line end is replayed as the datagram it can also be.
-			tr = plugins.UDP
-		}
 		if !ok {
 			record(r, clFailed, fmt.Sprintf("decoder supports %v, the capture came over %s", info.Transports, r.Transport))
 			continue
@@ -491,6 +485,7 @@ func checkRow(dec plugins.Decoder, sess plugins.Session, tr plugins.Transport, r
 			return clFailed, fmt.Sprintf("expects: %v", err)
 		}
 	}
+	data = restoreLineEnd(dec, sess, tr, r, data)
 	sigs, err := replay.Frame(sess, tr, data, time.Now())
 	want, trailingOnly := expectedRejection(r.Derived)
 	if len(want) > 0 {

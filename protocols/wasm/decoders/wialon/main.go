@@ -23,7 +23,7 @@ func (decoder) Frame(c *sdk.Call, buf []byte) (int, error) {
 		return 0, nil
 	}
 	if b := buf[0]; b != '#' && !(b >= '0' && b <= '9') && !(b >= 'A' && b <= 'Z') && !(b >= 'a' && b <= 'z') {
-		return 0, sdk.Errorf(sdk.ErrMalformed, "framing wialon message: start byte 0x%02x, want '#' or a device id", b)
+		return 0, sdk.Errorf(sdk.ErrMalformed, "start byte 0x%02x, want '#' or a device id", b)
 	}
 	max := c.MaxFrame()
 	lim := min(len(buf), max)
@@ -32,11 +32,11 @@ func (decoder) Frame(c *sdk.Call, buf []byte) (int, error) {
 		case '\n':
 			return i + 1, nil
 		case 0:
-			return 0, sdk.Errorf(sdk.ErrMalformed, "framing wialon message: NUL byte at offset %d", i)
+			return 0, sdk.Errorf(sdk.ErrMalformed, "NUL byte at offset %d", i)
 		}
 	}
 	if len(buf) >= max {
-		return 0, sdk.Errorf(sdk.ErrTooLarge, "framing wialon message: no line end within %d bytes", max)
+		return 0, sdk.Errorf(sdk.ErrTooLarge, "no line end within %d bytes", max)
 	}
 	return 0, nil
 }
@@ -44,16 +44,21 @@ func (decoder) Frame(c *sdk.Call, buf []byte) (int, error) {
 // Decode decodes one message (a TCP line, or a UDP datagram) against the
 // session's state.
 func (decoder) Decode(c *sdk.Call, frame []byte, out *sdk.Output) error {
-	line := strings.TrimSuffix(strings.TrimSuffix(string(frame), "\n"), "\r")
+	// Every message ends with "\r\n", datagrams too: without it a cut
+	// message could pass for a whole one (1.1 has no checksum).
+	if len(frame) == 0 || frame[len(frame)-1] != '\n' {
+		return sdk.Errorf(sdk.ErrMalformed, "message without its line end (\\r\\n)")
+	}
+	line := strings.TrimSuffix(string(frame[:len(frame)-1]), "\r")
 	if strings.ContainsAny(line, "\r\n\x00") {
-		return sdk.Errorf(sdk.ErrMalformed, "decoding wialon message: a control byte inside the message")
+		return sdk.Errorf(sdk.ErrMalformed, "a control byte inside the message")
 	}
 	res, err := decode(parseState(c.State()), line)
 	if err != nil {
 		var f *failure
 		if errors.As(err, &f) {
 			out.RejectString(f.answer)
-			return sdk.Errorf(sentinel(f.kind), "decoding wialon message: %s", f.msg)
+			return sdk.Errorf(sentinel(f.kind), "%s", f.msg)
 		}
 		return err
 	}
