@@ -96,11 +96,11 @@ type Stats struct {
 	BufferBudgetClosed atomic.Uint64
 	// Buffered is the bytes of connection buffers beyond their initial
 	// size, the part that Limits.MaxBufferedBytes bounds.
-	Buffered    atomic.Int64
-	Frames      atomic.Uint64
-	Rejected    atomic.Uint64
-	Acked       atomic.Uint64
-	Unacked     atomic.Uint64 // frames whose signals were not durable
+	Buffered atomic.Int64
+	Frames   atomic.Uint64
+	Rejected atomic.Uint64
+	Acked    atomic.Uint64
+	Unacked  atomic.Uint64 // frames whose signals were not durable
 	// Unavailable counts TCP connections closed and UDP datagrams dropped
 	// at once because the listener's decoder could not serve them (see
 	// SessionOpener); nothing of theirs was quarantined.
