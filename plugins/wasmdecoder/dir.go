@@ -32,10 +32,6 @@ type DirConfig struct {
 	Path string
 	// Poll is how often Run rescans it (default DefaultPoll).
 	Poll time.Duration
-	// MaxFailures is how many consecutive guest failures (traps,
-	// timeouts, ABI breaches; not ordinary refused frames) disable a
-	// version (default DefaultMaxFailures).
-	MaxFailures int
 	// Builtin reports whether a name is a built-in decoder's: a file
 	// declaring one is refused. Nil: none is.
 	Builtin func(name string) bool
@@ -125,9 +121,6 @@ func newDir(load loadFunc, cfg DirConfig) *Dir {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll
 	}
-	if cfg.MaxFailures <= 0 {
-		cfg.MaxFailures = DefaultMaxFailures
-	}
 	if cfg.Logger == nil {
 		cfg.Logger = hclog.NewNullLogger()
 	}
@@ -149,7 +142,7 @@ func (d *Dir) Slot(name string) *Slot {
 func (d *Dir) slotLocked(name string) *Slot {
 	s := d.slots[name]
 	if s == nil {
-		s = newSlot(name, d.log, d.cfg.MaxFailures, d.disabled)
+		s = newSlot(name, d.log, d.disabled)
 		s.why = fmt.Sprintf("no file in %s declares decoder %s", d.cfg.Path, name)
 		d.slots[name] = s
 	}
@@ -457,11 +450,9 @@ func (s *Slot) status() []Status {
 }
 
 func (v *version) status(state string) Status {
-	v.mu.Lock()
-	last := v.lastErr
-	v.mu.Unlock()
+	total, consecutive, last := v.v.Failures()
 	return Status{Name: v.slot.name, Version: v.id, State: state, File: v.file, LoadedAt: v.loadedAt,
-		Sessions: v.sessions.Load(), GuestFailures: v.guestFailures.Load(), Consecutive: v.consecutive.Load(), LastFailure: last}
+		Sessions: v.sessions.Load(), GuestFailures: total, Consecutive: consecutive, LastFailure: last}
 }
 
 // Close takes every version out of service; each is closed once its last

@@ -22,10 +22,6 @@ import (
 // (gateway.SessionOpener).
 var ErrNoVersion = errors.New("no version of the decoder in service")
 
-// DefaultMaxFailures is how many consecutive guest failures disable a
-// version when DirConfig.MaxFailures is 0.
-const DefaultMaxFailures = 5
-
 // servable is one loaded decoder version as a Slot serves it: a *Module
 // (moduleVersion) or, in tests, a fake.
 type servable interface {
@@ -38,6 +34,15 @@ type servable interface {
 	Version() string
 	StateVersion() int
 	Close(ctx context.Context) error
+	// OnDisabled sets fn, run once (from the failing call's goroutine)
+	// when the version disables itself after repeated guest failures
+	// (traps, timeouts, ABI breaches; never ordinary refused frames);
+	// reason says how many and the last one. The version refuses every
+	// call from then on.
+	OnDisabled(fn func(reason string))
+	// Failures are its guest failures so far, those in a row now, and the
+	// last one's text.
+	Failures() (total uint64, consecutive int64, last string)
 }
 
 // version is one loaded version in a slot: the module, where it came
@@ -57,14 +62,7 @@ type version struct {
 	// and the version cannot be acquired again.
 	refs     atomic.Int64
 	sessions atomic.Int64
-
-	consecutive   atomic.Int64  // guest failures in a row (any session)
-	guestFailures atomic.Uint64 // all guest failures
-	disabled      atomic.Bool
-
-	mu      sync.Mutex
-	lastErr string // the latest guest failure
-	why     string // why it was disabled
+	disabled atomic.Bool
 }
 
 // acquire takes a reference unless the version is already closed.
@@ -98,28 +96,6 @@ func (v *version) release() {
 	}
 }
 
-// observe counts a call's outcome: a guest failure (ErrGuest: trap,
-// timeout, ABI breach) adds to the consecutive count and disables the
-// version at the slot's limit; a decode that is not one (a frame decoded,
-// or an ordinary refusal such as a bad checksum) resets it (reset is
-// false for framing: a guest that frames but traps in every decode must
-// still be disabled).
-func (v *version) observe(err error, reset bool) {
-	if err == nil || !errors.Is(err, ErrGuest) {
-		if reset && v.consecutive.Load() != 0 {
-			v.consecutive.Store(0)
-		}
-		return
-	}
-	v.guestFailures.Add(1)
-	v.mu.Lock()
-	v.lastErr = err.Error()
-	v.mu.Unlock()
-	if n := v.consecutive.Add(1); n >= int64(v.slot.maxFailures) {
-		v.slot.disable(v, n, err)
-	}
-}
-
 func (v *version) supports(t plugins.Transport) bool { return slices.Contains(v.info.Transports, t) }
 
 // Disabled describes a version a slot took out of service after repeated
@@ -142,18 +118,18 @@ type Disabled struct {
 // current version when that version has the same state_version (its
 // state blob and device id handed over), else keeps its old version until
 // it closes. A version no session uses and the slot no longer holds is
-// closed. After MaxFailures consecutive guest failures a version is
-// disabled: an alert (Disabled), a log line, and the previous version
-// restored (or the slot left empty).
+// closed. A version that disables itself (the host's count of
+// consecutive guest failures, Config.MaxFailures) is taken out: an alert
+// (Disabled), a log line, and the previous version restored (or the slot
+// left empty).
 //
 // Slot implements plugins.Decoder for a listener without options; Bind
 // gives the decoder of a listener with options. It is safe for
 // concurrent use.
 type Slot struct {
-	name        string
-	log         hclog.Logger
-	maxFailures int
-	onDisable   func(Disabled)
+	name      string
+	log       hclog.Logger
+	onDisable func(Disabled)
 
 	cur atomic.Pointer[version] // read at every frame boundary
 
@@ -170,11 +146,8 @@ var (
 	_ plugins.Decoder = (*Binding)(nil)
 )
 
-func newSlot(name string, log hclog.Logger, maxFailures int, onDisable func(Disabled)) *Slot {
-	if maxFailures <= 0 {
-		maxFailures = DefaultMaxFailures
-	}
-	s := &Slot{name: name, log: log, maxFailures: maxFailures, onDisable: onDisable,
+func newSlot(name string, log hclog.Logger, onDisable func(Disabled)) *Slot {
+	s := &Slot{name: name, log: log, onDisable: onDisable,
 		why: "no version loaded", all: map[*version]struct{}{}}
 	s.unbound = s.Bind(nil)
 	return s
@@ -233,6 +206,7 @@ func (s *Slot) newVersion(sv servable, file string, hash [32]byte) *version {
 	v := &version{slot: s, v: sv, info: sv.Info(), id: sv.Version(), state: sv.StateVersion(),
 		file: file, hash: hash, loadedAt: time.Now()}
 	v.refs.Store(1)
+	sv.OnDisabled(func(reason string) { s.disable(v, reason) })
 	s.mu.Lock()
 	s.all[v] = struct{}{}
 	s.mu.Unlock()
@@ -272,16 +246,12 @@ func (s *Slot) clear(why string) {
 	}
 }
 
-// disable takes v out of service after n consecutive guest failures, the
-// last err, and restores the previous version when v was current.
-func (s *Slot) disable(v *version, n int64, err error) {
+// disable takes v out of service (it disabled itself: why) and restores
+// the previous version when v was current.
+func (s *Slot) disable(v *version, why string) {
 	if !v.disabled.CompareAndSwap(false, true) {
 		return
 	}
-	why := fmt.Sprintf("disabled after %d consecutive guest failures; the last: %v", n, err)
-	v.mu.Lock()
-	v.why = why
-	v.mu.Unlock()
 	s.mu.Lock()
 	held := false
 	var restored, drop *version
@@ -296,7 +266,7 @@ func (s *Slot) disable(v *version, n int64, err error) {
 		s.prev = nil
 		s.cur.Store(restored)
 		if restored == nil {
-			s.why = fmt.Sprintf("version %s %s and no previous version to restore", v.id, why)
+			s.why = fmt.Sprintf("version %s disabled (%s) and no previous version to restore", v.id, why)
 		}
 	case s.prev == v:
 		held = true
@@ -544,17 +514,13 @@ func (s *slotSession) boundary() {
 // Frame implements plugins.Session.
 func (s *slotSession) Frame(buf []byte) (int, error) {
 	s.boundary()
-	n, err := s.sess.Frame(buf)
-	s.ref.v.observe(err, false)
-	return n, err
+	return s.sess.Frame(buf)
 }
 
 // Decode implements plugins.Session.
 func (s *slotSession) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
 	s.boundary()
-	res, err := s.sess.Decode(frame, recv)
-	s.ref.v.observe(err, true)
-	return res, err
+	return s.sess.Decode(frame, recv)
 }
 
 // Reject implements plugins.Rejecter through the version's session.

@@ -36,6 +36,47 @@ type fakeModule struct {
 	closed              atomic.Bool
 	// used is set when a closed module is used: the test fails on it.
 	used atomic.Bool
+
+	// The host's failure accounting, as Module does it.
+	max         int
+	failures    atomic.Uint64
+	consecutive atomic.Int64
+	disabled    atomic.Bool
+	mu          sync.Mutex
+	last        string
+	onDisabled  func(string)
+}
+
+var errFakeDisabled = errors.New("module disabled")
+
+func (m *fakeModule) OnDisabled(fn func(string)) {
+	m.mu.Lock()
+	m.onDisabled = fn
+	m.mu.Unlock()
+}
+
+func (m *fakeModule) Failures() (uint64, int64, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.failures.Load(), m.consecutive.Load(), m.last
+}
+
+// outcome counts a decode's result like the host: guest failures in a
+// row disable the module at max.
+func (m *fakeModule) outcome(err error) error {
+	if !errors.Is(err, ErrGuest) {
+		m.consecutive.Store(0)
+		return err
+	}
+	m.failures.Add(1)
+	m.mu.Lock()
+	m.last = err.Error()
+	fn := m.onDisabled
+	m.mu.Unlock()
+	if n := m.consecutive.Add(1); n >= int64(m.max) && m.disabled.CompareAndSwap(false, true) && fn != nil {
+		fn(fmt.Sprintf("%d consecutive guest failures; the last: %v", n, err))
+	}
+	return err
 }
 
 var optDoc = "a test option"
@@ -131,6 +172,14 @@ func (s *fakeSession) Decode(f []byte, recv time.Time) (plugins.Result, error) {
 	if s.m.closed.Load() {
 		s.m.used.Store(true)
 	}
+	if s.m.disabled.Load() {
+		return plugins.Result{}, errFakeDisabled
+	}
+	res, err := s.decode(f, recv)
+	return res, s.m.outcome(err)
+}
+
+func (s *fakeSession) decode(f []byte, recv time.Time) (plugins.Result, error) {
 	if s.m.mode == "trap" {
 		return plugins.Result{}, fmt.Errorf("%w: wasm trap: unreachable in fc_decode", ErrGuest)
 	}
@@ -151,6 +200,7 @@ func (s *fakeSession) DeviceID() string { return s.dev }
 
 // fakeLoader loads fake specs and counts the loads.
 type fakeLoader struct {
+	max     int // the host's MaxFailures
 	mu      sync.Mutex
 	loads   int
 	modules []*fakeModule
@@ -164,6 +214,7 @@ func (l *fakeLoader) load(_ context.Context, file string, wasm []byte) (servable
 	if err != nil {
 		return nil, fmt.Errorf("loading %s: %w", file, err)
 	}
+	m.max = l.max
 	l.modules = append(l.modules, m)
 	return m, nil
 }
@@ -200,9 +251,9 @@ type testDir struct {
 
 func newTestDir(t *testing.T, maxFailures int) *testDir {
 	t.Helper()
-	td := &testDir{t: t, path: t.TempDir(), loader: &fakeLoader{}}
+	td := &testDir{t: t, path: t.TempDir(), loader: &fakeLoader{max: maxFailures}}
 	td.dir = newDir(td.loader.load, DirConfig{
-		Path: td.path, MaxFailures: maxFailures,
+		Path: td.path,
 		Builtin: func(name string) bool { return name == "teltonika" },
 		OnDisable: func(d Disabled) {
 			td.mu.Lock()
@@ -472,21 +523,6 @@ func TestSlotDisableRestoresPrevious(t *testing.T) {
 	other.Close()
 }
 
-func TestSlotRefusalsDoNotCount(t *testing.T) {
-	td := newTestDir(t, 2)
-	td.write("line.wasm", "name=line version=1.0.0")
-	s := open(t, td.dir.Bind("line", nil), plugins.TCP)
-	for i := 0; i < 5; i++ {
-		if _, err := decode(t, s, "bad"); !errors.Is(err, plugins.ErrMalformed) {
-			t.Fatal(err)
-		}
-	}
-	if r, _ := td.row("line", StateLive); r.Version != "1.0.0" || r.GuestFailures != 0 {
-		t.Errorf("after malformed frames: %+v; want 1.0.0 live without guest failures", r)
-	}
-	s.Close()
-}
-
 // A disabled version with no previous one leaves the slot empty: new
 // connections are refused saying why.
 func TestSlotDisableWithoutPrevious(t *testing.T) {
@@ -578,7 +614,7 @@ func TestSlotHammer(t *testing.T) {
 					if _, err := s.Frame(buf); err != nil {
 						break
 					}
-					if _, err := s.Decode(buf, time.Now()); err != nil && !errors.Is(err, ErrGuest) {
+					if _, err := s.Decode(buf, time.Now()); err != nil && !errors.Is(err, ErrGuest) && !errors.Is(err, errFakeDisabled) {
 						t.Errorf("decode: %v", err)
 					}
 				}
