@@ -41,6 +41,9 @@ func (s *Signal) Check() error {
 	if err := checkText("protocol", s.Protocol, MaxProtocolBytes); err != nil {
 		return err
 	}
+	if err := checkText("decoder_version", s.DecoderVersion, MaxDecoderVersionBytes); err != nil {
+		return err
+	}
 	switch s.Path {
 	case "", PathDirect, PathFailover, PathSpool:
 	default:

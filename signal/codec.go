@@ -10,7 +10,7 @@ import (
 	"time"
 )
 
-// Batch codec, version 1: the compact binary form of a batch of signals that
+// Batch codec, version 2: the compact binary form of a batch of signals that
 // the failover queue and the disk spool carry. It round-trips every field
 // exactly: absent numbers (NaN) stay absent, attribute types (int64,
 // float64, string, bool, nil) are kept, times keep their nanoseconds, and a
@@ -21,11 +21,20 @@ import (
 //
 //	"FCS" version(1 byte) nframes { frame } nsignals { signal }
 //	signal: device_id ts recv mask(u16 LE) {f64 LE per set bit} valid(1 byte)
-//	        ndtcs {dtc} nattrs {key type value} protocol path frame_index
+//	        ndtcs {dtc} nattrs {key type value} protocol path decoder_version
+//	        frame_index
 //	time:   zigzag varint seconds, varint nanoseconds (0,0 = zero time)
 //	type:   'i' zigzag varint · 'f' f64 LE · 's' string · 't' · 'F' · 'n' ·
 //	        'j' JSON (any other value; decoded as JSON)
 //	frame_index: 0 = no frame, k = the k-th frame
+//
+// Version 1 (before decoder_version existed) is the same without
+// decoder_version; DecodeBatch still reads it (failover messages, spool
+// segments and rejected records written by an older build), and its
+// signals have an empty DecoderVersion. AppendBatch writes version 2 only:
+// a build that reads version 1 only refuses such a batch (ErrCodec), so a
+// cluster is upgraded before a newer node writes to a shared failover
+// queue.
 //
 // Attribute values other than int64, float64, string, bool and nil do not
 // occur in decoder output (SetAttr normalises them); they are carried as
@@ -34,7 +43,9 @@ import (
 // codecMagic starts every encoded batch; the fourth byte is the version.
 const (
 	codecMagic   = "FCS"
-	CodecVersion = 1
+	CodecVersion = 2
+	// codecVersionNoDecoderVersion is the previous version, still read.
+	codecVersionNoDecoderVersion = 1
 )
 
 // ErrCodec reports a batch that cannot be decoded (corrupt, truncated or of
@@ -169,6 +180,7 @@ func appendSignal(b []byte, s *Signal, frame int) []byte {
 	}
 	b = appendStr(b, s.Protocol)
 	b = appendStr(b, s.Path)
+	b = appendStr(b, s.DecoderVersion)
 	return binary.AppendUvarint(b, uint64(frame))
 }
 
@@ -276,8 +288,9 @@ func DecodeBatch(b []byte) ([]Signal, error) {
 	if len(b) < 4 || string(b[:3]) != codecMagic {
 		return nil, fmt.Errorf("%w: not a signal batch", ErrCodec)
 	}
-	if b[3] != CodecVersion {
-		return nil, fmt.Errorf("%w: version %d, this build reads %d", ErrCodec, b[3], CodecVersion)
+	version := b[3]
+	if version != CodecVersion && version != codecVersionNoDecoderVersion {
+		return nil, fmt.Errorf("%w: version %d, this build reads %d and %d", ErrCodec, version, codecVersionNoDecoderVersion, CodecVersion)
 	}
 	d := &decoder{b: b[4:]}
 	nf := d.count("frame count", 1)
@@ -360,6 +373,9 @@ func DecodeBatch(b []byte) ([]Signal, error) {
 		}
 		s.Protocol = d.str("protocol")
 		s.Path = d.str("path")
+		if version >= CodecVersion {
+			s.DecoderVersion = d.str("decoder version")
+		}
 		fi := d.uvarint("frame index")
 		if d.err != nil {
 			break

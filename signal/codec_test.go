@@ -1,8 +1,11 @@
 package signal
 
 import (
+	"bytes"
+	"encoding/hex"
 	"errors"
 	"math"
+	"os"
 	"reflect"
 	"testing"
 	"time"
@@ -71,7 +74,9 @@ func codecCases() []Signal {
 	full.SetAttr("off", false)
 	full.Attrs["null"] = nil
 	full.Protocol, full.Path, full.Frame = "teltonika", PathFailover, frame
+	full.DecoderVersion = "builtin:1.4.0"
 	second := full
+	second.DecoderVersion = "1.2.0+sha256:abcdef123456"
 	second.TS = t0.Add(time.Second)
 	second.Attrs = nil
 	second.DTCs = nil
@@ -138,7 +143,11 @@ func TestBatchCodecRejectsCorruption(t *testing.T) {
 	}{
 		{"empty", nil},
 		{"wrong magic", append([]byte("XYZ"), good[3:]...)},
-		{"future version", append([]byte("FCS\x02"), good[4:]...)},
+		{"future version", append([]byte("FCS\x03"), good[4:]...)},
+		{"version 0", append([]byte("FCS\x00"), good[4:]...)},
+		// A version 2 body read as version 1: the decoder version's
+		// length is taken for the frame index.
+		{"version 2 body as version 1", append([]byte("FCS\x01"), good[4:]...)},
 		{"trailing", append(append([]byte(nil), good...), 0)},
 		{"huge count", []byte("FCS\x01\x00\xff\xff\xff\xff\x0f")},
 	}
@@ -155,6 +164,58 @@ func TestBatchCodecRejectsCorruption(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestBatchCodecReadsVersion1 decodes a batch written by the version 1
+// codec (before decoder_version: testdata/batch_v1.hex is codecCases
+// encoded by that build), as failover messages, spool segments and
+// rejected records of an older build are: every field as before, an empty
+// DecoderVersion, the same record hashes; re-encoded it is version 2.
+func TestBatchCodecReadsVersion1(t *testing.T) {
+	v1 := readHexFixture(t, "testdata/batch_v1.hex")
+	if v1[3] != 1 {
+		t.Fatalf("fixture is version %d, want 1", v1[3])
+	}
+	got, err := DecodeBatch(v1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := codecCases()
+	if len(got) != len(want) {
+		t.Fatalf("%d signals, want %d", len(got), len(want))
+	}
+	for i := range got {
+		w := want[i]
+		w.DecoderVersion = ""
+		sameSignal(t, &got[i], &w)
+		if got[i].RecordHash() != want[i].RecordHash() {
+			t.Errorf("signal %d: record hash %d, want %d", i, got[i].RecordHash(), want[i].RecordHash())
+		}
+	}
+	again := AppendBatch(nil, got)
+	if again[3] != CodecVersion {
+		t.Fatalf("re-encoded as version %d, want %d", again[3], CodecVersion)
+	}
+	if bytes.Equal(again, v1) {
+		t.Fatal("version 2 encoding equals the version 1 one")
+	}
+	back, err := DecodeBatch(again)
+	if err != nil || len(back) != len(got) {
+		t.Fatalf("decoding the re-encoding: %d signals, %v", len(back), err)
+	}
+}
+
+func readHexFixture(t *testing.T, path string) []byte {
+	t.Helper()
+	text, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := hex.DecodeString(string(bytes.TrimSpace(text)))
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	return b
 }
 
 func FuzzDecodeBatch(f *testing.F) {

@@ -31,7 +31,7 @@ func goldenSignals() []signal.Signal {
 // TestRecordHashGolden pins the record hash: it is the idempotency key
 // stored in every row (and in failover messages and spool segments), so a
 // change would let a resend of an already stored record be stored again.
-// Receive time, path and raw frame are not part of it.
+// Receive time, path, raw frame and decoder version are not part of it.
 func TestRecordHashGolden(t *testing.T) {
 	want := []int64{-4299221456472929624, 4961361689329863790, -7185518940640381525}
 	for i, s := range goldenSignals() {
@@ -41,6 +41,11 @@ func TestRecordHashGolden(t *testing.T) {
 		s.Recv, s.Path, s.Frame = time.Time{}, "", nil
 		if got := s.RecordHash(); got != want[i] {
 			t.Errorf("signal %d without receive time, path and frame: RecordHash() = %d, want %d", i, got, want[i])
+		}
+		// A resend decoded by another decoder version is the same record.
+		s.DecoderVersion = "2.0.0+sha256:0123456789ab"
+		if got := s.RecordHash(); got != want[i] {
+			t.Errorf("signal %d with a decoder version: RecordHash() = %d, want %d", i, got, want[i])
 		}
 	}
 	// Attribute order and an int attr that a JSON round trip turns into a

@@ -33,6 +33,9 @@ type JSON struct {
 	Attrs      map[string]any `json:"attrs,omitempty"`
 	Protocol   string         `json:"protocol,omitempty"`
 	Path       string         `json:"path,omitempty"`
+	// DecoderVersion is Signal.DecoderVersion (added with decoder ABI v1;
+	// absent when unknown).
+	DecoderVersion string `json:"decoder_version,omitempty"`
 }
 
 func num(f float64) *float64 {
@@ -65,7 +68,7 @@ func (s *Signal) ToJSON() JSON {
 		Sats: num(s.Sats), HDOP: num(s.HDOP),
 		RPM: num(s.RPM), Coolant: num(s.Coolant), Fuel: num(s.Fuel), Voltage: num(s.Voltage),
 		Odometer: num(s.Odometer), EngineLoad: num(s.EngineLoad), Throttle: num(s.Throttle),
-		DTCs: s.DTCs, Attrs: s.Attrs, Protocol: s.Protocol, Path: s.Path,
+		DTCs: s.DTCs, Attrs: s.Attrs, Protocol: s.Protocol, Path: s.Path, DecoderVersion: s.DecoderVersion,
 	}
 	if v, ok := s.Valid.Bool(); ok {
 		j.Valid = &v
@@ -82,7 +85,7 @@ func (j *JSON) Signal() Signal {
 		Sats: unnum(j.Sats), HDOP: unnum(j.HDOP),
 		RPM: unnum(j.RPM), Coolant: unnum(j.Coolant), Fuel: unnum(j.Fuel), Voltage: unnum(j.Voltage),
 		Odometer: unnum(j.Odometer), EngineLoad: unnum(j.EngineLoad), Throttle: unnum(j.Throttle),
-		DTCs: j.DTCs, Protocol: j.Protocol, Path: j.Path,
+		DTCs: j.DTCs, Protocol: j.Protocol, Path: j.Path, DecoderVersion: j.DecoderVersion,
 	}
 	if j.TS != nil {
 		s.TS = j.TS.UTC()

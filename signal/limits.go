@@ -38,6 +38,11 @@ const (
 	// MaxAttrsBytes caps the attributes as JSON text (what the jsonb column
 	// is written from, escapes included).
 	MaxAttrsBytes = 256 << 10
+	// MaxDecoderVersionBytes caps the decoder version: a WASM decoder's
+	// meta version (SemVer, with pre-release and build parts) plus
+	// "+sha256:" and 12 hex digits, or "builtin:" and the fleetcore
+	// version, fit with room to spare.
+	MaxDecoderVersionBytes = 128
 	// MaxFrameBytes caps the raw frame a record carries: the largest
 	// max_frame a listener accepts (16 MiB).
 	MaxFrameBytes = 16 << 20
@@ -176,7 +181,9 @@ var Limits = map[string]Limit{
 		Reason: "OBD-II counts stored codes in 7 bits; a code has 5 characters (P0301)"},
 	"attrs": {Kind: KindAttrs, MaxBytes: MaxAttrsBytes, MaxItems: MaxAttrs, MaxItemBytes: MaxAttrStringBytes, MaxKeyBytes: MaxAttrKeyBytes,
 		Reason: "values are float64 (finite: JSON holds no NaN or Inf), int64, string, bool or nil; keys and strings valid UTF-8 without NUL (jsonb refuses \\u0000)"},
-	"protocol":    {Kind: KindText, MaxBytes: MaxProtocolBytes, Reason: "a decoder name (the gateway fills it when empty)"},
+	"protocol": {Kind: KindText, MaxBytes: MaxProtocolBytes, Reason: "a decoder name (the gateway fills it when empty)"},
+	"decoder_version": {Kind: KindText, MaxBytes: MaxDecoderVersionBytes,
+		Reason: "the decoder's version (empty = unknown, stored as NULL); the WASM host or, for built-in decoders, the gateway sets it"},
 	"path":        {Kind: KindText, MaxBytes: len(PathFailover), SetBy: "the ingest core", Reason: "the CHECK constraint allows direct, failover and spool: Check refuses anything else but empty (not yet set)"},
 	"record_hash": {Kind: KindInt, SetBy: "the store (RecordHash)", Reason: "idempotency key"},
 	"frame_hash":  {Kind: KindInt, SetBy: "the store (FrameHash)", Reason: "the frame's key"},

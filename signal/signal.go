@@ -70,6 +70,17 @@ type Signal struct {
 	Protocol string // decoder name
 	Path     string // direct, failover or spool; set by the ingest core
 
+	// DecoderVersion is the version of the decoder that produced the
+	// record, so that records can be re-decoded after a decoder fix and
+	// a bad version's records found: a WASM decoder's
+	// "<meta version>+sha256:<first 12 hex digits of the module's
+	// SHA-256>" (set by plugins/wasmdecoder), a built-in decoder's
+	// "builtin:<fleetcore version>" (set by the gateway where the decoder
+	// left it empty). Empty is unknown (stored as NULL: records written
+	// before the column existed). It is not part of RecordHash: a resend
+	// decoded by a newer version is the same record.
+	DecoderVersion string
+
 	// Frame is the raw frame the record was decoded from. It is stored once
 	// per frame (keyed by FrameHash) so that records can be re-decoded.
 	Frame []byte
@@ -143,7 +154,7 @@ func (s *Signal) Key() Key {
 }
 
 // RecordHash is a 64-bit FNV-1a hash of the record's canonical bytes: every
-// decoded field except Recv, Path and Frame. Timestamps count at microsecond
+// decoded field except Recv, Path, Frame and DecoderVersion. Timestamps count at microsecond
 // precision (what Postgres stores), floats by their bits, attributes in
 // sorted key order.
 func (s *Signal) RecordHash() int64 {
