@@ -117,6 +117,19 @@ type Status struct {
 	LastFailure   string `json:"last_failure,omitempty"`
 }
 
+// NewDir returns the folder of cfg.Path, loading its files with h. Call
+// Scan once to load what is there (before listeners are planned), then
+// Run.
+func NewDir(h *Host, cfg DirConfig) *Dir {
+	return newDir(func(ctx context.Context, file string, wasm []byte) (servable, error) {
+		m, err := h.Load(ctx, filepath.Join(cfg.Path, file), wasm)
+		if err != nil {
+			return nil, err
+		}
+		return moduleVersion{m}, nil
+	}, cfg)
+}
+
 func newDir(load loadFunc, cfg DirConfig) *Dir {
 	if cfg.Poll <= 0 {
 		cfg.Poll = DefaultPoll

@@ -45,6 +45,37 @@ type servable interface {
 	Failures() (total uint64, consecutive int64, last string)
 }
 
+// moduleVersion is a *Module as a slot serves it.
+type moduleVersion struct{ *Module }
+
+var _ servable = moduleVersion{}
+
+// Resume switches a session of another version to this one
+// (Session.Switch keeps its device id, state blob and configuration).
+func (m moduleVersion) Resume(_ plugins.SessionConfig, from plugins.Session) (plugins.Session, bool) {
+	s, ok := from.(*Session)
+	if !ok || s.Switch(m.Module) != nil {
+		return nil, false
+	}
+	return s, true
+}
+
+// OnDisabled hooks the module's failure callback: the failure that
+// disables it calls fn.
+func (m moduleVersion) OnDisabled(fn func(reason string)) {
+	m.OnFailure(func(f Failure) {
+		if f.Disabled {
+			fn(fmt.Sprintf("%d consecutive guest failures; the last (%s): %v", f.Consecutive, f.Kind, f.Err))
+		}
+	})
+}
+
+// Failures reads the module's counters.
+func (m moduleVersion) Failures() (uint64, int64, string) {
+	st := m.Stats()
+	return st.Failures, int64(st.Consecutive), st.LastError
+}
+
 // version is one loaded version in a slot: the module, where it came
 // from, who uses it and how it fares.
 type version struct {
@@ -504,7 +535,7 @@ func (s *slotSession) boundary() {
 		decline("the current version could not take over its state")
 		return
 	}
-	if c, ok := s.sess.(interface{ Close() }); ok {
+	if c, ok := s.sess.(interface{ Close() }); ok && ns != s.sess {
 		c.Close()
 	}
 	s.sess, s.cfg = ns, cfg
