@@ -253,7 +253,7 @@ func newTestDir(t *testing.T, maxFailures int) *testDir {
 	t.Helper()
 	td := &testDir{t: t, path: t.TempDir(), loader: &fakeLoader{max: maxFailures}}
 	td.dir = newDir(td.loader.load, DirConfig{
-		Path: td.path,
+		Path:    td.path,
 		Builtin: func(name string) bool { return name == "teltonika" },
 		OnDisable: func(d Disabled) {
 			td.mu.Lock()
