@@ -335,16 +335,16 @@ func (d *Dir) scanFile(ctx context.Context, file string) error {
 	}
 	s := d.slotLocked(name)
 	v := s.newVersion(sv, file, sum)
-	prev := ent.ver
 	ent.stamp, ent.hash, ent.state, ent.err, ent.name, ent.ver, ent.retry = st, sum, stateLive, "", name, v, false
 	d.mu.Unlock()
 	if renamed != nil {
 		renamed.clear(fmt.Sprintf("file %s now declares decoder %s", file, name))
 	}
+	old, _ := s.Current()
 	s.install(v)
-	if prev != nil && oldName == name {
+	if old != "" {
 		d.log.Info("decoder version replaced: new connections and sessions of the same state_version take it at their next frame",
-			"file", file, "decoder", name, "old_version", prev.id, "version", v.id, "state_version", v.state)
+			"file", file, "decoder", name, "old_version", old, "version", v.id, "state_version", v.state)
 	} else {
 		d.log.Info("decoder loaded", "file", file, "decoder", name, "version", v.id, "transports", transportList(v.info))
 	}
