@@ -233,7 +233,7 @@ listener "acme_udp" {
 	logs := &logBuffer{}
 	n, ctx := testnode.Run(t, cfg, plugins.NewRegistry(), hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}))
 	t.Cleanup(func() {
-		if t.Failed() || os.Getenv("DUMP") != "" {
+		if t.Failed() {
 			t.Logf("node log:\n%s", logs.String())
 		}
 	})
