@@ -442,3 +442,73 @@ listener "acme_udp" {
 		t.Fatal("decoder_disabled alert still open after the file changed")
 	}
 }
+
+// Check (what `fleetcore validate` runs) plans listeners against the
+// decoder folder: a loaded decoder's transports and options are checked
+// like a built-in's, each problem at its line; a name the folder does not
+// serve yet is accepted (serve starts the listener and waits); without a
+// folder it is an unknown protocol.
+func TestCheckDropInDecoders(t *testing.T) {
+	folder := t.TempDir()
+	if err := os.WriteFile(filepath.Join(folder, "acme.wasm"), wasmfixture.WATFile(t, acmeWAT), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	decoders := `decoders {
+  dir       = "` + folder + `"
+  cache_dir = "` + filepath.Join(t.TempDir(), "cache") + `"
+}
+`
+	cases := []struct {
+		name, src string
+		problems  []string // substrings, each of one problem line; none = valid
+	}{
+		{"loaded, tcp", decoders + `listener "acme_wat" { address = "127.0.0.1:0" }`, nil},
+		{"not there yet", decoders + `listener "later" {
+  protocol = "acme_v2"
+  address  = "127.0.0.1:0"
+}`, nil},
+		{"transport the version does not serve", decoders + `listener "acme_udp" {
+  protocol  = "acme_wat"
+  transport = "udp"
+  address   = "127.0.0.1:0"
+}`, []string{`node.hcl:7: listener "acme_udp": decoder acme_wat 1.0.0+sha256:`, "does not support transport udp (it supports tcp)"}},
+		{"bad option", decoders + `listener "acme_wat" {
+  address = "127.0.0.1:0"
+  options = {
+    ack = "maybe"
+  }
+}`, []string{`node.hcl:8: listener "acme_wat": option "ack": "maybe" is not true or false`}},
+		{"unknown option", decoders + `listener "acme_wat" {
+  address = "127.0.0.1:0"
+  options = { speed = "1" }
+}`, []string{`option "speed": unknown option (acme_wat takes ack)`}},
+		{"not a decoder name", decoders + `listener "x" {
+  protocol = "Acme-WAT"
+  address  = "127.0.0.1:0"
+}`, []string{`unknown protocol "Acme-WAT"`, "a drop-in decoder of " + folder + " is named [a-z0-9_]"}},
+		{"no folder", `listener "acme_wat" { address = "127.0.0.1:0" }`, []string{`unknown protocol "acme_wat"`}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := config.ParseUnvalidated("node.hcl", []byte(tc.src))
+			if err != nil {
+				t.Fatal(err)
+			}
+			err = node.Check(cfg, plugins.NewRegistry())
+			if len(tc.problems) == 0 {
+				if err != nil {
+					t.Fatalf("Check: %v", err)
+				}
+				return
+			}
+			if err == nil {
+				t.Fatalf("Check accepts it; want %q", tc.problems)
+			}
+			for _, p := range tc.problems {
+				if !strings.Contains(err.Error(), p) {
+					t.Errorf("Check: %v\nwant a problem with %q", err, p)
+				}
+			}
+		})
+	}
+}
