@@ -63,6 +63,19 @@ rules {
   # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
 }
 
+# Drop-in protocol decoders: WebAssembly modules (protocols/wasm/ABI.md) in
+# `dir` are compiled, self-tested and served while running; a listener names
+# one like a built-in protocol (README.md "Adding a device without
+# rebuilding"). `make decoders` builds the examples into this folder.
+decoders {
+  dir              = "protocols/wasm/build/decoders"
+  cache_dir        = "var/wasm-cache/decoders"
+  budget           = "50ms" # per fc_frame / fc_decode call; over it = a guest failure
+  memory_limit_mib = 32     # per instance
+  max_failures     = 5      # guest failures in a row that disable a version (the previous one is restored)
+  poll             = "2s"   # how often the folder is rescanned
+}
+
 # Per-device integrity scores and alerts (core/integrity/README.md).
 integrity {
   enter_below       = 60 # score_low opens after enter_windows windows below this

@@ -247,6 +247,10 @@ func (r *reader) u64() uint64 {
 	return 0
 }
 
+// stampSeconds marks a record without a device time whose server time is
+// truncated to the second (record byte 9 = 1); the session replaces it.
+var stampSeconds = time.Unix(0, 1).UTC()
+
 // fieldsMask: the canonical field bits a record may set (ts and 2..15).
 const fieldsMask = 0xfffd
 
@@ -291,8 +295,9 @@ func (d *recordDecoder) record(b []byte, caps *Caps) (signal.Signal, error) {
 		return s, abiErrorf("valid %d: want 0, 1 or 2", valid)
 	}
 	s.Valid = signal.Flag(valid)
-	if r.u8() != 0 {
-		return s, abiErrorf("record byte 9 is not zero")
+	stamp := r.u8()
+	if stamp > 1 {
+		return s, abiErrorf("stamp %d: want 0 (server time to the ms) or 1 (to the second)", stamp)
 	}
 	nAttrs, nDTCs, nOBD := int(r.u16()), int(r.u16()), int(r.u16())
 	switch {
@@ -318,6 +323,9 @@ func (d *recordDecoder) record(b []byte, caps *Caps) (signal.Signal, error) {
 			continue
 		}
 		s.SetNumber(signal.Field(f), math.Float64frombits(v))
+	}
+	if stamp == 1 && mask&1 == 0 {
+		s.TS = stampSeconds
 	}
 	if nAttrs+nOBD > 0 {
 		s.Attrs = make(map[string]any, nAttrs+nOBD)
@@ -440,17 +448,20 @@ func printableASCII(b []byte) bool {
 }
 
 // Output is a parsed fc_decode output (ABI.md "Output"). Records carry
-// only what the guest wrote: a zero TS when the record has no device time,
-// no DeviceID, Recv, Protocol or Frame (the host sets them).
+// only what the guest wrote: a zero TS when the record has no device time
+// (ServerSeconds[i] then says whether the host stamps it with the receive
+// time truncated to the second rather than the millisecond), no DeviceID,
+// Recv, Protocol or Frame (the host sets them).
 type Output struct {
-	Status  int32
-	Flags   uint32
-	Device  []byte
-	Ack     []byte
-	Reject  []byte
-	Message []byte
-	State   []byte
-	Records []signal.Signal
+	ServerSeconds []bool
+	Status        int32
+	Flags         uint32
+	Device        []byte
+	Ack           []byte
+	Reject        []byte
+	Message       []byte
+	State         []byte
+	Records       []signal.Signal
 }
 
 // ParseOutput validates output bytes against the caps (Caps zero fields:
@@ -472,9 +483,15 @@ func ParseOutput(b []byte, caps Caps) (Output, error) {
 		}
 		return Output{}, err
 	}
+	secs := make([]bool, len(recs))
+	for i := range recs {
+		if recs[i].TS.Equal(stampSeconds) {
+			recs[i].TS, secs[i] = time.Time{}, true
+		}
+	}
 	clone := func(s []byte) []byte { return append([]byte(nil), s...) }
 	return Output{Status: h.status, Flags: h.flags, Device: clone(h.device), Ack: clone(h.ack),
-		Reject: clone(h.reject), Message: clone(h.message), State: clone(h.state), Records: recs}, nil
+		Reject: clone(h.reject), Message: clone(h.message), State: clone(h.state), Records: recs, ServerSeconds: secs}, nil
 }
 
 // validText reports whether b is valid UTF-8 without NUL (a device id).

@@ -26,7 +26,7 @@ const (
 )
 
 func TestConformanceWAT(t *testing.T) {
-	m := load(t, newHost(t, Config{}), examplePath, exampleWasm(t))
+	m := load(t, newHost(t, Config{Budget: testBudget}), examplePath, exampleWasm(t))
 	plugintest.Run(t, m, plugintest.Cases{
 		Frames:    [][]byte{mustHex(t, helloHex), mustHex(t, batch1Hex), mustHex(t, heartbeatHex), mustHex(t, batch2Hex)},
 		Oversized: [][]byte{{0xAC, 0x3E, 1, 2, 0xFF, 0xFF}},
@@ -34,7 +34,7 @@ func TestConformanceWAT(t *testing.T) {
 }
 
 func TestExampleLoads(t *testing.T) {
-	m := load(t, newHost(t, Config{}), examplePath, exampleWasm(t))
+	m := load(t, newHost(t, Config{Budget: testBudget}), examplePath, exampleWasm(t))
 	if m.Name() != "acme_wat" || m.Info().Transports[0] != plugins.TCP {
 		t.Fatalf("info %+v", m.Info())
 	}

@@ -3,9 +3,15 @@ package wasmdecoder
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 )
+
+// testBudget is the per-call budget of tests that are not about timeouts:
+// the machine running them may be busy, and a correct call must not time
+// out there.
+const testBudget = 5 * time.Second
 
 // examplePath is the WAT worked example of the ABI.
 const examplePath = "../../protocols/wasm/examples/wat/acme.wat"

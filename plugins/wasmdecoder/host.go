@@ -28,7 +28,7 @@ const (
 	InitBudget = 10 * time.Second
 
 	DefaultMaxRecords  = 1024
-	DefaultMaxAttrs    = 64
+	DefaultMaxAttrs    = 1024 // signal.MaxAttrs: a real Teltonika record carries 65
 	DefaultMaxDTCs     = 32
 	DefaultMaxOBD      = 64
 	DefaultMaxOutput   = 1 << 20

@@ -134,6 +134,7 @@ func (o out) bytes() []byte {
 type rec struct {
 	mask              uint32
 	valid             byte
+	stamp             byte
 	values            []uint64
 	nattrs, ndtc, nob int
 	body              []byte // attrs, DTCs and OBD items, as bytes
@@ -145,6 +146,7 @@ func (r rec) bytes() []byte {
 	le := binary.LittleEndian
 	le.PutUint32(b[4:], r.mask)
 	b[8] = r.valid
+	b[9] = r.stamp
 	le.PutUint16(b[10:], uint16(r.nattrs))
 	le.PutUint16(b[12:], uint16(r.ndtc))
 	le.PutUint16(b[14:], uint16(r.nob))
@@ -245,6 +247,7 @@ func TestHostileCalls(t *testing.T) {
 		{"rec_len beyond the records", guest{bad: out{nrec: 1, device: []byte("d"), recs: rec{lenDelta: 1}.bytes()}.bytes()}, false, KindABI, "rec_len 17 outside"},
 		{"field_mask sets recv", guest{bad: out{nrec: 1, device: []byte("d"), recs: rec{mask: 2, values: []uint64{1}}.bytes()}.bytes()}, false, KindABI, "field_mask 0x2"},
 		{"field_mask bit 16", guest{bad: out{nrec: 1, device: []byte("d"), recs: rec{mask: 1 << 16, values: []uint64{1}}.bytes()}.bytes()}, false, KindABI, "field_mask 0x10000"},
+		{"stamp out of range", guest{bad: out{nrec: 1, device: []byte("d"), recs: rec{stamp: 2}.bytes()}.bytes()}, false, KindABI, "stamp 2"},
 		{"valid out of range", guest{bad: out{nrec: 1, device: []byte("d"), recs: rec{valid: 3}.bytes()}.bytes()}, false, KindABI, "valid 3"},
 		{"records after the last", guest{bad: out{nrec: 1, device: []byte("d"), recs: append(rec{}.bytes(), 0, 0)}.bytes()}, false, KindABI, "2 bytes after the last record"},
 		{"records without a count", guest{bad: out{device: []byte("d"), recs: rec{}.bytes()}.bytes()}, false, KindABI, "0 records in 16 bytes"},
@@ -259,7 +262,7 @@ func TestHostileCalls(t *testing.T) {
 	}
 	// A loop needs a short budget to end the test soon; a memory bomb a
 	// long one, so that a loaded machine does not turn it into a timeout.
-	short, long := hostileHost(t, 50*time.Millisecond), hostileHost(t, 5*time.Second)
+	short, long := hostileHost(t, 250*time.Millisecond), hostileHost(t, testBudget)
 	for _, tc := range cases {
 		h := long
 		if tc.kind == KindTimeout {

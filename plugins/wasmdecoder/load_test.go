@@ -62,7 +62,7 @@ func TestLoadRefuses(t *testing.T) {
 		{"self-test: framed short", guest{frame: "(i32.const 1)", meta: metaWith(`"tests":[{"name":"f","frames":[{"text":"xy","want":{}}]}]`)},
 			`fc_frame framed 1 of the frame's 2 bytes`},
 	}
-	h := newHost(t, Config{Caps: Caps{State: 256}, Reserved: func(n string) bool { return n == "builtin" }})
+	h := newHost(t, Config{Budget: testBudget, Caps: Caps{State: 256}, Reserved: func(n string) bool { return n == "builtin" }})
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			m, err := loadGuest(t, h, tc.g)
@@ -94,7 +94,7 @@ func TestLoadRefuses(t *testing.T) {
 // A guest's refusal (negative status) is the plugins sentinel with its
 // message and reject bytes, and no guest failure.
 func TestGuestRefusal(t *testing.T) {
-	h := hostileHost(t, time.Second)
+	h := hostileHost(t, testBudget)
 	m, err := loadGuest(t, h, guest{bad: out{status: -2, reject: []byte("NAK"), message: []byte("crc 1 != 2\n"), state: []byte("zz"), flags: FlagState}.bytes(),
 		frame: "(i32.const -2)", extra: `(data (i32.const 2048) "bad crc") (func (export "fc_error") (result i64) (i64.const 0x0000080000000007))`})
 	if err != nil {
@@ -127,7 +127,7 @@ func TestGuestRefusal(t *testing.T) {
 // MaxFailures consecutive guest failures disable the module once; a
 // success in between resets the run; refusals do not count.
 func TestFailuresDisable(t *testing.T) {
-	h := newHost(t, Config{MaxFailures: 3})
+	h := newHost(t, Config{MaxFailures: 3, Budget: testBudget})
 	m, err := loadGuest(t, h, guest{decode: "(unreachable)"})
 	if err != nil {
 		t.Fatal(err)
@@ -167,7 +167,7 @@ func TestFailuresDisable(t *testing.T) {
 // Closing a module from its failure callback does not deadlock, and later
 // calls fail with ErrClosed.
 func TestCloseFromCallback(t *testing.T) {
-	h := newHost(t, Config{MaxFailures: 1})
+	h := newHost(t, Config{MaxFailures: 1, Budget: testBudget})
 	m, err := loadGuest(t, h, guest{decode: "(unreachable)"})
 	if err != nil {
 		t.Fatal(err)
@@ -185,7 +185,7 @@ func TestCloseFromCallback(t *testing.T) {
 }
 
 func TestHostChecks(t *testing.T) {
-	h := hostileHost(t, time.Second)
+	h := hostileHost(t, testBudget)
 	noDevice := out{nrec: 1, recs: position().bytes()}.bytes()
 	m, err := loadGuest(t, h, guest{bad: noDevice})
 	if err != nil {
@@ -213,6 +213,29 @@ func TestHostChecks(t *testing.T) {
 		_, err = m2.NewSession(plugins.SessionConfig{}).Decode([]byte("x"), recvT)
 		if !errors.Is(err, plugins.ErrMalformed) || !strings.Contains(err.Error(), "lat") {
 			t.Errorf("error %v", err)
+		}
+	})
+	t.Run("server time", func(t *testing.T) {
+		// Two records without a device time: byte 9 = 0 stamps the
+		// receive time to the ms, 1 to the second; a resend keeps both.
+		recs := append(rec{mask: 4 | 8, values: []uint64{f64(1), f64(2)}}.bytes(), rec{mask: 4, stamp: 1, values: []uint64{f64(1)}}.bytes()...)
+		m2, err := loadGuest(t, h, guest{bad: out{nrec: 2, device: []byte("d"), recs: recs}.bytes()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		recv := time.Date(2026, 1, 1, 12, 0, 0, 700_123_000, time.UTC)
+		for _, at := range []time.Time{recv, recv.Add(time.Minute)} {
+			res, err := m2.NewSession(plugins.SessionConfig{}).Decode([]byte("x"), at)
+			if err != nil || len(res.Signals) != 2 {
+				t.Fatalf("%+v %v", res, err)
+			}
+			if !res.Signals[0].TS.Equal(recv.Truncate(time.Millisecond)) || !res.Signals[1].TS.Equal(recv.Truncate(time.Second)) {
+				t.Errorf("received at %s: ts %s and %s, want the first receipt to the ms and to the second", at, res.Signals[0].TS, res.Signals[1].TS)
+			}
+		}
+		o, err := ParseOutput(out{nrec: 2, device: []byte("d"), recs: recs}.bytes(), Caps{})
+		if err != nil || !o.Records[0].TS.IsZero() || !o.Records[1].TS.IsZero() || o.ServerSeconds[0] || !o.ServerSeconds[1] {
+			t.Errorf("ParseOutput: %+v %v", o, err)
 		}
 	})
 	t.Run("short OBD data", func(t *testing.T) {

@@ -242,7 +242,9 @@ func (o *OptionMeta) option() (plugins.Option, error) {
 		if hasDefault && json.Unmarshal(o.Default, &f.Default) != nil {
 			return nil, fmt.Errorf("default %s is not a number", o.Default)
 		}
-		if o.Min != nil || o.Max != nil {
+		// Both bounds 0 (an SDK writing its zero values) means unbounded, as
+		// for plugins.FloatOption.
+		if (o.Min != nil || o.Max != nil) && !(o.Min != nil && o.Max != nil && *o.Min == 0 && *o.Max == 0) {
 			f.Min, f.Max = -math.MaxFloat64, math.MaxFloat64
 			if o.Min != nil {
 				f.Min = *o.Min

@@ -232,12 +232,14 @@ func (m *Module) record(frame bool, err error) {
 	var f *Failure
 	m.smu.Lock()
 	if err == nil {
+		// Only a good fc_decode ends a run of failures: a guest that frames
+		// well and traps in every fc_decode must still be disabled.
 		if frame {
 			m.stats.frames++
 		} else {
 			m.stats.decodes++
+			m.stats.consecutive = 0
 		}
-		m.stats.consecutive = 0
 		m.smu.Unlock()
 		return
 	}
@@ -440,10 +442,10 @@ func (inst *instance) call(fn api.Function, budget time.Duration) (expired bool,
 }
 
 // classify turns a failed call into an *Error.
-func (m *Module) classify(inst *instance, expired bool, what string, err error) *Error {
+func (m *Module) classify(inst *instance, budget time.Duration, expired bool, what string, err error) *Error {
 	var exit *sys.ExitError
 	if expired || (errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded) {
-		return m.errorf(KindTimeout, "%s ran longer than %v", what, m.host.cfg.Budget)
+		return m.errorf(KindTimeout, "%s ran longer than %v", what, budget)
 	}
 	detail := err.Error()
 	if tail := inst.stderr.String(); tail != "" {
@@ -462,15 +464,15 @@ func (m *Module) classify(inst *instance, expired bool, what string, err error) 
 
 // input asks fc_alloc for a buffer of at least size bytes unless the one
 // the instance has is large enough, and returns a view of size bytes of it.
-func (m *Module) input(inst *instance, size int) ([]byte, *Error, bool) {
+func (m *Module) input(inst *instance, size int, budget time.Duration) ([]byte, *Error, bool) {
 	if uint64(size) > uint64(inst.mem.Size()) || size > 1<<31-1 {
 		return nil, m.errorf(KindMemory, "input of %d bytes exceeds the guest memory", size), false
 	}
 	if inst.bufPtr == 0 || uint32(size) > inst.bufCap {
 		inst.stack[0] = api.EncodeI32(int32(size))
-		expired, err := inst.call(inst.alloc, m.host.cfg.Budget)
+		expired, err := inst.call(inst.alloc, budget)
 		if err != nil || expired {
-			return nil, m.classify(inst, expired, fmt.Sprintf("fc_alloc(%d)", size), err), true
+			return nil, m.classify(inst, budget, expired, fmt.Sprintf("fc_alloc(%d)", size), err), true
 		}
 		ptr := api.DecodeU32(inst.stack[0])
 		switch {
@@ -490,13 +492,13 @@ func (m *Module) input(inst *instance, size int) ([]byte, *Error, bool) {
 
 // guestMessage reads fc_error's message after a negative fc_frame ("" when
 // the guest has no fc_error). A failing fc_error is an *Error.
-func (m *Module) guestMessage(inst *instance) (string, *Error) {
+func (m *Module) guestMessage(inst *instance, budget time.Duration) (string, *Error) {
 	if inst.errFn == nil {
 		return "", nil
 	}
-	expired, err := inst.call(inst.errFn, m.host.cfg.Budget)
+	expired, err := inst.call(inst.errFn, budget)
 	if err != nil || expired {
-		return "", m.classify(inst, expired, "fc_error", err)
+		return "", m.classify(inst, budget, expired, "fc_error", err)
 	}
 	ptr, n := uint32(inst.stack[0]>>32), uint32(inst.stack[0])
 	n = min(n, maxMessageBytes)

@@ -16,6 +16,9 @@ import (
 	"github.com/fleetcore/fleetcore/signal"
 )
 
+// SelfTestBudget is the least time budget of a self-test call.
+const SelfTestBudget = 5 * time.Second
+
 // SelfTest runs the metadata's tests through the real session path: each
 // test in a fresh session, its TCP frames through fc_frame (each must be
 // framed whole) then fc_decode. Any mismatch is an *Error of KindInvalid
@@ -51,6 +54,9 @@ func (m *Module) runTest(tc *TestCase) error {
 		return fmt.Errorf("options: %w", err)
 	}
 	sess := m.NewSession(plugins.SessionConfig{Transport: plugins.Transport(tc.Transport), Options: opts}).(*Session)
+	// A self-test checks what the guest outputs, not how fast: a busy
+	// machine must not refuse a correct module.
+	sess.budget = max(m.host.cfg.Budget, SelfTestBudget)
 	for j := range tc.Frames {
 		f := &tc.Frames[j]
 		if err := m.runFrame(sess, tc.Transport == "tcp", f); err != nil {

@@ -34,6 +34,14 @@ type Session struct {
 	state     []byte
 	spare     []byte // the other state buffer: a new state is copied here, then swapped
 	reject    []byte
+	budget    time.Duration // per call; 0 = the host's (self-tests run with more)
+}
+
+func (s *Session) callBudget() time.Duration {
+	if s.budget > 0 {
+		return s.budget
+	}
+	return s.mod.host.cfg.Budget
 }
 
 var (
@@ -187,7 +195,7 @@ func (s *Session) frame(m *Module, buf []byte) (int, error) {
 		return 0, err
 	}
 	in := s.input(buf, 0)
-	view, e, dead := m.input(inst, in.Size())
+	view, e, dead := m.input(inst, in.Size(), s.callBudget())
 	if e != nil {
 		m.finish(inst, dead || e.Kind != KindABI)
 		return 0, e
@@ -195,9 +203,9 @@ func (s *Session) frame(m *Module, buf []byte) (int, error) {
 	putInput(view, &in)
 	inst.stack[0] = api.EncodeU32(inst.bufPtr)
 	inst.stack[1] = api.EncodeU32(uint32(in.Size()))
-	expired, err := inst.call(inst.frame, m.host.cfg.Budget)
+	expired, err := inst.call(inst.frame, s.callBudget())
 	if err != nil || expired {
-		e := m.classify(inst, expired, "fc_frame", err)
+		e := m.classify(inst, s.callBudget(), expired, "fc_frame", err)
 		m.discard(inst)
 		return 0, e
 	}
@@ -215,7 +223,7 @@ func (s *Session) frame(m *Module, buf []byte) (int, error) {
 		m.release(inst)
 		return 0, m.errorf(KindABI, "fc_frame returned %d: want ≥ 0 or an error code -1..-6", n)
 	}
-	msg, e := m.guestMessage(inst)
+	msg, e := m.guestMessage(inst, s.callBudget())
 	if e != nil {
 		m.discard(inst)
 		return 0, e
@@ -257,7 +265,7 @@ func (s *Session) decode(m *Module, frame []byte, recv time.Time) (plugins.Resul
 		return fail, err
 	}
 	in := s.input(frame, recv.UnixMilli())
-	view, e, dead := m.input(inst, in.Size())
+	view, e, dead := m.input(inst, in.Size(), s.callBudget())
 	if e != nil {
 		m.finish(inst, dead || e.Kind != KindABI)
 		return fail, e
@@ -265,9 +273,9 @@ func (s *Session) decode(m *Module, frame []byte, recv time.Time) (plugins.Resul
 	putInput(view, &in)
 	inst.stack[0] = api.EncodeU32(inst.bufPtr)
 	inst.stack[1] = api.EncodeU32(uint32(in.Size()))
-	expired, err := inst.call(inst.decode, m.host.cfg.Budget)
+	expired, err := inst.call(inst.decode, s.callBudget())
 	if err != nil || expired {
-		e := m.classify(inst, expired, "fc_decode", err)
+		e := m.classify(inst, s.callBudget(), expired, "fc_decode", err)
 		m.discard(inst)
 		return fail, e
 	}
@@ -335,15 +343,21 @@ func (s *Session) decode(m *Module, frame []byte, recv time.Time) (plugins.Resul
 			return fail, fmt.Errorf("decoding %s frame: %w: %d records before the device identified itself", m.meta.Name, plugins.ErrNoDevice, len(sigs))
 		}
 		fc := bytes.Clone(frame)
+		// One resend-stable server time per frame; records asking for
+		// seconds (record byte 9) get it truncated, which is what a native
+		// decoder stamping recv.Truncate(time.Second) stores too.
 		var stamp time.Time
 		for i := range sigs {
 			sg := &sigs[i]
 			sg.DeviceID, sg.Recv, sg.Protocol, sg.Frame, sg.DecoderVersion = device, recv, m.meta.Name, fc, m.version
-			if sg.TS.IsZero() {
+			if seconds := sg.TS.Equal(stampSeconds); seconds || sg.TS.IsZero() {
 				if stamp.IsZero() {
 					stamp = m.times.Stamp(device, fc, recv.Truncate(time.Millisecond))
 				}
 				sg.TS = stamp
+				if seconds {
+					sg.TS = stamp.Truncate(time.Second)
+				}
 			}
 		}
 		if err := plugins.CheckSignals(sigs); err != nil {
