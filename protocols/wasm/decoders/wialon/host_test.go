@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
+	"strings"
 	"testing"
 	"time"
 
@@ -50,6 +52,36 @@ var conversation11 = [][]byte{
 	[]byte("#B#110315;045857;5364.0167;N;06127.8262;E;0;155;965;7;2.40;4;0;;NA;Uacc:2:3.4,Iacc:2:0.000,Uext:2:13.2,Tcpu:2:14.4,Balance:2:167.65,GPS:3:Off\r\n"),
 }
 
+var update = flag.Bool("update", false, "rewrite golden files")
+
+// TestGolden replays testdata/conversation/input.hex through the host
+// against expected.jsonl (-update rewrites it; review the diff). The
+// decoder version (it names the module's hash, which any rebuild with
+// another SDK or toolchain changes) is left out of the comparison:
+// TestThroughHost checks it.
+func TestGolden(t *testing.T) {
+	plugintest.Golden(t, versionless{load(t)}, time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC), *update,
+		plugintest.GoldenCase{In: "conversation/input.hex", Golden: "conversation/expected.jsonl", Hex: true, OK: 6, Bad: 0})
+}
+
+// versionless runs a decoder with the decoder version cleared on its
+// signals.
+type versionless struct{ plugins.Decoder }
+
+func (v versionless) NewSession(cfg plugins.SessionConfig) plugins.Session {
+	return versionlessSession{v.Decoder.NewSession(cfg)}
+}
+
+type versionlessSession struct{ plugins.Session }
+
+func (s versionlessSession) Decode(frame []byte, recv time.Time) (plugins.Result, error) {
+	res, err := s.Session.Decode(frame, recv)
+	for i := range res.Signals {
+		res.Signals[i].DecoderVersion = ""
+	}
+	return res, err
+}
+
 func TestConformance(t *testing.T) {
 	m := load(t)
 	for _, tr := range []plugins.Transport{plugins.TCP, plugins.UDP} {
@@ -66,6 +98,9 @@ func TestThroughHost(t *testing.T) {
 	if info := m.Info(); info.Name != "wialon" || info.DefaultPort != 5039 || len(info.Transports) != 2 {
 		t.Errorf("info %+v", info)
 	}
+	if v := m.Version(); !strings.HasPrefix(v, "1.0.0+sha256:") {
+		t.Errorf("version %q", v)
+	}
 	recv := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	s := m.NewSession(plugins.SessionConfig{Transport: plugins.TCP, MaxFrame: 4096, Logger: hclog.NewNullLogger()})
 	want := []string{"#AL#1\r\n", "#ASD#1\r\n", "#AP#\r\n", "#AD#1\r\n", "#AD#1\r\n", "#AB#1\r\n"}
@@ -78,7 +113,7 @@ func TestThroughHost(t *testing.T) {
 			t.Errorf("frame %d: ack %q device %q", i, res.Ack, res.DeviceID)
 		}
 		for _, sg := range res.Signals {
-			if sg.Protocol != "wialon" || sg.DeviceID != "123456789012345" {
+			if sg.Protocol != "wialon" || sg.DeviceID != "123456789012345" || sg.DecoderVersion != m.Version() {
 				t.Errorf("frame %d: signal %+v", i, sg)
 			}
 		}
