@@ -38,15 +38,6 @@ type flexSet struct {
 	size   int     // bytes of one record
 }
 
-func (f *flexSet) has(field uint8) bool {
-	for _, x := range f.fields {
-		if x == field {
-			return true
-		}
-	}
-	return false
-}
-
 // negotiate takes *>FLEX: 0xB0, protocol version, structure version, the
 // number of bits and the bit field (most significant bit first: field 1).
 // It answers *<FLEX with the versions it accepts; from then on the

@@ -285,3 +285,20 @@ func FuzzDecode(f *testing.F) {
 		}
 	})
 }
+
+// BenchmarkDecodeNative: the same data packet as host_test.go's
+// BenchmarkDecode through the SDK's native module (no WebAssembly), for
+// the WASM/native ratio measured in one run.
+func BenchmarkDecodeNative(b *testing.B) {
+	m := sdk.Registered()
+	st := state{version: v11, imei: "123456789012345"}.bytes()
+	in := sdk.Input{Transport: sdk.TCP, RecvMs: 1767225600000, MaxFrame: 4096, Options: []byte("{}"), State: st,
+		Data: []byte("#D#151216;135910;5321.1466;N;04441.7929;E;87;156;265.000000;12;1.000000;241;NA;NA;NA;odo:2:0.000000,total_fuel:1:430087,can_fls:1:201,can_taho:1:11623,can_mileage:1:140367515\r\n")}.Encode()
+	b.SetBytes(int64(len(in)))
+	for b.Loop() {
+		if out, err := sdk.ParseResult(m.Decode(in)); err != nil || out.Status != 0 {
+			b.Fatal(err, out.Status)
+		}
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "frames/s")
+}

@@ -166,7 +166,7 @@ func decode(st state, line string) (result, error) {
 		if err != nil {
 			return result{}, err
 		}
-		return result{device: l.imei, state: state{version: l.version, imei: l.imei}, setState: true, ack: "#AL#1\r\n"}, nil
+		return result{device: l.imei, state: state(l), setState: true, ack: "#AL#1\r\n"}, nil
 	case "P":
 		res.ack = "#AP#\r\n"
 		return res, nil
