@@ -225,9 +225,11 @@ func (m *Module) leave() { m.inflight.Done() }
 // record counts one call: a success resets the failure run, a guest
 // failure extends it and disables the module at MaxFailures.
 func (m *Module) record(frame bool, err error) {
-	k := KindOf(err)
-	if err != nil && !k.guest() {
-		return
+	var k Kind
+	if err != nil {
+		if k = KindOf(err); !k.guest() {
+			return
+		}
 	}
 	var f *Failure
 	m.smu.Lock()
@@ -322,15 +324,17 @@ type instance struct {
 	stack  [2]uint64
 	rec    recordDecoder
 
-	// The time budget: a timer reused across calls closes the current
-	// call's done channel, which wazero watches (WithCloseOnContextDone).
+	// The time budget: a timer reused across calls closes the done
+	// channel of ctx, which wazero watches (WithCloseOnContextDone). The
+	// channel stays open while calls finish in time, so ctx is reused; an
+	// instance whose budget ran out is discarded with its ctx.
 	timer *time.Timer
-	cur   atomic.Pointer[callCtx]
+	ctx   *callCtx
 }
 
-// callCtx is the context of one guest call: a done channel the instance's
-// timer closes when the budget runs out. It is cheaper than
-// context.WithTimeout (one channel, no timer per call).
+// callCtx is the context of an instance's guest calls: a done channel the
+// instance's timer closes when a call's budget runs out. Unlike
+// context.WithTimeout it allocates nothing per call.
 type callCtx struct {
 	done   chan struct{}
 	closed atomic.Bool
@@ -392,11 +396,8 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 		inst.close()
 		return nil, m.errorf(KindInvalid, "fc_abi returned %d, want %d", v, ABIVersion)
 	}
-	inst.timer = time.AfterFunc(time.Hour, func() {
-		if c := inst.cur.Load(); c != nil {
-			c.expire()
-		}
-	})
+	inst.ctx = &callCtx{done: make(chan struct{})}
+	inst.timer = time.AfterFunc(time.Hour, inst.ctx.expire)
 	inst.timer.Stop()
 	return inst, nil
 }
@@ -431,14 +432,14 @@ func (inst *instance) close() {
 // whether the budget ran out (the instance must then be discarded even if
 // the call returned).
 func (inst *instance) call(fn api.Function, budget time.Duration) (expired bool, err error) {
-	c := &callCtx{done: make(chan struct{})}
-	inst.cur.Store(c)
+	if inst.ctx.closed.Load() {
+		return true, context.DeadlineExceeded
+	}
 	inst.stderr.reset()
 	inst.timer.Reset(budget)
-	err = fn.CallWithStack(c, inst.stack[:])
+	err = fn.CallWithStack(inst.ctx, inst.stack[:])
 	stopped := inst.timer.Stop()
-	inst.cur.Store(nil)
-	return !stopped || c.closed.Load(), err
+	return !stopped || inst.ctx.closed.Load(), err
 }
 
 // classify turns a failed call into an *Error.

@@ -14,6 +14,7 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/h02"
 	_ "github.com/fleetcore/fleetcore/protocols/jsonl"
 	_ "github.com/fleetcore/fleetcore/protocols/jt808"
+	_ "github.com/fleetcore/fleetcore/protocols/navis"
 	_ "github.com/fleetcore/fleetcore/protocols/obddongle"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/teltonika"
