@@ -31,7 +31,7 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"atrack", "galileo", "meiligao", "meitrack", "ruptela", "suntech", "watch", // traccar-frames-2.jsonl
+	"atrack", "galileo", "meiligao", "meitrack", "ruptela", "suntech", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852

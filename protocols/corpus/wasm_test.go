@@ -22,6 +22,7 @@ import (
 // tallies, checks and divergence rules. One line per protocol.
 var wasmProtocols = []string{
 	"wialon",
+	"watch",
 }
 
 var (
