@@ -63,6 +63,19 @@ rules {
   # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
 }
 
+# Drop-in protocol decoders: WebAssembly modules (protocols/wasm/ABI.md) in
+# `dir` are compiled, self-tested and served while running; a listener names
+# one like a built-in protocol (README.md "Adding a device without
+# rebuilding"). `make decoders` builds the examples into this folder.
+decoders {
+  dir              = "protocols/wasm/build/decoders"
+  cache_dir        = "var/wasm-cache/decoders"
+  budget           = "50ms" # per fc_frame / fc_decode call; over it = a guest failure
+  memory_limit_mib = 32     # per instance
+  max_failures     = 5      # guest failures in a row that disable a version (the previous one is restored)
+  poll             = "2s"   # how often the folder is rescanned
+}
+
 # Per-device integrity scores and alerts (core/integrity/README.md).
 integrity {
   enter_below       = 60 # score_low opens after enter_windows windows below this
@@ -190,6 +203,22 @@ listener "castel_udp" {
   protocol  = "castel"
   transport = "udp"
   address   = ":5086"
+}
+
+listener "navis" {
+  address = ":5019"
+}
+
+# Wialon IPS 1.1/2.0, served by the WASM decoder wialon.wasm of the
+# decoder folder (protocols/wasm/decoders/wialon, built by `make decoders`).
+listener "wialon" {
+  address = ":5039"
+}
+
+listener "wialon_udp" {
+  protocol  = "wialon"
+  transport = "udp"
+  address   = ":5039"
 }
 
 listener "obddongle" {

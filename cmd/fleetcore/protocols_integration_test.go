@@ -250,8 +250,11 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 	for _, l := range cfg.Listeners {
 		l.Address = "127.0.0.1:0"
 	}
+	wasm := wasmDecoders(t, cfg) // listeners naming WASM decoders: served from a folder
 	n, _ := runTestNode(t, cfg, hclog.Error)
+	waitDecoders(t, n.Decoders().Loaded, wasm)
 	convs := corpusFrames(t)
+	wasmConversations(t, wasm, convs)
 	var framesSent atomic.Uint64 // across listeners: one gateway
 	for _, l := range cfg.Listeners {
 		proto, tr := l.Protocol, plugins.Transport(l.Transport)
@@ -263,7 +266,7 @@ func TestIntegrationEveryProtocolOverItsTransport(t *testing.T) {
 		t.Run(l.Name, func(t *testing.T) {
 			addr := n.Addr(l.Name).String()
 			// The expected acks and signal counts, from a local session.
-			dec, _ := plugins.Decoders.Lookup(proto)
+			dec, _ := lookupDecoder(wasm, proto)
 			local := dec.NewSession(plugins.SessionConfig{Transport: tr, MaxFrame: 64 << 10, Logger: hclog.NewNullLogger()})
 			c, err := net.Dial(string(tr), addr)
 			if err != nil {

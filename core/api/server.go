@@ -102,7 +102,10 @@ type Deps struct {
 	Health  HealthReporter
 	Jobs    JobLister
 	Rules   RuleLister
-	Ready   []ReadyProbe
+	// Decoders lists the drop-in decoder folder (GET /api/decoders); nil
+	// without one.
+	Decoders DecoderLister
+	Ready    []ReadyProbe
 	// Collectors write /metrics, in order, after fleetcore_up and
 	// fleetcore_uptime_seconds and before the database's families.
 	Collectors []Collector
@@ -176,6 +179,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/rejected/{id}", s.auth(http.HandlerFunc(s.rejectedOne)))
 	m.Handle("GET /api/rejected/records", s.auth(http.HandlerFunc(s.rejectedRecords)))
 	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
+	m.Handle("GET /api/decoders", s.auth(http.HandlerFunc(s.decoders)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)

@@ -29,9 +29,11 @@ type Config struct {
 	Listeners []*Listener `hcl:"listener,block"`
 	Gateway   *Gateway    `hcl:"gateway,block"`
 	Rules     *Rules      `hcl:"rules,block"`
-	Organizer *Organizer  `hcl:"organizer,block"`
-	Integrity *Integrity  `hcl:"integrity,block"`
-	API       *API        `hcl:"api,block"`
+	// Decoders is the folder of drop-in WASM protocol decoders.
+	Decoders  *Decoders  `hcl:"decoders,block"`
+	Organizer *Organizer `hcl:"organizer,block"`
+	Integrity *Integrity `hcl:"integrity,block"`
+	API       *API       `hcl:"api,block"`
 	// Quarantine bounds the rejected_frames table (core/quarantine).
 	Quarantine *Quarantine `hcl:"quarantine,block"`
 
@@ -150,6 +152,29 @@ type Rules struct {
 	// Backfill makes a rule version seen for the first time evaluate every
 	// stored signal (true, the default) or only signals stored from then on.
 	Backfill *bool `hcl:"backfill,optional"`
+}
+
+// Decoders configures the drop-in WebAssembly protocol decoders
+// (plugins/wasmdecoder): every *.wasm file of Dir is a decoder a listener
+// names like a built-in one, hot-reloaded (compiled and self-tested
+// before it goes live).
+type Decoders struct {
+	// Dir is the folder; "" (the default) means no drop-in decoders.
+	Dir string `hcl:"dir,optional"`
+	// CacheDir keeps compiled code across restarts (default
+	// var/wasm-cache/decoders; used only while Dir exists).
+	CacheDir string `hcl:"cache_dir,optional"`
+	// Budget bounds one fc_frame or fc_decode call (default 50ms); a call
+	// over it is a guest failure (the frame is quarantined).
+	Budget string `hcl:"budget,optional"`
+	// MemoryLimitMiB caps one instance's linear memory (default 32).
+	MemoryLimitMiB int `hcl:"memory_limit_mib,optional"`
+	// MaxFailures is how many guest failures in a row (traps, timeouts,
+	// ABI breaches; not ordinary refused frames) disable a version; the
+	// previous one is then restored (default 5).
+	MaxFailures int `hcl:"max_failures,optional"`
+	// Poll is how often the folder is rescanned (default 2s).
+	Poll string `hcl:"poll,optional"`
 }
 
 // Organizer configures the asynchronous work.
@@ -425,6 +450,15 @@ func (c *Config) applyDefaults() {
 		c.Rules.Backfill = &t
 	}
 
+	if c.Decoders == nil {
+		c.Decoders = &Decoders{}
+	}
+	def(&c.Decoders.CacheDir, "var/wasm-cache/decoders")
+	def(&c.Decoders.Budget, "50ms")
+	defi(&c.Decoders.MemoryLimitMiB, 32)
+	defi(&c.Decoders.MaxFailures, 5)
+	def(&c.Decoders.Poll, "2s")
+
 	if c.Organizer == nil {
 		c.Organizer = &Organizer{}
 	}
@@ -645,6 +679,21 @@ func (c *Config) Validate() error {
 		if c.Rules.Sample[name] < 1 {
 			add("rules.sample[%q]: must be at least 1 (1 = every signal)", name)
 		}
+	}
+	dc := c.Decoders
+	dur("decoders.budget", dc.Budget, false)
+	dur("decoders.poll", dc.Poll, false)
+	if d := Duration(dc.Budget); d == 0 || d > 10*time.Second {
+		add("decoders.budget: must be between 1ns and 10s (it bounds one call on a device's read path)")
+	}
+	if Duration(dc.Poll) == 0 {
+		add("decoders.poll: must be positive")
+	}
+	if dc.MemoryLimitMiB < 1 || dc.MemoryLimitMiB > 4096 {
+		add("decoders.memory_limit_mib: must be between 1 and 4096")
+	}
+	if dc.MaxFailures < 1 {
+		add("decoders.max_failures: must be positive")
 	}
 	dur("organizer.replay_interval", c.Organizer.ReplayInterval, false)
 	dur("organizer.health_interval", c.Organizer.HealthInterval, false)

@@ -66,9 +66,14 @@ var (
 // Frame or Decode panics, except that the frames before it are then left
 // unacked (the device resends them; their keys make the resend a no-op).
 func (g *Gateway) serveConn(l *listener, c net.Conn) {
-	cn := g.newTCPConn(l, c)
+	cn, err := g.newTCPConn(l, c)
+	if err != nil {
+		g.unavailable(l, c.RemoteAddr(), err)
+		return
+	}
+	defer closeSession(cn.sess)
 	defer cn.fr.Close()
-	err := cn.fr.Run(cn, cn)
+	err = cn.fr.Run(cn, cn)
 	var fe *plugins.FrameError
 	switch {
 	case err == nil:
@@ -91,13 +96,16 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 	}
 }
 
-func (g *Gateway) newTCPConn(l *listener, c net.Conn) *tcpConn {
+func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 	remote := c.RemoteAddr().String()
 	log := g.log.With("listener", l.cfg.Name, "remote", remote)
-	sess := l.dec.NewSession(plugins.SessionConfig{
+	sess, err := l.openSession(plugins.SessionConfig{
 		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: l.cfg.MaxFrame,
 		AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: log.Named(l.info.Name),
 	})
+	if err != nil {
+		return nil, err
+	}
 	cn := &tcpConn{g: g, l: l, c: c, remote: remote, log: log, sess: sess, ps: g.stats.Protocol(l.info.Name)}
 	cn.fr = plugins.NewFramer(plugins.FramerConfig{
 		Frame:    func(buf []byte) (int, error) { return callFrame(sess, buf) },
@@ -106,7 +114,7 @@ func (g *Gateway) newTCPConn(l *listener, c net.Conn) *tcpConn {
 		Grow:     g.reserveBuffer,
 		Release:  g.releaseBuffer,
 	})
-	return cn
+	return cn, nil
 }
 
 // rejectTime is the receive time of a rejected frame: its read's, or now
@@ -304,19 +312,24 @@ func newUDPSessions(max int, idle time.Duration) *udpSessions {
 	return &udpSessions{max: max, idle: idle, m: map[string]*udpSession{}}
 }
 
-func (u *udpSessions) get(addr net.Addr, now time.Time, create func() plugins.Session) plugins.Session {
+func (u *udpSessions) get(addr net.Addr, now time.Time, create func() (plugins.Session, error)) (plugins.Session, error) {
 	key := addr.String()
 	if e, ok := u.m[key]; ok {
 		e.seen = now
-		return e.sess
+		return e.sess, nil
 	}
 	if now.Sub(u.swept) > u.idle/4 {
 		for k, e := range u.m {
 			if now.Sub(e.seen) > u.idle {
 				delete(u.m, k)
+				closeSession(e.sess)
 			}
 		}
 		u.swept = now
+	}
+	sess, err := create()
+	if err != nil {
+		return nil, err
 	}
 	if len(u.m) >= u.max {
 		var oldest string
@@ -326,16 +339,29 @@ func (u *udpSessions) get(addr net.Addr, now time.Time, create func() plugins.Se
 				oldest, at = k, e.seen
 			}
 		}
+		closeSession(u.m[oldest].sess)
 		delete(u.m, oldest)
 	}
-	e := &udpSession{sess: create(), seen: now}
-	u.m[key] = e
-	return e.sess
+	u.m[key] = &udpSession{sess: sess, seen: now}
+	return sess, nil
 }
 
 // drop forgets a source's session (after its decoder panicked: the next
 // datagram starts from a fresh one).
-func (u *udpSessions) drop(addr net.Addr) { delete(u.m, addr.String()) }
+func (u *udpSessions) drop(addr net.Addr) {
+	if e, ok := u.m[addr.String()]; ok {
+		delete(u.m, addr.String())
+		closeSession(e.sess)
+	}
+}
+
+// closeAll forgets every session (the listener stopped).
+func (u *udpSessions) closeAll() {
+	for k, e := range u.m {
+		delete(u.m, k)
+		closeSession(e.sess)
+	}
+}
 
 // maxUDPInFlight bounds datagrams waiting for durability.
 const maxUDPInFlight = 4096
@@ -353,6 +379,7 @@ func (g *Gateway) udpLoop(l *listener) {
 				for i := 0; i < cap(sem); i++ {
 					sem <- struct{}{}
 				}
+				sessions.closeAll()
 				return
 			}
 			g.log.Debug("reading datagram", "listener", l.cfg.Name, "error", err)
@@ -379,12 +406,16 @@ func (g *Gateway) serveDatagram(l *listener, sessions *udpSessions, sem chan str
 			g.logPanic(l, addr.String(), &decoderPanic{in: "session", value: p, stack: shortStack(debug.Stack())})
 		}
 	}()
-	sess := sessions.get(addr, recv, func() plugins.Session {
-		return l.dec.NewSession(plugins.SessionConfig{
+	sess, err := sessions.get(addr, recv, func() (plugins.Session, error) {
+		return l.openSession(plugins.SessionConfig{
 			Transport: plugins.UDP, RemoteAddr: addr, MaxFrame: l.cfg.MaxFrame,
 			AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: g.log.Named(l.info.Name),
 		})
 	})
+	if err != nil {
+		g.unavailable(l, addr, err)
+		return
+	}
 	if len(dgram) > l.cfg.MaxFrame {
 		g.rejectFrame(l, sess, nil, addr.String(), dgram, recv, fmt.Errorf("%w: datagram of %d bytes", plugins.ErrTooLarge, len(dgram)))
 		return

@@ -78,6 +78,9 @@ type Gateway struct {
 	refusedLog logLimiter // connections refused over a cap
 	budgetLog  logLimiter // connections closed over the buffer budget
 	panicLog   logLimiter // decoder panics (with their stacks)
+	// unavailableLog: connections closed because their decoder could not
+	// serve them (SessionOpener).
+	unavailableLog logLimiter
 
 	lastUnackedLog atomic.Int64  // unix nanos of the last "not durable" warning
 	unackedLogged  atomic.Uint64 // Unacked count at that warning
@@ -96,11 +99,15 @@ type Stats struct {
 	BufferBudgetClosed atomic.Uint64
 	// Buffered is the bytes of connection buffers beyond their initial
 	// size, the part that Limits.MaxBufferedBytes bounds.
-	Buffered    atomic.Int64
-	Frames      atomic.Uint64
-	Rejected    atomic.Uint64
-	Acked       atomic.Uint64
-	Unacked     atomic.Uint64 // frames whose signals were not durable
+	Buffered atomic.Int64
+	Frames   atomic.Uint64
+	Rejected atomic.Uint64
+	Acked    atomic.Uint64
+	Unacked  atomic.Uint64 // frames whose signals were not durable
+	// Unavailable counts TCP connections closed and UDP datagrams dropped
+	// at once because the listener's decoder could not serve them (see
+	// SessionOpener); nothing of theirs was quarantined.
+	Unavailable atomic.Uint64
 	AckLatency  *ingest.Histogram
 	perProtocol sync.Map // protocol -> *ProtocolStats
 	refused     refusedCounts

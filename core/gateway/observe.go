@@ -19,6 +19,7 @@ func (g *Gateway) Collect(m *metrics.Writer) {
 	for _, r := range []string{RefusedListenerCap, RefusedIPCap, RefusedGatewayCap} {
 		m.Counter("fleetcore_connections_refused_by_reason_total", "Device connections refused, by the cap that refused them.", float64(st.RefusedBy(r)), "reason", r)
 	}
+	m.Counter("fleetcore_connections_unavailable_total", "Device connections closed (UDP datagrams dropped) at once because the listener's decoder could not serve them (a drop-in decoder with no version loaded).", float64(st.Unavailable.Load()))
 	m.Counter("fleetcore_frames_timed_out_total", "Partial frames quarantined because they were not complete within the listener's frame_timeout.", float64(st.FramesTimedOut.Load()))
 	m.Counter("fleetcore_buffer_budget_closed_total", "Connections closed without ack because gateway.max_buffered_bytes had no room for their partial frame.", float64(st.BufferBudgetClosed.Load()))
 	m.Gauge("fleetcore_buffered_bytes", "Bytes of connection buffers beyond their initial 2 KiB (bounded by gateway.max_buffered_bytes).", float64(st.Buffered.Load()))

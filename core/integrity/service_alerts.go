@@ -18,6 +18,15 @@ import (
 // version of the rule is in service again or the rule is removed.
 const KindRuleDisabled = "rule_disabled"
 
+// KindDecoderDisabled is the alert a drop-in WASM decoder gets when the
+// decoder host disables one of its versions after decoders.max_failures
+// guest failures in a row (traps, timeouts, ABI breaches) and the
+// previous version is restored (or none is left). Its subject is
+// DecoderSubject(name) (routing key "decoder_disabled.decoder:<name>");
+// it clears once the disabled file's bytes change (a new version loads)
+// or the file is removed.
+const KindDecoderDisabled = "decoder_disabled"
+
 // KindRecordRefused is the alert a device gets when records it was acked
 // for (they came through the failover queue or the spool) are refused by
 // Postgres on replay. They are kept in rejected_records (GET
@@ -28,7 +37,9 @@ const KindRecordRefused = "record_refused"
 
 // scorerKinds reports whether the scorer owns alerts of kind (opens and
 // clears them from a device's windows).
-func scorerKinds(kind string) bool { return kind != KindRecordRefused && kind != KindRuleDisabled }
+func scorerKinds(kind string) bool {
+	return kind != KindRecordRefused && kind != KindRuleDisabled && kind != KindDecoderDisabled
+}
 
 // rulePrefix marks alert subjects that are rules, not devices.
 const rulePrefix = "rule:"
@@ -39,6 +50,22 @@ func RuleSubject(rule string) string { return rulePrefix + rule }
 // RuleOfSubject is the rule name of a RuleSubject ("" if it is not one).
 func RuleOfSubject(subject string) string {
 	name, ok := strings.CutPrefix(subject, rulePrefix)
+	if !ok {
+		return ""
+	}
+	return name
+}
+
+// decoderPrefix marks alert subjects that are drop-in decoders.
+const decoderPrefix = "decoder:"
+
+// DecoderSubject is the device_id column of a decoder's alerts.
+func DecoderSubject(name string) string { return decoderPrefix + name }
+
+// DecoderOfSubject is the decoder name of a DecoderSubject ("" if it is
+// not one).
+func DecoderOfSubject(subject string) string {
+	name, ok := strings.CutPrefix(subject, decoderPrefix)
 	if !ok {
 		return ""
 	}

@@ -9,6 +9,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/quarantine"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/plugins/wasmdecoder"
 )
 
 // APIAddr is the API's bound address (after Ready; nil when disabled).
@@ -34,6 +35,9 @@ func (n *Node) startAPI(ctx context.Context) error {
 	}
 	if n.rules != nil {
 		deps.Rules = ruleLister{n}
+	}
+	if n.dec != nil {
+		deps.Decoders = decoderLister{n.dec.dir}
 	}
 	srv, err := api.New(api.Options{Address: cfg.API.Address, Token: cfg.API.Token, EnterBelow: cfg.Integrity.EnterBelow},
 		deps, n.log.Named("api"))
@@ -127,6 +131,18 @@ func (l ruleLister) Rules() []api.RuleStatus {
 			}
 		}
 		out = append(out, rs)
+	}
+	return out
+}
+
+// decoderLister lists the decoder folder for the API.
+type decoderLister struct{ d *wasmdecoder.Dir }
+
+func (l decoderLister) Decoders() []api.DecoderStatus {
+	st := l.d.Status()
+	out := make([]api.DecoderStatus, len(st))
+	for i, s := range st {
+		out[i] = api.DecoderStatus(s)
 	}
 	return out
 }

@@ -19,6 +19,7 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}
+	n.startDecoders(ctx)
 	if err := n.startIntegrity(ctx); err != nil {
 		return nil, err
 	}

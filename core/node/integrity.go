@@ -73,6 +73,9 @@ func (n *Node) addProbes() {
 		h.Add(health.Probe{Name: "spool", Check: func(context.Context) (string, string) { return health.StatusOK, "disabled" }})
 	}
 	h.Add(health.Of("rules", n.ruleHealth()))
+	if n.dec != nil {
+		h.Add(health.Of("decoders", decoderHealth{n.dec}))
+	}
 	h.Add(health.Of("organizer", n.org))
 	h.Add(health.Of("ingest", n.batcher))
 }

@@ -74,6 +74,10 @@ type Node struct {
 	health  *health.Health
 	apiSrv  *api.Server
 	apiAddr net.Addr
+	// dec is the drop-in decoder folder (nil without decoders.dir);
+	// decAlert asks for its alert job (decoderDisabled).
+	dec      *decoders
+	decAlert chan struct{}
 	// quar stores rejected frames off the read path; retention bounds
 	// their table (an organizer job).
 	quar      *quarantine.Writer
@@ -94,7 +98,7 @@ func WithSpoolFS(fs spool.FS) Option { return func(n *Node) { n.spoolFS = fs } }
 
 // New prepares a node; Run starts it. A nil option is skipped.
 func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger, opts ...Option) *Node {
-	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{}), decAlert: make(chan struct{}, 1)}
 	for _, o := range opts {
 		if o != nil {
 			o(n)
@@ -241,10 +245,27 @@ func (n *Node) migrateThenPing(runCtx, ctx context.Context) error {
 // Run starts the node and blocks until ctx ends, then shuts down in order.
 func (n *Node) Run(ctx context.Context) error {
 	cfg := n.cfg
-	// What `fleetcore validate` checks, before anything starts.
-	plans, err := planListeners(cfg, n.reg)
+	// The decoder folder is loaded first: listeners may name its decoders.
+	if cfg.Validate() != nil {
+		_, err := planListeners(cfg, n.reg, nil) // every problem at once
+		return err
+	}
+	dec, err := openDecoders(ctx, cfg, n.reg, n.log.Named("decoders"), n.decoderDisabled)
 	if err != nil {
 		return err
+	}
+	n.dec = dec
+	defer dec.close(n.log)
+	// What `fleetcore validate` checks, before anything starts.
+	plans, err := planListeners(cfg, n.reg, dec)
+	if err != nil {
+		return err
+	}
+	for _, p := range plans {
+		if p.waiting {
+			n.log.Warn("listener names a drop-in decoder with no version in service: it starts and closes its connections (not quarantined) until one loads",
+				"listener", p.cfg.Name, "decoder", p.cfg.Protocol, "dir", cfg.Decoders.Dir)
+		}
 	}
 	st, err := n.startStore(ctx)
 	if err != nil {

@@ -18,6 +18,7 @@ import (
 	_ "github.com/fleetcore/fleetcore/protocols/jt808"
 	_ "github.com/fleetcore/fleetcore/protocols/meiligao"
 	_ "github.com/fleetcore/fleetcore/protocols/meitrack"
+	_ "github.com/fleetcore/fleetcore/protocols/navis"
 	_ "github.com/fleetcore/fleetcore/protocols/obddongle"
 	_ "github.com/fleetcore/fleetcore/protocols/osmand"
 	_ "github.com/fleetcore/fleetcore/protocols/suntech"

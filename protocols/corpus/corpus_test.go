@@ -31,7 +31,6 @@ var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
 var outOfScope = []string{
-	"navis", "watch", "wialon", // traccar-frames-2.jsonl
 }
 
 const knotsToKMH = 1.852
@@ -256,6 +255,9 @@ func TestCorpus(t *testing.T) {
 			continue
 		}
 		dec, ok := plugins.Decoders.Lookup(p)
+		if !ok {
+			dec, ok = wasmDecoder(t, p)
+		}
 		if !ok {
 			notRegistered = append(notRegistered, fmt.Sprintf("%s=%d", p, n))
 			t.Logf("%-10s not registered: %d frames not run", p, n)
@@ -493,6 +495,7 @@ func checkRow(dec plugins.Decoder, sess plugins.Session, tr plugins.Transport, r
 			return clFailed, fmt.Sprintf("expects: %v", err)
 		}
 	}
+	data = restoreLineEnd(dec, sess, tr, r, data)
 	sigs, err := replay.Frame(sess, tr, data, time.Now())
 	want, trailingOnly := expectedRejection(r.Derived)
 	if len(want) > 0 {
