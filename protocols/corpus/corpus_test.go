@@ -30,8 +30,7 @@ import (
 var corpusFiles = []string{"traccar-frames.jsonl", "traccar-frames-2.jsonl"}
 
 // outOfScope are corpus protocols fleetcore does not ship.
-var outOfScope = []string{
-}
+var outOfScope = []string{}
 
 const knotsToKMH = 1.852
 
