@@ -165,7 +165,7 @@ func (d *acmeDevice) heartbeat() error {
 func (d *acmeDevice) closed(frame []byte) {
 	d.t.Helper()
 	got, err := d.send(frame, 8)
-	if err != io.EOF && !isReset(err) {
+	if !errors.Is(err, io.EOF) && !isReset(err) {
 		d.t.Fatalf("%s: after % x got % x, %v; want the connection closed without ack", d.imei, frame, got, err)
 	}
 }

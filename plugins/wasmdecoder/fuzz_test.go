@@ -36,13 +36,16 @@ func seeds(f *testing.F) {
 	}
 }
 
-func sentinel(err error) error {
+func sentinel(err error) string {
+	if err == nil {
+		return ""
+	}
 	for _, e := range sentinelTexts {
 		if errors.Is(err, e) {
-			return e
+			return e.Error()
 		}
 	}
-	return err
+	return "other: " + err.Error()
 }
 
 // FuzzSession feeds arbitrary bytes through a logged-in session of the

@@ -451,11 +451,10 @@ func TestSlotSessionCleanup(t *testing.T) {
 	td.write("line.wasm", "name=line version=1.0.0 state=1")
 	b := td.dir.Bind("line", nil)
 	s := open(t, b, plugins.TCP)
-	_ = s
+	runtime.KeepAlive(s)
 	td.write("line.wasm", "name=line version=2.0.0 state=2")
 	td.write("line.wasm", "name=line version=3.0.0 state=3")
 	v1 := td.loader.module(t, "1.0.0")
-	s = nil
 	for i := 0; i < 100 && !v1.closed.Load(); i++ {
 		runtime.GC()
 		time.Sleep(time.Millisecond) // cleanups run on their own goroutine

@@ -51,10 +51,16 @@ var (
 	ErrUnsupported error = &sentinel{CodeUnsupported, "unsupported frame", "unsupported"}
 )
 
-var sentinels = [...]*sentinel{
-	ErrMalformed.(*sentinel), ErrChecksum.(*sentinel), ErrTooLarge.(*sentinel),
-	ErrUnauthorized.(*sentinel), ErrNoDevice.(*sentinel), ErrUnsupported.(*sentinel),
-}
+var sentinels = func() []*sentinel {
+	var out []*sentinel
+	for _, err := range []error{ErrMalformed, ErrChecksum, ErrTooLarge, ErrUnauthorized, ErrNoDevice, ErrUnsupported} {
+		var s *sentinel
+		if errors.As(err, &s) {
+			out = append(out, s)
+		}
+	}
+	return out
+}()
 
 // errorNames are the self-test names of the sentinels (Want.Error).
 func errorName(name string) bool {
