@@ -46,14 +46,14 @@ const slotNow = numField
 type kind int
 
 const (
-	kNum   kind = iota // literal
-	kVar               // field, now or attribute (slot)
-	kNeg               // -x
-	kAdd               // x + y
-	kSub               // x - y
-	kMul               // x * y
-	kDiv               // x / y
-	kLT                // comparisons
+	kNum kind = iota // literal
+	kVar             // field, now or attribute (slot)
+	kNeg             // -x
+	kAdd             // x + y
+	kSub             // x - y
+	kMul             // x * y
+	kDiv             // x / y
+	kLT              // comparisons
 	kLE
 	kGT
 	kGE
@@ -211,7 +211,7 @@ func parseExpr(src string, sc *scope, want typ) (*node, error) {
 }
 
 func (p *parser) peek() token { return p.toks[p.i] }
-func (p *parser) next() token  { t := p.toks[p.i]; p.i++; return t }
+func (p *parser) next() token { t := p.toks[p.i]; p.i++; return t }
 
 func (p *parser) isOp(s string) bool {
 	t := p.peek()

@@ -18,10 +18,12 @@ import (
 const DefaultPollInterval = 3 * time.Second
 
 // TestsSuffix names the optional sibling test file of a rule:
-// gps.range.wasm → gps.range.tests.jsonl.
+// gps.range.wasm → gps.range.tests.jsonl (speed.limit.check.hcl →
+// speed.limit.tests.jsonl).
 const TestsSuffix = ".tests.jsonl"
 
-// Dir keeps the rules of one folder live: every *.wasm file is compiled,
+// Dir keeps the rules of one folder live: every *.wasm file (and every
+// *.check.hcl declarative check, compiled to a module first) is compiled,
 // self-tested and, when that passes, put in service. Scan picks up added,
 // replaced and removed files (by size, mtime and content hash); a broken
 // file is refused with a log line and the previous version of the same file
@@ -102,7 +104,7 @@ func statStamp(wasmPath string) (fileStamp, error) {
 }
 
 func testsPath(wasmPath string) string {
-	return strings.TrimSuffix(wasmPath, ".wasm") + TestsSuffix
+	return ruleBase(wasmPath) + TestsSuffix
 }
 
 // Scan looks at the folder once and applies every change. It returns an
@@ -118,7 +120,7 @@ func (d *Dir) Scan(ctx context.Context) error {
 	seen := make(map[string]bool)
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".wasm") {
+		if e.IsDir() || !IsRuleFile(e.Name()) {
 			continue
 		}
 		seen[e.Name()] = true
@@ -200,7 +202,7 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	if same {
 		return nil
 	}
-	rule, why := d.load(ctx, name, wasm, testsBytes)
+	rule, why := d.load(ctx, p, wasm, testsBytes)
 	if ctx.Err() != nil {
 		if rule != nil {
 			_ = rule.Close(context.WithoutCancel(ctx))
@@ -236,7 +238,12 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	return nil
 }
 
-func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*Rule, string) {
+func (d *Dir) load(ctx context.Context, path string, src, testsBytes []byte) (*Rule, string) {
+	name := filepath.Base(path)
+	wasm, err := ModuleBytes(path, src)
+	if err != nil {
+		return nil, err.Error()
+	}
 	rule, err := d.host.Compile(ctx, wasm)
 	if err != nil {
 		return nil, err.Error()
@@ -246,7 +253,7 @@ func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*
 		extra, err = ReadTests(strings.NewReader(string(testsBytes)))
 		if err != nil {
 			_ = rule.Close(ctx)
-			return nil, fmt.Sprintf("%s: %v", strings.TrimSuffix(name, ".wasm")+TestsSuffix, err)
+			return nil, fmt.Sprintf("%s: %v", ruleBase(name)+TestsSuffix, err)
 		}
 	}
 	if err := rule.SelfTest(ctx, extra); err != nil {
@@ -298,7 +305,7 @@ func (d *Dir) Rule(name string) *Rule {
 	return nil
 }
 
-// Status describes every .wasm file of the folder, sorted by file name.
+// Status describes every rule file (.wasm, .check.hcl) of the folder, sorted by file name.
 func (d *Dir) Status() []RuleStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
