@@ -9,10 +9,15 @@ const earthRadiusM = 6371008.8
 const degToRad = math.Pi / 180
 
 // Haversine is distance_m(): the great-circle distance in metres between
-// (lat1, lon1) and (lat2, lon2) in degrees, NaN when any is NaN. It is the
+// (lat1, lon1) and (lat2, lon2) in degrees; NaN (missing) when any is NaN
+// or not a position (a latitude outside [-90, 90], a longitude outside
+// [-180, 180]). It is the
 // reference for the generated code, which computes sin and asin with its
 // own polynomials (they agree to a few units in the last place).
 func Haversine(lat1, lon1, lat2, lon2 float64) float64 {
+	if !(math.Abs(lat1) <= 90 && math.Abs(lat2) <= 90 && math.Abs(lon1) <= 180 && math.Abs(lon2) <= 180) {
+		return math.NaN()
+	}
 	p1, p2 := lat1*degToRad, lat2*degToRad
 	dp, dl := (lat2-lat1)*degToRad, (lon2-lon1)*degToRad
 	s1, s2 := math.Sin(dp/2), math.Sin(dl/2)

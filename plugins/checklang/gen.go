@@ -509,6 +509,21 @@ func genAsin() *fn {
 func genHav(sinIdx, asinIdx uint32) *fn {
 	f := newFn("distance_m", funcType{[]byte{tF64, tF64, tF64, tF64}, []byte{tF64}})
 	s1, s2 := f.local(tF64), f.local(tF64)
+	// Not a position: missing (keeps sin's argument within ±π).
+	for k, limit := range []float64{90, 180, 90, 180} {
+		f.get(uint32(k))
+		f.op(0x99, "f64.abs")
+		f.f64(limit)
+		f.op(0x65, "f64.le")
+		if k > 0 {
+			f.op(0x71, "i32.and")
+		}
+	}
+	f.op(0x45, "i32.eqz")
+	f.ifThen(blockVoid)
+	f.f64(math.NaN())
+	f.ret()
+	f.end()
 	half := func(a, b uint32, dst uint32) {
 		f.get(b)
 		f.get(a)
