@@ -313,13 +313,13 @@ func parseCheck(b *hcl.Block, src []byte) (*Check, error) {
 		return nil, err
 	}
 	if c.Reason == "" {
-		c.Reason = "fail_if: " + c.FailIf
+		c.Reason = defaultReason("fail_if: " + c.FailIf)
 	}
 	if c.WarnReason == "" {
 		if _, ok := at["reason"]; ok {
 			c.WarnReason = c.Reason
 		} else {
-			c.WarnReason = "warn_if: " + c.WarnIf
+			c.WarnReason = defaultReason("warn_if: " + c.WarnIf)
 		}
 	}
 	for _, r := range []struct{ name, text string }{{"reason", c.Reason}, {"warn_reason", c.WarnReason}} {
@@ -361,6 +361,16 @@ func parseCheck(b *hcl.Block, src []byte) (*Check, error) {
 	p.meta = meta
 	c.prog = p
 	return c, nil
+}
+
+// defaultReason is the expression as the reason text, cut to a readable
+// length, without braces (they are placeholders in a reason).
+func defaultReason(s string) string {
+	s = strings.Join(strings.Fields(strings.NewReplacer("{", "(", "}", ")").Replace(s)), " ")
+	if len(s) > 120 {
+		s = s[:120] + "…"
+	}
+	return s
 }
 
 func numberMap(a *hcl.Attribute, what string) (map[string]float64, error) {

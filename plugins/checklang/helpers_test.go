@@ -158,3 +158,5 @@ func fieldsOf(in wasmrule.Input) (map[string]float64, []float64) {
 }
 
 func nowNanos() int64 { return time.Now().UnixNano() }
+
+func newRand() *rand.Rand { return rand.New(rand.NewPCG(7, 7)) }
