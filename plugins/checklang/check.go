@@ -147,7 +147,7 @@ func ParseBlocks(blocks hcl.Blocks, src []byte) ([]*Check, error) {
 	var out []*Check
 	seen := map[string]bool{}
 	for _, b := range blocks {
-		c, err := parseCheck(b, src)
+		c, err := parseCheck(b.Labels[0], b.LabelRanges[0], b.DefRange, b.Body, src)
 		if err != nil {
 			return nil, err
 		}
@@ -206,14 +206,22 @@ func exprPos(a *hcl.Attribute, src []byte, value string, off int) (int, int, str
 	return r.Start.Line, r.Start.Column, fmt.Sprintf(" (at offset %d of the expression)", off)
 }
 
-func parseCheck(b *hcl.Block, src []byte) (*Check, error) {
-	content, diags := b.Body.Content(checkSchema)
+// ParseBody parses the body of one check block decoded elsewhere (the
+// config's rules block, through gohcl's remain body): name is the block's
+// label, nameRange and defRange its positions, src the source file (for
+// exact expression positions; nil is allowed).
+func ParseBody(name string, nameRange, defRange hcl.Range, body hcl.Body, src []byte) (*Check, error) {
+	return parseCheck(name, nameRange, defRange, body, src)
+}
+
+func parseCheck(name string, nameRange, defRange hcl.Range, body hcl.Body, src []byte) (*Check, error) {
+	content, diags := body.Content(checkSchema)
 	if diags.HasErrors() {
 		return nil, diagErr(diags)
 	}
-	c := &Check{Name: b.Labels[0], Version: "1.0.0", Severity: "warning"}
+	c := &Check{Name: name, Version: "1.0.0", Severity: "warning"}
 	if !nameRe.MatchString(c.Name) || len(c.Name) > 64 {
-		return nil, errAt(b.LabelRanges[0], fmt.Sprintf("check name %q must be lowercase dotted words ([a-z0-9_]+(.[a-z0-9_]+)*), at most 64 bytes", c.Name))
+		return nil, errAt(nameRange, fmt.Sprintf("check name %q must be lowercase dotted words ([a-z0-9_]+(.[a-z0-9_]+)*), at most 64 bytes", c.Name))
 	}
 	at := content.Attributes
 	str := func(name string, dst *string) error {
@@ -240,7 +248,7 @@ func parseCheck(b *hcl.Block, src []byte) (*Check, error) {
 		if a, ok := at[name]; ok {
 			return a.Expr.Range()
 		}
-		return b.DefRange
+		return defRange
 	}
 	if !versionRe.MatchString(c.Version) {
 		return nil, errAt(rng("version"), fmt.Sprintf("version %q is not a semantic version (1.0.0)", c.Version))

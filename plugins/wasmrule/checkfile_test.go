@@ -138,3 +138,44 @@ func TestToolsOnCheckFiles(t *testing.T) {
 		t.Fatalf("inspect of a broken check: %v", err)
 	}
 }
+
+// TestDirAddModule: a rule that is not a file (a check of the config)
+// stays live across scans and wins its name over a file of the folder.
+func TestDirAddModule(t *testing.T) {
+	ctx := context.Background()
+	h := newTestHost(t, Config{})
+	dir := t.TempDir()
+	d := NewDir(h, dir, time.Hour)
+	defer d.Close(ctx)
+	wasm, err := ModuleBytes("x"+CheckSuffix, speedCheck("100", "1.0.0"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := d.AddModule(ctx, "fleet.hcl: check speed.limit", wasm); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, filepath.Join(dir, "speed.limit.check.hcl"), speedCheck("200", "2.0.0"))
+	if err := d.Scan(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r := d.Rule("speed.limit")
+	if r == nil || r.Version() != "1.0.0" {
+		t.Fatalf("config check not live: %+v", d.Status())
+	}
+	var refused string
+	for _, s := range d.Status() {
+		if s.File == "speed.limit.check.hcl" {
+			refused = s.Refused
+		}
+	}
+	if !strings.Contains(refused, "already served by fleet.hcl: check speed.limit") {
+		t.Fatalf("file not refused for the name clash: %q", refused)
+	}
+	if err := d.AddModule(ctx, "fleet.hcl: check speed.limit", wasm); err == nil {
+		t.Fatal("same source added twice")
+	}
+	bad, _ := ModuleBytes("x"+CheckSuffix, []byte("check \"other.x\" {\n dimension = \"validity\"\n fail_if = \"speed > 1\"\n test \"t\" {\n  in = { speed = 5 }\n  want = \"pass\"\n }\n}\n"))
+	if err := d.AddModule(ctx, "fleet.hcl: check other.x", bad); err == nil || d.Rule("other.x") != nil {
+		t.Fatalf("a check failing its self-test went live: %v", err)
+	}
+}

@@ -50,6 +50,7 @@ type dirEntry struct {
 	refused  string    // why the latest version was refused ("" when live)
 	refusedH [32]byte  // hash of the refused version
 	retry    bool      // refused for a name clash: try again on every scan
+	fixed    bool      // added with AddModule: not a file, Scan leaves it
 }
 
 // RuleStatus describes one file of the folder for the API.
@@ -129,7 +130,7 @@ func (d *Dir) Scan(ctx context.Context) error {
 	d.mu.Lock()
 	var gone []*dirEntry
 	for name, ent := range d.files {
-		if !seen[name] {
+		if !seen[name] && !ent.fixed {
 			delete(d.files, name)
 			gone = append(gone, ent)
 			if ent.rule != nil {
@@ -261,6 +262,44 @@ func (d *Dir) load(ctx context.Context, path string, src, testsBytes []byte) (*R
 		return nil, err.Error()
 	}
 	return rule, ""
+}
+
+// AddModule serves a rule that is not a file of the folder (a check of the
+// config's rules block): source names it in Status and logs (e.g.
+// "fleetcore.hcl: check speed.limit"). The module is compiled and
+// self-tested like a file; on success it stays live until Close, Scan
+// leaves it alone, and a file of the folder with the same rule name is
+// refused. The error says why it was refused (also in Status).
+func (d *Dir) AddModule(ctx context.Context, source string, wasm []byte) error {
+	d.mu.Lock()
+	if _, dup := d.files[source]; dup {
+		d.mu.Unlock()
+		return fmt.Errorf("rule source %s added twice", source)
+	}
+	ent := &dirEntry{fixed: true}
+	d.files[source] = ent
+	d.mu.Unlock()
+	sum := sha256.Sum256(wasm)
+	rule, why := d.load(ctx, source, wasm, nil)
+	if rule == nil {
+		d.refuse(source, ent, fileStamp{}, sum, why, false)
+		return errors.New(why)
+	}
+	d.mu.Lock()
+	for other, oe := range d.files {
+		if other != source && oe.rule != nil && oe.rule.Name() == rule.Name() {
+			d.mu.Unlock()
+			_ = rule.Close(ctx)
+			why := fmt.Sprintf("rule name %s is already served by %s", rule.Name(), other)
+			d.refuse(source, ent, fileStamp{}, sum, why, false)
+			return errors.New(why)
+		}
+	}
+	ent.rule, ent.hash, ent.loadedAt = rule, sum, time.Now()
+	d.mu.Unlock()
+	d.host.log.Info("rule loaded", "source", source, "rule", rule.Name(), "version", rule.Version(),
+		"hash", rule.Hash()[:12], "compile", rule.CompileTime())
+	return nil
 }
 
 func (d *Dir) refuse(name string, ent *dirEntry, st fileStamp, sum [32]byte, why string, retry bool) {
