@@ -31,7 +31,7 @@ func TestIntegrationDeclarativeChecks(t *testing.T) {
 	file := `check "speed.file" {
   dimension = "validity"
   fail_if   = "speed > 100"
-  reason    = "over 100 km/h"
+  reason    = "{speed} km/h is over 100"
 }
 `
 	if err := os.WriteFile(filepath.Join(rulesDir, "speed.file.check.hcl"), []byte(file), 0o644); err != nil {
@@ -119,7 +119,7 @@ organizer {
 		"speed.config warn 2 over 30 km/h",
 		"speed.config fail 1 over 50 km/h",
 		"speed.config fail 1 over 50 km/h",
-		"speed.file fail 1 over 100 km/h",
+		"speed.file fail 1 120 km/h is over 100",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Fatalf("findings:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))

@@ -330,17 +330,19 @@ func parseCheck(name string, nameRange, defRange hcl.Range, body hcl.Body, src [
 			c.WarnReason = defaultReason("warn_if: " + c.WarnIf)
 		}
 	}
+	used := map[int]bool{}
 	for _, r := range []struct{ name, text string }{{"reason", c.Reason}, {"warn_reason", c.WarnReason}} {
 		if len(r.text) > MaxReasonText {
 			return nil, errAt(rng(r.name), fmt.Sprintf("%s is longer than %d bytes", r.name, MaxReasonText))
 		}
 		for _, m := range placeholder.FindAllStringSubmatch(r.text, -1) {
-			if _, ok := (&parser{sc: sc}).resolve(m[1]); !ok {
+			slot, ok := (&parser{sc: sc}).resolve(m[1])
+			if !ok || slot == slotNow {
 				return nil, errAt(rng(r.name), fmt.Sprintf("%s: placeholder {%s} names no field or declared attribute", r.name, m[1]))
 			}
+			used[slot] = true // the host fills it from the column the rule receives
 		}
 	}
-	used := map[int]bool{}
 	for _, e := range []*node{p.when, p.fail, p.warn} {
 		if e != nil {
 			uses(e, func(s int) { used[s] = true })

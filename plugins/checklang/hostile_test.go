@@ -141,3 +141,19 @@ func TestHostileRuntime(t *testing.T) {
 		}
 	}
 }
+
+// TestPlaceholderFields: a field named only in a reason is still requested
+// from the host, so the finding's text can show it.
+func TestPlaceholderFields(t *testing.T) {
+	src := "check \"p.x\" {\n dimension = \"validity\"\n fail_if = \"speed > 1\"\n reason = \"{speed} km/h at {lat},{lon}\"\n}\n"
+	cs, err := checklang.ParseFile("p.check.hcl", []byte(src))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := strings.Join(cs[0].Fields(), ","); got != "lat,lon,speed" {
+		t.Fatalf("fields %s", got)
+	}
+	if _, err := checklang.CompileFile("p.check.hcl", []byte(strings.Replace(src, "{lat}", "{now}", 1))); err == nil {
+		t.Fatal("{now} accepted as a placeholder")
+	}
+}

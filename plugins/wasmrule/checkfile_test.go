@@ -179,3 +179,23 @@ func TestDirAddModule(t *testing.T) {
 		t.Fatalf("a check failing its self-test went live: %v", err)
 	}
 }
+
+// TestReasonPlaceholders: {field} and {attr} placeholders of a reason are
+// filled with the values the rule saw; unknown names and other braces stay.
+func TestReasonPlaceholders(t *testing.T) {
+	m, err := ParseMeta([]byte(`{"name":"r.x","version":"1.0.0","dimension":"validity","severity":"info",` +
+		`"fields":["ts","speed","prev_lat"],"attrs":["ignition"],"reasons":{"1":"speed {speed} at {ts}, prev {prev_lat}, ign {ignition}, {rpm} {x} {"}}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	in := speeds(250.5)[0]
+	in.Signal.SetAttr("ignition", true)
+	got := m.Reason(1, &in)
+	want := "speed 250.5 at " + in.Signal.TS.Format(time.RFC3339Nano) + ", prev missing, ign 1, {rpm} {x} {"
+	if got != want {
+		t.Fatalf("got  %q\nwant %q", got, want)
+	}
+	if m.Reason(0, &in) != "" {
+		t.Fatal("reason 0 has a text")
+	}
+}

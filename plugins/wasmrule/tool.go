@@ -203,7 +203,7 @@ func Test(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opt
 				l = TestLine{Line: e.line, Status: StatusNotEvaluated, Text: evalErr[k].Error()}
 			} else {
 				v := verdicts[k]
-				l = TestLine{Line: e.line, Status: v.Status.String(), Reason: v.Reason, Text: meta.ReasonText(v.Reason)}
+				l = TestLine{Line: e.line, Status: v.Status.String(), Reason: v.Reason, Text: meta.Reason(v.Reason, &inputs[k])}
 			}
 			k++
 		}
