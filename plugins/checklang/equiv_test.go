@@ -44,7 +44,7 @@ func TestEquivalentVerdicts(t *testing.T) {
 			}
 			rng := rand.New(rand.NewPCG(21, 1))
 			counts := map[wasmrule.Status]int{}
-			for batch := range 40 {
+			for batch := range 20 {
 				in := randBatch(rng, 1+rng.IntN(700))
 				got := map[string][]wasmrule.Verdict{}
 				for name, r := range impls {
