@@ -109,6 +109,9 @@ func (f *fn) i64(v int64) {
 
 func (f *fn) f64(v float64) {
 	bits := math.Float64bits(v)
+	if v != v {
+		bits = 0x7ff8000000000000 // the canonical quiet NaN (WAT "nan", the host's absent value)
+	}
 	f.code = append(f.code, 0x44)
 	for i := 0; i < 8; i++ {
 		f.code = append(f.code, byte(bits>>(8*i)))
