@@ -48,7 +48,7 @@ organizer {
   health_interval = "10s" # service checks behind /readyz and the dashboard
 }
 
-# Data-quality rules: WebAssembly modules dropped into `dir` are picked up
+# Data-quality rules: WebAssembly modules and check files dropped into `dir` are picked up
 # while running (see checks-wasm/README.md). `make rules` builds the
 # built-in set into checks-wasm/build/rules.
 rules {
@@ -61,6 +61,16 @@ rules {
   concurrency      = 1
   # intervals = { "dup.burst" = "5m" }    # per-rule schedule
   # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
+
+  # Declarative checks, compiled to WebAssembly by fleetcore (also as
+  # NAME.check.hcl files in `dir`; plugins/checklang/README.md). Left
+  # commented so the default set of rules stays the built-in one:
+  # check "speed.limit" {
+  #   dimension = "validity"
+  #   fail_if   = "speed > 200"
+  #   warn_if   = "speed > 160"
+  #   reason    = "speed {speed} km/h over the limit"
+  # }
 }
 
 # Drop-in protocol decoders: WebAssembly modules (protocols/wasm/ABI.md) in

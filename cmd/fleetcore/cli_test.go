@@ -150,7 +150,7 @@ func TestHelp(t *testing.T) {
 		has   []string
 		lacks []string
 	}{
-		{[]string{"rules", "inspect", "-h"}, []string{"Usage: fleetcore rules inspect RULE.wasm"}, []string{"Flags:"}},
+		{[]string{"rules", "inspect", "-h"}, []string{"Usage: fleetcore rules inspect RULE.wasm [-wat]", "-wat"}, nil},
 		{[]string{"decode", "-h"}, []string{"Flags:", "-protocol", "Exit status: 0 when every input line"}, nil},
 		{[]string{"rules", "test", "-h"}, []string{"Flags:", "-input", "Exit status: 0 when the rule judged"}, nil},
 		{[]string{"decode", "-h"}, []string{"-wasm", "-corpus", "-options", "-now", "the -wasm module did not load"}, nil},

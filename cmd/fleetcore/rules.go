@@ -22,8 +22,11 @@ const rulesUsage = `Usage: fleetcore rules SUBCOMMAND [flags]
 Subcommands:
   test RULE.wasm [-input SIGNALS.jsonl]   evaluate a rule over decoded signals
                                           (the lines 'fleetcore decode' prints)
-  inspect RULE.wasm                       print metadata, exports, size, compile
+  inspect RULE.wasm [-wat]                print metadata, exports, size, compile
                                           time and the self-test outcome
+
+RULE is a WASM module or a declarative check (NAME.check.hcl), which is
+compiled to a rule module first.
 
 Run 'fleetcore rules SUBCOMMAND -h' for a subcommand's flags.
 `
@@ -119,7 +122,8 @@ not evaluated, the input held no signal, the rule did not load or its
 self-test failed; 2 on a usage error.`
 
 func rulesInspect(ctx context.Context, args []string) int {
-	fs := newFlagSet("rules inspect", "rules inspect RULE.wasm")
+	fs := newFlagSet("rules inspect", "rules inspect RULE.wasm [-wat]")
+	wat := fs.Bool("wat", false, "for a check file: also print the generated module as WebAssembly text")
 	path, rest := splitPositional(args)
 	if err := fs.Parse(rest); err != nil {
 		return flagExit(err)
@@ -130,7 +134,7 @@ func rulesInspect(ctx context.Context, args []string) int {
 		fs.Usage()
 		return 2
 	}
-	if err := wasmrule.Inspect(ctx, path, os.Stdout); err != nil {
+	if err := wasmrule.InspectWith(ctx, path, os.Stdout, wasmrule.InspectOptions{WAT: *wat}); err != nil {
 		return errorf("rules inspect: %v", err)
 	}
 	return 0

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"regexp"
 	"slices"
 	"strconv"
 	"strings"
@@ -14,6 +15,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/fleetcore/fleetcore/plugins/checklang"
 )
 
 // Config is the whole configuration file.
@@ -152,6 +155,33 @@ type Rules struct {
 	// Backfill makes a rule version seen for the first time evaluate every
 	// stored signal (true, the default) or only signals stored from then on.
 	Backfill *bool `hcl:"backfill,optional"`
+	// Checks are declarative checks written in the config (the language
+	// of plugins/checklang, as in a *.check.hcl file of Dir); each is
+	// compiled to a rule module and served next to the folder's rules.
+	Checks []RuleCheck `hcl:"check,block"`
+}
+
+// checkPos splits "file:line:col: message" (a checklang error line).
+var checkPos = regexp.MustCompile(`^(.+?:\d+:\d+): (.*)$`)
+
+// RuleCheck is one `check "name" { … }` block of the rules block; its body
+// is parsed by plugins/checklang (Compile).
+type RuleCheck struct {
+	Name      string    `hcl:"name,label"`
+	NameRange hcl.Range `hcl:"name,label_range"`
+	DefRange  hcl.Range `hcl:",def_range"`
+	Body      hcl.Body  `hcl:",remain"`
+	src       []byte
+}
+
+// Compile parses and compiles the check; errors name the config file,
+// line and column.
+func (rc RuleCheck) Compile() (*checklang.Module, error) {
+	c, err := checklang.ParseBody(rc.Name, rc.NameRange, rc.DefRange, rc.Body, rc.src)
+	if err != nil {
+		return nil, err
+	}
+	return c.Compile()
 }
 
 // Decoders configures the drop-in WebAssembly protocol decoders
@@ -308,6 +338,11 @@ func ParseUnvalidated(path string, src []byte) (*Config, error) {
 		return nil, diagError(diags)
 	}
 	c.File = path
+	if c.Rules != nil {
+		for i := range c.Rules.Checks {
+			c.Rules.Checks[i].src = src
+		}
+	}
 	c.recordSources(f.Body)
 	for k, v := range attrSources(f.Body, path, secretKeys) {
 		c.sources[k] = v
@@ -656,6 +691,23 @@ func (c *Config) Validate() error {
 	}
 	if c.Gateway.MaxBufferedBytes < 1 {
 		add("gateway.max_buffered_bytes: must be positive")
+	}
+	seenCheck := map[string]bool{}
+	for _, rc := range c.Rules.Checks {
+		if seenCheck[rc.Name] {
+			addAt(fmt.Sprintf("%s:%d", rc.NameRange.Filename, rc.NameRange.Start.Line), "rules.check[%q]: defined twice", rc.Name)
+			continue
+		}
+		seenCheck[rc.Name] = true
+		if _, err := rc.Compile(); err != nil {
+			for _, line := range strings.Split(err.Error(), "\n") {
+				where := c.File
+				if m := checkPos.FindStringSubmatch(line); m != nil {
+					where, line = m[1], m[2]
+				}
+				addAt(where, "rules.check[%q]: %s", rc.Name, line)
+			}
+		}
 	}
 	dur("rules.interval", c.Rules.Interval, false)
 	dur("rules.timeout", c.Rules.Timeout, false)

@@ -107,6 +107,18 @@ func (n *Node) startRules(ctx context.Context) error {
 	}
 	reload := config.Duration(rc.ReloadInterval)
 	dir := wasmrule.NewDir(host, rc.Dir, reload)
+	// Checks of the config go live first, so a file with the same rule
+	// name is the one refused.
+	for _, c := range rc.Checks {
+		source := fmt.Sprintf("%s: check %s", n.cfg.File, c.Name)
+		m, err := c.Compile()
+		if err == nil {
+			err = dir.AddModule(ctx, source, m.Wasm)
+		}
+		if err != nil {
+			log.Error("check of the config refused", "check", c.Name, "error", err)
+		}
+	}
 	scan := func() bool {
 		if _, err := os.Stat(rc.Dir); err != nil {
 			return false

@@ -687,7 +687,7 @@ func (w *batchWrite) add(meta *wasmrule.Meta, b *fetched, sel []int, vs []wasmru
 		w.fDims, w.fSevs = append(w.fDims, meta.Dimension), append(w.fSevs, meta.Severity)
 		w.fStat = append(w.fStat, v.Status.String())
 		w.fReason = append(w.fReason, int32(v.Reason))
-		w.fText = append(w.fText, meta.ReasonText(v.Reason))
+		w.fText = append(w.fText, meta.Reason(v.Reason, &b.inputs[i]))
 	}
 	return n
 }

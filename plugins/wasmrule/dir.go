@@ -18,10 +18,12 @@ import (
 const DefaultPollInterval = 3 * time.Second
 
 // TestsSuffix names the optional sibling test file of a rule:
-// gps.range.wasm → gps.range.tests.jsonl.
+// gps.range.wasm → gps.range.tests.jsonl (speed.limit.check.hcl →
+// speed.limit.tests.jsonl).
 const TestsSuffix = ".tests.jsonl"
 
-// Dir keeps the rules of one folder live: every *.wasm file is compiled,
+// Dir keeps the rules of one folder live: every *.wasm file (and every
+// *.check.hcl declarative check, compiled to a module first) is compiled,
 // self-tested and, when that passes, put in service. Scan picks up added,
 // replaced and removed files (by size, mtime and content hash); a broken
 // file is refused with a log line and the previous version of the same file
@@ -48,6 +50,7 @@ type dirEntry struct {
 	refused  string    // why the latest version was refused ("" when live)
 	refusedH [32]byte  // hash of the refused version
 	retry    bool      // refused for a name clash: try again on every scan
+	fixed    bool      // added with AddModule: not a file, Scan leaves it
 }
 
 // RuleStatus describes one file of the folder for the API.
@@ -102,7 +105,7 @@ func statStamp(wasmPath string) (fileStamp, error) {
 }
 
 func testsPath(wasmPath string) string {
-	return strings.TrimSuffix(wasmPath, ".wasm") + TestsSuffix
+	return ruleBase(wasmPath) + TestsSuffix
 }
 
 // Scan looks at the folder once and applies every change. It returns an
@@ -118,7 +121,7 @@ func (d *Dir) Scan(ctx context.Context) error {
 	seen := make(map[string]bool)
 	var names []string
 	for _, e := range ents {
-		if e.IsDir() || !strings.HasSuffix(e.Name(), ".wasm") {
+		if e.IsDir() || !IsRuleFile(e.Name()) {
 			continue
 		}
 		seen[e.Name()] = true
@@ -127,7 +130,7 @@ func (d *Dir) Scan(ctx context.Context) error {
 	d.mu.Lock()
 	var gone []*dirEntry
 	for name, ent := range d.files {
-		if !seen[name] {
+		if !seen[name] && !ent.fixed {
 			delete(d.files, name)
 			gone = append(gone, ent)
 			if ent.rule != nil {
@@ -200,7 +203,7 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	if same {
 		return nil
 	}
-	rule, why := d.load(ctx, name, wasm, testsBytes)
+	rule, why := d.load(ctx, p, wasm, testsBytes)
 	if ctx.Err() != nil {
 		if rule != nil {
 			_ = rule.Close(context.WithoutCancel(ctx))
@@ -236,7 +239,12 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	return nil
 }
 
-func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*Rule, string) {
+func (d *Dir) load(ctx context.Context, path string, src, testsBytes []byte) (*Rule, string) {
+	name := filepath.Base(path)
+	wasm, err := ModuleBytes(path, src)
+	if err != nil {
+		return nil, err.Error()
+	}
 	rule, err := d.host.Compile(ctx, wasm)
 	if err != nil {
 		return nil, err.Error()
@@ -246,7 +254,7 @@ func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*
 		extra, err = ReadTests(strings.NewReader(string(testsBytes)))
 		if err != nil {
 			_ = rule.Close(ctx)
-			return nil, fmt.Sprintf("%s: %v", strings.TrimSuffix(name, ".wasm")+TestsSuffix, err)
+			return nil, fmt.Sprintf("%s: %v", ruleBase(name)+TestsSuffix, err)
 		}
 	}
 	if err := rule.SelfTest(ctx, extra); err != nil {
@@ -254,6 +262,44 @@ func (d *Dir) load(ctx context.Context, name string, wasm, testsBytes []byte) (*
 		return nil, err.Error()
 	}
 	return rule, ""
+}
+
+// AddModule serves a rule that is not a file of the folder (a check of the
+// config's rules block): source names it in Status and logs (e.g.
+// "fleetcore.hcl: check speed.limit"). The module is compiled and
+// self-tested like a file; on success it stays live until Close, Scan
+// leaves it alone, and a file of the folder with the same rule name is
+// refused. The error says why it was refused (also in Status).
+func (d *Dir) AddModule(ctx context.Context, source string, wasm []byte) error {
+	d.mu.Lock()
+	if _, dup := d.files[source]; dup {
+		d.mu.Unlock()
+		return fmt.Errorf("rule source %s added twice", source)
+	}
+	ent := &dirEntry{fixed: true}
+	d.files[source] = ent
+	d.mu.Unlock()
+	sum := sha256.Sum256(wasm)
+	rule, why := d.load(ctx, source, wasm, nil)
+	if rule == nil {
+		d.refuse(source, ent, fileStamp{}, sum, why, false)
+		return errors.New(why)
+	}
+	d.mu.Lock()
+	for other, oe := range d.files {
+		if other != source && oe.rule != nil && oe.rule.Name() == rule.Name() {
+			d.mu.Unlock()
+			_ = rule.Close(ctx)
+			why := fmt.Sprintf("rule name %s is already served by %s", rule.Name(), other)
+			d.refuse(source, ent, fileStamp{}, sum, why, false)
+			return errors.New(why)
+		}
+	}
+	ent.rule, ent.hash, ent.loadedAt = rule, sum, time.Now()
+	d.mu.Unlock()
+	d.host.log.Info("rule loaded", "source", source, "rule", rule.Name(), "version", rule.Version(),
+		"hash", rule.Hash()[:12], "compile", rule.CompileTime())
+	return nil
 }
 
 func (d *Dir) refuse(name string, ent *dirEntry, st fileStamp, sum [32]byte, why string, retry bool) {
@@ -298,7 +344,7 @@ func (d *Dir) Rule(name string) *Rule {
 	return nil
 }
 
-// Status describes every .wasm file of the folder, sorted by file name.
+// Status describes every rule file (.wasm, .check.hcl) of the folder, sorted by file name.
 func (d *Dir) Status() []RuleStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()

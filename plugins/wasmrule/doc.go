@@ -10,7 +10,8 @@
 // evaluated", never a failing verdict; after Config.MaxFailures consecutive
 // failures the rule disables itself and reports an Alert.
 //
-// Dir watches a folder of .wasm files and hot-reloads them: a new or changed
+// Dir watches a folder of .wasm files and declarative checks (.check.hcl,
+// compiled by plugins/checklang to the same ABI) and hot-reloads them: a new or changed
 // module runs its self-tests before it goes live, and a broken file is
 // refused while the previous version keeps running.
 //

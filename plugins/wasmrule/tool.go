@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/fleetcore/fleetcore/plugins/checklang"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
@@ -88,9 +89,13 @@ func RunTest(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, 
 // skipped line is not an error (the caller judges, as `fleetcore rules
 // test` does with its exit code).
 func Test(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opts TestOptions) (TestSummary, error) {
-	wasm, err := os.ReadFile(wasmPath)
+	src, err := os.ReadFile(wasmPath)
 	if err != nil {
 		return nil, fmt.Errorf("reading rule: %w", err)
+	}
+	wasm, err := ModuleBytes(wasmPath, src)
+	if err != nil {
+		return nil, err
 	}
 	host, err := NewHost(Config{CacheDir: opts.CacheDir, BatchSize: opts.BatchSize, MaxFailures: 1 << 30})
 	if err != nil {
@@ -198,7 +203,7 @@ func Test(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opt
 				l = TestLine{Line: e.line, Status: StatusNotEvaluated, Text: evalErr[k].Error()}
 			} else {
 				v := verdicts[k]
-				l = TestLine{Line: e.line, Status: v.Status.String(), Reason: v.Reason, Text: meta.ReasonText(v.Reason)}
+				l = TestLine{Line: e.line, Status: v.Status.String(), Reason: v.Reason, Text: meta.Reason(v.Reason, &inputs[k])}
 			}
 			k++
 		}
@@ -224,18 +229,43 @@ func Test(ctx context.Context, wasmPath string, in io.Reader, out io.Writer, opt
 	return counts, errors.Join(problems...)
 }
 
+// InspectOptions tunes InspectWith.
+type InspectOptions struct {
+	// WAT prints the module generated from a check file as WebAssembly
+	// text after the report.
+	WAT bool
+}
+
 // Inspect prints what a rule module is: file size and hash, cold compile
 // and instantiate time, imports and exports, metadata, and the self-test
 // outcome. It returns the load or self-test error after printing what it
-// could.
+// could. A check file (.check.hcl) is compiled first and the generated
+// module is inspected.
 func Inspect(ctx context.Context, wasmPath string, out io.Writer) error {
-	wasm, err := os.ReadFile(wasmPath)
+	return InspectWith(ctx, wasmPath, out, InspectOptions{})
+}
+
+// InspectWith is Inspect with options.
+func InspectWith(ctx context.Context, wasmPath string, out io.Writer, opts InspectOptions) error {
+	src, err := os.ReadFile(wasmPath)
 	if err != nil {
 		return fmt.Errorf("reading rule: %w", err)
 	}
-	sum := sha256.Sum256(wasm)
 	w := &errWriter{w: out}
 	w.printf("file:         %s\n", wasmPath)
+	wasm := src
+	var gen *checklang.Module
+	if strings.HasSuffix(wasmPath, CheckSuffix) {
+		w.printf("source:       declarative check, %d bytes\n", len(src))
+		if gen, err = checklang.CompileFile(wasmPath, src); err != nil {
+			w.printf("status:       refused\n")
+			w.printf("error:        %v\n", err)
+			return errors.Join(fmt.Errorf("compiling check: %w", err), w.err)
+		}
+		wasm = gen.Wasm
+		w.printf("generated:    rule module (emitted by fleetcore, no toolchain)\n")
+	}
+	sum := sha256.Sum256(wasm)
 	w.printf("size:         %d bytes\n", len(wasm))
 	w.printf("sha256:       %s\n", hex.EncodeToString(sum[:]))
 	host, err := NewHost(Config{})
@@ -295,6 +325,13 @@ func Inspect(ctx context.Context, wasmPath string, out io.Writer) error {
 		return errors.Join(err, w.err)
 	}
 	w.printf("self-test:    %d of %d cases pass\n", total, total)
+	if opts.WAT {
+		if gen == nil {
+			w.printf("wat:          only for a check file (.check.hcl)\n")
+		} else {
+			w.printf("wat:\n%s", gen.WAT())
+		}
+	}
 	return w.err
 }
 
