@@ -1,12 +1,19 @@
 package examples_test
 
 import (
+	"bytes"
+	"context"
 	"runtime"
 	"testing"
 	"time"
 
+	"github.com/tetratelabs/wazero"
+	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
+
 	"github.com/fleetcore/fleetcore/benchmarks/loadgen"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/plugins/wasmdecoder"
 )
 
 // The issue-13 per-frame benchmarks of the Go SDK ports against their
@@ -131,5 +138,60 @@ func BenchmarkPortIdle(b *testing.B) {
 			b.ReportMetric(n, "native_B/conn")
 			b.ReportMetric(w/n, "x_native")
 		})
+	}
+}
+
+// BenchmarkPortTermination shows where the Go guest's time goes: the
+// Teltonika port's fc_decode of the benchmark frame called straight
+// through wazero, with and without WithCloseOnContextDone (the host needs
+// it for the time budget: wazero then leaves the guest for a Go call at
+// every loop back-edge and starts a goroutine per call). The host adds its
+// own input encoding and output parsing on top (BenchmarkPortRatio).
+func BenchmarkPortTermination(b *testing.B) {
+	p := benchPorts(b)[0]
+	m := loadPort(b, p.pkg)
+	s, ok := p.open(b, m).(*wasmdecoder.Session)
+	if !ok {
+		b.Fatal("not a *wasmdecoder.Session")
+	}
+	in := wasmdecoder.AppendInput(nil, wasmdecoder.Input{Transport: plugins.TCP, RecvMs: recv.UnixMilli(), MaxFrame: 65536,
+		Options: []byte(`{"extended":false}`), State: s.State(), Data: p.frame})
+	wasm := wasmfixture.Go(b, p.pkg, nil)
+	var outs [2][]byte
+	for i, term := range []bool{true, false} {
+		b.Run(map[bool]string{true: "checks=on", false: "checks=off"}[term], func(b *testing.B) {
+			ctx := context.Background()
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(term))
+			defer rt.Close(ctx)
+			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
+			mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions("_initialize"))
+			if err != nil {
+				b.Fatal(err)
+			}
+			res, err := mod.ExportedFunction("fc_alloc").Call(ctx, uint64(len(in)))
+			if err != nil || res[0] == 0 {
+				b.Fatalf("fc_alloc: %v %v", res, err)
+			}
+			ptr := uint32(res[0])
+			mod.Memory().Write(ptr, in)
+			dec := mod.ExportedFunction("fc_decode")
+			stack := make([]uint64, 2)
+			b.ResetTimer()
+			for range b.N {
+				stack[0], stack[1] = uint64(ptr), uint64(len(in))
+				if err := dec.CallWithStack(ctx, stack); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			out, ok := mod.Memory().Read(uint32(stack[0]>>32), uint32(stack[0]))
+			if !ok || len(out) < 16 {
+				b.Fatalf("fc_decode output %d bytes", len(out))
+			}
+			outs[i] = bytes.Clone(out)
+		})
+	}
+	if outs[0] != nil && outs[1] != nil && !bytes.Equal(outs[0], outs[1]) {
+		b.Fatal("fc_decode output differs with and without the checks")
 	}
 }
