@@ -26,7 +26,7 @@ import (
 )
 
 // Scenarios are the scenario names, in the order `make bench` runs them.
-var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules", "poison"}
+var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules", "poison", "wasm"}
 
 // Options configure one benchmark run. Zero values take the scenario's
 // defaults (see defaults).
@@ -78,6 +78,10 @@ type Options struct {
 	// process and returns a func that closes them; nil opens them in this
 	// process.
 	SpawnIdle func(ctx context.Context, target string, n int) (func() error, error)
+	// WasmDecoder is the teltonika_go.wasm the wasm scenario loads from a
+	// decoder folder; "" finds protocols/wasm/build/examples/teltonika_go.wasm
+	// (`make decoders`) from the working directory up.
+	WasmDecoder string
 }
 
 func (o *Options) defaults() error {
@@ -97,6 +101,8 @@ func (o *Options) defaults() error {
 		"rules":            {60 * time.Second, 300, 0, mix, 0.05},
 		// Half clean, half with 1 % poison records (steady's load both times).
 		"poison": {40 * time.Second, 300, 0, mix, 0.02},
+		// Half through the native Teltonika decoder, half through its WASM port.
+		"wasm": {40 * time.Second, 300, 0, "teltonika", 0.02},
 	}
 	d, ok := defs[o.Scenario]
 	if !ok {
@@ -302,6 +308,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = r.rules(ctx)
 	case "poison":
 		err = r.poison(ctx)
+	case "wasm":
+		err = r.wasm(ctx)
 	}
 	r.deleteQueues()
 	if err != nil {

@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/internal/testenv"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
+	"github.com/fleetcore/fleetcore/plugins/wasmdecoder"
 	_ "github.com/fleetcore/fleetcore/protocols/all"
 )
 
@@ -82,5 +84,47 @@ func TestIntegrationBenchSteady(t *testing.T) {
 		if st, err := os.Stat(p); err != nil || st.Size() == 0 {
 			t.Errorf("%s: %v", p, err)
 		}
+	}
+}
+
+// TestIntegrationBenchWasm runs a short wasm scenario: the same Teltonika
+// fleet through the native decoder, then through the Go SDK port loaded
+// from a decoder folder, on one node; both throughputs must be measured
+// and every acked record stored once.
+func TestIntegrationBenchWasm(t *testing.T) {
+	testenv.Integration(t)
+	wasm := filepath.Join(t.TempDir(), "teltonika_go.wasm")
+	if err := os.WriteFile(wasm, wasmfixture.Go(t, "protocols/wasm/examples/teltonika_go", nil), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	res, err := Run(ctx, Options{
+		Scenario: "wasm", Duration: 6 * time.Second, Devices: 20, Rate: -1, BadShare: 0.05,
+		SkipRefs: true, PostgresURL: testenv.PostgresURL(), Rules: "off", WasmDecoder: wasm,
+	})
+	if err != nil {
+		t.Fatalf("bench: %v", err)
+	}
+	if res.Lost != 0 || res.Duplicates != 0 {
+		t.Errorf("lost %d, duplicates %d (sample %v)", res.Lost, res.Duplicates, res.LostSample)
+	}
+	for _, k := range []string{"native_per_s", "wasm_per_s", "wasm_to_native"} {
+		if v, _ := res.Extras[k].(float64); v <= 0 {
+			t.Errorf("%s = %v: both phases must carry load", k, res.Extras[k])
+		}
+	}
+	for _, k := range []string{"native_acked", "wasm_acked"} {
+		if v, _ := res.Extras[k].(int64); v == 0 {
+			t.Errorf("%s = 0", k)
+		}
+	}
+	if res.Generator.Corrupted > 0 && res.Generator.CorruptAcked != 0 {
+		t.Errorf("%d corrupted frames were acked", res.Generator.CorruptAcked)
+	}
+	t.Logf("native %.0f/s, wasm %.0f/s: x%.2f", res.Extras["native_per_s"], res.Extras["wasm_per_s"], res.Extras["wasm_to_native"])
+	st, ok := res.Extras["wasm_decoder_stats"].([]wasmdecoder.Status)
+	if !ok || len(st) == 0 || st[0].Version == "" {
+		t.Errorf("decoder status %v: the WASM decoder was not in service", res.Extras["wasm_decoder_stats"])
 	}
 }

@@ -39,6 +39,7 @@ func benchCmd(args []string) int {
 	refRows := fs.Int("ref-rows", 100000, "rows per ceiling trial")
 	noRefs := fs.Bool("no-refs", false, "skip the ceiling and naive references")
 	rules := fs.String("rules", "", "run the WASM quality rules during the load: on or off (default: on only in the rules scenario)")
+	wasmDecoder := fs.String("wasm-decoder", "", "the teltonika_go.wasm of the wasm scenario (default: protocols/wasm/build/examples/teltonika_go.wasm, from `make decoders`)")
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 	logFile := fs.String("log", "", "write the server's log here (default: next to the JSON, .log)")
 	inProcessIdle := fs.Bool("idle-in-process", false, "hold the idle connections in this process instead of a child")
@@ -88,6 +89,7 @@ func benchCmd(args []string) int {
 		Scenario: *scenario, Duration: *duration, Devices: *devices, Rate: *rate, PerFrame: *perFrame, Mix: *mix,
 		BadShare: *bad, IdleConns: *idle, RefRows: *refRows, SkipRefs: *noRefs, PostgresURL: *pg, AMQPURL: *amqpURL,
 		Keep: *keep, BaseConfig: *base, Rules: *rules, Progress: os.Stderr, ServerLog: lf,
+		WasmDecoder: *wasmDecoder,
 	}
 	if *cpuProfile != "" {
 		o.Profile = func() func() {
