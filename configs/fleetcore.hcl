@@ -61,6 +61,7 @@ rules {
   concurrency      = 1
   # intervals = { "dup.burst" = "5m" }    # per-rule schedule
   # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
+  # mode      = { "speed.limit" = "shadow" } # evaluate and store, left out of scores and alerts
 }
 
 # Drop-in protocol decoders: WebAssembly modules (protocols/wasm/ABI.md) in
