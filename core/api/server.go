@@ -15,6 +15,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/health"
 	"github.com/fleetcore/fleetcore/core/metrics"
 )
@@ -33,6 +34,13 @@ type RuleStatus struct {
 // RuleLister is the rule host: the rules it has loaded and their state.
 type RuleLister interface {
 	Rules() []RuleStatus
+}
+
+// ShadowReporter tells what a rule in shadow mode would change
+// (*integrity.Scorer is one): per device, the score without and with the
+// rule's stored shadow statistics.
+type ShadowReporter interface {
+	ShadowImpact(ctx context.Context, rule string) ([]integrity.Impact, error)
 }
 
 // ReadyProbe is a path that can take traffic (Postgres, a failover tier).
@@ -102,6 +110,8 @@ type Deps struct {
 	Health  HealthReporter
 	Jobs    JobLister
 	Rules   RuleLister
+	// Shadow answers GET /api/rules/{name}/shadow; nil without scoring.
+	Shadow ShadowReporter
 	// Decoders lists the drop-in decoder folder (GET /api/decoders); nil
 	// without one.
 	Decoders DecoderLister
@@ -179,6 +189,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/rejected/{id}", s.auth(http.HandlerFunc(s.rejectedOne)))
 	m.Handle("GET /api/rejected/records", s.auth(http.HandlerFunc(s.rejectedRecords)))
 	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
+	m.Handle("GET /api/rules/{name}/shadow", s.auth(http.HandlerFunc(s.ruleShadow)))
 	m.Handle("GET /api/decoders", s.auth(http.HandlerFunc(s.decoders)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

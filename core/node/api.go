@@ -36,6 +36,9 @@ func (n *Node) startAPI(ctx context.Context) error {
 	if n.rules != nil {
 		deps.Rules = ruleLister{n}
 	}
+	if n.scorer != nil {
+		deps.Shadow = n.scorer
+	}
 	if n.dec != nil {
 		deps.Decoders = decoderLister{n.dec.dir}
 	}
