@@ -15,8 +15,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
-	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/health"
+	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/metrics"
 )
 
