@@ -16,7 +16,6 @@ import (
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/health"
-	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/metrics"
 )
 
@@ -36,11 +35,22 @@ type RuleLister interface {
 	Rules() []RuleStatus
 }
 
-// ShadowReporter tells what a rule in shadow mode would change
-// (*integrity.Scorer is one): per device, the score without and with the
-// rule's stored shadow statistics.
+// ShadowReporter tells what a rule in shadow mode would change (the node
+// adapts integrity.Scorer.ShadowImpact): per device, the score without and
+// with the rule's stored shadow statistics, largest change first.
 type ShadowReporter interface {
-	ShadowImpact(ctx context.Context, rule string) ([]integrity.Impact, error)
+	ShadowImpact(ctx context.Context, rule string) ([]ShadowDevice, error)
+}
+
+// ShadowDevice is one device in GET /api/rules/{name}/shadow.
+type ShadowDevice struct {
+	DeviceID    string `json:"device_id"`
+	BeforeCenti int64  `json:"score_before_centi"`
+	AfterCenti  int64  `json:"score_after_centi"`
+	DeltaCenti  int64  `json:"delta_centi"` // after − before; negative: the rule would cost points
+	Applicable  int64  `json:"applicable"`  // signals the rule judged in the scored windows
+	Warned      int64  `json:"warned"`
+	Failed      int64  `json:"failed"`
 }
 
 // ReadyProbe is a path that can take traffic (Postgres, a failover tier).

@@ -125,7 +125,7 @@ func TestIntegrationRuleShadowMode(t *testing.T) {
 	}
 
 	// The API: what the rule would change.
-	srv, err := api.New(api.Options{Address: "127.0.0.1:0"}, api.Deps{DB: pool, Shadow: scorer}, testLogger(t))
+	srv, err := api.New(api.Options{Address: "127.0.0.1:0"}, api.Deps{DB: pool, Shadow: shadowAPI{scorer}}, testLogger(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -173,4 +173,16 @@ func TestIntegrationRuleShadowMode(t *testing.T) {
 		t.Fatalf("after promotion scores %v, the shadow report announced bad %d, good %d",
 			after.scores, bad.AfterCenti, good.AfterCenti)
 	}
+}
+
+// shadowAPI adapts the scorer for the API as the node does.
+type shadowAPI struct{ s *integrity.Scorer }
+
+func (a shadowAPI) ShadowImpact(ctx context.Context, rule string) ([]api.ShadowDevice, error) {
+	list, err := a.s.ShadowImpact(ctx, rule)
+	out := make([]api.ShadowDevice, len(list))
+	for i, d := range list {
+		out[i] = api.ShadowDevice(d)
+	}
+	return out, err
 }
