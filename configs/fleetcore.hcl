@@ -61,6 +61,7 @@ rules {
   concurrency      = 1
   # intervals = { "dup.burst" = "5m" }    # per-rule schedule
   # sample    = { "gps.teleport" = 10 }   # evaluate 1 signal in 10
+  # mode      = { "speed.limit" = "shadow" } # evaluate and store, left out of scores and alerts
 
   # Declarative checks, compiled to WebAssembly by fleetcore (also as
   # NAME.check.hcl files in `dir`; plugins/checklang/README.md). Left

@@ -12,7 +12,8 @@ RULE_DEPS    := $(wildcard checks-wasm/sdk/*.go $(RULES_DIR)/*.go) go.mod
 WAT_SRC      := $(wildcard checks-wasm/examples/wat/*.wat)
 WAT_WASM     := $(RULES_BUILD)/examples/example.speed_range.wasm
 AS_DIR       := checks-wasm/examples/assemblyscript
-AS_WASM      := $(RULES_BUILD)/examples/example.fuel_range.wasm
+AS_WASM      := $(RULES_BUILD)/examples/example.obd_plausibility.wasm
+AS_SDK       := $(wildcard checks-wasm/sdk-as/assembly/*.ts)
 
 .PHONY: rules rules-test rules-tools rules-clean
 
@@ -33,11 +34,11 @@ $(WAT_WASM): checks-wasm/examples/wat/speed_range.wat | rules-tools
 	@mkdir -p $(RULES_BUILD)/examples
 	wat2wasm $< -o $@
 
-$(AS_WASM): $(AS_DIR)/assembly/index.ts $(AS_DIR)/package.json $(AS_DIR)/package-lock.json | rules-tools
+$(AS_WASM): $(AS_DIR)/assembly/index.ts $(AS_SDK) $(AS_DIR)/package.json $(AS_DIR)/package-lock.json | rules-tools
 	@mkdir -p $(RULES_BUILD)/examples
 	cd $(AS_DIR) && npm run --silent build
 
-rules-test: rules ## test the WASM host, the SDK, the built-in rules and the examples
+rules-test: rules ## test the WASM host, the SDKs, the built-in rules and the examples
 	$(GO) test -race ./plugins/wasmrule/... ./checks-wasm/...
 
 rules-clean:

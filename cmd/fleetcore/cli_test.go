@@ -153,6 +153,8 @@ func TestHelp(t *testing.T) {
 		{[]string{"rules", "inspect", "-h"}, []string{"Usage: fleetcore rules inspect RULE.wasm [-wat]", "-wat"}, nil},
 		{[]string{"decode", "-h"}, []string{"Flags:", "-protocol", "Exit status: 0 when every input line"}, nil},
 		{[]string{"rules", "test", "-h"}, []string{"Flags:", "-input", "Exit status: 0 when the rule judged"}, nil},
+		{[]string{"rules", "backtest", "-h"}, []string{"Usage: fleetcore rules backtest RULE -from TIME -to TIME", "-config", "Exit status: 0 when the rule was evaluated"}, nil},
+		{[]string{"rules", "-h"}, []string{"backtest RULE -from T -to T"}, nil},
 		{[]string{"decode", "-h"}, []string{"-wasm", "-corpus", "-options", "-now", "the -wasm module did not load"}, nil},
 		{[]string{"decoders", "-h"}, []string{"test DECODER.wasm [-input CAPTURE]", "inspect DECODER.wasm", "list -dir DIR"}, nil},
 		{[]string{"decoders", "test", "-h"}, []string{"Flags:", "-input", "-corpus", "-options", "Exit status: 0 when the module loaded"}, nil},

@@ -14,7 +14,7 @@ import (
 )
 
 func init() {
-	commands["rules"] = command{"test and inspect WASM quality rules (rules test|inspect)", rulesCmd}
+	commands["rules"] = command{"test, inspect and backtest WASM quality rules (rules test|inspect|backtest)", rulesCmd}
 }
 
 const rulesUsage = `Usage: fleetcore rules SUBCOMMAND [flags]
@@ -24,6 +24,10 @@ Subcommands:
                                           (the lines 'fleetcore decode' prints)
   inspect RULE.wasm [-wat]                print metadata, exports, size, compile
                                           time and the self-test outcome
+  backtest RULE -from T -to T [-config F] evaluate a rule (a .wasm file or the name
+                                          of a rule in rules.dir) over stored
+                                          history without writing findings: counts
+                                          per device and the score change
 
 RULE is a WASM module or a declarative check (NAME.check.hcl), which is
 compiled to a rule module first.
@@ -51,6 +55,8 @@ func rulesCmd(args []string) int {
 		return rulesTest(ctx, args[1:])
 	case "inspect":
 		return rulesInspect(ctx, args[1:])
+	case "backtest":
+		return rulesBacktest(ctx, args[1:])
 	}
 	fmt.Fprintf(os.Stderr, "fleetcore rules: unknown subcommand %q\n\n%s", args[0], rulesUsage)
 	return 2

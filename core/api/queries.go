@@ -776,3 +776,31 @@ func (s *Server) rules(w http.ResponseWriter, r *http.Request) {
 	}
 	writeJSON(w, http.StatusOK, map[string]any{"rules": nonNil(list)})
 }
+
+// ruleShadow is GET /api/rules/{name}/shadow: what the rule, in shadow
+// mode, would change if it counted — the devices whose score would move,
+// by how much (hundredths of a point), largest change first. Devices the
+// rule judged without moving their score are listed with delta 0.
+func (s *Server) ruleShadow(w http.ResponseWriter, r *http.Request) {
+	if _, err := params(r); err != nil {
+		s.fail(w, err)
+		return
+	}
+	name := r.PathValue("name")
+	if s.deps.Shadow == nil {
+		writeError(w, http.StatusServiceUnavailable, "scoring is not running on this node")
+		return
+	}
+	list, err := s.deps.Shadow.ShadowImpact(r.Context(), name)
+	if err != nil {
+		s.fail(w, err)
+		return
+	}
+	moved := 0
+	for _, d := range list {
+		if d.DeltaCenti != 0 {
+			moved++
+		}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"rule": name, "devices": list, "devices_moved": moved})
+}

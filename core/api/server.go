@@ -35,6 +35,24 @@ type RuleLister interface {
 	Rules() []RuleStatus
 }
 
+// ShadowReporter tells what a rule in shadow mode would change (the node
+// adapts integrity.Scorer.ShadowImpact): per device, the score without and
+// with the rule's stored shadow statistics, largest change first.
+type ShadowReporter interface {
+	ShadowImpact(ctx context.Context, rule string) ([]ShadowDevice, error)
+}
+
+// ShadowDevice is one device in GET /api/rules/{name}/shadow.
+type ShadowDevice struct {
+	DeviceID    string `json:"device_id"`
+	BeforeCenti int64  `json:"score_before_centi"`
+	AfterCenti  int64  `json:"score_after_centi"`
+	DeltaCenti  int64  `json:"delta_centi"` // after − before; negative: the rule would cost points
+	Applicable  int64  `json:"applicable"`  // signals the rule judged in the scored windows
+	Warned      int64  `json:"warned"`
+	Failed      int64  `json:"failed"`
+}
+
 // ReadyProbe is a path that can take traffic (Postgres, a failover tier).
 // The node is ready when any probe succeeds.
 type ReadyProbe struct {
@@ -102,6 +120,8 @@ type Deps struct {
 	Health  HealthReporter
 	Jobs    JobLister
 	Rules   RuleLister
+	// Shadow answers GET /api/rules/{name}/shadow; nil without scoring.
+	Shadow ShadowReporter
 	// Decoders lists the drop-in decoder folder (GET /api/decoders); nil
 	// without one.
 	Decoders DecoderLister
@@ -179,6 +199,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/rejected/{id}", s.auth(http.HandlerFunc(s.rejectedOne)))
 	m.Handle("GET /api/rejected/records", s.auth(http.HandlerFunc(s.rejectedRecords)))
 	m.Handle("GET /api/rules", s.auth(http.HandlerFunc(s.rules)))
+	m.Handle("GET /api/rules/{name}/shadow", s.auth(http.HandlerFunc(s.ruleShadow)))
 	m.Handle("GET /api/decoders", s.auth(http.HandlerFunc(s.decoders)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

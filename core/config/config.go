@@ -152,6 +152,10 @@ type Rules struct {
 	// Sample evaluates only one signal in N for the named rules (the
 	// random-sample mode for expensive rules): { "gps.teleport" = 10 }.
 	Sample map[string]int `hcl:"sample,optional"`
+	// Mode sets a rule's mode by name: "active" (the default) or "shadow"
+	// (evaluated, findings stored marked shadow, left out of scores and
+	// alerts): { "speed.limit" = "shadow" }.
+	Mode map[string]string `hcl:"mode,optional"`
 	// Backfill makes a rule version seen for the first time evaluate every
 	// stored signal (true, the default) or only signals stored from then on.
 	Backfill *bool `hcl:"backfill,optional"`
@@ -726,6 +730,11 @@ func (c *Config) Validate() error {
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Rules.Intervals)) {
 		dur(fmt.Sprintf("rules.intervals[%q]", name), c.Rules.Intervals[name], false)
+	}
+	for _, name := range slices.Sorted(maps.Keys(c.Rules.Mode)) {
+		if m := c.Rules.Mode[name]; m != "active" && m != "shadow" {
+			add("rules.mode[%q]: %q is not a mode (active or shadow)", name, m)
+		}
 	}
 	for _, name := range slices.Sorted(maps.Keys(c.Rules.Sample)) {
 		if c.Rules.Sample[name] < 1 {

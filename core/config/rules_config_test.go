@@ -30,6 +30,12 @@ func TestRulesSchedulingKeys(t *testing.T) {
 		}},
 		{"bad interval", `rules { intervals = { "x" = "soon" } }`, `rules.intervals["x"]`, nil},
 		{"sample zero", `rules { sample = { "x" = 0 } }`, `rules.sample["x"]`, nil},
+		{"shadow mode", `rules { mode = { "speed.limit" = "shadow", "gps.range" = "active" } }`, "", func(t *testing.T, r *config.Rules) {
+			if r.Mode["speed.limit"] != "shadow" || r.Mode["gps.range"] != "active" {
+				t.Fatalf("decoded %+v", r)
+			}
+		}},
+		{"bad mode", `rules { mode = { "x" = "dry-run" } }`, `rules.mode["x"]`, nil},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

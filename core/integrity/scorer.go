@@ -361,8 +361,9 @@ func (s *Scorer) loadWindows(ctx context.Context, dev string) ([]Window, error) 
 		return nil, nil
 	}
 	oldest := ws[len(ws)-1].Stats.Hour
+	// Rules in shadow mode do not count (core/rules, rules.mode).
 	rrows, err := s.pool.Query(ctx, `SELECT hour, rule, rule_version, dimension, evaluated - not_applicable, passed, warned, failed
-		FROM rule_stats WHERE device_id = $1 AND hour >= $2`, dev, oldest)
+		FROM rule_stats WHERE device_id = $1 AND hour >= $2 AND NOT shadow`, dev, oldest)
 	if err != nil {
 		return nil, fmt.Errorf("loading rule statistics: %w", err)
 	}

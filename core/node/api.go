@@ -5,6 +5,7 @@ import (
 	"net"
 
 	"github.com/fleetcore/fleetcore/core/api"
+	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/metrics"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/quarantine"
@@ -35,6 +36,9 @@ func (n *Node) startAPI(ctx context.Context) error {
 	}
 	if n.rules != nil {
 		deps.Rules = ruleLister{n}
+	}
+	if n.scorer != nil {
+		deps.Shadow = shadowReporter{n.scorer}
 	}
 	if n.dec != nil {
 		deps.Decoders = decoderLister{n.dec.dir}
@@ -145,4 +149,19 @@ func (l decoderLister) Decoders() []api.DecoderStatus {
 		out[i] = api.DecoderStatus(s)
 	}
 	return out
+}
+
+// shadowReporter hands the API what a shadow rule would change.
+type shadowReporter struct{ s *integrity.Scorer }
+
+func (r shadowReporter) ShadowImpact(ctx context.Context, rule string) ([]api.ShadowDevice, error) {
+	list, err := r.s.ShadowImpact(ctx, rule)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]api.ShadowDevice, len(list))
+	for i, d := range list {
+		out[i] = api.ShadowDevice(d)
+	}
+	return out, nil
 }

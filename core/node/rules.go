@@ -142,6 +142,10 @@ func (n *Node) startRules(ctx context.Context) error {
 	for name, v := range rc.Intervals {
 		intervals[name] = config.Duration(v)
 	}
+	shadow := map[string]bool{}
+	for name, m := range rc.Mode {
+		shadow[name] = m == "shadow"
+	}
 	runner := rules.New(st.Pool(), dir, rules.Config{
 		Interval:     config.Duration(rc.Interval),
 		Intervals:    intervals,
@@ -149,6 +153,7 @@ func (n *Node) startRules(ctx context.Context) error {
 		MaxBatchSize: rc.MaxBatchSize,
 		Concurrency:  rc.Concurrency,
 		SampleEvery:  rc.Sample,
+		Shadow:       shadow,
 		Backfill:     *rc.Backfill,
 		SyncInterval: config.Duration(rc.ReloadInterval),
 		NodeID:       n.cfg.NodeID,

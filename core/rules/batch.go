@@ -40,15 +40,16 @@ const (
 		FROM unnest($1::text[], $2::text[], $3::bigint[], $4::bigint[], $5::bigint[]) AS u(rule, rule_version, last_id, e, s)
 		WHERE w.rule = u.rule AND w.rule_version = u.rule_version`
 	insertFindingsSQL = `INSERT INTO findings (signal_id, device_id, ts, rule, rule_version, dimension,
-		severity, status, reason, reason_text)
+		severity, status, reason, reason_text, shadow)
 		SELECT * FROM unnest($1::bigint[], $2::text[], $3::timestamptz[], $4::text[], $5::text[], $6::text[],
-			$7::text[], $8::text[], $9::int[], $10::text[])
+			$7::text[], $8::text[], $9::int[], $10::text[], $11::bool[])
 		ON CONFLICT (signal_id, rule, rule_version) DO NOTHING`
 	upsertStatsSQL = `INSERT INTO rule_stats (device_id, hour, rule, rule_version, dimension,
-		evaluated, passed, warned, failed, not_applicable)
+		evaluated, passed, warned, failed, not_applicable, shadow)
 		SELECT * FROM unnest($1::text[], $2::timestamptz[], $3::text[], $4::text[], $5::text[],
-			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[])
+			$6::bigint[], $7::bigint[], $8::bigint[], $9::bigint[], $10::bigint[], $11::bool[])
 		ON CONFLICT (device_id, hour, rule, rule_version) DO UPDATE SET
+			shadow = EXCLUDED.shadow,
 			evaluated = rule_stats.evaluated + EXCLUDED.evaluated,
 			passed = rule_stats.passed + EXCLUDED.passed,
 			warned = rule_stats.warned + EXCLUDED.warned,
@@ -56,6 +57,15 @@ const (
 			not_applicable = rule_stats.not_applicable + EXCLUDED.not_applicable`
 	// The first stored id above a watermark, up to the frontier (an index
 	// lookup whatever the table's statistics say).
+	// Shadow mode: a rule version whose mode changed gets its stored
+	// findings and statistics re-marked, in one transaction with the
+	// watermark's mode, so they always follow the mode in the config.
+	remarkSQL = `WITH w AS (UPDATE rule_watermarks SET shadow = $3 WHERE rule = $1 AND rule_version = $2
+			AND shadow <> $3 RETURNING 1),
+		f AS (UPDATE findings SET shadow = $3 WHERE rule = $1 AND rule_version = $2 AND shadow <> $3
+			AND EXISTS (SELECT 1 FROM w))
+		UPDATE rule_stats SET shadow = $3 WHERE rule = $1 AND rule_version = $2 AND shadow <> $3
+			AND EXISTS (SELECT 1 FROM w)`
 	firstIDSQL     = `SELECT min(id) FROM signals WHERE id > $1 AND id <= $2`
 	insertErrorSQL = `INSERT INTO rule_errors (rule, rule_version, first_id, last_id, signals, kind, message, node)
 		VALUES ($1, $2, $3, $4, $5, $6, $7, $8)`
@@ -261,6 +271,7 @@ type groupRule struct {
 	check  checker // the rule in service
 	meta   wasmrule.Meta
 	sample int
+	shadow bool // shadow mode: findings and statistics stored marked shadow
 	res    RunResult
 	// stopped: nothing more for this rule in this run (caught up, leased
 	// by another organizer, failed, or replaced).
@@ -281,7 +292,7 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 	names, versions := make([]string, len(rules)), make([]string, len(rules))
 	for i, rule := range rules {
 		m := rule.Meta()
-		g[i] = &groupRule{check: rule, meta: m, sample: r.sampleEvery(m.Name)}
+		g[i] = &groupRule{check: rule, meta: m, sample: r.sampleEvery(m.Name), shadow: r.cfg.Shadow[m.Name]}
 		names[i], versions[i] = m.Name, m.Version
 	}
 	results := func() []RunResult {
@@ -307,6 +318,11 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 	}
 	if _, err := r.pool.Exec(ctx, ensureWatermarksSQL, names, versions, start); err != nil {
 		return results(), false, fmt.Errorf("creating rule watermarks: %w", err)
+	}
+	for _, x := range g {
+		if _, err := r.pool.Exec(ctx, remarkSQL, x.meta.Name, x.meta.Version, x.shadow); err != nil {
+			return results(), false, fmt.Errorf("marking the mode of %s: %w", x.meta.Name, err)
+		}
 	}
 	plan := planFetch(g)
 	for b := 0; b < r.cfg.MaxBatchesPerRun; b++ {
@@ -550,7 +566,7 @@ func evaluate(ctx context.Context, active []leasedRule, b *fetched, end int64) (
 		// Signals in (wm, newWM] that the sample left out.
 		inRange := sort.Search(len(b.ids), func(i int) bool { return b.ids[i] > o.newWM }) - i0
 		o.sampledOut = int64(max(inRange-o.n, 0))
-		o.findings = ev.w.add(&x.meta, b, sel[:o.n], verdicts)
+		o.findings = ev.w.add(&x.meta, x.shadow, b, sel[:o.n], verdicts)
 		if o.newWM > wm {
 			ev.w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
 		}
@@ -622,13 +638,15 @@ type statKey struct {
 
 type statRow struct {
 	dim           string
+	shadow        bool
 	e, p, w, f, n int64
 }
 
 // ruleStats are one rule's counts in a batch, indexed like fetched.groups.
 type ruleStats struct {
-	meta *wasmrule.Meta
-	rows []statRow
+	meta   *wasmrule.Meta
+	shadow bool
+	rows   []statRow
 }
 
 // batchWrite gathers the findings, statistics and watermark advances of
@@ -639,6 +657,7 @@ type batchWrite struct {
 	fStat, fText                       []string
 	fTS                                []time.Time
 	fReason                            []int32
+	fShadow                            []bool
 	groups                             []devHour
 	stats                              []ruleStats
 	wRules, wVers                      []string
@@ -657,9 +676,9 @@ type ruleError struct {
 
 // add records the verdicts of one rule on the signals sel of b (vs[k] is
 // the verdict on b.inputs[sel[k]]) and returns how many are findings.
-func (w *batchWrite) add(meta *wasmrule.Meta, b *fetched, sel []int, vs []wasmrule.Verdict) int {
+func (w *batchWrite) add(meta *wasmrule.Meta, shadow bool, b *fetched, sel []int, vs []wasmrule.Verdict) int {
 	w.groups = b.groups
-	w.stats = append(w.stats, ruleStats{meta: meta, rows: make([]statRow, len(b.groups))})
+	w.stats = append(w.stats, ruleStats{meta: meta, shadow: shadow, rows: make([]statRow, len(b.groups))})
 	rows := w.stats[len(w.stats)-1].rows
 	n := 0
 	for k, v := range vs {
@@ -688,6 +707,7 @@ func (w *batchWrite) add(meta *wasmrule.Meta, b *fetched, sel []int, vs []wasmru
 		w.fStat = append(w.fStat, v.Status.String())
 		w.fReason = append(w.fReason, int32(v.Reason))
 		w.fText = append(w.fText, meta.Reason(v.Reason, &b.inputs[i]))
+		w.fShadow = append(w.fShadow, shadow)
 	}
 	return n
 }
@@ -700,7 +720,7 @@ func (w *batchWrite) advance(rule, version string, last, evaluated, sampledOut i
 func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 	if len(w.fIDs) > 0 {
 		if _, err := tx.Exec(ctx, insertFindingsSQL, w.fIDs, w.fDevs, w.fTS, w.fRules, w.fVers, w.fDims,
-			w.fSevs, w.fStat, w.fReason, w.fText); err != nil {
+			w.fSevs, w.fStat, w.fReason, w.fText, w.fShadow); err != nil {
 			return fmt.Errorf("storing findings: %w", err)
 		}
 	}
@@ -712,7 +732,7 @@ func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 	for _, rs := range w.stats {
 		for g := range rs.rows {
 			if row := &rs.rows[g]; row.e > 0 {
-				row.dim = rs.meta.Dimension
+				row.dim, row.shadow = rs.meta.Dimension, rs.shadow
 				all = append(all, keyed{statKey{rs.meta.Name, rs.meta.Version, w.groups[g].dev, w.groups[g].hour}, row})
 			}
 		}
@@ -736,12 +756,13 @@ func (w *batchWrite) flush(ctx context.Context, tx pgx.Tx, node string) error {
 		devs, rules, vers, dims := make([]string, n), make([]string, n), make([]string, n), make([]string, n)
 		hours := make([]time.Time, n)
 		e, p, wa, f, na := make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		sh := make([]bool, n)
 		for i, x := range all {
 			k, row := x.k, x.row
-			devs[i], hours[i], rules[i], vers[i], dims[i] = k.dev, k.hour, k.rule, k.version, row.dim
+			devs[i], hours[i], rules[i], vers[i], dims[i], sh[i] = k.dev, k.hour, k.rule, k.version, row.dim, row.shadow
 			e[i], p[i], wa[i], f[i], na[i] = row.e, row.p, row.w, row.f, row.n
 		}
-		if _, err := tx.Exec(ctx, upsertStatsSQL, devs, hours, rules, vers, dims, e, p, wa, f, na); err != nil {
+		if _, err := tx.Exec(ctx, upsertStatsSQL, devs, hours, rules, vers, dims, e, p, wa, f, na, sh); err != nil {
 			return fmt.Errorf("adding rule statistics: %w", err)
 		}
 	}

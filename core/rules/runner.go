@@ -59,6 +59,10 @@ type Config struct {
 	// (random-sample mode for expensive rules). The sample is deterministic:
 	// a signal is in it when (hashint8(id) & 2147483647) % N = 0.
 	SampleEvery map[string]int
+	// Shadow lists the rules in shadow mode (rules.mode = { name =
+	// "shadow" }): they are evaluated and their findings and statistics
+	// stored marked shadow, which scores and alerts leave out.
+	Shadow map[string]bool
 	// Backfill makes a rule version seen for the first time start at the
 	// oldest stored signal; when false it starts at the current frontier
 	// and sees only new signals.
@@ -150,6 +154,7 @@ type RunStatus struct {
 	Version    string    `json:"version"`
 	Interval   string    `json:"interval"`
 	SampleOne  int       `json:"sample_one_in,omitempty"`
+	Mode       string    `json:"mode"` // active or shadow
 	Runs       uint64    `json:"runs"`
 	Batches    uint64    `json:"batches"`
 	Evaluated  uint64    `json:"evaluated"`
@@ -462,6 +467,10 @@ func (r *Runner) Status() []RunStatus {
 			Watermark: st.lastID, Backlog: max(front-st.lastID, 0)}
 		if n := r.sampleEvery(name); n > 1 {
 			s.SampleOne = n
+		}
+		s.Mode = "active"
+		if r.cfg.Shadow[name] {
+			s.Mode = "shadow"
 		}
 		out = append(out, s)
 	}
