@@ -10,12 +10,12 @@
 
 import {
   MALFORMED, CHECKSUM, TOO_LARGE, NO_DEVICE, UNSUPPORTED,
-  F_LAT, F_LON, F_SPEED, F_HEADING, F_SATS, F_ODOMETER,
+  F_LAT, F_LON, F_SPEED, F_HEADING, F_SATS, F_ODOMETER, F_VOLTAGE,
   VALID_FALSE, VALID_TRUE,
   be16, be24, be32, bytesEqual, metaOf, readInput, frameError, frameMessage,
   begin, fail, failed, finish, messageBuf, deviceBuf, ackBuf, stateBuf, replaceState,
-  beginRecord, setTs, setField, setValid, attrF64, attrI64, attrBool, attrText,
-  dataPtr, dataLen, maxFrame, statePtr, stateLen, optionString, optionValueLen, optionsPtr,
+  beginRecord, setTs, setField, setValid, attrF64, attrI64, attrBool, attrText, attrHex,
+  dataPtr, dataLen, maxFrame, recvMs, statePtr, stateLen, optionString, optionValueLen, optionsPtr,
 } from "../../../sdk-as/assembly/index";
 
 export { fc_abi, fc_alloc, fc_error } from "../../../sdk-as/assembly/index";
@@ -196,6 +196,21 @@ function daysFromCivil(y: i64, m: i64, d: i64): i64 {
   return era * 146097 + doe - 719468 + d - 1;
 }
 
+let civY: i64 = 0, civM: i64 = 0, civD: i64 = 0;
+
+// civilFromDays sets civY, civM, civD from days since 1970-01-01.
+function civilFromDays(z: i64): void {
+  z += 719468;
+  const era = (z >= 0 ? z : z - 146096) / 146097;
+  const doe = z - era * 146097;
+  const yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+  const doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+  const mp = (5 * doy + 2) / 153;
+  civD = doy - (153 * mp + 2) / 5 + 1;
+  civM = mp < 10 ? mp + 3 : mp - 9;
+  civY = yoe + era * 400 + (civM <= 2 ? 1 : 0);
+}
+
 function isDate(p: usize): bool {
   let z: u32 = 0;
   for (let i = 0; i < 6; i++) z |= <u32>load<u8>(p + <usize>i);
@@ -218,6 +233,7 @@ let proto: u32 = 0;
 let long = false;
 let serial: u32 = 0;
 let noAck = false;
+let customAck = false; // the ack is already written
 
 function notPorted(what: string): void {
   fail(UNSUPPORTED, "not ported: ");
@@ -273,8 +289,10 @@ function gps(): bool {
   return true;
 }
 
-const LBS_SHORT = 1;
-const LBS_WIDE = 2;
+const LBS_SHORT = 1; // MCC 2, MNC 1 (2 when MCC bit 15), LAC 2, cell id 3
+const LBS_WIDE = 2; // MCC 2, MNC 2, LAC 2, cell id 4 (0x11)
+const LBS_4G = 3; // MCC 2, MNC 1 (2 when MCC bit 15), LAC 4, cell id 8
+const LBS_CID4 = 4; // MCC 2, MNC 1 (2 when MCC bit 15), LAC 2, cell id 4
 
 function allZero(p: usize, n: u32): bool {
   for (let i: u32 = 0; i < n; i++) if (load<u8>(p + <usize>i) != 0) return false;
@@ -298,6 +316,14 @@ function lbs(kind: i32, hasLen: bool): void {
   let mnc: u32, lac: u32, cid: u64;
   if (kind == LBS_WIDE) {
     mnc = u16r();
+    lac = u16r();
+    cid = <u64>u32r();
+  } else if (kind == LBS_4G) {
+    mnc = (mcc & 0x8000) != 0 ? u16r() : u8r();
+    lac = u32r();
+    cid = (<u64>u32r() << 32) | <u64>u32r();
+  } else if (kind == LBS_CID4) {
+    mnc = (mcc & 0x8000) != 0 ? u16r() : u8r();
     lac = u16r();
     cid = <u64>u32r();
   } else {
@@ -384,12 +410,14 @@ function alarmByte(a: u32): void {
   if (name.length > 0) attrText("alarm", name);
 }
 
-function statusBlock(): void {
+function statusBlock(noAlarmExt: bool = false): void {
   terminalInfo(u8r());
   batteryLevel(u8r());
   const g = u8r();
   if (!short) attrI64("gsm_signal", <i64>g);
-  alarmByte(u8r());
+  const a = u8r();
+  if (!noAlarmExt) alarmByte(a);
+  else if (a != 0 && !short) attrI64("alarm_code", <i64>a);
   if (left() > 0) attrI64("language", <i64>u8r());
 }
 
@@ -409,14 +437,30 @@ function accTail(): void {
 const TAIL_NONE = 0;
 const TAIL_ODO = 1;
 const TAIL_ACC = 2;
+const TAIL_RFID = 3;
+const TAIL_FENCE = 4;
 
-function gpsLBS(lbsKind: i32, lbsLen: bool, status: bool, tail: i32): void {
-  if (!gps()) return;
+// gpsLBS is the native gpsLBS: a GPS block (or a record without device
+// time), a cell, the status block, a tail.
+function gpsLBS(hasGPS: bool, lbsKind: i32, lbsLen: bool, status: bool, tail: i32, noAlarmExt: bool = false): void {
+  if (hasGPS) {
+    if (!gps()) return;
+  } else {
+    beginRecord();
+  }
   if (lbsKind != 0) lbs(lbsKind, lbsLen);
-  if (status) statusBlock();
+  if (status) statusBlock(noAlarmExt);
   if (!short) {
     if (tail == TAIL_ODO) odometerTail();
     else if (tail == TAIL_ACC) accTail();
+    else if (tail == TAIL_RFID) {
+      if (left() >= 8) {
+        attrHex("driver_id", cp + <usize>off, 8);
+        off += 8;
+      }
+    } else if (tail == TAIL_FENCE) {
+      if (left() >= 1) attrI64("geofence", <i64>u8r());
+    }
   }
 }
 
@@ -429,7 +473,8 @@ function basic(): void {
   const c = cp;
   const n = cn;
   switch (proto) {
-    case 0x10: case 0x11: case 0x12: case 0x1e: case 0x22: case 0x26: case 0x2d: case 0x31: {
+    case 0x10: case 0x11: case 0x12: case 0x16: case 0x17: case 0x19: case 0x1e: case 0x22: case 0x26: case 0x27:
+    case 0x2d: case 0x31: case 0x32: case 0xa0: case 0xa4: case 0xa5: case 0xa7: {
       if (proto == 0x12 && ((n >= 8 + 18 && !isDate(c) && isBCD(c, 8) && isDate(c + 8)) || n == 0x24 - 5 || n == 0x2b - 5)) {
         notPorted("model variant of");
         return;
@@ -438,14 +483,32 @@ function basic(): void {
         notPorted("model variant of");
         return;
       }
+      if (proto == 0x16 && n == 0x24 - 5) {
+        gpsLBS(true, LBS_SHORT, false, true, TAIL_NONE, true); // VXT01
+        return;
+      }
+      if (proto == 0x16 && n == 0x26 - 5) {
+        gpsLBS(true, LBS_CID4, true, true, TAIL_NONE); // Seeworld
+        return;
+      }
+      if (proto == 0x19 && n >= 0x17 - 5) {
+        unsupported("0x19 multi-cell report (Space10X): layout not documented");
+        return;
+      }
       if (n == 0) return; // an empty report: nothing to store, ack it
       switch (proto) {
-        case 0x10: gpsLBS(0, false, false, TAIL_NONE); break;
-        case 0x11: gpsLBS(LBS_WIDE, false, false, TAIL_NONE); break;
-        case 0x12: gpsLBS(LBS_SHORT, false, false, TAIL_ODO); break;
-        case 0x1e: case 0x31: gpsLBS(LBS_SHORT, false, false, TAIL_NONE); break;
-        case 0x22: case 0x2d: gpsLBS(LBS_SHORT, false, false, TAIL_ACC); break;
-        case 0x26: gpsLBS(LBS_SHORT, true, true, TAIL_NONE); break;
+        case 0x10: gpsLBS(true, 0, false, false, TAIL_NONE); break;
+        case 0x11: gpsLBS(true, LBS_WIDE, false, false, TAIL_NONE); break;
+        case 0x12: gpsLBS(true, LBS_SHORT, false, false, TAIL_ODO); break;
+        case 0x16: case 0x26: case 0x32: gpsLBS(true, LBS_SHORT, true, true, TAIL_NONE); break;
+        case 0x17: gpsLBS(true, LBS_SHORT, false, false, TAIL_RFID); break;
+        case 0x19: gpsLBS(false, LBS_SHORT, false, true, TAIL_NONE); break;
+        case 0x1e: case 0x31: gpsLBS(true, LBS_SHORT, false, false, TAIL_NONE); break;
+        case 0x22: case 0x2d: case 0xa0: gpsLBS(true, proto == 0xa0 ? LBS_4G : LBS_SHORT, false, false, TAIL_ACC); break;
+        case 0x27: gpsLBS(true, LBS_SHORT, true, true, TAIL_FENCE); break;
+        case 0xa4: gpsLBS(true, LBS_4G, true, true, TAIL_FENCE); break;
+        case 0xa5: gpsLBS(false, LBS_4G, false, true, TAIL_NONE); break;
+        case 0xa7: gpsLBS(false, LBS_4G, false, false, TAIL_NONE); break;
       }
       return;
     }
@@ -457,6 +520,37 @@ function basic(): void {
       serverRecord();
       if (n == 5) statusBlock();
       else terminalInfo(u8r());
+      return;
+    }
+    case 0x94: {
+      serverRecord();
+      setField(F_VOLTAGE, <f64><i16>u16r() * 0.01);
+      noAck = true;
+      return;
+    }
+    case 0x8a: {
+      // The time request: the answer carries the receive time (UTC).
+      const secs = recvMs >= 0 ? recvMs / 1000 : (recvMs - 999) / 1000;
+      const days = secs >= 0 ? secs / 86400 : (secs - 86399) / 86400;
+      const sod = secs - days * 86400;
+      civilFromDays(days);
+      const a = ackBuf();
+      a.reset();
+      a.u8(START_SHORT);
+      a.u8(START_SHORT);
+      a.u8(5 + 6);
+      a.u8(0x8a);
+      a.u8(<u32>(civY - 2000));
+      a.u8(<u32>civM);
+      a.u8(<u32>civD);
+      a.u8(<u32>(sod / 3600));
+      a.u8(<u32>((sod / 60) % 60));
+      a.u8(<u32>(sod % 60));
+      a.u16be(serial);
+      a.u16be(crcITU(a.ptr + 2, a.len - 2));
+      a.u8(0x0d);
+      a.u8(0x0a);
+      customAck = true;
       return;
     }
     case 0x23: {
@@ -557,6 +651,7 @@ export function fc_decode(ptr: i32, len: i32): i64 {
   off = 0;
   short = false;
   noAck = false;
+  customAck = false;
   if (proto == 0x01 && !long) {
     login();
     return finish();
@@ -575,6 +670,6 @@ export function fc_decode(ptr: i32, len: i32): i64 {
   }
   basic();
   if (!failed() && short) fail(UNSUPPORTED, "content ends early (a model variant of this packet?)");
-  if (!failed() && !noAck) response(long, proto, serial);
+  if (!failed() && !noAck && !customAck) response(long, proto, serial);
   return finish();
 }
