@@ -234,10 +234,33 @@ func ASCompiler() (string, error) {
 	if err != nil {
 		return "", fmt.Errorf("npm not found: the AssemblyScript guests need Node.js and npm (apt-get install -y nodejs npm): %w", err)
 	}
+	// Test binaries run in parallel processes: each installs into a
+	// directory of its own and renames its node_modules into place, so
+	// two installs never write the same folder; the loser's copy is
+	// dropped.
+	tmp, err := os.MkdirTemp(dir, ".npm-ci-")
+	if err != nil {
+		return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range []string{"package.json", "package-lock.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f), b, 0o644); err != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
+	}
 	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
-	cmd.Dir = dir
+	cmd.Dir = tmp
 	if msg, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("installing the AssemblyScript compiler (npm ci in %s): %w\n%s", ASSDK, err, msg)
+		return "", fmt.Errorf("installing the AssemblyScript compiler (npm ci for %s): %w\n%s", ASSDK, err, msg)
+	}
+	if err := os.Rename(filepath.Join(tmp, "node_modules"), filepath.Join(dir, "node_modules")); err != nil {
+		if _, serr := os.Stat(asc); serr != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
 	}
 	return asc, nil
 }
