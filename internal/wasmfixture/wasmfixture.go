@@ -202,3 +202,115 @@ func WATFile(t testing.TB, path string) []byte {
 	}
 	return WAT(t, string(src))
 }
+
+// ASFlags are the AssemblyScript compiler flags of every decoder guest, the
+// same in `make decoders` (mk/decoders_as.mk): optimised, the stub runtime
+// (nothing is freed: the SDK allocates nothing per call), no bounds
+// assertions, no abort import.
+var ASFlags = []string{"-O3", "--runtime", "stub", "--noAssert", "--use", "abort="}
+
+// ASSDK is the AssemblyScript SDK's folder, relative to the module root:
+// its package.json pins the compiler the examples are built with.
+const ASSDK = "protocols/wasm/sdk-as"
+
+var npmMu sync.Mutex
+
+// ASCompiler returns the path of the SDK's AssemblyScript compiler,
+// installing it with `npm ci` (package-lock.json) when it is missing, as
+// `make decoders` does.
+func ASCompiler() (string, error) {
+	r, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	dir := filepath.Join(r, filepath.FromSlash(ASSDK))
+	asc := filepath.Join(dir, "node_modules", ".bin", "asc")
+	npmMu.Lock()
+	defer npmMu.Unlock()
+	if _, err := os.Stat(asc); err == nil {
+		return asc, nil
+	}
+	npm, err := exec.LookPath("npm")
+	if err != nil {
+		return "", fmt.Errorf("npm not found: the AssemblyScript guests need Node.js and npm (apt-get install -y nodejs npm): %w", err)
+	}
+	// Test binaries run in parallel processes: each installs into a
+	// directory of its own and renames its node_modules into place, so
+	// two installs never write the same folder; the loser's copy is
+	// dropped.
+	tmp, err := os.MkdirTemp(dir, ".npm-ci-")
+	if err != nil {
+		return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+	}
+	defer os.RemoveAll(tmp)
+	for _, f := range []string{"package.json", "package-lock.json"} {
+		b, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f), b, 0o644); err != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
+	}
+	cmd := exec.Command(npm, "ci", "--no-audit", "--no-fund")
+	cmd.Dir = tmp
+	if msg, err := cmd.CombinedOutput(); err != nil {
+		return "", fmt.Errorf("installing the AssemblyScript compiler (npm ci for %s): %w\n%s", ASSDK, err, msg)
+	}
+	if err := os.Rename(filepath.Join(tmp, "node_modules"), filepath.Join(dir, "node_modules")); err != nil {
+		if _, serr := os.Stat(asc); serr != nil {
+			return "", fmt.Errorf("installing the AssemblyScript compiler: %w", err)
+		}
+	}
+	return asc, nil
+}
+
+// ASBuild compiles the AssemblyScript entry file (relative to the module
+// root, e.g. "protocols/wasm/examples/gt06_as/assembly/index.ts") with
+// ASFlags. The fixture is keyed by the contents of the entry's folder and
+// of the SDK, so an edited source is rebuilt.
+func ASBuild(entry string) ([]byte, error) {
+	r, err := ModuleRoot()
+	if err != nil {
+		return nil, err
+	}
+	h := sha256.New()
+	for _, dir := range []string{filepath.Dir(filepath.Join(r, filepath.FromSlash(entry))), filepath.Join(r, filepath.FromSlash(ASSDK), "assembly")} {
+		files, err := filepath.Glob(filepath.Join(dir, "*.ts"))
+		if err != nil {
+			return nil, err
+		}
+		sort.Strings(files)
+		for _, f := range files {
+			b, err := os.ReadFile(f)
+			if err != nil {
+				return nil, err
+			}
+			fmt.Fprintf(h, "%s %d\n", f, len(b))
+			h.Write(b)
+		}
+	}
+	return once("as:"+entry+"|"+hex.EncodeToString(h.Sum(nil)), func(out string) error {
+		asc, err := ASCompiler()
+		if err != nil {
+			return err
+		}
+		args := append([]string{filepath.Join(r, filepath.FromSlash(entry)), "--outFile", out}, ASFlags...)
+		cmd := exec.Command(asc, args...)
+		cmd.Dir = filepath.Join(r, filepath.FromSlash(ASSDK))
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("asc %s: %w\n%s", entry, err, msg)
+		}
+		return nil
+	})
+}
+
+// AS is ASBuild for a test: a failed build fails it.
+func AS(t testing.TB, entry string) []byte {
+	t.Helper()
+	b, err := ASBuild(entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}

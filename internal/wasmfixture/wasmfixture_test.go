@@ -44,3 +44,18 @@ func TestModuleRoot(t *testing.T) {
 		t.Errorf("ModuleRoot = %s, go list -m says %s (%v)", r, out, err)
 	}
 }
+
+func TestASBuild(t *testing.T) {
+	const entry = "protocols/wasm/examples/gt06_as/assembly/index.ts"
+	a := AS(t, entry)
+	if !bytes.HasPrefix(a, []byte("\x00asm")) {
+		t.Fatalf("not a WebAssembly module: % x", a[:min(8, len(a))])
+	}
+	n := len(fixtures)
+	if b := AS(t, entry); !bytes.Equal(a, b) || len(fixtures) != n {
+		t.Error("the same sources were compiled twice")
+	}
+	if _, err := ASBuild("protocols/wasm/examples/none_as/assembly/index.ts"); err == nil {
+		t.Error("a missing entry compiled")
+	}
+}

@@ -389,6 +389,9 @@ func corpusRows(t *testing.T, root string) map[string][]*row {
 	for _, p := range ports {
 		want[p.protocol] = true
 	}
+	for _, p := range asPorts {
+		want[p.protocol] = true
+	}
 	out := map[string][]*row{}
 	dir := filepath.Join(root, "..", "shared", "testdata")
 	files, err := filepath.Glob(filepath.Join(dir, "traccar-frames*.jsonl"))
