@@ -271,20 +271,33 @@ listener "meiligao_udp" {
   protocol  = "meiligao"
   transport = "udp"
   address   = ":5009"
+}
+
 # Ruptela FM trackers: records, extended records, DTCs; CRC-16/Kermit.
 listener "ruptela" {
   address = ":5046"
+}
 
 # Galileosky tag packets (CRC-16/Modbus, acked with the checksum).
 listener "galileo" {
   address = ":5034"
+}
 
 # ATrack @P reports in the standard layout; a fleet with a custom report
 # format gets its own listener with options = { custom = "true" }.
 listener "atrack" {
   address = ":5044"
+}
 
 listener "atrack_udp" {
   protocol  = "atrack"
+  transport = "udp"
   address   = ":5044"
+}
+
+# Kids' and elderly watches ([SG*id*len*...]), served by the WASM decoder
+# watch.wasm of the decoder folder (protocols/wasm/decoders/watch, built by
+# `make decoders`). Traccar's port 5093 is obddongle's here, so 5193.
+listener "watch" {
+  address = ":5193"
 }
