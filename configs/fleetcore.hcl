@@ -305,3 +305,10 @@ listener "atrack_udp" {
   transport = "udp"
   address   = ":5044"
 }
+
+# Kids' and elderly watches ([SG*id*len*...]), served by the WASM decoder
+# watch.wasm of the decoder folder (protocols/wasm/decoders/watch, built by
+# `make decoders`). Traccar's port 5093 is obddongle's here, so 5193.
+listener "watch" {
+  address = ":5193"
+}

@@ -29,6 +29,10 @@ import (
 func wasmDecoders(t *testing.T, cfg *config.Config) map[string]plugins.Decoder {
 	t.Helper()
 	folder := t.TempDir()
+	// One compilation cache for the test's host and the node's: the node
+	// then loads the modules this function compiled instead of compiling
+	// them again before it is ready (slow under -race on a loaded machine).
+	cacheDir := filepath.Join(t.TempDir(), "cache")
 	out := map[string]plugins.Decoder{}
 	var host *wasmdecoder.Host
 	for _, l := range cfg.Listeners {
@@ -45,7 +49,7 @@ func wasmDecoders(t *testing.T, cfg *config.Config) map[string]plugins.Decoder {
 		}
 		if host == nil {
 			var err error
-			if host, err = wasmdecoder.NewHost(wasmdecoder.Config{Logger: hclog.NewNullLogger(), Budget: 10 * time.Second}); err != nil {
+			if host, err = wasmdecoder.NewHost(wasmdecoder.Config{CacheDir: cacheDir, Logger: hclog.NewNullLogger(), Budget: 10 * time.Second}); err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = host.Close(context.Background()) })
@@ -58,7 +62,7 @@ func wasmDecoders(t *testing.T, cfg *config.Config) map[string]plugins.Decoder {
 		out[l.Protocol] = m
 	}
 	cfg.Decoders.Dir = folder
-	cfg.Decoders.CacheDir = filepath.Join(t.TempDir(), "cache")
+	cfg.Decoders.CacheDir = cacheDir
 	// A budget far above the production 50 ms: this test is about acks
 	// after commit on a loaded machine, not about call time.
 	cfg.Decoders.Budget = "10s"
