@@ -2,6 +2,7 @@ package api
 
 import (
 	"context"
+	"crypto/tls"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -118,6 +119,8 @@ type Deps struct {
 type Options struct {
 	Address string // host:port; default 127.0.0.1:8080
 	Token   string // bearer token; required beyond loopback
+	// TLS, when set, serves https (tlsconf.Source.Config).
+	TLS *tls.Config
 	// EnterBelow is the score alert threshold drawn on the dashboard's
 	// trend lines (integrity.enter_below).
 	EnterBelow int
@@ -194,8 +197,11 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the api: %w", err)
 	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	s.ln = ln
-	s.log.Info("api listening", "address", ln.Addr().String(), "token", s.opts.Token != "")
+	s.log.Info("api listening", "address", ln.Addr().String(), "token", s.opts.Token != "", "tls", s.opts.TLS != nil)
 	return ln.Addr(), nil
 }
 
@@ -207,7 +213,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {

@@ -14,6 +14,8 @@ import (
 	"github.com/hashicorp/hcl/v2"
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
+
+	"github.com/fleetcore/fleetcore/core/tlsconf"
 )
 
 // Config is the whole configuration file.
@@ -116,6 +118,8 @@ type Listener struct {
 	// FrameTimeout bounds the time from a frame's first byte to its last
 	// ("" means the default).
 	FrameTimeout string `hcl:"frame_timeout,optional"`
+	// TLS makes a TCP listener speak TLS (nil: plain TCP).
+	TLS *TLS `hcl:"tls,block"`
 
 	src listenerSource // where the block and its keys are (Where)
 }
@@ -199,8 +203,25 @@ type Integrity struct {
 // API configures the HTTP API and dashboard.
 type API struct {
 	Address string `hcl:"address,optional"`
+	// TLS serves the API over https (nil: plain http).
+	TLS *TLS `hcl:"tls,block"`
 	Token   string `hcl:"token,optional"`
 	Enabled *bool  `hcl:"enabled,optional"`
+}
+
+// TLS names the PEM files of a TLS endpoint (a listener or the API); the
+// files are read at start and again on Reload (SIGHUP).
+type TLS struct {
+	CertFile string `hcl:"cert_file,optional"`
+	KeyFile  string `hcl:"key_file,optional"`
+	// ClientCAFile, when set, requires client certificates signed by one
+	// of its CAs.
+	ClientCAFile string `hcl:"client_ca_file,optional"`
+}
+
+// Files is t as tlsconf takes it.
+func (t *TLS) Files() tlsconf.Files {
+	return tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
 }
 
 // Quarantine bounds what refused frames cost (core/quarantine).
@@ -626,6 +647,13 @@ func (c *Config) Validate() error {
 			}
 			bound = append(bound, l)
 		}
+		if l.TLS != nil {
+			if l.Transport != "tcp" {
+				addAt(l.Where(""), "%s: tls needs transport tcp (DTLS is not supported)", where)
+			} else if err := tlsconf.Check(where, l.TLS.Files()); err != nil {
+				addAt(l.Where(""), "%v", err)
+			}
+		}
 		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
 			addAt(l.Where("max_frame"), "%s: max_frame must be between 16 and 16777216", where)
 		}
@@ -726,6 +754,11 @@ func (c *Config) Validate() error {
 	if c.API.Token != "" {
 		if p := TokenProblem(c.API.Token); p != "" {
 			c.addAt(e, "api.token", p)
+		}
+	}
+	if c.API.TLS != nil && *c.API.Enabled {
+		if err := tlsconf.Check("api", c.API.TLS.Files()); err != nil {
+			add("%v", err)
 		}
 	}
 	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {
