@@ -205,8 +205,15 @@ type API struct {
 	Address string `hcl:"address,optional"`
 	// TLS serves the API over https (nil: plain http).
 	TLS *TLS `hcl:"tls,block"`
-	Token   string `hcl:"token,optional"`
-	Enabled *bool  `hcl:"enabled,optional"`
+	// Token is the single token of earlier versions: it is the admin
+	// token (it had every right), kept as a migration path; set
+	// admin_token instead (both at once is an error).
+	Token string `hcl:"token,optional"`
+	// ReadToken may read everything (the API, /metrics, the dashboard).
+	ReadToken string `hcl:"read_token,optional"`
+	// AdminToken may also change state and use /debug/pprof.
+	AdminToken string `hcl:"admin_token,optional"`
+	Enabled    *bool  `hcl:"enabled,optional"`
 }
 
 // TLS names the PEM files of a TLS endpoint (a listener or the API); the
@@ -536,6 +543,14 @@ func (c *Config) applyEnv() {
 		c.API.Token = v
 		c.setSource("api.token", "FLEETCORE_API_TOKEN")
 	}
+	if v := os.Getenv("FLEETCORE_API_READ_TOKEN"); v != "" {
+		c.API.ReadToken = v
+		c.setSource("api.read_token", "FLEETCORE_API_READ_TOKEN")
+	}
+	if v := os.Getenv("FLEETCORE_API_ADMIN_TOKEN"); v != "" {
+		c.API.AdminToken = v
+		c.setSource("api.admin_token", "FLEETCORE_API_ADMIN_TOKEN")
+	}
 }
 
 // Duration parses a duration value that Validate has checked.
@@ -748,13 +763,21 @@ func (c *Config) Validate() error {
 	}
 	if p := addressProblem("tcp", c.API.Address); p != "" {
 		add("api.address: %q: %s", c.API.Address, p)
-	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {
-		add("api.token: required when api.address (%s) is not a loopback address (or set FLEETCORE_API_TOKEN)", c.API.Address)
+	} else if *c.API.Enabled && c.API.Token == "" && c.API.ReadToken == "" && c.API.AdminToken == "" && !IsLoopback(c.API.Address) {
+		add("api.read_token: a token (read_token, admin_token) is required when api.address (%s) is not a loopback address (or set FLEETCORE_API_READ_TOKEN, FLEETCORE_API_ADMIN_TOKEN)", c.API.Address)
 	}
-	if c.API.Token != "" {
-		if p := TokenProblem(c.API.Token); p != "" {
-			c.addAt(e, "api.token", p)
+	for _, k := range []struct{ key, v string }{{"api.token", c.API.Token}, {"api.read_token", c.API.ReadToken}, {"api.admin_token", c.API.AdminToken}} {
+		if k.v != "" {
+			if p := TokenProblem(k.v); p != "" {
+				c.addAt(e, k.key, p)
+			}
 		}
+	}
+	if c.API.Token != "" && c.API.AdminToken != "" {
+		c.addAt(e, "api.token", "is the admin token of earlier versions: set api.admin_token or api.token, not both")
+	}
+	if c.API.ReadToken != "" && (c.API.ReadToken == c.API.AdminToken || c.API.ReadToken == c.API.Token) {
+		c.addAt(e, "api.read_token", "must differ from the admin token")
 	}
 	if c.API.TLS != nil && *c.API.Enabled {
 		if err := tlsconf.Check("api", c.API.TLS.Files()); err != nil {
