@@ -103,8 +103,17 @@ quarantine {
 }
 
 # HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
-# required (or FLEETCORE_API_TOKEN): at least 16 bytes of printable ASCII
+# required: read_token (or FLEETCORE_API_READ_TOKEN) may read everything,
+# admin_token (or FLEETCORE_API_ADMIN_TOKEN) may also change state and use
+# /debug/pprof; token (FLEETCORE_API_TOKEN), the single token of earlier
+# versions, is the admin token. Each is at least 16 bytes of printable ASCII
 # without spaces, quotes, ";" or "\", e.g. the output of openssl rand -hex 32.
+# A tls block serves https (files re-read on SIGHUP):
+#   tls {
+#     cert_file      = "/etc/fleetcore/tls/api.crt"
+#     key_file       = "/etc/fleetcore/tls/api.key"
+#     client_ca_file = "/etc/fleetcore/tls/clients.pem" # optional: require client certificates
+#   }
 api {
   address = "127.0.0.1:8080"
 }
@@ -122,7 +131,13 @@ gateway {
 # Every listener also takes max_frame (65536), max_connections (50000),
 # max_connections_per_ip (1000; raise it for fleets behind one NAT or a
 # private APN), read_timeout ("10m", idle) and frame_timeout ("30s": from a
-# frame's first byte to its last).
+# frame's first byte to its last). A TCP listener with a tls block speaks TLS
+# (same acks and quarantine; the handshake must finish within frame_timeout):
+#   tls {
+#     cert_file      = "/etc/fleetcore/tls/devices.crt"
+#     key_file       = "/etc/fleetcore/tls/devices.key"
+#     client_ca_file = "/etc/fleetcore/tls/devices-ca.pem" # optional: mutual TLS
+#   }
 listener "teltonika" {
   address = ":5027"
 }
@@ -271,20 +286,26 @@ listener "meiligao_udp" {
   protocol  = "meiligao"
   transport = "udp"
   address   = ":5009"
+}
+
 # Ruptela FM trackers: records, extended records, DTCs; CRC-16/Kermit.
 listener "ruptela" {
   address = ":5046"
+}
 
 # Galileosky tag packets (CRC-16/Modbus, acked with the checksum).
 listener "galileo" {
   address = ":5034"
+}
 
 # ATrack @P reports in the standard layout; a fleet with a custom report
 # format gets its own listener with options = { custom = "true" }.
 listener "atrack" {
   address = ":5044"
+}
 
 listener "atrack_udp" {
   protocol  = "atrack"
+  transport = "udp"
   address   = ":5044"
 }
