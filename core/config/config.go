@@ -38,6 +38,8 @@ type Config struct {
 	API       *API       `hcl:"api,block"`
 	// Quarantine bounds the rejected_frames table (core/quarantine).
 	Quarantine *Quarantine `hcl:"quarantine,block"`
+	// Retention partitions signals and bounds the age of stored rows.
+	Retention *Retention `hcl:"retention,block"`
 
 	// File is the path the config was loaded from ("" for defaults).
 	File string
@@ -214,6 +216,25 @@ type API struct {
 	// AdminToken may also change state and use /debug/pprof.
 	AdminToken string `hcl:"admin_token,optional"`
 	Enabled    *bool  `hcl:"enabled,optional"`
+}
+
+// Retention configures the partition and retention job (store.Partitioner).
+type Retention struct {
+	// PartitionMonths is the length of one signals partition in months
+	// (1, 2, 3, 4, 6 or 12; default 1: monthly).
+	PartitionMonths int `hcl:"partition_months,optional"`
+	// PartitionsAhead is how many partitions after the current one are
+	// kept created (default 3).
+	PartitionsAhead *int `hcl:"partitions_ahead,optional"`
+	// Signals, Findings and Alerts are the ages beyond which rows go
+	// ("0s": keep). Signals by device time, whole partitions at a time.
+	Signals  string `hcl:"signals,optional"`
+	Findings string `hcl:"findings,optional"`
+	Alerts   string `hcl:"alerts,optional"`
+	// Interval is how often the job runs (default 1h; once at start).
+	Interval string `hcl:"interval,optional"`
+	// BatchRows bounds one delete statement (default 10000).
+	BatchRows int `hcl:"batch_rows,optional"`
 }
 
 // TLS names the PEM files of a TLS endpoint (a listener or the API); the
@@ -520,6 +541,20 @@ func (c *Config) applyDefaults() {
 		c.Quarantine.MaxRows = &n
 	}
 
+	if c.Retention == nil {
+		c.Retention = &Retention{}
+	}
+	defi(&c.Retention.PartitionMonths, 1)
+	if c.Retention.PartitionsAhead == nil {
+		n := 3
+		c.Retention.PartitionsAhead = &n
+	}
+	def(&c.Retention.Signals, "0s")
+	def(&c.Retention.Findings, "2160h")
+	def(&c.Retention.Alerts, "8760h")
+	def(&c.Retention.Interval, "1h")
+	defi(&c.Retention.BatchRows, 10000)
+
 	if c.API == nil {
 		c.API = &API{}
 	}
@@ -760,6 +795,24 @@ func (c *Config) Validate() error {
 	dur("quarantine.retention", q.Retention, false)
 	if *q.MaxRows < 0 {
 		add("quarantine.max_rows: must not be negative (0 = no cap)")
+	}
+	switch c.Retention.PartitionMonths {
+	case 1, 2, 3, 4, 6, 12:
+	default:
+		add("retention.partition_months: %d is not 1, 2, 3, 4, 6 or 12", c.Retention.PartitionMonths)
+	}
+	if *c.Retention.PartitionsAhead < 1 || *c.Retention.PartitionsAhead > 36 {
+		add("retention.partitions_ahead: must be between 1 and 36")
+	}
+	dur("retention.signals", c.Retention.Signals, false)
+	dur("retention.findings", c.Retention.Findings, false)
+	dur("retention.alerts", c.Retention.Alerts, false)
+	dur("retention.interval", c.Retention.Interval, false)
+	if r := c.Retention; r.Interval != "" && Duration(r.Interval) < time.Minute {
+		add("retention.interval: must be at least 1m")
+	}
+	if c.Retention.BatchRows < 1 || c.Retention.BatchRows > 1_000_000 {
+		add("retention.batch_rows: must be between 1 and 1000000")
 	}
 	if p := addressProblem("tcp", c.API.Address); p != "" {
 		add("api.address: %q: %s", c.API.Address, p)
