@@ -102,6 +102,20 @@ quarantine {
   max_rows         = 1000000 # 0: no cap
 }
 
+# Partitions of signals (by device time, UTC) and retention. The job
+# partitions_retention keeps the current and partitions_ahead partitions
+# created, keeps signals_default empty, drops whole signals partitions older
+# than `signals`, deletes findings and cleared alerts in batches. ("0s": keep.)
+retention {
+  partition_months = 1
+  partitions_ahead = 3
+  signals          = "0s"
+  findings         = "2160h" # 90 days
+  alerts           = "8760h" # 365 days, cleared alerts only
+  interval         = "1h"
+  batch_rows       = 10000
+}
+
 # HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
 # required: read_token (or FLEETCORE_API_READ_TOKEN) may read everything,
 # admin_token (or FLEETCORE_API_ADMIN_TOKEN) may also change state and use
