@@ -341,11 +341,6 @@ func TestIntegrationTokenRequired(t *testing.T) {
 // testToken is a bearer token that config.TokenProblem accepts.
 const testToken = "0123456789abcdef-test-token"
 
-type cookieJar struct{ c []*http.Cookie }
-
-func (j *cookieJar) SetCookies(u *url.URL, cs []*http.Cookie) { j.c = append(j.c, cs...) }
-func (j *cookieJar) Cookies(u *url.URL) []*http.Cookie        { return j.c }
-
 func TestRefusesNonLoopbackWithoutToken(t *testing.T) {
 	cases := []struct {
 		addr, token string
