@@ -55,7 +55,7 @@ func (p *pair) write(t *testing.T, dir, name string) (string, string) {
 	t.Helper()
 	kb, _ := x509.MarshalECPrivateKey(p.key)
 	cf, kf := filepath.Join(dir, name+".crt"), filepath.Join(dir, name+".key")
-	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.der}), 0o600)   //nolint:errcheck // read back by Load
+	os.WriteFile(cf, pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: p.der}), 0o600) //nolint:errcheck // read back by Load
 	os.WriteFile(kf, pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb}), 0o600) //nolint:errcheck // read back by Load
 	return cf, kf
 }
