@@ -113,9 +113,32 @@ quarantine {
   max_rows         = 1000000 # 0: no cap
 }
 
+# Partitions of signals (by device time, UTC) and retention. The job
+# partitions_retention keeps the current and partitions_ahead partitions
+# created, keeps signals_default empty, drops whole signals partitions older
+# than `signals`, deletes findings and cleared alerts in batches. ("0s": keep.)
+retention {
+  partition_months = 1
+  partitions_ahead = 3
+  signals          = "0s"
+  findings         = "2160h" # 90 days
+  alerts           = "8760h" # 365 days, cleared alerts only
+  interval         = "1h"
+  batch_rows       = 10000
+}
+
 # HTTP API, /metrics and the dashboard. Beyond loopback a bearer token is
-# required (or FLEETCORE_API_TOKEN): at least 16 bytes of printable ASCII
+# required: read_token (or FLEETCORE_API_READ_TOKEN) may read everything,
+# admin_token (or FLEETCORE_API_ADMIN_TOKEN) may also change state and use
+# /debug/pprof; token (FLEETCORE_API_TOKEN), the single token of earlier
+# versions, is the admin token. Each is at least 16 bytes of printable ASCII
 # without spaces, quotes, ";" or "\", e.g. the output of openssl rand -hex 32.
+# A tls block serves https (files re-read on SIGHUP):
+#   tls {
+#     cert_file      = "/etc/fleetcore/tls/api.crt"
+#     key_file       = "/etc/fleetcore/tls/api.key"
+#     client_ca_file = "/etc/fleetcore/tls/clients.pem" # optional: require client certificates
+#   }
 api {
   address = "127.0.0.1:8080"
 }
@@ -133,7 +156,13 @@ gateway {
 # Every listener also takes max_frame (65536), max_connections (50000),
 # max_connections_per_ip (1000; raise it for fleets behind one NAT or a
 # private APN), read_timeout ("10m", idle) and frame_timeout ("30s": from a
-# frame's first byte to its last).
+# frame's first byte to its last). A TCP listener with a tls block speaks TLS
+# (same acks and quarantine; the handshake must finish within frame_timeout):
+#   tls {
+#     cert_file      = "/etc/fleetcore/tls/devices.crt"
+#     key_file       = "/etc/fleetcore/tls/devices.key"
+#     client_ca_file = "/etc/fleetcore/tls/devices-ca.pem" # optional: mutual TLS
+#   }
 listener "teltonika" {
   address = ":5027"
 }

@@ -56,6 +56,7 @@ type harness struct {
 	addr   string
 	cancel context.CancelFunc
 	done   chan error
+	n      *node.Node
 }
 
 func startNode(t *testing.T, dbURL string, mutate func(*config.Config), opts ...node.Option) *harness {
@@ -83,7 +84,7 @@ listener "teltonika" {
 	}
 	n := node.New(cfg, plugins.Decoders, hclog.New(&hclog.LoggerOptions{Level: hclog.Warn, Output: testWriter{t}}), opts...)
 	ctx, cancel := context.WithCancel(context.Background())
-	h := &harness{t: t, dbURL: dbURL, cancel: cancel, done: make(chan error, 1)}
+	h := &harness{t: t, dbURL: dbURL, cancel: cancel, done: make(chan error, 1), n: n}
 	go func() { h.done <- n.Run(ctx) }()
 	select {
 	case <-n.Ready():

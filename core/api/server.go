@@ -2,13 +2,13 @@ package api
 
 import (
 	"context"
-	"crypto/subtle"
+	"crypto/tls"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"net/http"
-	"strings"
+	"net/http/pprof"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -137,7 +137,15 @@ type Deps struct {
 // Options configure the server.
 type Options struct {
 	Address string // host:port; default 127.0.0.1:8080
-	Token   string // bearer token; required beyond loopback
+	// Token is the single token of earlier versions, the admin token
+	// when AdminToken is empty (api.token).
+	Token string
+	// ReadToken may read; AdminToken may also change state and profile
+	// (/debug/pprof). Beyond loopback one of the three is required.
+	ReadToken  string
+	AdminToken string
+	// TLS, when set, serves https (tlsconf.Source.Config).
+	TLS *tls.Config
 	// EnterBelow is the score alert threshold drawn on the dashboard's
 	// trend lines (integrity.enter_below).
 	EnterBelow int
@@ -166,13 +174,24 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 	if opts.Address == "" {
 		opts.Address = "127.0.0.1:8080"
 	}
-	if !config.IsLoopback(opts.Address) && opts.Token == "" {
+	if opts.AdminToken == "" {
+		opts.AdminToken = opts.Token
+	} else if opts.Token != "" && opts.Token != opts.AdminToken {
+		return nil, errors.New("api: token (the admin token of earlier versions) and admin_token both set")
+	}
+	opts.Token = ""
+	if !config.IsLoopback(opts.Address) && opts.ReadToken == "" && opts.AdminToken == "" {
 		return nil, fmt.Errorf("api listening on %s: %w", opts.Address, ErrTokenRequired)
 	}
-	if opts.Token != "" {
-		if p := config.TokenProblem(opts.Token); p != "" {
-			return nil, fmt.Errorf("%w: it %s", ErrBadToken, p)
+	for _, tok := range []string{opts.ReadToken, opts.AdminToken} {
+		if tok != "" {
+			if p := config.TokenProblem(tok); p != "" {
+				return nil, fmt.Errorf("%w: it %s", ErrBadToken, p)
+			}
 		}
+	}
+	if opts.ReadToken != "" && opts.ReadToken == opts.AdminToken {
+		return nil, errors.New("api: read_token and admin_token must differ")
 	}
 	if deps.DB == nil {
 		return nil, errors.New("api: no database pool")
@@ -207,6 +226,14 @@ func (s *Server) routes() {
 	})))
 	m.Handle("GET /dashboard", s.auth(http.HandlerFunc(s.dashboard)))
 	m.Handle("GET /{$}", s.auth(http.HandlerFunc(s.dashboard)))
+	m.HandleFunc("GET /login", s.loginForm)
+	m.HandleFunc("POST /login", s.login)
+	m.HandleFunc("POST /logout", s.logout)
+	m.Handle("/debug/pprof/", s.admin(http.HandlerFunc(pprof.Index)))
+	m.Handle("/debug/pprof/cmdline", s.admin(http.HandlerFunc(pprof.Cmdline)))
+	m.Handle("/debug/pprof/profile", s.admin(http.HandlerFunc(pprof.Profile)))
+	m.Handle("/debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
+	m.Handle("/debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
 }
 
 // Listen binds the address; Serve then serves on it.
@@ -215,8 +242,11 @@ func (s *Server) Listen() (net.Addr, error) {
 	if err != nil {
 		return nil, fmt.Errorf("listening for the api: %w", err)
 	}
+	if s.opts.TLS != nil {
+		ln = tls.NewListener(ln, s.opts.TLS)
+	}
 	s.ln = ln
-	s.log.Info("api listening", "address", ln.Addr().String(), "token", s.opts.Token != "")
+	s.log.Info("api listening", "address", ln.Addr().String(), "read_token", s.opts.ReadToken != "", "admin_token", s.opts.AdminToken != "", "tls", s.opts.TLS != nil)
 	return ln.Addr(), nil
 }
 
@@ -228,7 +258,8 @@ func (s *Server) Serve(ctx context.Context) error {
 			return err
 		}
 	}
-	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute}
+	s.srv = &http.Server{Handler: s.Handler(), ReadHeaderTimeout: 10 * time.Second, IdleTimeout: 2 * time.Minute,
+		ErrorLog: s.log.StandardLogger(&hclog.StandardLoggerOptions{InferLevels: true})}
 	errc := make(chan error, 1)
 	go func() { errc <- s.srv.Serve(s.ln) }()
 	select {
@@ -242,64 +273,6 @@ func (s *Server) Serve(ctx context.Context) error {
 		return fmt.Errorf("shutting down the api: %w", err)
 	}
 	return nil
-}
-
-const tokenCookie = "fleetcore_token"
-
-// auth requires the bearer token when one is configured. Browsers can open
-// the dashboard with ?token=…, which sets an HttpOnly cookie.
-func (s *Server) auth(next http.Handler) http.Handler {
-	if s.opts.Token == "" {
-		return next
-	}
-	want := []byte(s.opts.Token)
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		got, given := s.presentedToken(r)
-		if q := r.URL.Query().Get("token"); !given && q != "" && !strings.HasPrefix(r.URL.Path, "/api/") && r.URL.Path != "/metrics" {
-			if subtle.ConstantTimeCompare([]byte(q), want) == 1 {
-				http.SetCookie(w, &http.Cookie{Name: tokenCookie, Value: q, Path: "/", HttpOnly: true, SameSite: http.SameSiteStrictMode})
-				u := *r.URL
-				qs := u.Query()
-				qs.Del("token")
-				u.RawQuery = qs.Encode()
-				http.Redirect(w, r, u.String(), http.StatusSeeOther)
-				return
-			}
-		}
-		if subtle.ConstantTimeCompare([]byte(got), want) != 1 {
-			w.Header().Set("WWW-Authenticate", `Bearer realm="fleetcore"`)
-			writeError(w, http.StatusUnauthorized, "missing or wrong bearer token")
-			return
-		}
-		next.ServeHTTP(w, r)
-	})
-}
-
-// presentedToken is the token a request carries in its Authorization
-// header or the dashboard's cookie.
-func (s *Server) presentedToken(r *http.Request) (string, bool) {
-	if h := r.Header.Get("Authorization"); strings.HasPrefix(h, "Bearer ") {
-		return strings.TrimPrefix(h, "Bearer "), true
-	}
-	if c, err := r.Cookie(tokenCookie); err == nil {
-		return c.Value, true
-	}
-	return "", false
-}
-
-// maySeeDetails reports whether a probe (/healthz, /readyz, open to load
-// balancers) may show details: error texts, node name, users and hosts.
-// With a token configured only a request that carries it may; without one
-// (the API then listens on loopback only) a request from a loopback peer
-// may, so a proxy in front of it that is not on this host sees status only.
-func (s *Server) maySeeDetails(r *http.Request) bool {
-	if s.opts.Token == "" {
-		host, _, err := net.SplitHostPort(r.RemoteAddr)
-		ip := net.ParseIP(host)
-		return err == nil && ip != nil && ip.IsLoopback()
-	}
-	got, _ := s.presentedToken(r)
-	return subtle.ConstantTimeCompare([]byte(got), []byte(s.opts.Token)) == 1
 }
 
 type statusWriter struct {

@@ -16,6 +16,7 @@ import (
 	"github.com/hashicorp/hcl/v2/gohcl"
 	"github.com/hashicorp/hcl/v2/hclparse"
 
+	"github.com/fleetcore/fleetcore/core/tlsconf"
 	"github.com/fleetcore/fleetcore/plugins/checklang"
 )
 
@@ -39,6 +40,8 @@ type Config struct {
 	API       *API       `hcl:"api,block"`
 	// Quarantine bounds the rejected_frames table (core/quarantine).
 	Quarantine *Quarantine `hcl:"quarantine,block"`
+	// Retention partitions signals and bounds the age of stored rows.
+	Retention *Retention `hcl:"retention,block"`
 
 	// File is the path the config was loaded from ("" for defaults).
 	File string
@@ -119,6 +122,8 @@ type Listener struct {
 	// FrameTimeout bounds the time from a frame's first byte to its last
 	// ("" means the default).
 	FrameTimeout string `hcl:"frame_timeout,optional"`
+	// TLS makes a TCP listener speak TLS (nil: plain TCP).
+	TLS *TLS `hcl:"tls,block"`
 
 	src listenerSource // where the block and its keys are (Where)
 }
@@ -233,8 +238,51 @@ type Integrity struct {
 // API configures the HTTP API and dashboard.
 type API struct {
 	Address string `hcl:"address,optional"`
-	Token   string `hcl:"token,optional"`
-	Enabled *bool  `hcl:"enabled,optional"`
+	// TLS serves the API over https (nil: plain http).
+	TLS *TLS `hcl:"tls,block"`
+	// Token is the single token of earlier versions: it is the admin
+	// token (it had every right), kept as a migration path; set
+	// admin_token instead (both at once is an error).
+	Token string `hcl:"token,optional"`
+	// ReadToken may read everything (the API, /metrics, the dashboard).
+	ReadToken string `hcl:"read_token,optional"`
+	// AdminToken may also change state and use /debug/pprof.
+	AdminToken string `hcl:"admin_token,optional"`
+	Enabled    *bool  `hcl:"enabled,optional"`
+}
+
+// Retention configures the partition and retention job (store.Partitioner).
+type Retention struct {
+	// PartitionMonths is the length of one signals partition in months
+	// (1, 2, 3, 4, 6 or 12; default 1: monthly).
+	PartitionMonths int `hcl:"partition_months,optional"`
+	// PartitionsAhead is how many partitions after the current one are
+	// kept created (default 3).
+	PartitionsAhead *int `hcl:"partitions_ahead,optional"`
+	// Signals, Findings and Alerts are the ages beyond which rows go
+	// ("0s": keep). Signals by device time, whole partitions at a time.
+	Signals  string `hcl:"signals,optional"`
+	Findings string `hcl:"findings,optional"`
+	Alerts   string `hcl:"alerts,optional"`
+	// Interval is how often the job runs (default 1h; once at start).
+	Interval string `hcl:"interval,optional"`
+	// BatchRows bounds one delete statement (default 10000).
+	BatchRows int `hcl:"batch_rows,optional"`
+}
+
+// TLS names the PEM files of a TLS endpoint (a listener or the API); the
+// files are read at start and again on Reload (SIGHUP).
+type TLS struct {
+	CertFile string `hcl:"cert_file,optional"`
+	KeyFile  string `hcl:"key_file,optional"`
+	// ClientCAFile, when set, requires client certificates signed by one
+	// of its CAs.
+	ClientCAFile string `hcl:"client_ca_file,optional"`
+}
+
+// Files is t as tlsconf takes it.
+func (t *TLS) Files() tlsconf.Files {
+	return tlsconf.Files{CertFile: t.CertFile, KeyFile: t.KeyFile, ClientCAFile: t.ClientCAFile}
 }
 
 // Quarantine bounds what refused frames cost (core/quarantine).
@@ -531,6 +579,20 @@ func (c *Config) applyDefaults() {
 		c.Quarantine.MaxRows = &n
 	}
 
+	if c.Retention == nil {
+		c.Retention = &Retention{}
+	}
+	defi(&c.Retention.PartitionMonths, 1)
+	if c.Retention.PartitionsAhead == nil {
+		n := 3
+		c.Retention.PartitionsAhead = &n
+	}
+	def(&c.Retention.Signals, "0s")
+	def(&c.Retention.Findings, "2160h")
+	def(&c.Retention.Alerts, "8760h")
+	def(&c.Retention.Interval, "1h")
+	defi(&c.Retention.BatchRows, 10000)
+
 	if c.API == nil {
 		c.API = &API{}
 	}
@@ -553,6 +615,14 @@ func (c *Config) applyEnv() {
 	if v := os.Getenv("FLEETCORE_API_TOKEN"); v != "" {
 		c.API.Token = v
 		c.setSource("api.token", "FLEETCORE_API_TOKEN")
+	}
+	if v := os.Getenv("FLEETCORE_API_READ_TOKEN"); v != "" {
+		c.API.ReadToken = v
+		c.setSource("api.read_token", "FLEETCORE_API_READ_TOKEN")
+	}
+	if v := os.Getenv("FLEETCORE_API_ADMIN_TOKEN"); v != "" {
+		c.API.AdminToken = v
+		c.setSource("api.admin_token", "FLEETCORE_API_ADMIN_TOKEN")
 	}
 }
 
@@ -664,6 +734,13 @@ func (c *Config) Validate() error {
 				}
 			}
 			bound = append(bound, l)
+		}
+		if l.TLS != nil {
+			if l.Transport != "tcp" {
+				addAt(l.Where(""), "%s: tls needs transport tcp (DTLS is not supported)", where)
+			} else if err := tlsconf.Check(where, l.TLS.Files()); err != nil {
+				addAt(l.Where(""), "%v", err)
+			}
 		}
 		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
 			addAt(l.Where("max_frame"), "%s: max_frame must be between 16 and 16777216", where)
@@ -779,14 +856,45 @@ func (c *Config) Validate() error {
 	if *q.MaxRows < 0 {
 		add("quarantine.max_rows: must not be negative (0 = no cap)")
 	}
+	switch c.Retention.PartitionMonths {
+	case 1, 2, 3, 4, 6, 12:
+	default:
+		add("retention.partition_months: %d is not 1, 2, 3, 4, 6 or 12", c.Retention.PartitionMonths)
+	}
+	if *c.Retention.PartitionsAhead < 1 || *c.Retention.PartitionsAhead > 36 {
+		add("retention.partitions_ahead: must be between 1 and 36")
+	}
+	dur("retention.signals", c.Retention.Signals, false)
+	dur("retention.findings", c.Retention.Findings, false)
+	dur("retention.alerts", c.Retention.Alerts, false)
+	dur("retention.interval", c.Retention.Interval, false)
+	if r := c.Retention; r.Interval != "" && Duration(r.Interval) < time.Minute {
+		add("retention.interval: must be at least 1m")
+	}
+	if c.Retention.BatchRows < 1 || c.Retention.BatchRows > 1_000_000 {
+		add("retention.batch_rows: must be between 1 and 1000000")
+	}
 	if p := addressProblem("tcp", c.API.Address); p != "" {
 		add("api.address: %q: %s", c.API.Address, p)
-	} else if *c.API.Enabled && c.API.Token == "" && !IsLoopback(c.API.Address) {
-		add("api.token: required when api.address (%s) is not a loopback address (or set FLEETCORE_API_TOKEN)", c.API.Address)
+	} else if *c.API.Enabled && c.API.Token == "" && c.API.ReadToken == "" && c.API.AdminToken == "" && !IsLoopback(c.API.Address) {
+		add("api.read_token: a token (read_token, admin_token) is required when api.address (%s) is not a loopback address (or set FLEETCORE_API_READ_TOKEN, FLEETCORE_API_ADMIN_TOKEN)", c.API.Address)
 	}
-	if c.API.Token != "" {
-		if p := TokenProblem(c.API.Token); p != "" {
-			c.addAt(e, "api.token", p)
+	for _, k := range []struct{ key, v string }{{"api.token", c.API.Token}, {"api.read_token", c.API.ReadToken}, {"api.admin_token", c.API.AdminToken}} {
+		if k.v != "" {
+			if p := TokenProblem(k.v); p != "" {
+				c.addAt(e, k.key, p)
+			}
+		}
+	}
+	if c.API.Token != "" && c.API.AdminToken != "" {
+		c.addAt(e, "api.token", "is the admin token of earlier versions: set api.admin_token or api.token, not both")
+	}
+	if c.API.ReadToken != "" && (c.API.ReadToken == c.API.AdminToken || c.API.ReadToken == c.API.Token) {
+		c.addAt(e, "api.read_token", "must differ from the admin token")
+	}
+	if c.API.TLS != nil && *c.API.Enabled {
+		if err := tlsconf.Check("api", c.API.TLS.Files()); err != nil {
+			add("%v", err)
 		}
 	}
 	if c.Integrity.Webhook != "" && !strings.HasPrefix(c.Integrity.Webhook, "http://") && !strings.HasPrefix(c.Integrity.Webhook, "https://") {

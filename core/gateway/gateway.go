@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net"
@@ -12,6 +13,7 @@ import (
 	"github.com/hashicorp/go-hclog"
 
 	"github.com/fleetcore/fleetcore/core/ingest"
+	"github.com/fleetcore/fleetcore/core/tlsconf"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/signal"
 )
@@ -55,6 +57,11 @@ type ListenerConfig struct {
 	AllowDevice  func(string) bool
 	// Options are the listener's decoded options (plugins.DecodeOptions).
 	Options plugins.Options
+	// TLS, when set, makes a TCP listener speak TLS: each connection's
+	// handshake must finish within FrameTimeout, else the connection is
+	// closed with the reason logged (nothing is quarantined: no frame was
+	// read). Frames, acks and quarantine are then as on plain TCP.
+	TLS *tls.Config
 }
 
 // Gateway runs listeners.
@@ -78,6 +85,7 @@ type Gateway struct {
 	refusedLog logLimiter // connections refused over a cap
 	budgetLog  logLimiter // connections closed over the buffer budget
 	panicLog   logLimiter // decoder panics (with their stacks)
+	tlsLog     logLimiter // failed TLS handshakes
 	// unavailableLog: connections closed because their decoder could not
 	// serve them (SessionOpener).
 	unavailableLog logLimiter
@@ -108,6 +116,9 @@ type Stats struct {
 	// at once because the listener's decoder could not serve them (see
 	// SessionOpener); nothing of theirs was quarantined.
 	Unavailable atomic.Uint64
+	// TLSFailed counts TLS connections closed because their handshake
+	// failed or timed out (plain text on a TLS port among them).
+	TLSFailed   atomic.Uint64
 	AckLatency  *ingest.Histogram
 	perProtocol sync.Map // protocol -> *ProtocolStats
 	refused     refusedCounts
@@ -196,6 +207,9 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	if cfg.MaxConnectionsPerIP <= 0 {
 		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
 	}
+	if cfg.TLS != nil && cfg.Transport != plugins.TCP {
+		return nil, fmt.Errorf("listener %s: tls needs transport tcp", cfg.Name)
+	}
 	l := &listener{cfg: cfg, dec: dec, info: info, perIP: map[string]int{}}
 	var addr net.Addr
 	switch cfg.Transport {
@@ -217,7 +231,7 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	g.mu.Lock()
 	g.listeners = append(g.listeners, l)
 	g.mu.Unlock()
-	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String())
+	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String(), "tls", cfg.TLS != nil)
 	return addr, nil
 }
 
@@ -325,7 +339,13 @@ func (g *Gateway) acceptLoop(l *listener) {
 				g.mu.Unlock()
 			}()
 			defer g.recoverConn(l, c)
-			g.serveConn(l, c)
+			if l.cfg.TLS == nil {
+				g.serveConn(l, c)
+				return
+			}
+			if tc, ok := g.handshake(l, c); ok {
+				g.serveConn(l, tc)
+			}
 		}()
 	}
 }
@@ -334,4 +354,24 @@ func (g *Gateway) isClosing() bool {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	return g.closing
+}
+
+// handshake runs a TLS connection's handshake within the listener's
+// FrameTimeout; on failure it logs why (rate-limited) and reports false.
+func (g *Gateway) handshake(l *listener, c net.Conn) (*tls.Conn, bool) {
+	tc := tls.Server(c, l.cfg.TLS)
+	c.SetDeadline(time.Now().Add(l.cfg.FrameTimeout)) //nolint:errcheck // a failed set shows in the handshake
+	err := tc.Handshake()
+	if err == nil {
+		err = c.SetDeadline(time.Time{})
+	}
+	if err != nil {
+		g.stats.TLSFailed.Add(1)
+		if n, ok := g.tlsLog.allow(); ok {
+			g.log.Warn("closing connection: TLS handshake failed", "listener", l.cfg.Name,
+				"remote", c.RemoteAddr().String(), "error", tlsconf.HandshakeError(err), "failed_since_last_line", n)
+		}
+		return nil, false
+	}
+	return tc, true
 }

@@ -22,6 +22,7 @@ func (g *Gateway) Collect(m *metrics.Writer) {
 	m.Counter("fleetcore_connections_unavailable_total", "Device connections closed (UDP datagrams dropped) at once because the listener's decoder could not serve them (a drop-in decoder with no version loaded).", float64(st.Unavailable.Load()))
 	m.Counter("fleetcore_frames_timed_out_total", "Partial frames quarantined because they were not complete within the listener's frame_timeout.", float64(st.FramesTimedOut.Load()))
 	m.Counter("fleetcore_buffer_budget_closed_total", "Connections closed without ack because gateway.max_buffered_bytes had no room for their partial frame.", float64(st.BufferBudgetClosed.Load()))
+	m.Counter("fleetcore_tls_handshake_failed_total", "Connections to TLS listeners closed because their TLS handshake failed or timed out (a plain-text client among them).", float64(st.TLSFailed.Load()))
 	m.Gauge("fleetcore_buffered_bytes", "Bytes of connection buffers beyond their initial 2 KiB (bounded by gateway.max_buffered_bytes).", float64(st.Buffered.Load()))
 	m.Counter("fleetcore_frames_total", "Frames read from devices.", float64(st.Frames.Load()))
 	m.Counter("fleetcore_frames_rejected_total", "Frames rejected (quarantined, never acked).", float64(st.Rejected.Load()))

@@ -43,8 +43,15 @@ func (n *Node) startAPI(ctx context.Context) error {
 	if n.dec != nil {
 		deps.Decoders = decoderLister{n.dec.dir}
 	}
-	srv, err := api.New(api.Options{Address: cfg.API.Address, Token: cfg.API.Token, EnterBelow: cfg.Integrity.EnterBelow},
-		deps, n.log.Named("api"))
+	opts := api.Options{Address: cfg.API.Address, Token: cfg.API.Token, ReadToken: cfg.API.ReadToken, AdminToken: cfg.API.AdminToken, EnterBelow: cfg.Integrity.EnterBelow}
+	if cfg.API.TLS != nil {
+		src, err := n.loadTLS("api", cfg.API.TLS)
+		if err != nil {
+			return err
+		}
+		opts.TLS = src.Config()
+	}
+	srv, err := api.New(opts, deps, n.log.Named("api"))
 	if err != nil {
 		return err
 	}

@@ -3,9 +3,15 @@ package node
 import (
 	"context"
 
+	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/quarantine"
+	"github.com/fleetcore/fleetcore/core/store"
 )
+
+// PartitionsJob is the organizer job that creates signals partitions
+// ahead, keeps the default partition empty and applies retention.
+const PartitionsJob = "partitions_retention"
 
 // startAsync starts the organizer with every asynchronous job and the
 // other background services. The returned func waits for them to stop
@@ -16,6 +22,17 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	if n.retention.MaxAge > 0 || n.retention.MaxRows > 0 {
 		n.org.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.retention.Run})
 	}
+	rc := n.cfg.Retention
+	parts := &store.Partitioner{
+		Pool: n.st.Pool(), Log: n.log.Named("partitions"),
+		Months: rc.PartitionMonths, Ahead: *rc.PartitionsAhead,
+		SignalsMaxAge:  config.Duration(rc.Signals),
+		FindingsMaxAge: config.Duration(rc.Findings),
+		AlertsMaxAge:   config.Duration(rc.Alerts),
+		BatchRows:      rc.BatchRows,
+	}
+	n.org.Add(organizer.Job{Name: PartitionsJob, Interval: config.Duration(rc.Interval), Run: parts.Run})
+	n.org.Trigger(PartitionsJob) // a first round at start
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}

@@ -2,6 +2,7 @@ package node
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -22,6 +23,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/rules"
 	"github.com/fleetcore/fleetcore/core/spool"
 	"github.com/fleetcore/fleetcore/core/store"
+	"github.com/fleetcore/fleetcore/core/tlsconf"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 )
@@ -78,6 +80,9 @@ type Node struct {
 	// decAlert asks for its alert job (decoderDisabled).
 	dec      *decoders
 	decAlert chan struct{}
+	// tlsSources are the certificates of TLS listeners and the API
+	// (ReloadTLS).
+	tlsSources []*tlsconf.Source
 	// quar stores rejected frames off the read path; retention bounds
 	// their table (an organizer job).
 	quar      *quarantine.Writer
@@ -295,7 +300,16 @@ func (n *Node) Run(ctx context.Context) error {
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
 	}), gateway.WithBuildVersion(n.buildVersion))
 	for _, p := range plans {
-		addr, err := n.gw.Listen(p.listenerConfig(), p.dec)
+		lc := p.listenerConfig()
+		if p.cfg.TLS != nil {
+			src, err := n.loadTLS(fmt.Sprintf("listener %q", p.cfg.Name), p.cfg.TLS)
+			if err != nil {
+				n.shutdownGateway()
+				return err
+			}
+			lc.TLS = src.Config()
+		}
+		addr, err := n.gw.Listen(lc, p.dec)
 		if err != nil {
 			n.shutdownGateway()
 			return err

@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -99,6 +100,9 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]int, error) {
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading schema_migrations: %w", err)
 	}
+	if err := checkNotNewer(applied, ms); err != nil {
+		return nil, err
+	}
 	var done []int
 	for _, m := range ms {
 		if applied[m.Version] {
@@ -117,6 +121,89 @@ func Migrate(ctx context.Context, conn *pgx.Conn) ([]int, error) {
 		done = append(done, m.Version)
 	}
 	return done, nil
+}
+
+// ErrSchemaTooNew: the database holds migrations this binary does not know
+// (a newer fleetcore migrated it; this one is a downgrade).
+var ErrSchemaTooNew = errors.New("database schema is newer than this fleetcore")
+
+// checkNotNewer refuses a database with an applied migration beyond the
+// newest one known.
+func checkNotNewer(applied map[int]bool, ms []Migration) error {
+	known := 0
+	if len(ms) > 0 {
+		known = ms[len(ms)-1].Version
+	}
+	var unknown []int
+	for v := range applied {
+		if v > known {
+			unknown = append(unknown, v)
+		}
+	}
+	if len(unknown) == 0 {
+		return nil
+	}
+	sort.Ints(unknown)
+	return fmt.Errorf("%w: it has migration(s) %v applied, this binary knows up to %d; run the fleetcore that migrated it (or newer), or restore a backup taken before that upgrade",
+		ErrSchemaTooNew, unknown, known)
+}
+
+// MigrationState is one migration as `fleetcore migrate status` lists it.
+type MigrationState struct {
+	Version int
+	Name    string
+	// Applied is when it was applied (zero: pending).
+	Applied time.Time
+	// Unknown: applied in the database but not known to this binary.
+	Unknown bool
+}
+
+// MigrationStatus lists the known migrations with their state, then any
+// applied migration this binary does not know. It changes nothing.
+func MigrationStatus(ctx context.Context, conn *pgx.Conn) ([]MigrationState, error) {
+	ms, err := Migrations()
+	if err != nil {
+		return nil, err
+	}
+	applied := map[int]MigrationState{}
+	var exists bool
+	if err := conn.QueryRow(ctx, "SELECT to_regclass('schema_migrations') IS NOT NULL").Scan(&exists); err != nil {
+		return nil, fmt.Errorf("reading schema_migrations: %w", err)
+	}
+	if exists {
+		rows, err := conn.Query(ctx, "SELECT version, name, applied_at FROM schema_migrations ORDER BY version")
+		if err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+		for rows.Next() {
+			var m MigrationState
+			if err := rows.Scan(&m.Version, &m.Name, &m.Applied); err != nil {
+				rows.Close()
+				return nil, fmt.Errorf("reading schema_migrations: %w", err)
+			}
+			applied[m.Version] = m
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("reading schema_migrations: %w", err)
+		}
+	}
+	var out []MigrationState
+	for _, m := range ms {
+		st := MigrationState{Version: m.Version, Name: m.Name}
+		if a, ok := applied[m.Version]; ok {
+			st.Applied = a.Applied
+		}
+		delete(applied, m.Version)
+		out = append(out, st)
+	}
+	var extra []MigrationState
+	for _, a := range applied {
+		a.Unknown = true
+		extra = append(extra, a)
+	}
+	sort.Slice(extra, func(i, j int) bool { return extra[i].Version < extra[j].Version })
+	return append(out, extra...), nil
 }
 
 // EnsureDatabase creates the database named in dbURL when it does not
