@@ -6,12 +6,15 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/hashicorp/go-hclog"
+
+	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
 func init() {
-	commands["serve"] = command{"run the server (migrates the database first)", serveCmd}
+	commands["serve"] = command{"run the server (migrates the database first; SIGHUP reloads the config)", serveCmd}
 }
 
 func serveCmd(args []string) int {
@@ -27,9 +30,43 @@ func serveCmd(args []string) int {
 	log := newLogger(cfg)
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := node.New(cfg, plugins.Decoders, log, node.WithBuildVersion(version)).Run(ctx); err != nil {
+	n := node.New(cfg, plugins.Decoders, log, node.WithBuildVersion(version))
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	go reloadOnHUP(ctx, n, cfg, *cfgPath, hup, log)
+	if err := n.Run(ctx); err != nil {
 		log.Error("fleetcore stopped", "error", redact(cfg, err))
 		return 1
 	}
 	return 0
+}
+
+// reloadOnHUP re-reads the config file on each SIGHUP (once the node is
+// running) and hands it to the node; a file that does not load or validate
+// is logged and changes nothing.
+func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path string, hup <-chan os.Signal, log hclog.Logger) {
+	select {
+	case <-n.Ready():
+	case <-ctx.Done():
+		return
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-hup:
+		}
+		log.Info("SIGHUP: reloading the config", "file", path)
+		next, err := loadConfig(path)
+		if err == nil {
+			_, _, err = n.Reload(next)
+		}
+		if err != nil {
+			if next != nil {
+				err = redact(next, err)
+			}
+			log.Error("config reload refused: the running config stays", "error", redact(running, err))
+		}
+	}
 }

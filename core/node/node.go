@@ -82,6 +82,12 @@ type Node struct {
 	// their table (an organizer job).
 	quar      *quarantine.Writer
 	retention *quarantine.Retention
+
+	// Reload (reload.go): live is the config last applied (nil: cfg);
+	// allow holds each listener's live allow-list.
+	reloadMu sync.Mutex
+	live     *config.Config
+	allow    map[string]*atomic.Pointer[allowSet]
 }
 
 // Option changes how New prepares a node.
@@ -295,7 +301,9 @@ func (n *Node) Run(ctx context.Context) error {
 		MaxConnections: cfg.Gateway.MaxConnections, MaxBufferedBytes: cfg.Gateway.MaxBufferedBytes,
 	}), gateway.WithBuildVersion(n.buildVersion))
 	for _, p := range plans {
-		addr, err := n.gw.Listen(p.listenerConfig(), p.dec)
+		lc := p.listenerConfig()
+		lc.AllowDevice = n.liveAllow(p.cfg)
+		addr, err := n.gw.Listen(lc, p.dec)
 		if err != nil {
 			n.shutdownGateway()
 			return err
