@@ -35,7 +35,20 @@ func serveCmd(args []string) int {
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
 	go reloadOnHUP(ctx, n, cfg, *cfgPath, hup, log)
-	if err := n.Run(ctx); err != nil {
+	go func() { // Type=notify: ready once every stage is running
+		select {
+		case <-n.Ready():
+			if err := sdNotify("READY=1"); err != nil {
+				log.Warn("service manager not told the server is ready", "error", err)
+			}
+		case <-ctx.Done():
+		}
+	}()
+	err = n.Run(ctx)
+	if nerr := sdNotify("STOPPING=1"); nerr != nil {
+		log.Debug("service manager not told the server stops", "error", nerr)
+	}
+	if err != nil {
 		log.Error("fleetcore stopped", "error", redact(cfg, err))
 		return 1
 	}
@@ -57,6 +70,9 @@ func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path
 			return
 		case <-hup:
 		}
+		if err := sdNotify("RELOADING=1"); err != nil {
+			log.Debug("service manager not told of the reload", "error", err)
+		}
 		log.Info("SIGHUP: reloading the config", "file", path)
 		next, err := loadConfig(path)
 		if err == nil {
@@ -67,6 +83,9 @@ func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path
 				err = redact(next, err)
 			}
 			log.Error("config reload refused: the running config stays", "error", redact(running, err))
+		}
+		if err := sdNotify("READY=1"); err != nil {
+			log.Debug("service manager not told the reload ended", "error", err)
 		}
 	}
 }
