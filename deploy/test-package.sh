@@ -57,7 +57,7 @@ wait_for() { # wait_for SECONDS CMD… : until CMD succeeds
   for _ in $(seq 1 $((t * 10))); do "$@" && return 0; kill -0 "$pid" 2>/dev/null || return 1; sleep 0.1; done
   return 1
 }
-wait_for 120 curl -fsS -o /dev/null "http://127.0.0.1:$api/readyz" || fail "/readyz not 200 within 120 s"
+wait_for 120 curl -fs -o /dev/null "http://127.0.0.1:$api/readyz" || fail "/readyz not 200 within 120 s"
 jsonl=$(sed -nE 's/.*listening: listener=jsonl protocol=jsonl transport=tcp address=([0-9.:]+).*/\1/p' "$work/log" | head -1)
 tel=$(sed -nE 's/.*listening: listener=teltonika protocol=teltonika transport=tcp address=([0-9.:]+).*/\1/p' "$work/log" | head -1)
 [ -n "$jsonl" ] && [ -n "$tel" ] || fail "listener addresses not in the log"
