@@ -41,3 +41,6 @@ package: release ## the Debian package bin/fleetcore_<version>_<arch>.deb (nfpm)
 
 package-test: package ## install the package here, serve, reload, stop, purge (root; deploy/test-package.sh)
 	bash deploy/test-package.sh $(DEB)
+
+# The package test runs with `make test` (the lead wires $(TEST_PREREQS)).
+TEST_PREREQS += package-test
