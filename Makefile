@@ -16,7 +16,7 @@ STATICCHECK := $(GOBIN)/staticcheck
 GOLANGCI_VERSION := v2.15.0
 GOLANGCI    := $(GOBIN)/golangci-lint
 
-.PHONY: all build run test test-go test-short test-integration lint deadcode fmt fuzz fuzz-short services tools clean help
+.PHONY: all build run test test-tools test-go test-short test-integration lint deadcode fmt fuzz fuzz-short services tools clean help
 
 all: build
 
@@ -32,8 +32,14 @@ build: rules decoders ## build bin/fleetcore (and the built-in WASM rules and de
 run: build services ## run fleetcore on $(CONFIG) against the local Postgres
 	./$(BIN) serve -config $(CONFIG)
 
-services: ## install (if missing) and start PostgreSQL and RabbitMQ
+services: ## install (apt-get, if missing) and start PostgreSQL and RabbitMQ
 	@bash .ci/services.sh
+
+# What only the tests need beyond the services: headless Chromium for the
+# dashboard end-to-end test (apt-get, when missing). `make run` needs none.
+test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium
+	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 
 tools: $(STATICCHECK) $(GOLANGCI) ## install the developer tools (staticcheck, golangci-lint)
 
@@ -48,7 +54,7 @@ $(GOLANGCI): Makefile
 	    $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION); \
 	  fi; touch $@
 
-test: services tools rules lint test-go fuzz-short ## run every test (what CI runs)
+test: services test-tools tools rules rules-examples lint test-go fuzz-short ## run every test (what CI runs)
 
 test-go: ## go test with the race detector (every test, integration included)
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
@@ -56,7 +62,7 @@ test-go: ## go test with the race detector (every test, integration included)
 test-short: ## the quick loop: unit tests only, no services (go test -short)
 	$(GO) test -short -count=1 ./...
 
-test-integration: services rules ## only the TestIntegration… tests (real Postgres and RabbitMQ), race detector on
+test-integration: services test-tools rules rules-examples ## only the TestIntegration… tests (real Postgres and RabbitMQ), race detector on
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m -run '^TestIntegration' ./...
 
 lint: $(STATICCHECK) $(GOLANGCI) ## gofmt check, go vet, staticcheck, golangci-lint (.golangci.yml), go mod tidy leaves no diff

@@ -8,7 +8,6 @@ set -euo pipefail
 need_apt=()
 command -v pg_ctlcluster >/dev/null 2>&1 || need_apt+=(postgresql)
 command -v rabbitmq-server >/dev/null 2>&1 || need_apt+=(rabbitmq-server)
-command -v chromium >/dev/null 2>&1 || need_apt+=(chromium) # dashboard end-to-end test
 if [ ${#need_apt[@]} -gt 0 ]; then
   echo "services: installing ${need_apt[*]}"
   export DEBIAN_FRONTEND=noninteractive

@@ -37,7 +37,7 @@ amqp {
 }
 
 spool {
-  dir           = "var/spool"
+  dir           = "../var/spool" # relative paths are relative to this file's folder
   max_bytes     = 1073741824 # at this size acks wait (backpressure), nothing is dropped
   segment_bytes = 16777216
 }
@@ -52,7 +52,8 @@ organizer {
 # while running (see checks-wasm/README.md). `make rules` builds the
 # built-in set into checks-wasm/build/rules.
 rules {
-  dir              = "checks-wasm/build/rules"
+  dir              = "../checks-wasm/build/rules"
+  cache_dir        = "../var/wasm-cache" # compiled rules, kept across restarts
   interval         = "2s"   # when caught up; a run that was behind runs again at once
   batch_size       = 1024
   max_batch_size   = 8192   # batches grow up to this while the rules are behind
@@ -79,8 +80,8 @@ rules {
 # one like a built-in protocol (README.md "Adding a device without
 # rebuilding"). `make decoders` builds the examples into this folder.
 decoders {
-  dir              = "protocols/wasm/build/decoders"
-  cache_dir        = "var/wasm-cache/decoders"
+  dir              = "../protocols/wasm/build/decoders"
+  cache_dir        = "../var/wasm-cache/decoders"
   budget           = "50ms" # per fc_frame / fc_decode call; over it = a guest failure
   memory_limit_mib = 32     # per instance
   max_failures     = 5      # guest failures in a row that disable a version (the previous one is restored)

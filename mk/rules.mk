@@ -1,8 +1,10 @@
 # WASM quality rules (owned by checks-wasm/ and plugins/wasmrule).
 # `make rules` builds every built-in rule into checks-wasm/build/rules/
-# <rule name>.wasm (the default rules.dir that `fleetcore serve` watches) and
-# both examples into checks-wasm/build/examples/; `make rules-test` runs their tests
-# through the real host.
+# <rule name>.wasm (the default rules.dir that `fleetcore serve` watches) with
+# the go tool only; `make rules-examples` builds the WAT and AssemblyScript
+# examples into checks-wasm/build/examples/ (installs wabt with apt-get and
+# the AssemblyScript compiler with npm when missing); `make rules-test` runs
+# their tests through the real host.
 
 RULES_DIR    := checks-wasm/rules
 RULES_BUILD  := checks-wasm/build
@@ -15,9 +17,11 @@ AS_DIR       := checks-wasm/examples/assemblyscript
 AS_WASM      := $(RULES_BUILD)/examples/example.obd_plausibility.wasm
 AS_SDK       := $(wildcard checks-wasm/sdk-as/assembly/*.ts)
 
-.PHONY: rules rules-test rules-tools rules-clean
+.PHONY: rules rules-examples rules-test rules-tools rules-clean
 
-rules: $(RULE_WASM) $(WAT_WASM) $(AS_WASM) ## build the built-in WASM rules and the WAT/AssemblyScript examples
+rules: $(RULE_WASM) ## build the built-in WASM rules (go tool only)
+
+rules-examples: $(WAT_WASM) $(AS_WASM) ## build the WAT and AssemblyScript rule examples (apt-get wabt, npm)
 
 # wabt (wat2wasm) and the AssemblyScript compiler, installed when missing.
 rules-tools:
@@ -38,7 +42,7 @@ $(AS_WASM): $(AS_DIR)/assembly/index.ts $(AS_SDK) $(AS_DIR)/package.json $(AS_DI
 	@mkdir -p $(RULES_BUILD)/examples
 	cd $(AS_DIR) && npm run --silent build
 
-rules-test: rules ## test the WASM host, the SDKs, the built-in rules and the examples
+rules-test: rules rules-examples ## test the WASM host, the SDKs, the built-in rules and the examples
 	$(GO) test -race ./plugins/wasmrule/... ./checks-wasm/...
 
 rules-clean:

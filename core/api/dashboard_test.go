@@ -23,7 +23,7 @@ func chromium(t *testing.T, args ...string) []byte {
 	bin, err := exec.LookPath("chromium")
 	if err != nil {
 		if os.Getenv("CI") != "" {
-			t.Fatalf("chromium is required in CI (.ci/services.sh installs it): %v", err)
+			t.Fatalf("chromium is required in CI (make test-tools installs it): %v", err)
 		}
 		t.Skipf("chromium not installed: %v", err)
 	}

@@ -6,6 +6,7 @@ import (
 	"maps"
 	"net"
 	"os"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -400,8 +401,22 @@ func ParseUnvalidated(path string, src []byte) (*Config, error) {
 		c.sources[k] = v
 	}
 	c.applyDefaults()
+	c.resolvePaths(filepath.Dir(path))
 	c.applyEnv()
 	return &c, nil
+}
+
+// resolvePaths makes the relative folders of a loaded file (spool, rules,
+// decoders and their compile caches, defaults included) relative to the
+// file's own folder, not to the working directory: the same file means the
+// same folders wherever the process starts (`make run` from the checkout,
+// systemd from /).
+func (c *Config) resolvePaths(base string) {
+	for _, p := range []*string{&c.Spool.Dir, &c.Rules.Dir, &c.Rules.CacheDir, &c.Decoders.Dir, &c.Decoders.CacheDir} {
+		if *p != "" && !filepath.IsAbs(*p) {
+			*p = filepath.Join(base, *p)
+		}
+	}
 }
 
 // Default returns the built-in configuration (what an empty file gives)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"math"
 	"sort"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -32,14 +33,24 @@ const learnRecords = 1000
 // Publisher after commit).
 type Scorer struct {
 	pool *pgxpool.Pool
-	p    Params
+	p    atomic.Pointer[Params]
 	log  hclog.Logger
 }
 
 // NewScorer returns a scorer over the pool.
 func NewScorer(pool *pgxpool.Pool, p Params, log hclog.Logger) *Scorer {
-	return &Scorer{pool: pool, p: p, log: log}
+	s := &Scorer{pool: pool, log: log}
+	s.p.Store(&p)
+	return s
 }
+
+// SetParams replaces the thresholds from the next device scored on (a
+// config reload); a round in progress finishes each device with the
+// parameters it started it with.
+func (s *Scorer) SetParams(p Params) { s.p.Store(&p) }
+
+// Params returns the thresholds in use.
+func (s *Scorer) Params() Params { return *s.p.Load() }
 
 // RunStats counts what one round did.
 type RunStats struct {
@@ -185,8 +196,8 @@ func (s *Scorer) watermark(ctx context.Context, name string) (int64, error) {
 // interval is the configured expected interval or the one learned from the
 // device's newest records.
 func (s *Scorer) interval(ctx context.Context, dev string) (int64, error) {
-	if s.p.ExpectedInterval > 0 {
-		return s.p.ExpectedInterval.Milliseconds(), nil
+	if s.Params().ExpectedInterval > 0 {
+		return s.Params().ExpectedInterval.Milliseconds(), nil
 	}
 	rows, err := s.pool.Query(ctx, `SELECT ts FROM signals WHERE device_id = $1 ORDER BY ts DESC LIMIT $2`, dev, learnRecords)
 	if err != nil {
@@ -232,7 +243,7 @@ func (s *Scorer) scoreDevice(ctx context.Context, dev string, hours map[time.Tim
 	if err != nil {
 		return 0, 0, 0, err
 	}
-	res := Compute(s.p, dev, ws)
+	res := Compute(s.Params(), dev, ws)
 	opened, cleared, err = s.store(ctx, dev, res, lastRecv)
 	return windows, opened, cleared, err
 }
@@ -282,7 +293,7 @@ func (s *Scorer) aggregateHour(ctx context.Context, dev string, h time.Time, int
 	if prev != nil {
 		p = *prev
 	}
-	return Aggregate(h, p, recs, interval, s.p.ClockDriftLimit.Milliseconds()), lastRecv, nil
+	return Aggregate(h, p, recs, interval, s.Params().ClockDriftLimit.Milliseconds()), lastRecv, nil
 }
 
 func orNaN(p *float64) float64 {

@@ -43,7 +43,7 @@ func (s *Scorer) WhatIf(ctx context.Context, rule string, counts map[string]Rule
 		if len(ws) == 0 {
 			continue // not scored yet: no windows to compare
 		}
-		before := Compute(s.p, dev, ws)
+		before := Compute(s.Params(), dev, ws)
 		imp := Impact{DeviceID: dev, BeforeCenti: before.ScoreCenti}
 		with := make([]Window, len(ws))
 		for i, w := range ws {
@@ -62,7 +62,7 @@ func (s *Scorer) WhatIf(ctx context.Context, rule string, counts map[string]Rule
 			}
 			with[i] = Window{Stats: w.Stats, Rules: rs}
 		}
-		imp.AfterCenti = Compute(s.p, dev, with).ScoreCenti
+		imp.AfterCenti = Compute(s.Params(), dev, with).ScoreCenti
 		imp.DeltaCenti = imp.AfterCenti - imp.BeforeCenti
 		out = append(out, imp)
 	}

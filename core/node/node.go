@@ -87,6 +87,12 @@ type Node struct {
 	// their table (an organizer job).
 	quar      *quarantine.Writer
 	retention *quarantine.Retention
+
+	// Reload (reload.go): live is the config last applied (nil: cfg);
+	// allow holds each listener's live allow-list.
+	reloadMu sync.Mutex
+	live     *config.Config
+	allow    map[string]*atomic.Pointer[allowSet]
 }
 
 // Option changes how New prepares a node.
@@ -309,6 +315,7 @@ func (n *Node) Run(ctx context.Context) error {
 			}
 			lc.TLS = src.Config()
 		}
+		lc.AllowDevice = n.liveAllow(p.cfg)
 		addr, err := n.gw.Listen(lc, p.dec)
 		if err != nil {
 			n.shutdownGateway()
