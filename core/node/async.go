@@ -13,6 +13,19 @@ import (
 // ahead, keeps the default partition empty and applies retention.
 const PartitionsJob = "partitions_retention"
 
+// partitioner is the partition and retention job of the config.
+func (n *Node) partitioner() *store.Partitioner {
+	rc := n.cfg.Retention
+	return &store.Partitioner{
+		Pool: n.st.Pool(), Log: n.log.Named("partitions"),
+		Months: rc.PartitionMonths, Ahead: *rc.PartitionsAhead,
+		SignalsMaxAge:  config.Duration(rc.Signals),
+		FindingsMaxAge: config.Duration(rc.Findings),
+		AlertsMaxAge:   config.Duration(rc.Alerts),
+		BatchRows:      rc.BatchRows,
+	}
+}
+
 // startAsync starts the organizer with every asynchronous job and the
 // other background services. The returned func waits for them to stop
 // after ctx ends.
@@ -22,17 +35,10 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	if n.retention.MaxAge > 0 || n.retention.MaxRows > 0 {
 		n.org.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.retention.Run})
 	}
-	rc := n.cfg.Retention
-	parts := &store.Partitioner{
-		Pool: n.st.Pool(), Log: n.log.Named("partitions"),
-		Months: rc.PartitionMonths, Ahead: *rc.PartitionsAhead,
-		SignalsMaxAge:  config.Duration(rc.Signals),
-		FindingsMaxAge: config.Duration(rc.Findings),
-		AlertsMaxAge:   config.Duration(rc.Alerts),
-		BatchRows:      rc.BatchRows,
+	n.org.Add(organizer.Job{Name: PartitionsJob, Interval: config.Duration(n.cfg.Retention.Interval), Run: n.parts.Run})
+	if !n.partsDone {
+		n.org.Trigger(PartitionsJob) // the first round failed at start: again now
 	}
-	n.org.Add(organizer.Job{Name: PartitionsJob, Interval: config.Duration(rc.Interval), Run: parts.Run})
-	n.org.Trigger(PartitionsJob) // a first round at start
 	if err := n.startRules(ctx); err != nil {
 		return nil, err
 	}

@@ -40,6 +40,11 @@ type Node struct {
 
 	mu    sync.Mutex
 	addrs map[string]net.Addr
+
+	// parts is the partition and retention job; partsDone says its first
+	// round ran before the listeners opened.
+	parts     *store.Partitioner
+	partsDone bool
 	// migrated is set once the database is created and migrated; a node
 	// started while Postgres was unreachable does that from the breaker's
 	// probe (see startStore). startErr is why it could not at start.
@@ -324,6 +329,20 @@ func (n *Node) Run(ctx context.Context) error {
 		n.mu.Lock()
 		n.addrs[p.cfg.Name] = addr
 		n.mu.Unlock()
+	}
+	// The first partition round runs before devices are served: creating
+	// and attaching partitions locks signals_default, which would hold
+	// up the first acks of a busy start. Only with Postgres reachable at
+	// start, and bounded; otherwise the organizer runs it.
+	n.parts = n.partitioner()
+	if n.migrated.Load() {
+		pctx, pcancel := context.WithTimeout(ctx, 15*time.Second)
+		if err := n.parts.Run(pctx); err != nil {
+			n.log.Warn("signals partitions: first round failed, retried by the organizer", "error", err)
+		} else {
+			n.partsDone = true
+		}
+		pcancel()
 	}
 	n.gw.Serve()
 
