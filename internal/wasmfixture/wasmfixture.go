@@ -1,13 +1,14 @@
 // Package wasmfixture builds the WebAssembly modules tests run through the
 // rule host, in one place: Go guests (the built-in rules of
 // checks-wasm/rules, or any main package) compiled for wasip1 exactly as
-// `make rules` does, and WebAssembly text assembled with wabt's wat2wasm.
+// `make rules` does, WebAssembly text assembled with wabt's wat2wasm, and
+// AssemblyScript sources compiled with the example's asc.
 //
 // Each distinct fixture is built once per test binary (concurrent callers
 // wait for the one build; each gets its own copy) in a temporary directory
 // removed after the build, and the Go build cache makes a rebuild in the
-// next test binary cheap. Without the go tool
-// or wat2wasm a fixture fails its test and says how to get the tool.
+// next test binary cheap. Without the go tool, wat2wasm or asc a fixture
+// fails its test and says how to get the tool.
 package wasmfixture
 
 import (
@@ -201,4 +202,42 @@ func WATFile(t testing.TB, path string) []byte {
 		t.Fatal(err)
 	}
 	return WAT(t, string(src))
+}
+
+// ASCompilerDir is the npm project (relative to the module root) whose
+// AssemblyScript compiler builds every AssemblyScript guest: the
+// example's, installed by `make rules-tools` (npm ci).
+const ASCompilerDir = "checks-wasm/examples/assemblyscript"
+
+// ASBuild compiles the AssemblyScript source at src (a path relative to
+// the module root) with the example's compiler and the options of its
+// build script (--optimize --runtime stub --use abort=), as `make rules`
+// builds the example.
+func ASBuild(src string) ([]byte, error) {
+	return once("as:"+src, func(out string) error {
+		r, err := ModuleRoot()
+		if err != nil {
+			return err
+		}
+		asc := filepath.Join(r, ASCompilerDir, "node_modules", ".bin", "asc")
+		if _, err := os.Stat(asc); err != nil {
+			return fmt.Errorf("AssemblyScript compiler missing: run `make rules-tools` (npm ci in %s): %w", ASCompilerDir, err)
+		}
+		cmd := exec.Command(asc, filepath.FromSlash(src), "--outFile", out, "--optimize", "--runtime", "stub", "--use", "abort=")
+		cmd.Dir = r
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			return fmt.Errorf("asc %s: %w\n%s", src, err, msg)
+		}
+		return nil
+	})
+}
+
+// AS is ASBuild for a test: a failed build fails it.
+func AS(t testing.TB, src string) []byte {
+	t.Helper()
+	b, err := ASBuild(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
 }
