@@ -21,7 +21,8 @@ type equivalent struct {
 var equivalents = []equivalent{
 	{check: "testdata/speed.limit.check.hcl", goPkg: "plugins/checklang/testdata/go/speed_limit",
 		asSrc: "plugins/checklang/testdata/as/speed_limit.ts"},
-	{check: "testdata/equiv.motion.check.hcl", goPkg: "plugins/checklang/testdata/go/motion"},
+	{check: "testdata/equiv.motion.check.hcl", goPkg: "plugins/checklang/testdata/go/motion",
+		asSrc: "plugins/checklang/testdata/as/motion.ts"},
 }
 
 // TestEquivalentVerdicts is the property test of the definition of done: on
