@@ -18,6 +18,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/fleetcore/fleetcore/core/config"
+	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 )
 
@@ -65,6 +66,7 @@ func TestIntegrationFiveCommands(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(rulesDir, "speed.limit.check.hcl"), []byte(guideCheck), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	var before, after int64 // the shadow report's scores of the device
 	serve := func(t *testing.T, mode string) {
 		src := fmt.Sprintf(`
 database { url = %q }
@@ -106,8 +108,11 @@ organizer {
 				}
 			}
 		}
-		if err := n.Organizer().RunNow(ctx, n.RuleRunner().JobName("speed.limit")); err != nil {
-			t.Fatal(err)
+		// What the server's schedule does: the rule's job, then scoring.
+		for _, job := range []string{n.RuleRunner().JobName("speed.limit"), node.JobScore} {
+			if err := n.Organizer().RunNow(ctx, job); err != nil {
+				t.Fatalf("%s: %v", job, err)
+			}
 		}
 		if mode != "shadow" {
 			return
@@ -127,6 +132,8 @@ organizer {
 			Rule    string `json:"rule"`
 			Devices []struct {
 				DeviceID string `json:"device_id"`
+				Before   int64  `json:"score_before_centi"`
+				After    int64  `json:"score_after_centi"`
 				Delta    int64  `json:"delta_centi"`
 				Warned   int    `json:"warned"`
 				Failed   int    `json:"failed"`
@@ -139,6 +146,19 @@ organizer {
 			rep.Devices[0].Warned != 1 || rep.Devices[0].Failed != 2 || rep.Devices[0].Delta >= 0 {
 			t.Fatalf("shadow report %+v: want five-1 with 1 warn, 2 fails and a score loss", rep)
 		}
+		before, after = rep.Devices[0].Before, rep.Devices[0].After
+	}
+	score := func(t *testing.T) int64 {
+		pc, err := pgx.Connect(context.Background(), db)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer pc.Close(context.Background())
+		var v int64
+		if err := pc.QueryRow(context.Background(), `SELECT score FROM device_scores WHERE device_id = 'five-1'`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
 	}
 	findings := func(t *testing.T) string {
 		pc, err := pgx.Connect(context.Background(), db)
@@ -168,10 +188,17 @@ organizer {
 	if got, want := findings(t), "warn shadow=true, fail shadow=true, fail shadow=true"; got != want {
 		t.Fatalf("findings in shadow mode: %s, want %s", got, want)
 	}
+	if got := score(t); got != before {
+		t.Fatalf("in shadow mode the device scores %d, the report's score before is %d", got, before)
+	}
 	// 5. Switch the mode to active and restart: the findings count.
 	t.Run("active", func(t *testing.T) { serve(t, "active") })
 	if got, want := findings(t), "warn shadow=false, fail shadow=false, fail shadow=false"; got != want {
 		t.Fatalf("findings once active: %s, want %s", got, want)
+	}
+	// The device now scores what the shadow report said it would.
+	if got := score(t); got != after {
+		t.Fatalf("once active the device scores %d, the shadow report said %d", got, after)
 	}
 }
 
