@@ -4,7 +4,6 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
 	"testing"
 	"time"
 
@@ -108,13 +107,4 @@ func TestAssemblyScriptSDKTimeColumns(t *testing.T) {
 	if len(seen) != 6 {
 		t.Errorf("verdicts seen %v: want all six (pass, n/a, reasons 1–4)", seen)
 	}
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

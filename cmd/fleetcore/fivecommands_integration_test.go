@@ -36,12 +36,12 @@ func TestIntegrationFiveCommands(t *testing.T) {
 	// The capture: one device, speeds that pass, warn and fail.
 	start := time.Now().UTC().Add(-time.Minute).Truncate(time.Second)
 	speeds := []float64{90, 170, 250, 120, 230}
-	var cap strings.Builder
+	var lines strings.Builder
 	for i, v := range speeds {
-		fmt.Fprintf(&cap, `{"device_id":"five-1","ts":%q,"lat":45,"lon":7,"speed":%v}`+"\n", start.Add(time.Duration(i)*time.Second).Format(time.RFC3339), v)
+		fmt.Fprintf(&lines, `{"device_id":"five-1","ts":%q,"lat":45,"lon":7,"speed":%v}`+"\n", start.Add(time.Duration(i)*time.Second).Format(time.RFC3339), v)
 	}
 	capture := filepath.Join(work, "capture.jsonl")
-	if err := os.WriteFile(capture, []byte(cap.String()), 0o644); err != nil {
+	if err := os.WriteFile(capture, []byte(lines.String()), 0o644); err != nil {
 		t.Fatal(err)
 	}
 
@@ -97,7 +97,7 @@ organizer {
 				t.Fatal(err)
 			}
 			defer c.Close()
-			if _, err := io.WriteString(c, cap.String()); err != nil {
+			if _, err := io.WriteString(c, lines.String()); err != nil {
 				t.Fatal(err)
 			}
 			_ = c.SetReadDeadline(time.Now().Add(30 * time.Second))
