@@ -27,9 +27,9 @@ var equivalents = []equivalent{
 
 // TestEquivalentVerdicts is the property test of the definition of done: on
 // random batches (absent fields, NaN, ±Inf, ±0, exact thresholds, missing
-// previous fixes and attrs) the compiled check, the hand-written Go rule
-// (through the same host) and the language's reference interpreter give
-// the same verdict for every signal.
+// previous fixes and attrs) the compiled check, the hand-written Go and
+// AssemblyScript rules (through the same host) and the language's
+// reference interpreter give the same verdict for every signal.
 func TestEquivalentVerdicts(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t)
