@@ -4,32 +4,20 @@ import (
 	"context"
 	"math"
 	"math/rand/v2"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins/wasmrule"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
 // buildSDKFixture compiles an AssemblyScript source of checks-wasm/sdk-as/testdata
-// with the example's compiler and options.
+// with the example's compiler and options (internal/wasmfixture).
 func buildSDKFixture(t *testing.T, name string) []byte {
 	t.Helper()
 	buildAS(t) // the compiler is there (or the test fails saying how to get it)
-	asc, err := filepath.Abs(filepath.Join("assemblyscript", "node_modules", ".bin", "asc"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := filepath.Join(t.TempDir(), "fixture.wasm")
-	cmd := exec.Command(asc, name, "--outFile", out, "--optimize", "--runtime", "stub", "--use", "abort=")
-	cmd.Dir = filepath.Join("..", "sdk-as", "testdata")
-	if msg, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("asc %s: %v\n%s", name, err, msg)
-	}
-	return readFile(t, out)
+	return wasmfixture.AS(t, "checks-wasm/sdk-as/testdata/"+name)
 }
 
 // The SDK's time columns, batch clock, attributes by index, undeclared
@@ -119,13 +107,4 @@ func TestAssemblyScriptSDKTimeColumns(t *testing.T) {
 	if len(seen) != 6 {
 		t.Errorf("verdicts seen %v: want all six (pass, n/a, reasons 1–4)", seen)
 	}
-}
-
-func readFile(t *testing.T, p string) []byte {
-	t.Helper()
-	b, err := os.ReadFile(p)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return b
 }

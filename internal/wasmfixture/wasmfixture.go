@@ -1,13 +1,14 @@
 // Package wasmfixture builds the WebAssembly modules tests run through the
 // rule host, in one place: Go guests (the built-in rules of
 // checks-wasm/rules, or any main package) compiled for wasip1 exactly as
-// `make rules` does, and WebAssembly text assembled with wabt's wat2wasm.
+// `make rules` does, WebAssembly text assembled with wabt's wat2wasm, and
+// AssemblyScript sources compiled with the example's asc.
 //
 // Each distinct fixture is built once per test binary (concurrent callers
 // wait for the one build; each gets its own copy) in a temporary directory
 // removed after the build, and the Go build cache makes a rebuild in the
-// next test binary cheap. Without the go tool
-// or wat2wasm a fixture fails its test and says how to get the tool.
+// next test binary cheap. Without the go tool, wat2wasm or asc a fixture
+// fails its test and says how to get the tool.
 package wasmfixture
 
 import (

@@ -10,25 +10,26 @@ import (
 )
 
 // equivalent is a declarative check and the same rule written by hand with
-// an SDK. The AssemblyScript equivalents (issue 21, AssemblyScript SDK) hook
-// in through AS: a function returning the module bytes of the same rule,
-// nil until it exists.
+// the SDKs: Go (built for wasip1) and AssemblyScript (checks-wasm/sdk-as,
+// built with asc), both by wasmfixture.
 type equivalent struct {
-	check string                  // testdata check file
-	goPkg string                  // Go SDK rule, built for wasip1 by wasmfixture
-	as    func(testing.TB) []byte // AssemblyScript SDK rule; nil = none yet
+	check string // testdata check file
+	goPkg string // Go SDK rule, relative to the module root
+	asSrc string // AssemblyScript SDK rule, relative to the module root; "" = none
 }
 
 var equivalents = []equivalent{
-	{check: "testdata/speed.limit.check.hcl", goPkg: "plugins/checklang/testdata/go/speed_limit"},
-	{check: "testdata/equiv.motion.check.hcl", goPkg: "plugins/checklang/testdata/go/motion"},
+	{check: "testdata/speed.limit.check.hcl", goPkg: "plugins/checklang/testdata/go/speed_limit",
+		asSrc: "plugins/checklang/testdata/as/speed_limit.ts"},
+	{check: "testdata/equiv.motion.check.hcl", goPkg: "plugins/checklang/testdata/go/motion",
+		asSrc: "plugins/checklang/testdata/as/motion.ts"},
 }
 
 // TestEquivalentVerdicts is the property test of the definition of done: on
 // random batches (absent fields, NaN, ±Inf, ±0, exact thresholds, missing
-// previous fixes and attrs) the compiled check, the hand-written Go rule
-// (through the same host) and the language's reference interpreter give
-// the same verdict for every signal.
+// previous fixes and attrs) the compiled check, the hand-written Go and
+// AssemblyScript rules (through the same host) and the language's
+// reference interpreter give the same verdict for every signal.
 func TestEquivalentVerdicts(t *testing.T) {
 	ctx := context.Background()
 	h := newHost(t)
@@ -39,8 +40,8 @@ func TestEquivalentVerdicts(t *testing.T) {
 				"check": load(t, h, m.Wasm),
 				"go":    load(t, h, wasmfixture.Go(t, eq.goPkg, nil)),
 			}
-			if eq.as != nil {
-				impls["assemblyscript"] = load(t, h, eq.as(t))
+			if eq.asSrc != "" {
+				impls["assemblyscript"] = load(t, h, wasmfixture.AS(t, eq.asSrc))
 			}
 			rng := rand.New(rand.NewPCG(21, 1))
 			counts := map[wasmrule.Status]int{}
@@ -81,9 +82,10 @@ func TestEquivalentVerdicts(t *testing.T) {
 	}
 }
 
-// BenchmarkCheckVsGo measures the compiled speed.limit check against its
-// hand-written Go SDK equivalent through the same host, batches of 1024,
-// and reports both throughputs and their ratio from one run:
+// BenchmarkCheckVsGo measures each compiled check against its hand-written
+// Go SDK and AssemblyScript SDK equivalents through the same host, batches
+// of 1024, interleaved in one run, and reports the throughputs and the
+// ratios:
 //
 //	go test -run '^$' -bench CheckVsGo -benchtime 2000x ./plugins/checklang
 func BenchmarkCheckVsGo(b *testing.B) {
@@ -97,6 +99,12 @@ func BenchmarkCheckVsGo(b *testing.B) {
 		}{
 			{"check", load(b, h, m.Wasm)},
 			{"go", load(b, h, wasmfixture.Go(b, eq.goPkg, nil))},
+		}
+		if eq.asSrc != "" {
+			impls = append(impls, struct {
+				name string
+				r    *wasmrule.Rule
+			}{"as", load(b, h, wasmfixture.AS(b, eq.asSrc))})
 		}
 		in := randBatch(rand.New(rand.NewPCG(1, 2)), 1024)
 		b.Run(eq.check, func(b *testing.B) {
@@ -114,6 +122,9 @@ func BenchmarkCheckVsGo(b *testing.B) {
 				b.ReportMetric(float64(b.N*len(in))/(elapsed[k]/1e9), im.name+"_signals/s")
 			}
 			b.ReportMetric(elapsed[1]/elapsed[0], "check_speedup_vs_go")
+			if len(impls) > 2 {
+				b.ReportMetric(elapsed[2]/elapsed[0], "check_speedup_vs_as")
+			}
 		})
 	}
 }
