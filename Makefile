@@ -54,7 +54,7 @@ $(GOLANGCI): Makefile
 	    $(GO) install github.com/golangci/golangci-lint/v2/cmd/golangci-lint@$(GOLANGCI_VERSION); \
 	  fi; touch $@
 
-test: services test-tools tools rules rules-examples lint test-go fuzz-short ## run every test (what CI runs)
+test: services test-tools tools rules rules-examples lint test-go fuzz-short $(TEST_PREREQS) ## run every test (what CI runs)
 
 test-go: ## go test with the race detector (every test, integration included)
 	CI=$${CI:-true} $(GO) test -race -count=1 -timeout 30m ./...
