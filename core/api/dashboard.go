@@ -18,6 +18,7 @@ var templateFS embed.FS
 
 var dashboardTmpl = template.Must(template.New("dashboard.html").Funcs(template.FuncMap{
 	"score":      func(c int64) string { return Centi(c).String() },
+	"delta":      func(c int64) string { return "−" + Centi(-c).String() },
 	"scoreClass": scoreClass,
 	"ago":        ago,
 	"utc":        func(t time.Time) string { return t.UTC().Format("2006-01-02 15:04") },
@@ -207,8 +208,27 @@ func (s *Server) loadDashboard(ctx context.Context, d *dashboard) error {
 			d.Devices[i].Alerts = append(d.Devices[i].Alerts, a.Kind)
 		}
 	}
-	d.Rules, err = s.ruleRows(ctx)
-	return err
+	if d.Rules, err = s.ruleRows(ctx); err != nil || s.deps.Shadow == nil {
+		return err
+	}
+	// What each shadow rule would change if it counted.
+	for i := range d.Rules {
+		r := &d.Rules[i]
+		if !r.Shadow {
+			continue
+		}
+		impact, err := s.deps.Shadow.ShadowImpact(ctx, r.Name)
+		if err != nil {
+			return err
+		}
+		for _, dev := range impact {
+			if dev.DeltaCenti != 0 {
+				r.WouldMove++
+			}
+			r.WorstCenti = min(r.WorstCenti, dev.DeltaCenti)
+		}
+	}
+	return nil
 }
 
 // sparkline draws scores (hundredths, oldest first) as an inline SVG with

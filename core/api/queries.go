@@ -694,6 +694,13 @@ type RuleRow struct {
 	Errors1h     int64      `json:"errors_1h"`
 	LastError    string     `json:"last_error,omitempty"`
 	LastRun      *time.Time `json:"last_run,omitempty"`
+	// Shadow: the rule runs in shadow mode (rules.mode); its findings do
+	// not count in scores or alerts.
+	Shadow bool `json:"shadow"`
+	// The dashboard's summary of GET /api/rules/{name}/shadow for a shadow
+	// rule: devices whose score would move, and the largest drop.
+	WouldMove  int   `json:"-"`
+	WorstCenti int64 `json:"-"`
 }
 
 // ruleRows lists rules from the database (watermarks, hourly statistics of
@@ -709,7 +716,7 @@ func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
 			UNION SELECT rule, rule_version FROM er)
 		SELECT k.rule, k.rule_version, coalesce(st.dimension, ''), coalesce(wm.evaluated, st.ev, 0)::bigint,
 			coalesce(st.ev, 0)::bigint, coalesce(st.p, 0)::bigint, coalesce(st.wn, 0)::bigint, coalesce(st.f, 0)::bigint,
-			coalesce(er.n, 0), coalesce(er.recent, 0), coalesce(er.last, ''), wm.updated
+			coalesce(er.n, 0), coalesce(er.recent, 0), coalesce(er.last, ''), wm.updated, coalesce(wm.shadow, false)
 		FROM k LEFT JOIN st USING (rule, rule_version) LEFT JOIN er USING (rule, rule_version)
 		LEFT JOIN rule_watermarks wm USING (rule, rule_version) ORDER BY 1, 2`)
 	if err != nil {
@@ -721,7 +728,7 @@ func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
 	for rows.Next() {
 		var x RuleRow
 		if err := rows.Scan(&x.Name, &x.Version, &x.Dimension, &x.Evaluated, &x.Evaluated24h, &x.Passed24h, &x.Warned24h,
-			&x.Failed24h, &x.Errors, &x.Errors1h, &x.LastError, &x.LastRun); err != nil {
+			&x.Failed24h, &x.Errors, &x.Errors1h, &x.LastError, &x.LastRun, &x.Shadow); err != nil {
 			return nil, fmt.Errorf("listing rules: %w", err)
 		}
 		x.LastRun = utcPtr(x.LastRun)

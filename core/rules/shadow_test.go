@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -152,6 +153,12 @@ func TestIntegrationRuleShadowMode(t *testing.T) {
 	}
 	if good.DeviceID != "good" || good.DeltaCenti != 0 || good.Failed != 0 || good.Applicable != 20 {
 		t.Fatalf("good device: %+v", good)
+	}
+	// The dashboard says the same on the rule's row.
+	rec = httptest.NewRecorder()
+	srv.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/dashboard", nil))
+	if want := "shadow: would move 1 device, at most −" + api.Centi(-bad.DeltaCenti).String() + " points"; rec.Code != http.StatusOK || !strings.Contains(rec.Body.String(), want) {
+		t.Fatalf("dashboard (%d) does not say %q:\n%s", rec.Code, want, rec.Body)
 	}
 
 	// Promote: the same version, now active. Its stored rows are re-marked
