@@ -13,7 +13,7 @@ PKG_STAGE    := bin/pkg
 DEB_ARCH     := $(shell $(GO) env GOARCH)
 # Debian versions start with a digit: v1.2.3 → 1.2.3, an untagged commit
 # abc1234 → 0~gitabc1234.
-DEB_VERSION  := $(shell v='$(VERSION)'; case "$$v" in v[0-9]*|[0-9]*) echo "$${v\#v}" | tr - '~';; *) echo "0~git$$v" | tr - '~';; esac)
+DEB_VERSION  := $(shell echo '$(VERSION)' | sed -E '/^v[0-9]/!s/^/0~git/; s/^v//; s/-/~/g')
 DEB          := bin/fleetcore_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 .PHONY: release package package-test
