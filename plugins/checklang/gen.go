@@ -182,26 +182,24 @@ func (g *gen) fcCheck() *fn {
 	bad(-3)
 
 	// Column bases and the verdict pointer.
-	colBase := make([]uint32, cols)
-	for j := range cols {
-		colBase[j] = f.local(tI32)
+	// dst = ptr + 64 + n*8*k: column k after the batch header (k = cols:
+	// the verdicts after the last column).
+	after := func(k int, dst uint32) {
 		f.get(ptr)
 		f.i32(64)
 		f.op(0x6a, "i32.add")
 		f.get(n)
-		f.i32(int32(8 * j))
+		f.i32(int32(8 * k))
 		f.op(0x6c, "i32.mul")
 		f.op(0x6a, "i32.add")
-		f.set(colBase[j])
+		f.set(dst)
 	}
-	f.get(ptr)
-	f.i32(64)
-	f.op(0x6a, "i32.add")
-	f.get(n)
-	f.i32(int32(8 * cols))
-	f.op(0x6c, "i32.mul")
-	f.op(0x6a, "i32.add")
-	f.set(vp)
+	colBase := make([]uint32, cols)
+	for j := range cols {
+		colBase[j] = f.local(tI32)
+		after(j, colBase[j])
+	}
+	after(cols, vp)
 
 	g.vals = map[int]uint32{}
 	slots := make([]int, 0, cols)

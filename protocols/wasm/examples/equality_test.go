@@ -225,6 +225,13 @@ func compare(t *testing.T, st *stats, where string, tr plugins.Transport, nat, g
 	t.Helper()
 	st.inputs++
 	a, b := run(nat, tr, data), run(gst, tr, data)
+	checkSteps(t, st, where, a, b)
+}
+
+// checkSteps compares the frames one input made in the native session
+// (a) and in the port's (b).
+func checkSteps(t *testing.T, st *stats, where string, a, b []step) {
+	t.Helper()
 	if len(a) != len(b) {
 		t.Errorf("%s: native made %d frames, the port %d", where, len(a), len(b))
 		return
