@@ -149,6 +149,10 @@ type Options struct {
 	// EnterBelow is the score alert threshold drawn on the dashboard's
 	// trend lines (integrity.enter_below).
 	EnterBelow int
+	// MapTiles is the dashboard maps' tile URL template (api.map_tiles;
+	// empty: a plain background) and MapAttribution its credit line.
+	MapTiles       string
+	MapAttribution string
 }
 
 // ErrTokenRequired: the API would listen beyond loopback without a token.
@@ -193,6 +197,9 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 	if opts.ReadToken != "" && opts.ReadToken == opts.AdminToken {
 		return nil, errors.New("api: read_token and admin_token must differ")
 	}
+	if p := config.MapTilesProblem(opts.MapTiles); p != "" {
+		return nil, fmt.Errorf("api: map_tiles %q %s", opts.MapTiles, p)
+	}
 	if deps.DB == nil {
 		return nil, errors.New("api: no database pool")
 	}
@@ -226,6 +233,7 @@ func (s *Server) routes() {
 	})))
 	m.Handle("GET /dashboard", s.auth(http.HandlerFunc(s.dashboard)))
 	m.Handle("GET /{$}", s.auth(http.HandlerFunc(s.dashboard)))
+	s.uiRoutes()
 	m.HandleFunc("GET /login", s.loginForm)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.logout)
