@@ -228,7 +228,28 @@ func TestIntegrationTrack(t *testing.T) {
 		t.Fatalf("limit 100: truncated %v, total %d, next_from %v", lim.Truncated, lim.Total, lim.NextFrom)
 	}
 
-	get(t, ts.URL, "/api/devices/no-such-device/track", "", 404, nil)
+	// Trips: the device that lost its fix drove one trip (speed 42 all
+	// along); half its fixes passed, and its trusted distance is the
+	// northbound line of the 150 passed fixes, not the jump to (0,0).
+	var trips struct {
+		Trips []Trip `json:"trips"`
+		Stops []Stop `json:"stops"`
+	}
+	get(t, ts.URL, "/api/devices/"+devNoFix+"/trips?"+rng, "", 200, &trips)
+	if len(trips.Trips) != 1 || len(trips.Stops) != 0 {
+		t.Fatalf("trips %+v stops %+v", trips.Trips, trips.Stops)
+	}
+	trip := trips.Trips[0]
+	if trip.Fixes != 300 || trip.PassedShare != 0.5 || trip.MaxSpeedKMH != 42 || trip.DurationSeconds != 299*60 ||
+		!trip.Start.Equal(sd.base) || math.Abs(trip.TrustedDistanceM-haversine(54.68, 25.28, 54.68+149e-4, 25.28)) > 0.2 ||
+		trip.DistanceM < 6_000_000 {
+		t.Fatalf("trip %+v", trip)
+	}
+	get(t, ts.URL, "/api/devices/"+devHealthy+"/trips?from="+url.QueryEscape(sd.base.Format(time.RFC3339))+"&to=abc", "", 400, nil)
+
+	for _, p := range []string{"track", "trips"} {
+		get(t, ts.URL, "/api/devices/no-such-device/"+p, "", 404, nil)
+	}
 	for _, c := range []struct{ query, word string }{
 		{"zoom=23", "zoom"},
 		{"zoom=x", "zoom"},

@@ -214,6 +214,7 @@ func (s *Server) routes() {
 	m.Handle("GET /api/devices/{id}/signals", s.auth(http.HandlerFunc(s.signals)))
 	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
 	m.Handle("GET /api/devices/{id}/track", s.auth(http.HandlerFunc(s.track)))
+	m.Handle("GET /api/devices/{id}/trips", s.auth(http.HandlerFunc(s.trips)))
 	m.Handle("GET /api/positions", s.auth(http.HandlerFunc(s.positions)))
 	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))

@@ -98,21 +98,9 @@ func (s *Server) track(w http.ResponseWriter, r *http.Request) {
 	if !s.deviceOr404(w, r, id) {
 		return
 	}
-	if q.Get("to") == "" {
-		newest, err := s.newestTS(r.Context(), id)
-		if err != nil {
-			s.fail(w, err)
-			return
-		}
-		to = newest.Add(time.Microsecond) // Postgres keeps microseconds: the newest fix is inside
-		if newest.IsZero() {
-			to = time.Now().UTC()
-		}
-	}
-	if q.Get("from") == "" {
-		from = to.Add(-defaultTrackSpan)
-	} else if from.After(to) {
-		s.fail(w, badRequest{"from must not be after to (to defaults to just after the device's newest record)"})
+	from, to, err = s.defaultRange(r.Context(), id, q.Get("from") != "", q.Get("to") != "", from, to)
+	if err != nil {
+		s.fail(w, err)
 		return
 	}
 	t, err := s.loadTrack(r.Context(), id, from, to, limit)
