@@ -166,7 +166,9 @@
         });
         if (!fitted && list.length > 0) { fit(); fitted = true; }
         var shown = layer.getLayers().length;
-        status.textContent = shown + ' of ' + Object.keys(markers).length + ' devices on the map · updated ' +
+        var odd = Object.keys(markers).filter(function (id) { return !plausible(markers[id].pos); }).length;
+        status.textContent = shown + ' of ' + Object.keys(markers).length + ' devices on the map' +
+          (odd > 0 ? ' (' + odd + ' at (0,0) or without a valid fix)' : '') + ' · updated ' +
           new Date().toISOString().slice(11, 19) + ' UTC';
         div.setAttribute('data-markers', String(shown));
       }).catch(function (err) {
@@ -241,7 +243,9 @@
       var s = '<b>' + escapeHTML(utc(p.ts)) + ' UTC</b> · ' + escapeHTML(p.verdict);
       if (p.speed_kmh !== null && p.speed_kmh !== undefined) { s += '<br>' + Number(p.speed_kmh).toFixed(0) + ' km/h'; }
       if (p.valid === false) { s += '<br>fix marked invalid by the device'; }
-      (p.reasons || []).forEach(function (r) { s += '<br><b>' + escapeHTML(r.rule) + '</b>: ' + escapeHTML(r.reason); });
+      (p.reasons || []).forEach(function (r) {
+        s += '<br>' + (r.status === 'warn' ? 'warned by ' : 'failed by ') + '<b>' + escapeHTML(r.rule) + '</b>: ' + escapeHTML(r.reason);
+      });
       return s;
     }
 
@@ -273,7 +277,7 @@
       }
       status.textContent = points.length === 0 ? 'No fix in this range.' :
         (body.total + ' fixes in the range, ' + points.length + ' drawn' + (body.simplified ? ' (simplified for this zoom; failed fixes are always drawn)' : '') +
-          ', ' + failed + ' failed a rule');
+          ', ' + failed + ' failed a rule' + (body.truncated ? '; the range holds more fixes than one request returns: narrow it to see them all (the next start at ' + utc(body.next_from) + ' UTC)' : ''));
       div.setAttribute('data-fixes', String(points.length));
       div.setAttribute('data-failed', String(failed));
       failedTable();
@@ -287,7 +291,8 @@
       var bad = points.filter(function (p) { return p.verdict === 'fail'; });
       if (bad.length === 0) { return; }
       var rows = bad.slice(0, 50).map(function (p) {
-        var reasons = (p.reasons || []).map(function (r) { return r.rule + ': ' + r.reason; }).join('; ');
+        var reasons = (p.reasons || []).filter(function (r) { return r.status !== 'warn'; })
+          .map(function (r) { return r.rule + ': ' + r.reason; }).join('; ');
         var a = el('a', { href: '#track-map', text: utc(p.ts) });
         a.addEventListener('click', function () { map.setView([p.lat, p.lon], Math.max(map.getZoom(), 14)); });
         return el('tr', { className: 'failed-fix' }, [el('td', { className: 'nowrap' }, [a]),
@@ -345,7 +350,8 @@
               var a = Date.parse(t.start), b = Date.parse(t.end);
               var pts = points.filter(function (p) { var x = Date.parse(p.ts); return x >= a && x <= b && plausible(p); })
                 .map(function (p) { return [p.lat, p.lon]; });
-              if (pts.length === 0) { pts = [[t.start_lat, t.start_lon], [t.end_lat, t.end_lon]]; }
+              if (pts.length === 0 && t.start_lat !== null && t.end_lat !== null) { pts = [[t.start_lat, t.start_lon], [t.end_lat, t.end_lon]]; }
+              if (pts.length === 0) { return; }
               map.fitBounds(L.latLngBounds(pts), { padding: [30, 30], maxZoom: 16 });
               div.scrollIntoView({ behavior: 'smooth' });
             });
@@ -361,7 +367,7 @@
             el('thead', {}, [el('tr', {}, ['Start (UTC)', 'End', 'Duration', 'Position'].map(function (h) { return el('th', { text: h }); }))]),
             el('tbody', {}, stops.map(function (s) {
               return el('tr', { className: 'stop' }, [el('td', { className: 'nowrap', text: utc(s.start) }), el('td', { className: 'nowrap', text: utc(s.end) }),
-                el('td', { text: dur(s.duration_seconds) }), el('td', { className: 'mono', text: Number(s.lat).toFixed(5) + ', ' + Number(s.lon).toFixed(5) })]);
+                el('td', { text: dur(s.duration_seconds) }), el('td', { className: 'mono', text: s.lat === null || s.lat === undefined ? '—' : Number(s.lat).toFixed(5) + ', ' + Number(s.lon).toFixed(5) })]);
             }))]));
         }
       }).catch(function (err) {
