@@ -8,8 +8,10 @@ import (
 	"html/template"
 	"net/http"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/fleetcore/fleetcore/core/health"
@@ -381,16 +383,37 @@ func (s *Server) loadDashboard(ctx context.Context, d *dashboard) error {
 	return nil
 }
 
-// loadFilterChoices lists the protocols (of each device's newest signal)
-// and the open alert kinds the filters offer.
+// protocolsTTL is how long the protocol filter's choices are reused: they
+// cost an index probe per scored device (~0.5 s for 10,000 devices), and
+// a new protocol is rare.
+const protocolsTTL = 5 * time.Minute
+
+// uiCache holds the dashboard's slowly changing choices.
+type uiCache struct {
+	mu        sync.Mutex
+	protocols []string
+	at        time.Time
+}
+
+// loadFilterChoices lists the protocols (of each device's newest signal,
+// cached for protocolsTTL) and the open alert kinds the filters offer.
 func (s *Server) loadFilterChoices(ctx context.Context, d *dashboard) error {
-	for _, q := range []struct {
+	s.ui.mu.Lock()
+	cached, fresh := s.ui.protocols, time.Since(s.ui.at) < protocolsTTL
+	s.ui.mu.Unlock()
+	queries := []struct {
 		sql  string
 		into *[]string
-	}{
-		{`SELECT DISTINCT p FROM (SELECT ` + latestProtocol + ` AS p FROM device_scores d) x WHERE p IS NOT NULL ORDER BY p`, &d.Protocols},
-		{`SELECT DISTINCT kind FROM alerts WHERE state = 'open' ORDER BY kind`, &d.AlertKinds},
-	} {
+	}{{`SELECT DISTINCT kind FROM alerts WHERE state = 'open' ORDER BY kind`, &d.AlertKinds}}
+	if fresh {
+		d.Protocols = cached
+	} else {
+		queries = append(queries, struct {
+			sql  string
+			into *[]string
+		}{`SELECT DISTINCT p FROM (SELECT ` + latestProtocol + ` AS p FROM device_scores d) x WHERE p IS NOT NULL ORDER BY p`, &d.Protocols})
+	}
+	for _, q := range queries {
 		rows, err := s.deps.DB.Query(ctx, q.sql)
 		if err != nil {
 			return fmt.Errorf("listing filter choices: %w", err)
@@ -407,6 +430,15 @@ func (s *Server) loadFilterChoices(ctx context.Context, d *dashboard) error {
 		if err := rows.Err(); err != nil {
 			return fmt.Errorf("listing filter choices: %w", err)
 		}
+	}
+	if !fresh {
+		s.ui.mu.Lock()
+		s.ui.protocols, s.ui.at = d.Protocols, time.Now()
+		s.ui.mu.Unlock()
+	}
+	// The filtered protocol stays a choice even when the cache predates it.
+	if f := d.Filter.Protocol; f != "" && !slices.Contains(d.Protocols, f) {
+		d.Protocols = append(slices.Clone(d.Protocols), f)
 	}
 	return nil
 }

@@ -171,6 +171,7 @@ type Server struct {
 	started time.Time
 	srv     *http.Server
 	ln      net.Listener
+	ui      uiCache
 }
 
 // New checks the options and builds the routes. It does not listen.
