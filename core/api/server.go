@@ -215,6 +215,10 @@ func (s *Server) routes() {
 	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
 	m.Handle("GET /api/devices/{id}/track", s.auth(http.HandlerFunc(s.track)))
 	m.Handle("GET /api/devices/{id}/trips", s.auth(http.HandlerFunc(s.trips)))
+	m.Handle("GET /api/devices/{id}/signals.csv", s.auth(s.deviceExport("csv")))
+	m.Handle("GET /api/devices/{id}/signals.geojson", s.auth(s.deviceExport("geojson")))
+	m.Handle("GET /api/devices/{id}/signals.gpx", s.auth(s.deviceExport("gpx")))
+	m.Handle("GET /api/signals.csv", s.auth(http.HandlerFunc(s.fleetExport)))
 	m.Handle("GET /api/positions", s.auth(http.HandlerFunc(s.positions)))
 	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))
@@ -287,6 +291,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer
+// (streamed exports flush through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
