@@ -74,6 +74,9 @@ func pageTime(v string) (time.Time, error) {
 
 func (s *Server) devicePage(w http.ResponseWriter, r *http.Request) {
 	id, err := pathID(r)
+	if err == nil {
+		_, err = params(r, "from", "to")
+	}
 	if err != nil {
 		s.htmlError(w, http.StatusBadRequest, err.Error())
 		return

@@ -40,8 +40,9 @@ var staticETags = func() map[string]string {
 
 // uiRoutes are the dashboard's pages and assets.
 func (s *Server) uiRoutes() {
-	s.mux.Handle("GET /static/", s.auth(http.HandlerFunc(s.static)))
-	s.mux.Handle("GET /devices/{id}", s.auth(http.HandlerFunc(s.devicePage)))
+	m := routeRecorder{s}
+	m.Handle("GET /static/", s.auth(http.HandlerFunc(s.static)))
+	m.Handle("GET /devices/{id}", s.auth(http.HandlerFunc(s.devicePage)))
 }
 
 // static serves an embedded asset with a content hash as ETag; the
