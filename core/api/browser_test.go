@@ -230,6 +230,15 @@ func TestIntegrationMapAndDevicePageInChromium(t *testing.T) {
 	}
 	screenshot("device.png")
 
+	// The export links follow the range.
+	href := attr(`#exports a[data-export="signals.csv"]`, "href")
+	if !strings.Contains(href, "from=") || !strings.Contains(href, "to=") {
+		t.Errorf("the CSV link %q does not carry the range", href)
+	}
+	if csv := get(t, ts.URL, href, "", 200, nil); bytes.Count(csv, []byte("\n")) < 100 {
+		t.Errorf("the CSV export of the page's range has %d lines", bytes.Count(csv, []byte("\n")))
+	}
+
 	// Nothing was fetched from anywhere but fleetcore.
 	reqs := requests()
 	for _, want := range []string{"/static/leaflet/leaflet.js", "/api/positions", "/track?", "/trips?"} {

@@ -304,7 +304,14 @@
         el('tbody', {}, rows)])]));
     }
 
+    function exportLinks() {
+      Array.prototype.forEach.call(document.querySelectorAll('#exports a[data-export]'), function (a) {
+        a.setAttribute('href', api + '/' + a.dataset.export + '?' + range());
+      });
+    }
+
     function loadTrack() {
+      exportLinks();
       var my = ++seq;
       var zoom = fitted ? map.getZoom() : 14;
       status.textContent = 'loading the track…';
