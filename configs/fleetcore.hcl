@@ -140,6 +140,10 @@ retention {
 #     key_file       = "/etc/fleetcore/tls/api.key"
 #     client_ca_file = "/etc/fleetcore/tls/clients.pem" # optional: require client certificates
 #   }
+# map_tiles is the dashboard map's tile URL template, e.g.
+# "https://tile.openstreetmap.org/{z}/{x}/{y}.png", with map_attribution the
+# provider's credit line; empty (the default): a plain background that needs
+# no network beyond fleetcore.
 api {
   address = "127.0.0.1:8080"
 }

@@ -52,6 +52,7 @@ func visibleText(dom string) string {
 func TestIntegrationDashboardInChromium(t *testing.T) {
 	testenv.Integration(t)
 	sd := seedFleet(t)
+	spreadFleet(t, sd)
 	ts, _ := newTestServer(t, sd, "")
 	dom := string(chromium(t, "--dump-dom", ts.URL+"/dashboard"))
 	text := visibleText(dom)
@@ -111,7 +112,7 @@ func TestIntegrationDashboardInChromium(t *testing.T) {
 
 	// A screenshot for review.
 	shot := filepath.Join(t.TempDir(), "dashboard.png")
-	chromium(t, "--screenshot="+shot, "--window-size=1280,900", ts.URL+"/dashboard")
+	chromium(t, "--screenshot="+shot, "--window-size=1280,1800", "--virtual-time-budget=3000", ts.URL+"/dashboard")
 	png, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"net/http"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -370,6 +371,27 @@ func (s *Server) queryAlerts(ctx context.Context, state, device, kind string, li
 	return out, nil
 }
 
+// AlertKinds are the alert kinds core/integrity opens (its Kind…
+// constants; TestAlertKinds keeps the two lists equal).
+var AlertKinds = []string{"clock_drift", "decoder_disabled", "duplicate_storm", "gps_broken", "record_refused",
+	"reporting_gap", "rule_disabled", "score_low", "teleport"}
+
+// checkAlertKind refuses a kind filter that names no alert kind: one of
+// AlertKinds, or a kind some stored alert has (an older or newer version's).
+func (s *Server) checkAlertKind(ctx context.Context, kind string) error {
+	if kind == "" || slices.Contains(AlertKinds, kind) {
+		return nil
+	}
+	var stored bool
+	if err := s.deps.DB.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM alerts WHERE kind = $1)`, kind).Scan(&stored); err != nil {
+		return fmt.Errorf("checking alert kind: %w", err)
+	}
+	if !stored {
+		return badf("kind %q is not an alert kind: one of %s", clip(kind), strings.Join(AlertKinds, ", "))
+	}
+	return nil
+}
+
 func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	q, err := params(r, "state", "device", "kind", "limit", "offset")
 	if err != nil {
@@ -384,6 +406,10 @@ func (s *Server) alerts(w http.ResponseWriter, r *http.Request) {
 	state := q.Get("state")
 	if state != "" && state != "open" && state != "cleared" {
 		s.fail(w, badRequest{"state must be open or cleared"})
+		return
+	}
+	if err := s.checkAlertKind(r.Context(), q.Get("kind")); err != nil {
+		s.fail(w, err)
 		return
 	}
 	list, err := s.queryAlerts(r.Context(), state, q.Get("device"), q.Get("kind"), limit, offset)
@@ -430,6 +456,9 @@ func (s *Server) signals(w http.ResponseWriter, r *http.Request) {
 	cur, err := decodeCursor(r)
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if !s.deviceOr404(w, r, id) {
 		return
 	}
 	args := []any{id, from, to, limit}
@@ -518,6 +547,9 @@ func (s *Server) findings(w http.ResponseWriter, r *http.Request) {
 	from, to, err := timeRange(r)
 	if err != nil {
 		s.fail(w, err)
+		return
+	}
+	if !s.deviceOr404(w, r, id) {
 		return
 	}
 	rule := q.Get("rule")
@@ -743,7 +775,26 @@ func (s *Server) ruleRows(ctx context.Context) ([]RuleRow, error) {
 		return nil, fmt.Errorf("listing rules: %w", err)
 	}
 	if s.deps.Rules != nil {
-		for _, rs := range s.deps.Rules.Rules() {
+		// The rule host is the truth about which rules exist: a rule
+		// version it no longer has (its file deleted, or replaced by a
+		// new version) leaves the list, though its statistics stay.
+		loaded := map[string]bool{}
+		hostRules := s.deps.Rules.Rules()
+		for _, rs := range hostRules {
+			loaded[rs.Name+"@"+rs.Version] = true
+		}
+		kept := out[:0]
+		for _, x := range out {
+			if loaded[x.Name+"@"+x.Version] {
+				kept = append(kept, x)
+			}
+		}
+		out = kept
+		clear(idx)
+		for i, x := range out {
+			idx[x.Name+"@"+x.Version] = i
+		}
+		for _, rs := range hostRules {
 			i, ok := idx[rs.Name+"@"+rs.Version]
 			if !ok {
 				out = append(out, RuleRow{Name: rs.Name, Version: rs.Version, Dimension: rs.Dimension})

@@ -149,6 +149,10 @@ type Options struct {
 	// EnterBelow is the score alert threshold drawn on the dashboard's
 	// trend lines (integrity.enter_below).
 	EnterBelow int
+	// MapTiles is the dashboard maps' tile URL template (api.map_tiles;
+	// empty: a plain background) and MapAttribution its credit line.
+	MapTiles       string
+	MapAttribution string
 }
 
 // ErrTokenRequired: the API would listen beyond loopback without a token.
@@ -160,13 +164,16 @@ var ErrBadToken = errors.New("api.token is not a usable bearer token")
 
 // Server is the HTTP API.
 type Server struct {
-	opts    Options
-	deps    Deps
-	log     hclog.Logger
-	mux     *http.ServeMux
-	started time.Time
-	srv     *http.Server
-	ln      net.Listener
+	opts Options
+	deps Deps
+	log  hclog.Logger
+	mux  *http.ServeMux
+	// patterns are the routes registered on mux, in order.
+	patterns []string
+	started  time.Time
+	srv      *http.Server
+	ln       net.Listener
+	ui       uiCache
 }
 
 // New checks the options and builds the routes. It does not listen.
@@ -193,6 +200,9 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 	if opts.ReadToken != "" && opts.ReadToken == opts.AdminToken {
 		return nil, errors.New("api: read_token and admin_token must differ")
 	}
+	if p := config.MapTilesProblem(opts.MapTiles); p != "" {
+		return nil, fmt.Errorf("api: map_tiles %q %s", opts.MapTiles, p)
+	}
 	if deps.DB == nil {
 		return nil, errors.New("api: no database pool")
 	}
@@ -205,7 +215,7 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
 
 func (s *Server) routes() {
-	m := s.mux
+	m := routeRecorder{s}
 	m.HandleFunc("GET /healthz", s.healthz)
 	m.HandleFunc("GET /readyz", s.readyz)
 	m.Handle("GET /metrics", s.auth(http.HandlerFunc(s.metrics)))
@@ -213,6 +223,13 @@ func (s *Server) routes() {
 	m.Handle("GET /api/devices/{id}", s.auth(http.HandlerFunc(s.device)))
 	m.Handle("GET /api/devices/{id}/signals", s.auth(http.HandlerFunc(s.signals)))
 	m.Handle("GET /api/devices/{id}/findings", s.auth(http.HandlerFunc(s.findings)))
+	m.Handle("GET /api/devices/{id}/track", s.auth(http.HandlerFunc(s.track)))
+	m.Handle("GET /api/devices/{id}/trips", s.auth(http.HandlerFunc(s.trips)))
+	m.Handle("GET /api/devices/{id}/signals.csv", s.auth(s.deviceExport("csv")))
+	m.Handle("GET /api/devices/{id}/signals.geojson", s.auth(s.deviceExport("geojson")))
+	m.Handle("GET /api/devices/{id}/signals.gpx", s.auth(s.deviceExport("gpx")))
+	m.Handle("GET /api/signals.csv", s.auth(http.HandlerFunc(s.fleetExport)))
+	m.Handle("GET /api/positions", s.auth(http.HandlerFunc(s.positions)))
 	m.Handle("GET /api/alerts", s.auth(http.HandlerFunc(s.alerts)))
 	m.Handle("GET /api/rejected", s.auth(http.HandlerFunc(s.rejected)))
 	m.Handle("GET /api/rejected/{id}", s.auth(http.HandlerFunc(s.rejectedOne)))
@@ -221,11 +238,13 @@ func (s *Server) routes() {
 	m.Handle("GET /api/rules/{name}/shadow", s.auth(http.HandlerFunc(s.ruleShadow)))
 	m.Handle("GET /api/decoders", s.auth(http.HandlerFunc(s.decoders)))
 	m.Handle("GET /api/health", s.auth(http.HandlerFunc(s.health)))
+	m.Handle("GET /api/openapi.json", s.auth(http.HandlerFunc(s.openapi)))
 	m.Handle("/api/", s.auth(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, http.StatusNotFound, "no such endpoint: "+r.Method+" "+r.URL.Path)
 	})))
 	m.Handle("GET /dashboard", s.auth(http.HandlerFunc(s.dashboard)))
 	m.Handle("GET /{$}", s.auth(http.HandlerFunc(s.dashboard)))
+	s.uiRoutes()
 	m.HandleFunc("GET /login", s.loginForm)
 	m.HandleFunc("POST /login", s.login)
 	m.HandleFunc("POST /logout", s.logout)
@@ -235,6 +254,17 @@ func (s *Server) routes() {
 	m.Handle("/debug/pprof/symbol", s.admin(http.HandlerFunc(pprof.Symbol)))
 	m.Handle("/debug/pprof/trace", s.admin(http.HandlerFunc(pprof.Trace)))
 }
+
+// routeRecorder registers routes on the server's mux and records their
+// patterns (TestOpenAPIRoutes checks each is in openapi.json).
+type routeRecorder struct{ s *Server }
+
+func (m routeRecorder) Handle(pattern string, h http.Handler) {
+	m.s.patterns = append(m.s.patterns, pattern)
+	m.s.mux.Handle(pattern, h)
+}
+
+func (m routeRecorder) HandleFunc(pattern string, h http.HandlerFunc) { m.Handle(pattern, h) }
 
 // Listen binds the address; Serve then serves on it.
 func (s *Server) Listen() (net.Addr, error) {
@@ -284,6 +314,10 @@ func (w *statusWriter) WriteHeader(code int) {
 	w.status = code
 	w.ResponseWriter.WriteHeader(code)
 }
+
+// Unwrap lets http.ResponseController reach the connection's writer
+// (streamed exports flush through it).
+func (w *statusWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
 func (s *Server) logRequests(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {

@@ -250,6 +250,14 @@ type API struct {
 	// AdminToken may also change state and use /debug/pprof.
 	AdminToken string `hcl:"admin_token,optional"`
 	Enabled    *bool  `hcl:"enabled,optional"`
+	// MapTiles is the dashboard map's tile layer, a URL template such as
+	// "https://tile.example.net/{z}/{x}/{y}.png" ({s} as the first host
+	// label for subdomains a, b, c). Empty (the default): no tiles, a
+	// plain background, so the map works on a network without them.
+	MapTiles string `hcl:"map_tiles,optional"`
+	// MapAttribution is the credit line the tile provider asks for,
+	// shown on the map (plain text).
+	MapAttribution string `hcl:"map_attribution,optional"`
 }
 
 // Retention configures the partition and retention job (store.Partitioner).
@@ -906,6 +914,12 @@ func (c *Config) Validate() error {
 	}
 	if c.API.ReadToken != "" && (c.API.ReadToken == c.API.AdminToken || c.API.ReadToken == c.API.Token) {
 		c.addAt(e, "api.read_token", "must differ from the admin token")
+	}
+	if p := MapTilesProblem(c.API.MapTiles); p != "" {
+		add("api.map_tiles: %q: %s", c.API.MapTiles, p)
+	}
+	if a := c.API.MapAttribution; len(a) > 512 || strings.ContainsAny(a, "<>\x00\n\r") {
+		add("api.map_attribution: must be plain text of at most 512 bytes on one line, without < or >")
 	}
 	if c.API.TLS != nil && *c.API.Enabled {
 		if err := tlsconf.Check("api", c.API.TLS.Files()); err != nil {

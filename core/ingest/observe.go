@@ -112,12 +112,28 @@ func (c PostgresCheck) Check(ctx context.Context) (string, string) {
 	return health.StatusOK, detail
 }
 
-// Summary is the batcher's part of the dashboard: signals stored, not
-// durable and pending, and each tier's state.
+// rowCounter is a tier that counts the rows it inserted and the
+// duplicates it skipped (PostgresTier).
+type rowCounter interface {
+	Counts() (inserted, duplicates uint64)
+}
+
+// Summary is the batcher's part of the dashboard: signals acked (a
+// resend of a stored record is acked again), the new rows and the
+// duplicates of the tiers that count them, not durable and pending, and
+// each tier's state. "signals stored" counts new rows only, never a
+// duplicate.
 func (b *Batcher) Summary() [][2]string {
 	st := b.Stats()
-	out := [][2]string{{"signals stored", fmt.Sprint(st.Durable)}, {"not durable", fmt.Sprint(st.NotDurable)},
-		{"pending", fmt.Sprint(st.Pending)}}
+	out := [][2]string{{"signals acked", fmt.Sprint(st.Durable)}}
+	for _, ts := range b.tiers {
+		if rc, ok := ts.tier.(rowCounter); ok {
+			ins, dup := rc.Counts()
+			out = append(out, [2]string{"signals stored (new rows, " + ts.tier.Name() + ")", fmt.Sprint(ins)},
+				[2]string{"duplicates skipped (" + ts.tier.Name() + ")", fmt.Sprint(dup)})
+		}
+	}
+	out = append(out, [2]string{"not durable", fmt.Sprint(st.NotDurable)}, [2]string{"pending", fmt.Sprint(st.Pending)})
 	for _, t := range st.Tiers {
 		state := "up"
 		if t.Down {

@@ -43,7 +43,8 @@ func (n *Node) startAPI(ctx context.Context) error {
 	if n.dec != nil {
 		deps.Decoders = decoderLister{n.dec.dir}
 	}
-	opts := api.Options{Address: cfg.API.Address, Token: cfg.API.Token, ReadToken: cfg.API.ReadToken, AdminToken: cfg.API.AdminToken, EnterBelow: cfg.Integrity.EnterBelow}
+	opts := api.Options{Address: cfg.API.Address, Token: cfg.API.Token, ReadToken: cfg.API.ReadToken, AdminToken: cfg.API.AdminToken, EnterBelow: cfg.Integrity.EnterBelow,
+		MapTiles: cfg.API.MapTiles, MapAttribution: cfg.API.MapAttribution}
 	if cfg.API.TLS != nil {
 		src, err := n.loadTLS("api", cfg.API.TLS)
 		if err != nil {
