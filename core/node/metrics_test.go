@@ -66,7 +66,7 @@ listener "jsonl" { address = "127.0.0.1:0" }
 	reg := plugins.NewRegistry()
 	reg.Register(jsonl.Decoder{})
 	n, ctx := testnode.Run(t, cfg, reg, hclog.NewNullLogger())
-	if err := n.Organizer().RunNow(ctx, node.JobHealth); err != nil { // fleetcore_service_check
+	if err := n.Organizer().RunNow(ctx, node.JobHealth); err != nil { // fleetcore_service_check_state
 		t.Fatal(err)
 	}
 
