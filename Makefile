@@ -36,10 +36,14 @@ services: ## install (apt-get, if missing) and start PostgreSQL and RabbitMQ
 	@bash .ci/services.sh
 
 # What only the tests need beyond the services: headless Chromium for the
-# dashboard end-to-end test (apt-get, when missing). `make run` needs none.
-test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium
+# dashboard end-to-end test and promtool (Debian's prometheus package) for
+# the /metrics and alerting-rule tests (apt-get, when missing). `make run`
+# needs none.
+test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium, promtool
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v promtool >/dev/null 2>&1 || { echo "installing promtool (prometheus)"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
 
 tools: $(STATICCHECK) $(GOLANGCI) ## install the developer tools (staticcheck, golangci-lint)
 

@@ -1,8 +1,10 @@
 package api
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -255,14 +257,22 @@ func TestIntegrationMetrics(t *testing.T) {
 	sd := seedFleet(t)
 	ts, _ := newTestServer(t, sd, "")
 	body := string(get(t, ts.URL, "/metrics", "", 200, nil))
+	var low60, low100 int
+	if err := sd.st.Pool().QueryRow(context.Background(), `SELECT count(*) FILTER (WHERE score < 6000),
+		count(*) FILTER (WHERE score < 10000) FROM device_scores`).Scan(&low60, &low100); err != nil {
+		t.Fatal(err)
+	}
+	if low60 == 0 {
+		t.Fatal("the seeded fleet has no device below 60: the check below would prove little")
+	}
 	for _, want := range []string{
 		"# TYPE fleetcore_ingest_signals_submitted_total counter\nfleetcore_ingest_signals_submitted_total 0\n",
 		`fleetcore_tier_batches_total{tier="direct"} 0`,
-		"# TYPE fleetcore_ack_latency_milliseconds histogram\n",
-		`fleetcore_ack_latency_milliseconds_bucket{le="2"} 0`,
-		`fleetcore_ack_latency_milliseconds_bucket{le="5"} 1`,
-		`fleetcore_ack_latency_milliseconds_bucket{le="+Inf"} 1`,
-		"fleetcore_ack_latency_milliseconds_sum 3.5\n",
+		"# TYPE fleetcore_ack_latency_seconds histogram\n",
+		`fleetcore_ack_latency_seconds_bucket{le="0.002"} 0`,
+		`fleetcore_ack_latency_seconds_bucket{le="0.005"} 1`,
+		`fleetcore_ack_latency_seconds_bucket{le="+Inf"} 1`,
+		"fleetcore_ack_latency_seconds_sum 0.0035\n",
 		`fleetcore_protocol_frames_total{protocol="teltonika"} 7`,
 		`fleetcore_protocol_rejected_total{protocol="gt06"} 2`,
 		`fleetcore_protocol_signals_total{protocol="teltonika"} 31`,
@@ -272,12 +282,27 @@ func TestIntegrationMetrics(t *testing.T) {
 		"fleetcore_buffered_bytes 0\n",
 		`fleetcore_rule_errors_total{rule="obd.plausibility",version="0.3.0"} 1`,
 		`fleetcore_alerts_open{kind="gps_broken"} 2`,
-		`fleetcore_service_check{check="spool"} 0.5`,
+		`fleetcore_service_check_state{check="spool",state="ok"} 0`,
+		`fleetcore_service_check_state{check="spool",state="warn"} 1`,
+		`fleetcore_service_check_state{check="spool",state="fail"} 0`,
+		`fleetcore_service_check_state{check="postgres",state="ok"} 1`,
 		"fleetcore_devices_scored 6\n",
+		fmt.Sprintf("fleetcore_devices_below_score{score=\"60\"} %d\n", low60),
+		fmt.Sprintf("fleetcore_devices_below_score{score=\"100\"} %d\n", low100),
 		"fleetcore_metrics_database_up 1\n",
+		"fleetcore_fleet_metrics_exporter 1\n",
+		"# TYPE go_goroutines gauge\n",
+		"# TYPE go_gc_duration_seconds summary\n",
+		"# TYPE process_cpu_seconds_total counter\n",
+		"# TYPE process_resident_memory_bytes gauge\n",
 	} {
 		if !strings.Contains(body, want) {
 			t.Errorf("metrics lack %q", want)
+		}
+	}
+	for _, gone := range []string{"_milliseconds", "fleetcore_rule_failed_24h", "fleetcore_devices_score_below_60", "fleetcore_service_check{"} {
+		if strings.Contains(body, gone) {
+			t.Errorf("metrics still hold %q", gone)
 		}
 	}
 	// Every sample line belongs to a declared metric, declared once, and
@@ -312,6 +337,41 @@ func TestIntegrationMetrics(t *testing.T) {
 			}
 			done[last] = true
 			last = name
+		}
+	}
+}
+
+type fleetLock bool
+
+func (l fleetLock) Held(context.Context) bool { return bool(l) }
+
+// TestIntegrationMetricsFleetLock: a node that does not hold the fleet
+// lock exports none of the fleet-wide database families, so that a sum
+// over nodes counts every device once; it still says whether it could
+// read the database.
+func TestIntegrationMetricsFleetLock(t *testing.T) {
+	testenv.Integration(t)
+	sd := seedFleet(t)
+	for _, held := range []bool{false, true} {
+		deps := storeDeps(sd.st)
+		deps.FleetLock = fleetLock(held)
+		s, err := New(Options{Address: "127.0.0.1:0"}, deps, hclog.NewNullLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		ts := httptest.NewServer(s.Handler())
+		body := string(get(t, ts.URL, "/metrics", "", 200, nil))
+		ts.Close()
+		fleet := []string{"fleetcore_devices_scored ", "fleetcore_devices_below_score{", "fleetcore_alerts_open{", "fleetcore_rule_evaluations_total{", "fleetcore_rule_errors_total{"}
+		for _, f := range fleet {
+			if strings.Contains(body, f) != held {
+				t.Errorf("lock held %v: family %q exported %v", held, f, !held)
+			}
+		}
+		for _, want := range []string{"fleetcore_metrics_database_up 1\n", fmt.Sprintf("fleetcore_fleet_metrics_exporter %d\n", map[bool]int{false: 0, true: 1}[held])} {
+			if !strings.Contains(body, want) {
+				t.Errorf("lock held %v: metrics lack %q", held, want)
+			}
 		}
 	}
 }

@@ -1,6 +1,7 @@
 // Package api serves fleetcore's HTTP surface: /healthz and /readyz,
-// /metrics in the Prometheus text format (written by hand, no client
-// library), the JSON API under /api/ and the fleet dashboard, a
+// /metrics (a client_golang registry: the Go runtime and the process, the
+// stages' collectors, and fleet-wide database families from one node at a
+// time), the JSON API under /api/ and the fleet dashboard, a
 // server-rendered page with no build step and no external assets.
 //
 // It imports no stage: what it serves comes through the small interfaces

@@ -13,6 +13,7 @@ import (
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/health"
@@ -66,7 +67,7 @@ type Collector = metrics.Collector
 // CollectorFunc adapts a function to Collector.
 type CollectorFunc = metrics.CollectorFunc
 
-// MetricWriter writes the Prometheus text format (see metrics.Writer).
+// MetricWriter is what a Collector writes to (see metrics.Writer).
 type MetricWriter = metrics.Writer
 
 // Querier is the database as the API reads it: pgx's query subset, which
@@ -126,9 +127,13 @@ type Deps struct {
 	// without one.
 	Decoders DecoderLister
 	Ready    []ReadyProbe
-	// Collectors write /metrics, in order, after fleetcore_up and
-	// fleetcore_uptime_seconds and before the database's families.
+	// Collectors are the stages' metrics; /metrics serves them beside
+	// the Go runtime's and the process's, fleetcore_up and
+	// fleetcore_uptime_seconds, and the database's families.
 	Collectors []Collector
+	// FleetLock elects the node that exports the fleet-wide database
+	// families; nil: this node does (a single node).
+	FleetLock FleetLock
 	// Summaries fill the dashboard's ingest panel, in order.
 	Summaries []Summarizer
 	NodeID    string
@@ -174,6 +179,7 @@ type Server struct {
 	srv      *http.Server
 	ln       net.Listener
 	ui       uiCache
+	reg      *prometheus.Registry
 }
 
 // New checks the options and builds the routes. It does not listen.
@@ -207,6 +213,11 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 		return nil, errors.New("api: no database pool")
 	}
 	s := &Server{opts: opts, deps: deps, log: log, mux: http.NewServeMux(), started: time.Now()}
+	reg, err := s.registry()
+	if err != nil {
+		return nil, fmt.Errorf("api: %w", err)
+	}
+	s.reg = reg
 	s.routes()
 	return s, nil
 }

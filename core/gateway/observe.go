@@ -29,7 +29,7 @@ func (g *Gateway) Collect(m *metrics.Writer) {
 	m.Counter("fleetcore_frames_acked_total", "Frames acked after their signals were durable.", float64(st.Acked.Load()))
 	m.Counter("fleetcore_frames_unacked_total", "Frames left unacked because their signals were not durable.", float64(st.Unacked.Load()))
 	if st.AckLatency != nil {
-		m.Histogram("fleetcore_ack_latency_milliseconds", "Time from reading a frame to acking it.", st.AckLatency)
+		m.Histogram("fleetcore_ack_latency_seconds", "Time from reading a frame to acking it.", metrics.Milliseconds(st.AckLatency))
 	}
 	type proto struct {
 		name                      string

@@ -134,16 +134,14 @@ type Checker interface {
 // Of names a stage's Checker as a Probe.
 func Of(name string, c Checker) Probe { return Probe{Name: name, Check: c.Check} }
 
-// Collect writes fleetcore_service_check, one sample per check.
+// Collect writes fleetcore_service_check_state: per check, one sample
+// per state (ok, warn, fail), 1 for the check's current state and 0 for
+// the others.
 func (h *Health) Collect(w *metrics.Writer) {
 	for _, c := range h.Results() {
-		v := 1.0
-		switch c.Status {
-		case StatusWarn:
-			v = 0.5
-		case StatusFail:
-			v = 0
+		for _, s := range []string{StatusOK, StatusWarn, StatusFail} {
+			w.Gauge("fleetcore_service_check_state", "Service check state: 1 for the check's current state (ok, warn = degraded, fail), 0 for the others.",
+				metrics.Bool(c.Status == s), "check", c.Name, "state", s)
 		}
-		w.Gauge("fleetcore_service_check", "Service check status: 1 ok, 0.5 degraded, 0 failing.", v, "check", c.Name)
 	}
 }

@@ -37,8 +37,8 @@ func (b *Batcher) Collect(w *metrics.Writer) {
 	w.Counter("fleetcore_ingest_batches_total", "Batches written.", float64(st.Batches))
 	w.Gauge("fleetcore_ingest_pending_signals", "Signals waiting or in flight.", float64(st.Pending))
 	w.Histogram("fleetcore_ingest_batch_signals", "Signals per batch.", hist(st.BatchSizes))
-	w.Histogram("fleetcore_ingest_write_milliseconds", "Time to write a batch through the durability chain.", hist(st.WriteMillis))
-	w.Histogram("fleetcore_ingest_durable_milliseconds", "Time from a frame's signals reaching the batcher to their batch being durable (group-commit wait included).", hist(st.DurableMillis))
+	w.Histogram("fleetcore_ingest_write_seconds", "Time to write a batch through the durability chain.", metrics.Milliseconds(hist(st.WriteMillis)))
+	w.Histogram("fleetcore_ingest_durable_seconds", "Time from a frame's signals reaching the batcher to their batch being durable (group-commit wait included).", metrics.Milliseconds(hist(st.DurableMillis)))
 	for _, t := range st.Tiers {
 		w.Counter("fleetcore_tier_batches_total", "Batches stored by each durability tier.", float64(t.Batches), "tier", t.Name)
 	}

@@ -27,11 +27,13 @@ func (n *Node) startAPI(ctx context.Context) error {
 	if !*cfg.API.Enabled {
 		return nil
 	}
+	lock := store.NewSessionLock(n.st.Pool(), store.MetricsLock)
 	deps := api.Deps{
 		DB: n.st.Pool(), Unavailable: store.Unreachable, Records: rejectedRecords{n.st},
 		Health: n.health, Jobs: jobLister{n.org}, NodeID: cfg.NodeID,
 		Ready:      n.readyProbes(),
 		Collectors: n.collectors(),
+		FleetLock:  lock,
 		Summaries:  []api.Summarizer{n.batcher, n.gw},
 	}
 	if n.rules != nil {
@@ -64,6 +66,7 @@ func (n *Node) startAPI(ctx context.Context) error {
 	n.apiSrv, n.apiAddr = srv, addr
 	n.mu.Unlock()
 	go func() {
+		defer lock.Close()
 		if err := srv.Serve(ctx); err != nil {
 			n.log.Error("api stopped", "error", err)
 		}

@@ -8,6 +8,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"sort"
 	"strings"
@@ -20,6 +21,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/internal/testenv"
 	"github.com/fleetcore/fleetcore/internal/testnode"
+	"github.com/fleetcore/fleetcore/internal/wasmfixture"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/jsonl"
 )
@@ -27,13 +29,22 @@ import (
 var update = flag.Bool("update", false, "rewrite testdata/metrics.golden")
 
 // TestIntegrationNodeMetricFamilies starts a node with every stage on
-// (Postgres, RabbitMQ failover, spool, quarantine, rules, API), sends it a
-// good and a bad frame, and compares what /metrics exposes — each family's
-// HELP and TYPE line and the label names of its samples — with
-// testdata/metrics.golden, so that moving metrics between packages loses
-// or renames nothing. Values are not compared (they depend on timing).
+// (Postgres, RabbitMQ failover, spool, quarantine, a rule, API), sends it
+// a good and a bad frame, runs the rule, and compares what /metrics
+// exposes — each family's HELP and TYPE line and the label names of its
+// samples, go_* and process_* included — with testdata/metrics.golden, so
+// that moving metrics between packages loses or renames nothing (the
+// deploy/ dashboard and rules are checked against the same golden).
+// Values are not compared (they depend on timing). The exposition must
+// also pass `promtool check metrics` (Prometheus' own lint: base units,
+// _total on counters, help on every family).
 func TestIntegrationNodeMetricFamilies(t *testing.T) {
 	testenv.Integration(t)
+	promtool := testenv.Promtool(t)
+	rulesDir := t.TempDir()
+	if err := os.WriteFile(filepath.Join(rulesDir, "gps.range.wasm"), wasmfixture.Rule(t, "gps.range"), 0o644); err != nil {
+		t.Fatal(err)
+	}
 	db := testenv.Database(t)
 	vhost := testenv.VHost(t)
 	cfg, err := config.Parse("node.hcl", []byte(fmt.Sprintf(`
@@ -47,7 +58,7 @@ rules {
 }
 spool { dir = %q }
 listener "jsonl" { address = "127.0.0.1:0" }
-`, db, vhost, t.TempDir(), t.TempDir(), t.TempDir())))
+`, db, vhost, rulesDir, t.TempDir(), t.TempDir())))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -55,7 +66,7 @@ listener "jsonl" { address = "127.0.0.1:0" }
 	reg := plugins.NewRegistry()
 	reg.Register(jsonl.Decoder{})
 	n, ctx := testnode.Run(t, cfg, reg, hclog.NewNullLogger())
-	if err := n.Organizer().RunNow(ctx, node.JobHealth); err != nil { // fleetcore_service_check
+	if err := n.Organizer().RunNow(ctx, node.JobHealth); err != nil { // fleetcore_service_check_state
 		t.Fatal(err)
 	}
 
@@ -75,15 +86,25 @@ listener "jsonl" { address = "127.0.0.1:0" }
 		t.Fatal(err)
 	}
 
+	if err := n.Organizer().RunNow(ctx, n.RuleRunner().JobName("gps.range")); err != nil {
+		t.Fatal(err)
+	}
+
 	// The rejected frame shows in the protocol counters once the gateway
 	// has read it.
 	var got []string
+	var body string
 	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		body := scrape(t, "http://"+n.APIAddr().String()+"/metrics")
+		body = scrape(t, "http://"+n.APIAddr().String()+"/metrics")
 		got = families(body)
 		if strings.Contains(body, `fleetcore_protocol_rejected_total{protocol="jsonl"} 1`) || time.Now().After(deadline) {
 			break
 		}
+	}
+	cmd := exec.Command(promtool, "check", "metrics")
+	cmd.Stdin = strings.NewReader(body)
+	if out, err := cmd.CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("promtool check metrics: %v\n%s", err, out)
 	}
 	golden := filepath.Join("testdata", "metrics.golden")
 	if *update {

@@ -67,7 +67,7 @@ rules {
 	if findings != 1 || evaluated != 2 {
 		t.Fatalf("%d findings and %d evaluated, want 1 and 2", findings, evaluated)
 	}
-	if rs := n.RuleRunner().Status(); len(rs) != 1 || rs[0].Evaluated != 2 || rs[0].Findings != 1 {
+	if rs := n.RuleRunner().Status(); len(rs) != 1 || rs[0].Evaluated != 2 || rs[0].Findings != 1 || rs[0].Fails != 1 {
 		t.Fatalf("runner status %+v", rs)
 	}
 }

@@ -33,7 +33,7 @@ func (o *Organizer) Collect(m *metrics.Writer) {
 		m.Gauge("fleetcore_job_last_success_timestamp_seconds", "When the job last succeeded (0 = never).", v, "job", j.Name)
 	}
 	for _, j := range st {
-		m.Gauge("fleetcore_job_last_duration_milliseconds", "Duration of the job's last round.", float64(j.LastMillis), "job", j.Name)
+		m.Gauge("fleetcore_job_last_duration_seconds", "Duration of the job's last round.", float64(j.LastMillis)/1000, "job", j.Name)
 	}
 }
 

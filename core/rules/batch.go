@@ -484,6 +484,7 @@ type ruleOutcome struct {
 	newWM      int64 // the watermark after the batch
 	n          int   // signals evaluated
 	findings   int   // warn and fail verdicts
+	fails      int   // fail verdicts
 	failed     int   // signals not evaluated (from firstFailed on)
 	sampledOut int64 // signals in (wm, newWM] the sample left out
 	// cerr is why signals were not evaluated (trap, timeout, …).
@@ -566,7 +567,7 @@ func evaluate(ctx context.Context, active []leasedRule, b *fetched, end int64) (
 		// Signals in (wm, newWM] that the sample left out.
 		inRange := sort.Search(len(b.ids), func(i int) bool { return b.ids[i] > o.newWM }) - i0
 		o.sampledOut = int64(max(inRange-o.n, 0))
-		o.findings = ev.w.add(&x.meta, x.shadow, b, sel[:o.n], verdicts)
+		o.findings, o.fails = ev.w.add(&x.meta, x.shadow, b, sel[:o.n], verdicts)
 		if o.newWM > wm {
 			ev.w.advance(x.meta.Name, x.meta.Version, o.newWM, int64(o.n), o.sampledOut)
 		}
@@ -616,6 +617,7 @@ func (r *Runner) account(outs []ruleOutcome, active []leasedRule, bound int64) (
 		}
 		x.res.Evaluated += o.n
 		x.res.Findings += o.findings
+		x.res.Fails += o.fails
 		x.res.SampledOut += int(o.sampledOut)
 		x.res.Failed += o.failed
 		x.res.Watermark = max(x.res.Watermark, o.newWM)
@@ -675,12 +677,12 @@ type ruleError struct {
 }
 
 // add records the verdicts of one rule on the signals sel of b (vs[k] is
-// the verdict on b.inputs[sel[k]]) and returns how many are findings.
-func (w *batchWrite) add(meta *wasmrule.Meta, shadow bool, b *fetched, sel []int, vs []wasmrule.Verdict) int {
+// the verdict on b.inputs[sel[k]]) and returns how many are findings
+// (warn or fail) and how many of them fail.
+func (w *batchWrite) add(meta *wasmrule.Meta, shadow bool, b *fetched, sel []int, vs []wasmrule.Verdict) (findings, fails int) {
 	w.groups = b.groups
 	w.stats = append(w.stats, ruleStats{meta: meta, shadow: shadow, rows: make([]statRow, len(b.groups))})
 	rows := w.stats[len(w.stats)-1].rows
-	n := 0
 	for k, v := range vs {
 		i := sel[k]
 		row := &rows[b.group[i]]
@@ -696,8 +698,9 @@ func (w *batchWrite) add(meta *wasmrule.Meta, shadow bool, b *fetched, sel []int
 			row.w++
 		case wasmrule.StatusFail:
 			row.f++
+			fails++
 		}
-		n++
+		findings++
 		s := &b.inputs[i].Signal
 		w.fIDs = append(w.fIDs, b.ids[i])
 		w.fDevs = append(w.fDevs, s.DeviceID)
@@ -709,7 +712,7 @@ func (w *batchWrite) add(meta *wasmrule.Meta, shadow bool, b *fetched, sel []int
 		w.fText = append(w.fText, meta.Reason(v.Reason, &b.inputs[i]))
 		w.fShadow = append(w.fShadow, shadow)
 	}
-	return n
+	return findings, fails
 }
 
 func (w *batchWrite) advance(rule, version string, last, evaluated, sampledOut int64) {

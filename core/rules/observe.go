@@ -42,7 +42,11 @@ func (h RuleHealth) Collect(w *metrics.Writer) {
 		}
 	}
 	if h.Runner != nil {
-		for _, s := range h.Runner.Status() {
+		rs := h.Runner.Status()
+		for _, s := range rs {
+			w.Counter("fleetcore_rule_failures_total", "Signals this process evaluated with a fail verdict, per rule version (shadow rules included).", float64(s.Fails), "rule", s.Rule, "version", s.Version)
+		}
+		for _, s := range rs {
 			w.Gauge("fleetcore_rule_backlog_signals", "Signals stored but not yet evaluated by each rule (upper bound).", float64(s.Backlog), "rule", s.Rule, "version", s.Version)
 		}
 	}

@@ -142,6 +142,7 @@ type ruleRunStats struct {
 	version              string
 	runs, batches        uint64
 	evaluated, findings  uint64
+	fails                uint64
 	sampledOut, failures uint64
 	lastRun              time.Time
 	lastErr              string
@@ -159,6 +160,7 @@ type RunStatus struct {
 	Batches    uint64    `json:"batches"`
 	Evaluated  uint64    `json:"evaluated"`
 	Findings   uint64    `json:"findings"`
+	Fails      uint64    `json:"fails"` // fail verdicts (of findings)
 	SampledOut uint64    `json:"sampled_out"`
 	Failures   uint64    `json:"failures"` // batches not evaluated
 	LastRun    time.Time `json:"last_run,omitzero"`
@@ -380,6 +382,7 @@ type RunResult struct {
 	Batches    int   // committed batches that advanced the rule
 	Evaluated  int   // signals evaluated
 	Findings   int   // warn and fail verdicts stored
+	Fails      int   // fail verdicts stored (of Findings)
 	SampledOut int   // signals skipped by the sample mode
 	Failed     int   // signals not evaluated (recorded in rule_errors)
 	Watermark  int64 // the watermark after the run
@@ -436,6 +439,7 @@ func (r *Runner) record(rule *wasmrule.Rule, res RunResult, err error) {
 	st.batches += uint64(res.Batches)
 	st.evaluated += uint64(res.Evaluated)
 	st.findings += uint64(res.Findings)
+	st.fails += uint64(res.Fails)
 	st.sampledOut += uint64(res.SampledOut)
 	if res.Failed > 0 {
 		st.failures++
@@ -462,7 +466,7 @@ func (r *Runner) Status() []RunStatus {
 	out := make([]RunStatus, 0, len(r.stats))
 	for name, st := range r.stats {
 		s := RunStatus{Rule: name, Version: st.version, Interval: r.interval(name).String(),
-			Runs: st.runs, Batches: st.batches, Evaluated: st.evaluated, Findings: st.findings,
+			Runs: st.runs, Batches: st.batches, Evaluated: st.evaluated, Findings: st.findings, Fails: st.fails,
 			SampledOut: st.sampledOut, Failures: st.failures, LastRun: st.lastRun, LastError: st.lastErr,
 			Watermark: st.lastID, Backlog: max(front-st.lastID, 0)}
 		if n := r.sampleEvery(name); n > 1 {
