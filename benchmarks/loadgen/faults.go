@@ -16,11 +16,11 @@ import (
 // Fault kinds of a labelled fleet. Each names what a broken tracker does;
 // the records it spoils carry the kind as their label.
 const (
-	FaultZeroFix         = "zero_fix"         // (0,0), no satellites
-	FaultClockAhead      = "clock_ahead"      // a stretch stamped 3 h ahead
-	FaultClockSlow       = "clock_slow"       // every record stamped 3 h behind
-	FaultGPSRollover     = "gps_rollover"     // every record 1024 weeks in the past
-	FaultOBDEnvelope     = "obd_envelope"     // RPM and coolant outside what an engine does
+	FaultZeroFix         = "zero_fix"     // (0,0), no satellites
+	FaultClockAhead      = "clock_ahead"  // a stretch stamped 3 h ahead
+	FaultClockSlow       = "clock_slow"   // every record stamped 3 h behind
+	FaultGPSRollover     = "gps_rollover" // every record 1024 weeks in the past
+	FaultOBDEnvelope     = "obd_envelope" // RPM and coolant outside what an engine does
 	FaultOdoBackwards    = "odometer_backwards"
 	FaultTeleport        = "teleport"         // single fixes hundreds of km off the track
 	FaultTeleportStretch = "teleport_stretch" // a stretch of consistent fixes displaced 90 km

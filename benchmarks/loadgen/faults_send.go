@@ -103,7 +103,6 @@ func (f *Fleet) Send(ctx context.Context, o SendOptions) (SendStats, error) {
 	return SendStats{Frames: st.frames.Load(), Records: st.recs.Load(), Resends: st.resends.Load()}, errors.Join(errs...)
 }
 
-
 // sender is one device's connection.
 type sender struct {
 	codec   Codec

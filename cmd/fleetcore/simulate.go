@@ -143,12 +143,12 @@ loop:
 
 type faultRun struct {
 	faults, labels, target, mix, start, jsonOut string
-	devices, records, perFrame               int
-	interval, ackTimeout                     time.Duration
-	pace                                     float64
-	imeiBase                                 int64
-	seed                                     uint64
-	quiet                                    bool
+	devices, records, perFrame                  int
+	interval, ackTimeout                        time.Duration
+	pace                                        float64
+	imeiBase                                    int64
+	seed                                        uint64
+	quiet                                       bool
 }
 
 // simulateFaults builds a labelled-fault fleet, writes its labels and
