@@ -16,15 +16,15 @@ import (
 // Fault kinds of a labelled fleet. Each names what a broken tracker does;
 // the records it spoils carry the kind as their label.
 const (
-	FaultZeroFix         = "zero_fix"     // (0,0), no satellites
+	FaultZeroFix         = "zero_fix"     // (0,0), no satellites, for 15 minutes
 	FaultClockAhead      = "clock_ahead"  // a stretch stamped 3 h ahead
 	FaultClockSlow       = "clock_slow"   // every record stamped 3 h behind
 	FaultGPSRollover     = "gps_rollover" // every record 1024 weeks in the past
-	FaultOBDEnvelope     = "obd_envelope" // RPM and coolant outside what an engine does
+	FaultOBDEnvelope     = "obd_envelope" // RPM outside what an engine does
 	FaultOdoBackwards    = "odometer_backwards"
 	FaultTeleport        = "teleport"         // single fixes hundreds of km off the track
 	FaultTeleportStretch = "teleport_stretch" // a stretch of consistent fixes displaced 90 km
-	FaultDupSame         = "dup_same"         // twins of one record with the same time
+	FaultDupSame         = "dup_same"         // five twins of each of 40 records, same time
 	FaultDupRestamped    = "dup_restamped"    // earlier records re-sent with new times
 	FaultFrozenPosition  = "frozen_position"  // the position stops while the speed is > 50 km/h
 	FaultReportingGap    = "reporting_gap"    // ten minutes without records (the first after is labelled)
@@ -124,6 +124,10 @@ type FleetConfig struct {
 	Records  int           // records per device before faults add or remove some
 	Interval time.Duration // device time between records
 	Start    time.Time     // device time of the first record (true time)
+	// End, when set instead of Start, is the true device time by which
+	// every device has sent its last record (a history that ends now):
+	// Start is derived from the longest device's span.
+	End      time.Time
 	Faults   []FaultSpec
 	IMEIBase int64
 	Seed     uint64
@@ -156,6 +160,7 @@ type FleetDevice struct {
 // Fleet is a labelled-fault fleet.
 type Fleet struct {
 	Devices []FleetDevice
+	span    time.Duration // from Start to the latest true device time
 }
 
 // Records counts the fleet's records.
@@ -215,8 +220,20 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 	if cfg.IMEIBase == 0 {
 		cfg.IMEIBase = 351800000000000
 	}
+	if !cfg.End.IsZero() {
+		// Build once from End to learn the span, then from the start
+		// that makes the span end at End: the content does not depend
+		// on the start.
+		probe := cfg
+		probe.Start, probe.End = cfg.End, time.Time{}
+		fl, err := NewFleet(probe)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Start, cfg.End = cfg.End.Add(-fl.span), time.Time{}
+	}
 	if cfg.Start.IsZero() {
-		return nil, errors.New("loadgen: a labelled fleet needs a start time")
+		return nil, errors.New("loadgen: a labelled fleet needs a start or an end time")
 	}
 	rng := rand.New(rand.NewPCG(cfg.Seed, 0xfa17))
 	faults := make([]string, cfg.Devices)
@@ -236,6 +253,7 @@ func NewFleet(cfg FleetConfig) (*Fleet, error) {
 		d := newDrive(cfg, i)
 		dev := d.build(faults[i])
 		fl.Devices = append(fl.Devices, dev)
+		fl.span = max(fl.span, d.clock.Sub(cfg.Start))
 	}
 	return fl, nil
 }
@@ -247,8 +265,9 @@ type drive struct {
 	imei string
 
 	lat, lon, heading, speed, odo float64
-	target                        float64 // speed the driver aims for
-	stopFor                       int     // records left standing still
+	target                        float64   // speed the driver aims for
+	clock                         time.Time // true device time after the last record
+	stopFor                       int       // records left standing still
 }
 
 func newDrive(cfg FleetConfig, i int) *drive {
@@ -329,7 +348,8 @@ func (d *drive) build(fault string) FleetDevice {
 		in := func(length int) bool { return i >= from && i < from+length }
 		switch fault {
 		case FaultZeroFix:
-			if in(20) {
+			// Fifteen minutes without a fix (gps_broken opens after ten).
+			if i >= n/5 && i < n/5+min(int(15*time.Minute/dt), 3*n/5) {
 				r.Lat, r.Lon, r.Sats, r.Speed, r.Heading, r.Alt = 0, 0, 0, 0, 0, 0
 				r.Engine.HDOP = 99.9
 				kind = fault
@@ -459,9 +479,9 @@ func (d *drive) build(fault string) FleetDevice {
 		recs = append(recs, labelled{r, kind})
 		switch fault {
 		case FaultDupSame:
-			if spots[i] {
+			if in(40) {
 				// A storm of twins: same device time, the voltage read again.
-				for k := range 4 {
+				for k := range 5 {
 					t := r
 					e := *r.Engine
 					t.Engine = &e
@@ -486,6 +506,7 @@ func (d *drive) build(fault string) FleetDevice {
 			}
 		}
 	}
+	d.clock = ts
 	dev := FleetDevice{IMEI: d.imei, Fault: fault}
 	if fault == "isolated" {
 		dev.Fault = ""

@@ -309,3 +309,29 @@ func TestFleetSend(t *testing.T) {
 		}
 	}
 }
+
+// TestFleetEnd: a fleet built to end at a time has no clean record after
+// it, and the same content as one built from the derived start.
+func TestFleetEnd(t *testing.T) {
+	specs, _ := ParseFaults(DefaultFaults, 30)
+	end := fleetStart.Add(time.Hour)
+	f, err := NewFleet(FleetConfig{Devices: 30, Records: 150, End: end, Faults: specs, Seed: 4})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var latest time.Time
+	for _, d := range f.Devices {
+		for i, l := range d.Labels {
+			ts := time.UnixMicro(l.TS)
+			if l.Kind == "" && ts.After(end) {
+				t.Fatalf("device %s record %d: clean but at %v, after the end %v", d.IMEI, i, ts, end)
+			}
+			if l.Kind == "" && ts.After(latest) {
+				latest = ts
+			}
+		}
+	}
+	if end.Sub(latest) > time.Minute {
+		t.Errorf("latest clean record at %v, %v before the end", latest, end.Sub(latest))
+	}
+}

@@ -119,6 +119,9 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 			ref("naive", *r.Naive)
 		}
 	}
+	if r.Quality != nil {
+		writeQualityMarkdown(&b, r.Quality)
+	}
 	g := r.Generator
 	fmt.Fprintf(&b, "\n## Load generator\n\nconnects %d (failed %d), frames acked %d, resent %d, ack timeouts %d, refused %d; bad data: zero fixes %d, future timestamps %d, duplicate frames %d, corrupted frames %d (acked anyway: %d); backlog dropped %d, unacked at end %d.\n",
 		g.Connects, g.ConnectFails, g.Frames, g.Resends, g.Timeouts, g.Refused, g.ZeroFixes, g.Future, g.Duplicates, g.Corrupted, g.CorruptAcked, g.Dropped, g.Backlog)

@@ -164,17 +164,19 @@ func simulateFaults(o faultRun) int {
 	if err != nil {
 		return errorf("%v", err)
 	}
-	start := time.Now().UTC().Truncate(time.Second)
-	switch {
+	var start, end time.Time
+	switch now := time.Now().UTC().Truncate(time.Second); {
 	case o.start != "":
 		if start, err = time.Parse(time.RFC3339, o.start); err != nil {
 			return errorf("-start: %v", err)
 		}
 	case o.pace == 0:
-		start = start.Add(-time.Duration(o.records) * o.interval)
+		end = now // a history that ends now
+	default:
+		start = now
 	}
 	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
-		Devices: o.devices, Records: o.records, Interval: o.interval, Start: start, Faults: specs,
+		Devices: o.devices, Records: o.records, Interval: o.interval, Start: start, End: end, Faults: specs,
 		IMEIBase: o.imeiBase, Seed: o.seed,
 	})
 	if err != nil {
