@@ -22,10 +22,16 @@ func WriteFiles(r *Result, jsonPath string) (mdPath, svgPath string, err error) 
 	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 		return "", "", fmt.Errorf("writing %s: %w", jsonPath, err)
 	}
-	if err := writeWith(svgPath, func(w io.Writer) error { return WriteSVG(w, r) }); err != nil {
-		return "", "", err
+	svgName := ""
+	if len(r.Series) > 0 { // the quality scenario has no time series
+		if err := writeWith(svgPath, func(w io.Writer) error { return WriteSVG(w, r) }); err != nil {
+			return "", "", err
+		}
+		svgName = filepath.Base(svgPath)
+	} else {
+		svgPath = ""
 	}
-	if err := writeWith(mdPath, func(w io.Writer) error { return WriteMarkdown(w, r, filepath.Base(svgPath)) }); err != nil {
+	if err := writeWith(mdPath, func(w io.Writer) error { return WriteMarkdown(w, r, svgName) }); err != nil {
 		return "", "", err
 	}
 	return mdPath, svgPath, nil
