@@ -498,3 +498,34 @@ func TestReadmeWorkedExample(t *testing.T) {
 	}
 	t.Logf("losses: %+v", r.Losses)
 }
+
+// TestAlertReasonTexts: a reporting gap names the records missing in that
+// gap, not the hour's total over two gaps; a clock ahead names the offset,
+// not the median that mixes in how long records waited to be sent.
+func TestAlertReasonTexts(t *testing.T) {
+	p := DefaultParams()
+	gaps := fleetDevice(func(i int, r *Record) bool { return !(i >= 250 && i < 290) && !(i >= 300 && i < 310) })
+	r := Compute(p, "d", windowsOf(synthetic{recs: gaps}, p))
+	var gapReason, driftReason string
+	for _, a := range r.Alerts {
+		if a.Kind == KindReportingGap {
+			gapReason = a.Reason
+		}
+	}
+	if !strings.Contains(gapReason, "gap of 20m30s") || !strings.Contains(gapReason, "40 records missing in it, 50 in the hour") {
+		t.Errorf("reporting gap reason %q", gapReason)
+	}
+	ahead := fleetDevice(func(i int, r *Record) bool {
+		r.Recv = r.TS.Add(-3*time.Hour + time.Duration(i%10)*5*time.Minute) // 0–45 min waiting to be sent
+		return true
+	})
+	r = Compute(p, "d", windowsOf(synthetic{recs: ahead}, p))
+	for _, a := range r.Alerts {
+		if a.Kind == KindClockDrift {
+			driftReason = a.Reason
+		}
+	}
+	if !strings.HasPrefix(driftReason, "device clock ahead by 3h0m0s ") {
+		t.Errorf("clock drift reason %q", driftReason)
+	}
+}
