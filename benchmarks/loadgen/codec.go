@@ -19,6 +19,18 @@ type Record struct {
 	Sats    int
 	Odo     float64 // km
 	Volt    float64 // V
+	// Engine carries the vehicle's engine readings; when it is set the
+	// codecs that can (teltonika) send ignition, RPM, coolant and HDOP
+	// explicitly instead of deriving the ignition from the speed.
+	Engine *Engine
+}
+
+// Engine is what an OBD tracker reads besides the fix.
+type Engine struct {
+	Ignition bool
+	RPM      float64 // 1/min
+	Coolant  float64 // °C
+	HDOP     float64
 }
 
 // ZeroFix reports whether the record is a "no fix" record (0,0, no sats).

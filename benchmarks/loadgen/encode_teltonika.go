@@ -52,14 +52,34 @@ func (teltonika) Encode(dst []byte, _ string, _ uint16, recs []Record, corrupt b
 		dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(r.Heading)))
 		dst = append(dst, byte(r.Sats))
 		dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(r.Speed)))
-		dst = append(dst, 0, 4) // event io id, total io count
 		ign := byte(0)
 		if r.Speed > 0 {
 			ign = 1
 		}
-		dst = append(dst, 2, 239, ign, 240, ign) // 1-byte IOs: ignition, movement
-		dst = append(dst, 1, 66)                 // 2-byte IOs: external voltage (mV)
-		dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(r.Volt*1000)))
+		if e := r.Engine; e != nil {
+			ign = 0
+			if e.Ignition {
+				ign = 1
+			}
+			motion := byte(0)
+			if r.Speed > 0 {
+				motion = 1
+			}
+			dst = append(dst, 0, 7) // event io id, total io count
+			// 1-byte IOs: ignition, movement, coolant (IO 32, signed °C)
+			dst = append(dst, 3, 239, ign, 240, motion, 32, byte(int8(math.Round(e.Coolant))))
+			dst = append(dst, 3, 66) // 2-byte IOs: external voltage (mV), RPM (IO 36), HDOP×10 (IO 182)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(r.Volt*1000)))
+			dst = append(dst, 36)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(e.RPM)))
+			dst = append(dst, 182)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(e.HDOP*10)))
+		} else {
+			dst = append(dst, 0, 4)                  // event io id, total io count
+			dst = append(dst, 2, 239, ign, 240, ign) // 1-byte IOs: ignition, movement
+			dst = append(dst, 1, 66)                 // 2-byte IOs: external voltage (mV)
+			dst = binary.BigEndian.AppendUint16(dst, uint16(math.Round(r.Volt*1000)))
+		}
 		dst = append(dst, 1, 16) // 4-byte IOs: total odometer (m)
 		dst = binary.BigEndian.AppendUint32(dst, uint32(math.Round(r.Odo*1000)))
 		dst = append(dst, 0) // no 8-byte IOs

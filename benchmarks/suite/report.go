@@ -22,10 +22,16 @@ func WriteFiles(r *Result, jsonPath string) (mdPath, svgPath string, err error) 
 	if err := os.WriteFile(jsonPath, append(b, '\n'), 0o644); err != nil {
 		return "", "", fmt.Errorf("writing %s: %w", jsonPath, err)
 	}
-	if err := writeWith(svgPath, func(w io.Writer) error { return WriteSVG(w, r) }); err != nil {
-		return "", "", err
+	svgName := ""
+	if len(r.Series) > 0 { // the quality scenario has no time series
+		if err := writeWith(svgPath, func(w io.Writer) error { return WriteSVG(w, r) }); err != nil {
+			return "", "", err
+		}
+		svgName = filepath.Base(svgPath)
+	} else {
+		svgPath = ""
 	}
-	if err := writeWith(mdPath, func(w io.Writer) error { return WriteMarkdown(w, r, filepath.Base(svgPath)) }); err != nil {
+	if err := writeWith(mdPath, func(w io.Writer) error { return WriteMarkdown(w, r, svgName) }); err != nil {
 		return "", "", err
 	}
 	return mdPath, svgPath, nil
@@ -118,6 +124,9 @@ func WriteMarkdown(w io.Writer, r *Result, svg string) error {
 		if r.Naive != nil {
 			ref("naive", *r.Naive)
 		}
+	}
+	if r.Quality != nil {
+		writeQualityMarkdown(&b, r.Quality)
 	}
 	g := r.Generator
 	fmt.Fprintf(&b, "\n## Load generator\n\nconnects %d (failed %d), frames acked %d, resent %d, ack timeouts %d, refused %d; bad data: zero fixes %d, future timestamps %d, duplicate frames %d, corrupted frames %d (acked anyway: %d); backlog dropped %d, unacked at end %d.\n",

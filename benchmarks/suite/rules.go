@@ -197,6 +197,8 @@ func (r *runner) judge() {
 		res.target("poison_to_clean_throughput", ratio, ">= 0.8", ratio >= 0.8)
 		acked, _ := res.Extras["poison_acked"].(int64)
 		res.target("poison_records_acked", float64(acked), "= 0", acked == 0)
+	case "quality":
+		judgeQualityTargets(res)
 	case "wasm":
 		// No figure in the issue: the ratio is reported; the target is
 		// that the WASM decoder carries the load at all.

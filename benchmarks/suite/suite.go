@@ -26,7 +26,7 @@ import (
 )
 
 // Scenarios are the scenario names, in the order `make bench` runs them.
-var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules", "poison", "wasm"}
+var Scenarios = []string{"steady", "burst", "many-connections", "outage", "rules", "poison", "wasm", "quality"}
 
 // Options configure one benchmark run. Zero values take the scenario's
 // defaults (see defaults).
@@ -82,6 +82,14 @@ type Options struct {
 	// decoder folder; "" finds protocols/wasm/build/examples/teltonika_go.wasm
 	// (`make decoders`) from the working directory up.
 	WasmDecoder string
+
+	// The quality scenario's labelled-fault fleet (see loadgen.NewFleet):
+	// the fault mix ("kind=share,…"), records per device and the seed
+	// (0: 1); LabelsOut, when set, receives the labels (JSONL).
+	Faults    string
+	Records   int
+	Seed      uint64
+	LabelsOut string
 }
 
 func (o *Options) defaults() error {
@@ -103,6 +111,8 @@ func (o *Options) defaults() error {
 		"poison": {40 * time.Second, 300, 0, mix, 0.02},
 		// Half through the native Teltonika decoder, half through its WASM port.
 		"wasm": {40 * time.Second, 300, 0, "teltonika", 0.02},
+		// A labelled-fault fleet uploaded as history (its own generator).
+		"quality": {0, 60, 0, "teltonika", 0},
 	}
 	d, ok := defs[o.Scenario]
 	if !ok {
@@ -122,6 +132,22 @@ func (o *Options) defaults() error {
 	}
 	if o.BadShare < 0 {
 		o.BadShare = d.bad
+	}
+	if o.Scenario == "quality" {
+		if o.Faults == "" {
+			o.Faults = loadgen.DefaultFaults + ",isolated=6"
+		}
+		if o.Records <= 0 {
+			o.Records = 280
+		}
+		if o.Seed == 0 {
+			o.Seed = 1
+		}
+		o.SkipRefs = true // no throughput figure to compare
+		if o.Rules == "off" {
+			return fmt.Errorf("the quality scenario needs the rules on")
+		}
+		o.Rules = "on"
 	}
 	if o.IdleConns <= 0 {
 		o.IdleConns = 20000
@@ -238,6 +264,8 @@ type Result struct {
 	Notes     []string         `json:"notes"`
 	Series    []Point          `json:"series"`
 	Events    []Event          `json:"events,omitempty"`
+	// Quality is the quality scenario's judgement of its labelled fleet.
+	Quality *QualityReport `json:"quality,omitempty"`
 }
 
 func (r *Result) note(format string, a ...any) { r.Notes = append(r.Notes, fmt.Sprintf(format, a...)) }
@@ -310,6 +338,8 @@ func Run(ctx context.Context, o Options) (*Result, error) {
 		err = r.poison(ctx)
 	case "wasm":
 		err = r.wasm(ctx)
+	case "quality":
+		err = r.quality(ctx)
 	}
 	r.deleteQueues()
 	if err != nil {

@@ -10,5 +10,5 @@ import "github.com/fleetcore/fleetcore/checks-wasm/sdk"
 // All lists every built-in rule.
 func All() []sdk.Rule {
 	return []sdk.Rule{GPSRange, GPSZeroIsland, TimeFuture, TimeStale, GPSTeleport, GPSPoorFix,
-		OBDPlausibility, OdometerBackwards, DupBurst}
+		OBDPlausibility, OdometerBackwards, DupBurst, GPSSpeedConsistency, TimeGap}
 }

@@ -213,3 +213,46 @@ func samePos(a, b float64) bool {
 	}
 	return math.Abs(a-b) < 1e-6
 }
+
+// Reporting gap thresholds.
+const (
+	GapMinMs     = 5 * 60_000 // a shorter silence is not a gap
+	GapMovedKm   = 1.0        // the vehicle moved at least this far meanwhile
+	GapMaxIdleMs = 6 * 3600_000
+)
+
+// TimeGap warns on the first record after more than 5 minutes without one
+// while the vehicle moved more than 1 km (reason 1): it drove on and the
+// records of the gap are missing. A vehicle that reappears where it
+// stopped was parked, and a silence over 6 hours is the device switched
+// off: not applicable. Needs both positions (not at (0, 0)).
+var TimeGap = sdk.Rule{
+	Meta: sdk.Meta{
+		Name: "time.gap", Version: "1.0.0", Dimension: "completeness", Severity: "warning",
+		Fields: []string{"ts", "lat", "lon", "prev_ts", "prev_lat", "prev_lon"},
+		Reasons: map[uint16]string{
+			1: "first record after more than 5 minutes without one while the vehicle moved more than 1 km",
+		},
+		Tests: []sdk.Test{
+			{Name: "regular", In: map[string]float64{"ts": refMs + 5000, "lat": 45.001, "lon": 7, "prev_ts": refMs, "prev_lat": 45, "prev_lon": 7}, Want: sdk.StatusPass},
+			{Name: "gap while driving", In: map[string]float64{"ts": refMs + 600_000, "lat": 45.1, "lon": 7, "prev_ts": refMs, "prev_lat": 45, "prev_lon": 7}, Want: sdk.StatusWarn, Reason: 1},
+			{Name: "parked", In: map[string]float64{"ts": refMs + 600_000, "lat": 45.0001, "lon": 7, "prev_ts": refMs, "prev_lat": 45, "prev_lon": 7}, Want: sdk.StatusPass},
+			{Name: "switched off overnight", In: map[string]float64{"ts": refMs + 10*3600_000, "lat": 45.1, "lon": 7, "prev_ts": refMs, "prev_lat": 45, "prev_lon": 7}, Want: sdk.StatusNotApplicable},
+			{Name: "after a zero fix", In: map[string]float64{"ts": refMs + 600_000, "lat": 45.1, "lon": 7, "prev_ts": refMs, "prev_lat": 0, "prev_lon": 0}, Want: sdk.StatusNotApplicable},
+		},
+	},
+	Check: func(s sdk.Signal) sdk.Verdict {
+		if s.TS == sdk.NoTime || s.PrevTS == sdk.NoTime || !sdk.Has(s.Lat) || !sdk.Has(s.Lon) ||
+			!sdk.Has(s.PrevLat) || !sdk.Has(s.PrevLon) || zeroFix(s.Lat, s.Lon) || zeroFix(s.PrevLat, s.PrevLon) {
+			return sdk.NotApplicable()
+		}
+		dt := s.TS - s.PrevTS
+		if dt > GapMaxIdleMs {
+			return sdk.NotApplicable()
+		}
+		if dt > GapMinMs && HaversineKm(s.PrevLat, s.PrevLon, s.Lat, s.Lon) > GapMovedKm {
+			return sdk.Warn(1)
+		}
+		return sdk.Pass()
+	},
+}

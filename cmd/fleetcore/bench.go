@@ -43,6 +43,10 @@ func benchCmd(args []string) int {
 	cpuProfile := fs.String("cpuprofile", "", "write a CPU profile of the load phase to this file")
 	logFile := fs.String("log", "", "write the server's log here (default: next to the JSON, .log)")
 	inProcessIdle := fs.Bool("idle-in-process", false, "hold the idle connections in this process instead of a child")
+	faults := fs.String("faults", "", "quality: the labelled fleet's faults, kind=share,… (default all=1,isolated=6; see `fleetcore simulate -faults`)")
+	records := fs.Int("records", 0, "quality: records per device (default 280)")
+	seed := fs.Uint64("seed", 0, "quality: the fleet's seed (default 1)")
+	labels := fs.String("labels", "", "quality: write the fleet's labels here (JSONL)")
 	summary := fs.Bool("summary", false, "print a Markdown table of the result files given as arguments and exit")
 	render := fs.Bool("render", false, "rewrite the .md report and .svg chart of the result files given as arguments and exit")
 	if err := fs.Parse(args); err != nil {
@@ -89,7 +93,7 @@ func benchCmd(args []string) int {
 		Scenario: *scenario, Duration: *duration, Devices: *devices, Rate: *rate, PerFrame: *perFrame, Mix: *mix,
 		BadShare: *bad, IdleConns: *idle, RefRows: *refRows, SkipRefs: *noRefs, PostgresURL: *pg, AMQPURL: *amqpURL,
 		Keep: *keep, BaseConfig: *base, Rules: *rules, Progress: os.Stderr, ServerLog: lf,
-		WasmDecoder: *wasmDecoder,
+		WasmDecoder: *wasmDecoder, Faults: *faults, Records: *records, Seed: *seed, LabelsOut: *labels,
 	}
 	if *cpuProfile != "" {
 		o.Profile = func() func() {

@@ -37,8 +37,21 @@ func simulateCmd(args []string) int {
 	jsonOut := fs.String("json", "", "write a JSON summary here")
 	verifyDB := fs.String("verify-db", "", "after the run, compare every acked record with this database's signals table")
 	quiet := fs.Bool("quiet", false, "no progress line")
+	faults := fs.String("faults", "", `labelled-fault fleet: "kind=share,…" (share < 1 a fraction of the devices, else a count; "all=1" one device per kind; "isolated=N" N clean devices with one isolated faulty record); kinds: `+strings.Join(loadgen.FaultKinds, ", "))
+	labels := fs.String("labels", "", "with -faults: write one JSON label per record here (JSONL)")
+	records := fs.Int("records", 280, "with -faults: records per device")
+	interval := fs.Duration("interval", 5*time.Second, "with -faults: device time between records")
+	pace := fs.Float64("pace", 0, "with -faults: 0 sends the fleet's history as fast as acks allow, 1 in real time (its device time starting now)")
+	startAt := fs.String("start", "", "with -faults: device time of the first record, RFC 3339 (default: -pace 0 ends the history now, -pace > 0 starts now)")
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
+	}
+	if *faults != "" {
+		return simulateFaults(faultRun{
+			faults: *faults, labels: *labels, target: *target, mix: *mix, devices: *devices, records: *records,
+			interval: *interval, pace: *pace, start: *startAt, perFrame: *perFrame, imeiBase: *imeiBase, seed: *seed,
+			ackTimeout: *ackTimeout, jsonOut: *jsonOut, quiet: *quiet,
+		})
 	}
 	shares, err := loadgen.ParseMix(*mix)
 	if err != nil {
@@ -124,6 +137,86 @@ loop:
 	}
 	if v, ok := summary["verify"].(loadgen.Verdict); ok && (v.Lost > 0 || v.Duplicates > 0) {
 		return 1
+	}
+	return 0
+}
+
+type faultRun struct {
+	faults, labels, target, mix, start, jsonOut string
+	devices, records, perFrame                  int
+	interval, ackTimeout                        time.Duration
+	pace                                        float64
+	imeiBase                                    int64
+	seed                                        uint64
+	quiet                                       bool
+}
+
+// simulateFaults builds a labelled-fault fleet, writes its labels and
+// sends it.
+func simulateFaults(o faultRun) int {
+	if o.mix != "teltonika" {
+		return errorf("-faults: the labelled fleet speaks teltonika only (its OBD readings need codec 8 IO elements), not -protocol %s", o.mix)
+	}
+	if o.seed == 0 {
+		o.seed = 1
+	}
+	specs, err := loadgen.ParseFaults(o.faults, o.devices)
+	if err != nil {
+		return errorf("%v", err)
+	}
+	var start, end time.Time
+	switch now := time.Now().UTC().Truncate(time.Second); {
+	case o.start != "":
+		if start, err = time.Parse(time.RFC3339, o.start); err != nil {
+			return errorf("-start: %v", err)
+		}
+	case o.pace == 0:
+		end = now // a history that ends now
+	default:
+		start = now
+	}
+	fleet, err := loadgen.NewFleet(loadgen.FleetConfig{
+		Devices: o.devices, Records: o.records, Interval: o.interval, Start: start, End: end, Faults: specs,
+		IMEIBase: o.imeiBase, Seed: o.seed,
+	})
+	if err != nil {
+		return errorf("%v", err)
+	}
+	if o.labels != "" {
+		f, err := os.Create(o.labels)
+		if err != nil {
+			return errorf("creating the labels: %v", err)
+		}
+		err = fleet.WriteLabels(f)
+		if cerr := f.Close(); err == nil {
+			err = cerr
+		}
+		if err != nil {
+			return errorf("%v", err)
+		}
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	t0 := time.Now()
+	st, err := fleet.Send(ctx, loadgen.SendOptions{
+		Target: o.target, PerFrame: o.perFrame, Pace: o.pace, AckTimeout: o.ackTimeout,
+	})
+	summary := map[string]any{
+		"seconds": time.Since(t0).Seconds(), "devices": o.devices, "records": fleet.Records(), "sent": st,
+		"faulty_devices": fleet.FaultyDevices(), "faulty_records_per_kind": fleet.KindCounts(), "seed": o.seed,
+	}
+	if !o.quiet {
+		fmt.Fprintf(os.Stderr, "%d of %d records acked in %.1fs (%d frames resent); %d faulty devices, faulty records per kind %v\n",
+			st.Records, fleet.Records(), time.Since(t0).Seconds(), st.Resends, len(fleet.FaultyDevices()), fleet.KindCounts())
+	}
+	if o.jsonOut != "" {
+		b, _ := json.MarshalIndent(summary, "", "  ")
+		if werr := os.WriteFile(o.jsonOut, append(b, '\n'), 0o644); werr != nil {
+			return errorf("writing %s: %v", o.jsonOut, werr)
+		}
+	}
+	if err != nil {
+		return errorf("sending the fleet: %v", err)
 	}
 	return 0
 }

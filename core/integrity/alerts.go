@@ -92,8 +92,11 @@ func desiredAlerts(p Params, ws []Window, r Result) []AlertState {
 		off := newest.LagMedianMS
 		switch {
 		case off < -limit:
-			add(KindClockDrift, newest.FirstTS, "device clock ahead by %s (median recv − ts %s over %d records in the hour from %s; limit %s)",
-				ms(-off), ms(off), newest.Records, newest.Hour.Format("15:04"), p.ClockDriftLimit)
+			// recv − ts = delivery delay − offset, and the delay is never
+			// negative: the least lag (the record delivered soonest) is the
+			// offset; the median mixes in how long records waited.
+			add(KindClockDrift, newest.FirstTS, "device clock ahead by %s (least recv − ts %s, median %s over %d records in the hour from %s; limit %s)",
+				ms(-newest.LagMinMS), ms(newest.LagMinMS), ms(off), newest.Records, newest.Hour.Format("15:04"), p.ClockDriftLimit)
 		case off > limit && newest.LagMaxMS-newest.LagMinMS <= limit:
 			add(KindClockDrift, newest.FirstTS, "device clock behind by %s (median recv − ts %s over %d records in the hour from %s; limit %s)",
 				ms(off), ms(off), newest.Records, newest.Hour.Format("15:04"), p.ClockDriftLimit)
@@ -122,8 +125,14 @@ func desiredAlerts(p Params, ws []Window, r Result) []AlertState {
 	// Reporting gap: the newest hour holds a gap of many intervals (idle
 	// gaps excluded).
 	if g := newest.MaxGapMS; g >= GapAlertAfter(newest.IntervalMS) {
-		add(KindReportingGap, newest.FirstTS, "gap of %s between records in the hour from %s (expected every %s; %d records missing)",
-			ms(g), newest.Hour.Format("15:04"), ms(newest.IntervalMS), newest.Missing)
+		// The records missing in this gap (the rule of builtin.interval),
+		// not the hour's total over every gap.
+		inGap := int64(0)
+		if iv := newest.IntervalMS; iv > 0 {
+			inGap = max(0, (g+iv/2)/iv-1)
+		}
+		add(KindReportingGap, newest.FirstTS, "gap of %s between records in the hour from %s (expected every %s; %d records missing in it, %d in the hour)",
+			ms(g), newest.Hour.Format("15:04"), ms(newest.IntervalMS), inGap, newest.Missing)
 	}
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Kind < out[j].Kind })
 	return out

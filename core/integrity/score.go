@@ -46,10 +46,16 @@ func dimensionWeight(d string) int64 {
 const (
 	CheckGPSFix   = "builtin.gps_fix"   // validity: fix flagged invalid or at (0,0)
 	CheckInterval = "builtin.interval"  // completeness: records vs the expected interval
-	CheckLag      = "builtin.lag"       // timeliness: recv − ts within the clock drift limit
+	CheckLag      = "builtin.lag"       // timeliness: the device clock against recv (late delivery is not a fault)
 	CheckUniqueTS = "builtin.unique_ts" // uniqueness: one record per device time
 	// BuiltinVersion is the version of the built-in checks.
 	BuiltinVersion = "1"
+	// LagVersion is builtin.lag's version: 2 passes records that only
+	// arrived late (history a device replays after an outage, correctly
+	// timed) and fails a steady offset (every record of the hour late by
+	// the same amount: the clock is behind) and device times ahead of the
+	// receive time. Version 1 warned on every late record.
+	LagVersion = "2"
 )
 
 // CheckCounts is how one check (a rule or a built-in) judged a window's
@@ -64,15 +70,30 @@ type CheckCounts struct {
 type Window struct {
 	Stats WindowStats
 	Rules []CheckCounts // from rule_stats; Applicable = evaluated − not_applicable
+	// LagLimitMS is the clock drift limit builtin.lag judges a steady
+	// offset by (Compute sets it from Params; 0: late records pass).
+	LagLimitMS int64
+}
+
+// SteadyLate reports whether the window's late records are a clock behind
+// rather than a late delivery: more than half of the hour's records are
+// late by more than the limit and all their lags agree within it.
+func (w Window) SteadyLate() bool {
+	s, lim := w.Stats, w.LagLimitMS
+	return lim > 0 && s.Late > 0 && 2*s.Late > s.Records && s.LagMedianMS > lim && s.LagMaxMS-s.LagMinMS <= lim
 }
 
 // Checks returns the window's built-in checks followed by its rules.
 func (w Window) Checks() []CheckCounts {
 	s := w.Stats
+	lagPassed, lagFailed := s.Timely+s.Late, s.Early
+	if w.SteadyLate() {
+		lagPassed, lagFailed = s.Timely, s.Early+s.Late
+	}
 	out := []CheckCounts{
 		{CheckGPSFix, BuiltinVersion, Validity, s.GPSChecked, s.GPSChecked - s.GPSBad, 0, s.GPSBad},
 		{CheckInterval, BuiltinVersion, Completeness, s.Records + s.Missing, s.Records, 0, s.Missing},
-		{CheckLag, BuiltinVersion, Timeliness, s.Records, s.Timely, s.Late, s.Early},
+		{CheckLag, LagVersion, Timeliness, s.Records, lagPassed, 0, lagFailed},
 		{CheckUniqueTS, BuiltinVersion, Uniqueness, s.Records, s.Records - s.Dup, 0, s.Dup},
 	}
 	return append(out, w.Rules...)
@@ -312,7 +333,9 @@ func Compute(p Params, deviceID string, windows []Window) Result {
 	sort.SliceStable(ws, func(i, j int) bool { return ws[i].Stats.Hour.Before(ws[j].Stats.Hour) })
 	for i := range ws {
 		ws[i].Rules = sortedChecks(ws[i].Rules)
+		ws[i].LagLimitMS = p.ClockDriftLimit.Milliseconds()
 	}
+	ws = presentLast(ws)
 	// Keep the newest MaxWindows for history; each history point scores the
 	// windows up to it.
 	if len(ws) > 2*MaxWindows {
@@ -324,19 +347,57 @@ func Compute(p Params, deviceID string, windows []Window) Result {
 		r.Dimensions = emptyDimensions()
 		return r
 	}
+	present := false // a window with a correctly dated record
+	for _, w := range ws {
+		present = present || !futureOnly(w)
+	}
 	start := max(0, len(ws)-MaxWindows)
 	for i := start; i < len(ws); i++ {
+		if present && futureOnly(ws[i]) {
+			continue // no point of the history in tomorrow's hour
+		}
 		s, _, _ := score(ws[:i+1])
 		r.History = append(r.History, Point{Hour: ws[i].Stats.Hour, ScoreCenti: s})
 	}
 	r.ScoreCenti, r.Dimensions, r.Losses = score(ws)
-	newest, cur := ws[len(ws)-1].Stats, ws[currentWindow(ws)].Stats
-	r.LastTS, r.IntervalMS, r.ClockOffsetMS = newest.LastTS, cur.IntervalMS, cur.LagMedianMS
+	cur := ws[currentWindow(ws)].Stats
+	r.LastTS, r.IntervalMS, r.ClockOffsetMS = cur.LastTS, cur.IntervalMS, cur.LagMedianMS
 	if r.Windows > MaxWindows {
 		r.Windows = MaxWindows
 	}
 	r.Alerts = desiredAlerts(p, ws, r)
 	return r
+}
+
+// futureOnly: every record of the window is dated ahead of its receive
+// time by more than the drift limit (a wrong far-future date).
+func futureOnly(w Window) bool {
+	s := w.Stats
+	return s.Records > 0 && s.Timely+s.Late == 0
+}
+
+// presentLast moves windows holding only future-dated records from after
+// the newest window with a correctly dated record to just before it
+// (keeping their order), so that a few records stamped tomorrow cost
+// timeliness points (their builtin.lag failures still count, with a
+// decayed weight) but never become the device's present: the newest
+// window's weight, last_ts, the history's last point and the alerts' fast
+// paths stay with the data the device sends now.
+func presentLast(ws []Window) []Window {
+	cur := -1
+	for i := len(ws) - 1; i >= 0; i-- {
+		if !futureOnly(ws[i]) {
+			cur = i
+			break
+		}
+	}
+	if cur < 0 || cur == len(ws)-1 {
+		return ws
+	}
+	out := make([]Window, 0, len(ws))
+	out = append(out, ws[:cur]...)
+	out = append(out, ws[cur+1:]...)
+	return append(out, ws[cur])
 }
 
 func emptyDimensions() []DimensionScore {

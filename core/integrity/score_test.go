@@ -67,10 +67,11 @@ func syntheticFleet() []synthetic {
 		},
 		{
 			// The clock runs an hour behind: every record arrives 1h late
-			// (a warning, half credit): timeliness 50% of 15 points.
+			// by the same amount, a steady offset (builtin.lag 2 fails it;
+			// a backlog delivered late would pass): timeliness 0 of 15.
 			name:  "drifting_clock",
 			recs:  fleetDevice(func(i int, r *Record) bool { r.Recv = r.TS.Add(time.Hour + 2*time.Second); return true }),
-			score: 9250, kinds: []string{KindClockDrift},
+			score: 8500, kinds: []string{KindClockDrift},
 		},
 		{
 			// Every record is sent twice with the same device time and other
@@ -256,8 +257,9 @@ func TestBacklogIsNotClockDrift(t *testing.T) {
 			t.Fatalf("backlog raised %+v", a)
 		}
 	}
-	if r.Dimensions[3].Dimension != Timeliness || r.Dimensions[3].RateBP == fullRate {
-		t.Fatalf("late records cost no timeliness: %+v", r.Dimensions)
+	// Correctly timed history delivered late is delivery, not bad data.
+	if r.Dimensions[3].Dimension != Timeliness || r.Dimensions[3].RateBP != fullRate || r.ScoreCenti != 10000 {
+		t.Fatalf("a late backlog cost points: %s, %+v", FormatCenti(r.ScoreCenti), r.Dimensions)
 	}
 }
 
@@ -455,7 +457,75 @@ func TestClockOffsetComesFromThePresent(t *testing.T) {
 	recs := fleetDevice(nil)
 	recs = append(recs, Record{TS: base.Add(24 * time.Hour), Recv: base.Add(3 * time.Hour), Lat: 1, Lon: 1})
 	r := Compute(p, "d", windowsOf(synthetic{recs: recs}, p))
-	if r.ClockOffsetMS != 2000 || !r.LastTS.Equal(base.Add(24*time.Hour)) {
-		t.Fatalf("offset %d ms, last ts %s", r.ClockOffsetMS, r.LastTS)
+	present := recs[len(recs)-2].TS // the newest correctly dated record
+	if r.ClockOffsetMS != 2000 || !r.LastTS.Equal(present) {
+		t.Fatalf("offset %d ms, last ts %s (want %s)", r.ClockOffsetMS, r.LastTS, present)
+	}
+	// Tomorrow's window is neither the history's last point nor the
+	// newest weight.
+	if n := len(r.History); n == 0 || r.History[n-1].Hour.After(present) {
+		t.Fatalf("history %+v", r.History)
+	}
+	without := Compute(p, "d", windowsOf(synthetic{recs: recs[:len(recs)-1]}, p))
+	if r.ScoreCenti >= without.ScoreCenti || without.ScoreCenti-r.ScoreCenti > 100 {
+		t.Fatalf("one record stamped tomorrow: %s, without it %s (want a small loss)", FormatCenti(r.ScoreCenti), FormatCenti(without.ScoreCenti))
+	}
+}
+
+// TestReadmeWorkedExample is the worked example of README.md: an hour of
+// history delivered 20 minutes late with twelve teleports and 60 missing
+// records.
+func TestReadmeWorkedExample(t *testing.T) {
+	h := base
+	w := Window{Stats: WindowStats{
+		Hour: h, Records: 720, Missing: 60, IntervalMS: 5000, Late: 720, LagMedianMS: 600_000, LagMinMS: 0,
+		LagMaxMS: 1_200_000, GPSChecked: 720, FirstTS: h, LastTS: h.Add(time.Hour - 5*time.Second),
+	}, Rules: []CheckCounts{{"gps.teleport", "1.1.0", Consistency, 700, 688, 0, 12}}}
+	r := Compute(DefaultParams(), "example", []Window{w})
+	want := map[string]int64{Validity: 0, Consistency: 35, Completeness: 154, Timeliness: 0, Uniqueness: 0}
+	for _, d := range r.Dimensions {
+		if d.LostCenti != want[d.Dimension] {
+			t.Errorf("%s lost %d, want %d", d.Dimension, d.LostCenti, want[d.Dimension])
+		}
+	}
+	if r.ScoreCenti != 9811 {
+		t.Errorf("score %s, want 98.11; %+v", FormatCenti(r.ScoreCenti), r.Losses)
+	}
+	// The same hour with every record late by the same 3 h: a clock behind.
+	w.Stats.LagMedianMS, w.Stats.LagMinMS, w.Stats.LagMaxMS = 3*3600_000, 3*3600_000-1000, 3*3600_000+1000
+	if r := Compute(DefaultParams(), "example", []Window{w}); r.ScoreCenti != 8311 {
+		t.Errorf("steady offset: score %s, want 83.11; %+v", FormatCenti(r.ScoreCenti), r.Losses)
+	}
+	t.Logf("losses: %+v", r.Losses)
+}
+
+// TestAlertReasonTexts: a reporting gap names the records missing in that
+// gap, not the hour's total over two gaps; a clock ahead names the offset,
+// not the median that mixes in how long records waited to be sent.
+func TestAlertReasonTexts(t *testing.T) {
+	p := DefaultParams()
+	gaps := fleetDevice(func(i int, r *Record) bool { return !(i >= 250 && i < 290) && !(i >= 300 && i < 310) })
+	r := Compute(p, "d", windowsOf(synthetic{recs: gaps}, p))
+	var gapReason, driftReason string
+	for _, a := range r.Alerts {
+		if a.Kind == KindReportingGap {
+			gapReason = a.Reason
+		}
+	}
+	if !strings.Contains(gapReason, "gap of 20m30s") || !strings.Contains(gapReason, "40 records missing in it, 50 in the hour") {
+		t.Errorf("reporting gap reason %q", gapReason)
+	}
+	ahead := fleetDevice(func(i int, r *Record) bool {
+		r.Recv = r.TS.Add(-3*time.Hour + time.Duration(i%10)*5*time.Minute) // 0–45 min waiting to be sent
+		return true
+	})
+	r = Compute(p, "d", windowsOf(synthetic{recs: ahead}, p))
+	for _, a := range r.Alerts {
+		if a.Kind == KindClockDrift {
+			driftReason = a.Reason
+		}
+	}
+	if !strings.HasPrefix(driftReason, "device clock ahead by 3h0m0s ") {
+		t.Errorf("clock drift reason %q", driftReason)
 	}
 }
