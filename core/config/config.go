@@ -785,10 +785,11 @@ func (c *Config) Validate() error {
 				addAt(l.Where("frame_timeout"), "%s: frame_timeout must be positive", where)
 			}
 		}
-		if l.MaxFramesInFlight < 1 || l.MaxFramesInFlight > 1<<20 {
+		// 0 is the default (listeners built in code, not parsed).
+		if l.MaxFramesInFlight < 0 || l.MaxFramesInFlight > 1<<20 {
 			addAt(l.Where("max_frames_in_flight"), "%s: max_frames_in_flight must be between 1 and 1048576", where)
 		}
-		if l.MaxBytesInFlight < 1 || l.MaxBytesInFlight > 1<<30 {
+		if l.MaxBytesInFlight < 0 || l.MaxBytesInFlight > 1<<30 {
 			addAt(l.Where("max_bytes_in_flight"), "%s: max_bytes_in_flight must be between 1 and 1073741824", where)
 		}
 		if l.MaxFrame > 0 && c.Gateway.MaxBufferedBytes > 0 && int64(l.MaxFrame) > c.Gateway.MaxBufferedBytes {
