@@ -158,6 +158,11 @@ func TestPipelineReadsAheadAndAcksInFrameOrder(t *testing.T) {
 	}
 	in.expectSubmitted(t, "8", "9", "10")
 	readAcks(t, c, r, 4, 10)
+	// The counter follows the write: read it once the connection is done.
+	c.Close()
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
 	if got := g.Stats().Acked.Load(); got != 10 {
 		t.Fatalf("acked counter %d, want 10", got)
 	}
@@ -195,6 +200,9 @@ func TestPipelineFrameNotDurableClosesWithoutLaterAcks(t *testing.T) {
 	rest, err := io.ReadAll(r)
 	if err != nil || len(rest) != 0 {
 		t.Fatalf("after the frame that was not durable: %q %v, want the connection closed with nothing more", rest, err)
+	}
+	if err := g.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	if got := g.Stats().Unacked.Load(); got != 1 {
 		t.Fatalf("unacked counter %d, want 1", got)
