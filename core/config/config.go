@@ -123,6 +123,11 @@ type Listener struct {
 	// FrameTimeout bounds the time from a frame's first byte to its last
 	// ("" means the default).
 	FrameTimeout string `hcl:"frame_timeout,optional"`
+	// MaxFramesInFlight and MaxBytesInFlight bound what one TCP
+	// connection has read and submitted but not yet acked (the gateway
+	// reads ahead while earlier frames wait for durability).
+	MaxFramesInFlight int `hcl:"max_frames_in_flight,optional"`
+	MaxBytesInFlight  int `hcl:"max_bytes_in_flight,optional"`
 	// TLS makes a TCP listener speak TLS (nil: plain TCP).
 	TLS *TLS `hcl:"tls,block"`
 
@@ -529,6 +534,8 @@ func (c *Config) applyDefaults() {
 		def(&l.ReadTimeout, "10m")
 		defi(&l.MaxConnectionsPerIP, 1000)
 		def(&l.FrameTimeout, "30s")
+		defi(&l.MaxFramesInFlight, 1024)
+		defi(&l.MaxBytesInFlight, 1<<20)
 	}
 	if c.Gateway == nil {
 		c.Gateway = &Gateway{}
@@ -785,6 +792,13 @@ func (c *Config) Validate() error {
 			} else if d <= 0 {
 				addAt(l.Where("frame_timeout"), "%s: frame_timeout must be positive", where)
 			}
+		}
+		// 0 is the default (listeners built in code, not parsed).
+		if l.MaxFramesInFlight < 0 || l.MaxFramesInFlight > 1<<20 {
+			addAt(l.Where("max_frames_in_flight"), "%s: max_frames_in_flight must be between 1 and 1048576", where)
+		}
+		if l.MaxBytesInFlight < 0 || l.MaxBytesInFlight > 1<<30 {
+			addAt(l.Where("max_bytes_in_flight"), "%s: max_bytes_in_flight must be between 1 and 1073741824", where)
 		}
 		if l.MaxFrame > 0 && c.Gateway.MaxBufferedBytes > 0 && int64(l.MaxFrame) > c.Gateway.MaxBufferedBytes {
 			addAt(l.Where("max_frame"), "%s: max_frame (%d) is more than gateway.max_buffered_bytes (%d): such a frame could never be buffered", where, l.MaxFrame, c.Gateway.MaxBufferedBytes)

@@ -92,7 +92,8 @@ func TestGatewayLimits(t *testing.T) {
 			t.Fatal(err)
 		}
 		l := c.Listeners[0]
-		if l.FrameTimeout != "30s" || l.MaxConnectionsPerIP != 1000 || c.Gateway.MaxConnections != 100000 || c.Gateway.MaxBufferedBytes != 32<<20 {
+		if l.FrameTimeout != "30s" || l.MaxConnectionsPerIP != 1000 || c.Gateway.MaxConnections != 100000 || c.Gateway.MaxBufferedBytes != 32<<20 ||
+			l.MaxFramesInFlight != 1024 || l.MaxBytesInFlight != 1<<20 {
 			t.Fatalf("listener %+v, gateway %+v", l, c.Gateway)
 		}
 	})
@@ -111,6 +112,14 @@ func TestGatewayLimits(t *testing.T) {
   address = ":1"
   max_connections_per_ip = -1
 }`, "max_connections_per_ip must be positive"},
+		{"frames_in_flight_negative", `listener "a" {
+  address = ":1"
+  max_frames_in_flight = -1
+}`, "max_frames_in_flight must be between 1 and 1048576"},
+		{"bytes_in_flight_huge", `listener "a" {
+  address = ":1"
+  max_bytes_in_flight = 4294967296
+}`, "max_bytes_in_flight must be between 1 and 1073741824"},
 		{"gateway_max_connections", `gateway { max_connections = -5 }`, "gateway.max_connections: must be positive"},
 		{"budget_below_max_frame", `gateway { max_buffered_bytes = 1000 }
 listener "a" { address = ":1" }`, "more than gateway.max_buffered_bytes"},

@@ -25,12 +25,14 @@ type pendingAck struct {
 	ack    []byte
 	close  bool
 	recv   time.Time
+	size   int // the frame's bytes (the pipeline's byte bound)
 }
 
 // tcpConn is one TCP connection's state between reads: its framing loop
 // (which owns the buffer of bytes read and not yet framed), the frames
 // waiting for their acks, and the clock of the partial frame. It is the
-// reader and the frame handler of its plugins.Framer.
+// reader and the frame handler of its plugins.Framer; its pipeline acks
+// the frames in order from a writer goroutine while the reader goes on.
 type tcpConn struct {
 	g      *Gateway
 	l      *listener
@@ -41,8 +43,8 @@ type tcpConn struct {
 	ps     *ProtocolStats
 	fr     *plugins.Framer // grown bytes are reserved from the gateway's budget
 
-	pending []pendingAck
-	recv    time.Time // when the last read returned, UTC: the receive time of its frames
+	pl   *pipeline
+	recv time.Time // when the last read returned, UTC: the receive time of its frames
 
 	// frameStart is when the first byte of the partial frame buffered
 	// arrived, moved later by the time the gateway spent between reads
@@ -61,10 +63,13 @@ var (
 
 // serveConn runs one TCP connection through the framing loop: read,
 // frame, decode, submit, and ack each frame in order once its signals are
-// durable. A frame the session refuses is quarantined (after the frames
-// before it are acked) and closes the connection; so does a frame whose
-// Frame or Decode panics, except that the frames before it are then left
-// unacked (the device resends them; their keys make the resend a no-op).
+// durable. Reading goes on while earlier frames wait for durability, up
+// to the listener's bounds of frames and bytes in flight (pipeline). A
+// frame the session refuses is quarantined (after the frames before it
+// are acked) and closes the connection; so does a frame whose Frame or
+// Decode panics, except that the frames before it not acked yet are then
+// left unacked (the device resends them; their keys make the resend a
+// no-op).
 func (g *Gateway) serveConn(l *listener, c net.Conn) {
 	cn, err := g.newTCPConn(l, c)
 	if err != nil {
@@ -75,6 +80,11 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 	defer cn.fr.Close()
 	err = cn.fr.Run(cn, cn)
 	var fe *plugins.FrameError
+	if errors.Is(err, errAbort) || errors.As(err, &fe) && isPanic(fe.Err) {
+		cn.pl.abort()
+	} else if !cn.pl.drain() && fe != nil {
+		return
+	}
 	switch {
 	case err == nil:
 		if cn.fr.Buffered() > 0 && !g.isClosing() {
@@ -89,8 +99,6 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 	case errors.As(err, &fe):
 		if isPanic(fe.Err) {
 			cn.panicked(fe.Err)
-		} else if !cn.ackPending() {
-			return
 		}
 		g.rejectFrame(l, cn.sess, c, cn.remote, fe.Raw, cn.rejectTime(), fe.Err)
 	}
@@ -107,6 +115,7 @@ func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 		return nil, err
 	}
 	cn := &tcpConn{g: g, l: l, c: c, remote: remote, log: log, sess: sess, ps: g.stats.Protocol(l.info.Name)}
+	cn.pl = newPipeline(cn, l.cfg.MaxFramesInFlight, l.cfg.MaxBytesInFlight)
 	cn.fr = plugins.NewFramer(plugins.FramerConfig{
 		Frame:    func(buf []byte) (int, error) { return callFrame(sess, buf) },
 		MaxFrame: l.cfg.MaxFrame,
@@ -129,9 +138,11 @@ func (cn *tcpConn) rejectTime() time.Time {
 // Read reads once from the connection for the framing loop, with a
 // deadline of the read timeout or, when a partial frame is buffered, the
 // end of its frame timeout if that is sooner. It ends the loop (io.EOF,
-// or errStop once the partial frame is quarantined) at end of stream,
-// when idle, on an error, on a partial frame past its frame timeout, and
-// when the gateway is closing with nothing buffered. Bytes read with an
+// or errStop once the partial frame is quarantined or the pipeline has
+// stopped) at end of stream, when idle, on an error, on a partial frame
+// past its frame timeout, when an earlier frame was not durable or its
+// ack could not be written, and when the gateway is closing with nothing
+// buffered. Bytes read with an
 // error are handed on; the error is seen again by the next read.
 func (cn *tcpConn) Read(p []byte) (int, error) {
 	g, cfg := cn.g, &cn.l.cfg
@@ -140,49 +151,74 @@ func (cn *tcpConn) Read(p []byte) (int, error) {
 		return 0, io.EOF
 	}
 	now := time.Now()
-	deadline := now.Add(cfg.ReadTimeout)
-	frameDeadline := false
-	if buffered {
-		cn.frameStart = cn.frameStart.Add(now.Sub(cn.readAt))
-		if fd := cn.frameStart.Add(cfg.FrameTimeout); fd.Before(deadline) {
-			deadline, frameDeadline = fd, true
+	// The partial frame's clock stops while the gateway works: between
+	// reads, and while earlier frames of the connection wait for their
+	// acks (a device may hold the rest of a frame until then).
+	cn.frameStart = cn.frameStart.Add(now.Sub(cn.readAt))
+	busy := cn.pl.busyTotal(now)
+	for {
+		deadline := now.Add(cfg.ReadTimeout)
+		frameDeadline := false
+		if buffered {
+			if fd := cn.frameStart.Add(cfg.FrameTimeout); fd.Before(deadline) {
+				deadline, frameDeadline = fd, true
+			}
 		}
-	}
-	cn.c.SetReadDeadline(deadline) //nolint:errcheck
-	n, err := cn.c.Read(p)
-	cn.readAt = time.Now()
-	cn.recv = cn.readAt.UTC()
-	if n > 0 && !buffered {
-		cn.frameStart = cn.readAt
-	}
-	if err == nil || n > 0 {
-		return n, nil
-	}
-	switch {
-	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
-	case errors.Is(err, os.ErrDeadlineExceeded):
-		if g.isClosing() {
-			break
-		}
-		if frameDeadline {
-			g.stats.FramesTimedOut.Add(1)
-			g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.fr.Pending(), cn.recv,
-				fmt.Errorf("%w within %s", ErrFrameTimeout, cfg.FrameTimeout))
+		if !cn.pl.readDeadline(deadline) {
 			return 0, errStop
 		}
-		cn.log.Debug("closing idle connection", "idle", cfg.ReadTimeout)
-	default:
-		cn.log.Debug("reading", "error", err)
+		n, err := cn.c.Read(p)
+		cn.readAt = time.Now()
+		cn.recv = cn.readAt.UTC()
+		if buffered {
+			b := cn.pl.busyTotal(cn.readAt)
+			cn.frameStart = cn.frameStart.Add(b - busy)
+			busy = b
+		}
+		if n > 0 && !buffered {
+			cn.frameStart = cn.readAt
+		}
+		if err == nil || n > 0 {
+			return n, nil
+		}
+		switch {
+		case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed):
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			if cn.pl.isFailed() {
+				return 0, errStop
+			}
+			if g.isClosing() {
+				break
+			}
+			if frameDeadline {
+				now = cn.readAt
+				if now.Before(cn.frameStart.Add(cfg.FrameTimeout)) {
+					continue // the clock stopped while acks were pending
+				}
+				cn.pl.drain() // the frames before it are acked first, and the writer is gone
+				g.stats.FramesTimedOut.Add(1)
+				g.rejectFrame(cn.l, cn.sess, cn.c, cn.remote, cn.fr.Pending(), cn.recv,
+					fmt.Errorf("%w within %s", ErrFrameTimeout, cfg.FrameTimeout))
+				return 0, errStop
+			}
+			cn.log.Debug("closing idle connection", "idle", cfg.ReadTimeout)
+		default:
+			cn.log.Debug("reading", "error", err)
+		}
+		return 0, io.EOF
 	}
-	return 0, io.EOF
 }
 
 // Frame decodes and submits one frame for the framing loop, queueing it
-// for its ack. A refused frame is returned as a *plugins.FrameError with
-// its bytes; a frame that closes the connection stops the loop after the
-// frames before it are acked.
+// for its ack; it first waits for room in the pipeline. A refused frame
+// is returned as a *plugins.FrameError with its bytes; a frame that
+// closes the connection stops the loop after the frames before it are
+// acked.
 func (cn *tcpConn) Frame(frame []byte) (bool, error) {
 	g := cn.g
+	if !cn.pl.room(len(frame)) {
+		return false, errStop
+	}
 	g.stats.Frames.Add(1)
 	cn.ps.Frames.Add(1)
 	res, err := callDecode(cn.sess, frame, cn.recv)
@@ -193,7 +229,7 @@ func (cn *tcpConn) Frame(frame []byte) (bool, error) {
 		return false, &plugins.FrameError{Err: err, Raw: frame}
 	}
 	cn.frameStart = cn.readAt // what follows arrived with this read
-	p := pendingAck{ack: res.Ack, close: res.Close, recv: cn.recv}
+	p := pendingAck{ack: res.Ack, close: res.Close, recv: cn.recv, size: len(frame)}
 	if len(res.Signals) > 0 {
 		g.stampSignals(cn.l, cn.ps, res.Signals, cn.recv)
 		t, err := g.ingest.Submit(context.Background(), res.Signals)
@@ -204,14 +240,15 @@ func (cn *tcpConn) Frame(frame []byte) (bool, error) {
 		}
 		p.ticket = t
 	}
-	cn.pending = append(cn.pending, p)
+	cn.pl.push(p)
 	return res.Close, nil
 }
 
-// Flush acks the frames of one read for the framing loop (see
-// ackPending); errStop closes the connection.
+// Flush hands the frames of one read to the pipeline's writer for the
+// framing loop, without waiting for their acks; errStop closes the
+// connection (an earlier frame was not durable or its ack not written).
 func (cn *tcpConn) Flush() error {
-	if !cn.ackPending() {
+	if !cn.pl.flush() {
 		return errStop
 	}
 	return nil
@@ -221,36 +258,6 @@ func (cn *tcpConn) Flush() error {
 func (cn *tcpConn) panicked(err error) {
 	cn.ps.Panics.Add(1)
 	cn.g.logPanic(cn.l, cn.remote, err)
-}
-
-// ackPending acks the queued frames in order, each after its signals are
-// durable. It reports false when the connection is to be closed: signals
-// not durable, a failed write, or a frame that closes it.
-func (cn *tcpConn) ackPending() bool {
-	g := cn.g
-	for _, p := range cn.pending {
-		if p.ticket != nil {
-			<-p.ticket.Done()
-			if err := p.ticket.Err(); err != nil {
-				g.warnUnacked(err)
-				return false
-			}
-		}
-		if len(p.ack) > 0 {
-			cn.c.SetWriteDeadline(time.Now().Add(cn.l.cfg.WriteTimeout)) //nolint:errcheck
-			if _, err := cn.c.Write(p.ack); err != nil {
-				cn.log.Debug("writing ack", "error", err)
-				return false
-			}
-		}
-		g.stats.Acked.Add(1)
-		g.stats.AckLatency.Observe(float64(time.Since(p.recv).Microseconds()) / 1000)
-		if p.close {
-			return false
-		}
-	}
-	cn.pending = cn.pending[:0]
-	return true
 }
 
 // stampSignals sets the receive time and, where the decoder left them

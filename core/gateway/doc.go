@@ -2,8 +2,11 @@
 // per-connection sessions of a decoder plugin, framing with a cap on frame
 // length (through plugins.Framer, the one framing loop that the
 // conformance suite and replay run too; the gateway adds the hooks: its
-// buffer budget on growth, panic recovery around Frame and Decode, acks
-// after each read's frames are durable), read deadlines and a whole-frame deadline, caps on connections
+// buffer budget on growth, panic recovery around Frame and Decode, and a
+// pipeline per connection: reading and decoding go on while earlier frames
+// wait for durability, up to listener bounds of frames and bytes in
+// flight, and a writer acks them in frame order, coalescing the acks that
+// are ready into one write), read deadlines and a whole-frame deadline, caps on connections
 // (per listener, per source IP, across the gateway) and on buffered bytes
 // (a budget across connections), and acks written only after the ingest
 // core reports the frame's signals durable. A frame that fails to frame or

@@ -54,7 +54,14 @@ type ListenerConfig struct {
 	// gateway itself spends (submitting, waiting for durability, acking)
 	// does not count. Default DefaultFrameTimeout.
 	FrameTimeout time.Duration
-	AllowDevice  func(string) bool
+	// MaxFramesInFlight and MaxBytesInFlight bound what one TCP
+	// connection has read and submitted but not yet acked: the gateway
+	// goes on reading and decoding while earlier frames wait for
+	// durability, and stops reading at either bound until acks are
+	// written. Defaults DefaultMaxFramesInFlight, DefaultMaxBytesInFlight.
+	MaxFramesInFlight int
+	MaxBytesInFlight  int
+	AllowDevice       func(string) bool
 	// Options are the listener's decoded options (plugins.DecodeOptions).
 	Options plugins.Options
 	// TLS, when set, makes a TCP listener speak TLS: each connection's
@@ -111,7 +118,10 @@ type Stats struct {
 	Frames   atomic.Uint64
 	Rejected atomic.Uint64
 	Acked    atomic.Uint64
-	Unacked  atomic.Uint64 // frames whose signals were not durable
+	// AckWrites counts the writes that carried TCP acks: the acks of the
+	// frames ready together go out in one write.
+	AckWrites atomic.Uint64
+	Unacked   atomic.Uint64 // frames whose signals were not durable
 	// Unavailable counts TCP connections closed and UDP datagrams dropped
 	// at once because the listener's decoder could not serve them (see
 	// SessionOpener); nothing of theirs was quarantined.
@@ -206,6 +216,12 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	}
 	if cfg.MaxConnectionsPerIP <= 0 {
 		cfg.MaxConnectionsPerIP = DefaultMaxConnectionsPerIP
+	}
+	if cfg.MaxFramesInFlight <= 0 {
+		cfg.MaxFramesInFlight = DefaultMaxFramesInFlight
+	}
+	if cfg.MaxBytesInFlight <= 0 {
+		cfg.MaxBytesInFlight = DefaultMaxBytesInFlight
 	}
 	if cfg.TLS != nil && cfg.Transport != plugins.TCP {
 		return nil, fmt.Errorf("listener %s: tls needs transport tcp", cfg.Name)

@@ -27,6 +27,7 @@ func (g *Gateway) Collect(m *metrics.Writer) {
 	m.Counter("fleetcore_frames_total", "Frames read from devices.", float64(st.Frames.Load()))
 	m.Counter("fleetcore_frames_rejected_total", "Frames rejected (quarantined, never acked).", float64(st.Rejected.Load()))
 	m.Counter("fleetcore_frames_acked_total", "Frames acked after their signals were durable.", float64(st.Acked.Load()))
+	m.Counter("fleetcore_ack_writes_total", "Writes carrying TCP acks (the acks of frames durable together share one write).", float64(st.AckWrites.Load()))
 	m.Counter("fleetcore_frames_unacked_total", "Frames left unacked because their signals were not durable.", float64(st.Unacked.Load()))
 	if st.AckLatency != nil {
 		m.Histogram("fleetcore_ack_latency_seconds", "Time from reading a frame to acking it.", metrics.Milliseconds(st.AckLatency))

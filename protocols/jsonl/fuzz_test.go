@@ -1,10 +1,13 @@
 package jsonl
 
 import (
+	"bytes"
 	"encoding/json"
+	"reflect"
 	"testing"
 
 	"github.com/fleetcore/fleetcore/plugins"
+	"github.com/fleetcore/fleetcore/signal"
 )
 
 func jsonUnmarshal(b []byte, v any) error { return json.Unmarshal(b, v) }
@@ -59,6 +62,49 @@ func FuzzFrame(f *testing.F) {
 			}
 			_, _ = s.Decode(data[:n], recv)
 			data = data[n:]
+		}
+	})
+}
+
+// sameSignal compares two decoded signals field by field (NaN equal to
+// NaN, attrs with their Go types).
+func sameSignal(a, b signal.Signal) bool {
+	ja, _ := json.Marshal(a)
+	jb, _ := json.Marshal(b)
+	return bytes.Equal(ja, jb) && reflect.DeepEqual(a.Attrs, b.Attrs) && reflect.DeepEqual(a.DTCs, b.DTCs) &&
+		a.Valid == b.Valid && a.TS.Equal(b.TS) && a.TS.Location() == b.TS.Location()
+}
+
+// slowParse is Parse through encoding/json only.
+func slowParse(line []byte) (signal.Signal, error) {
+	var p parsed
+	if err := p.slow(line); err != nil {
+		return signal.Signal{}, err
+	}
+	return p.check()
+}
+
+// FuzzFastMatchesEncodingJSON: wherever the hand-written scanner accepts
+// a line, its signal (or check error) is encoding/json's.
+func FuzzFastMatchesEncodingJSON(f *testing.F) {
+	for _, l := range validLines(f) {
+		f.Add(bytes.TrimSpace(l))
+	}
+	for _, l := range fastCases {
+		f.Add([]byte(l))
+	}
+	f.Fuzz(func(t *testing.T, line []byte) {
+		var p parsed
+		if !parseFast(line, &p) {
+			return
+		}
+		fast, ferr := p.check()
+		slow, serr := slowParse(line)
+		if (ferr == nil) != (serr == nil) || ferr != nil && ferr.Error() != serr.Error() {
+			t.Fatalf("%s: fast error %v, encoding/json error %v", line, ferr, serr)
+		}
+		if ferr == nil && !sameSignal(fast, slow) {
+			t.Fatalf("%s:\nfast %+v\njson %+v", line, fast, slow)
 		}
 	})
 }

@@ -134,38 +134,71 @@ func (s *Session) Reject(err error) []byte {
 // errors wrapping plugins.ErrMalformed. recv and path belong to the server
 // and are ignored; a protocol other than "jsonl" is kept as attr
 // source_protocol.
+//
+// The common shape is decoded by a hand-written scanner (parseFast,
+// a few allocations per line); everything else, errors included, by
+// encoding/json.
 func Parse(line []byte) (signal.Signal, error) {
+	var p parsed
+	if !parseFast(line, &p) {
+		p = parsed{}
+		if err := p.slow(line); err != nil {
+			return signal.Signal{}, err
+		}
+	}
+	return p.check()
+}
+
+// parsed is a decoded line before the checks Parse applies to it.
+type parsed struct {
+	sig   signal.Signal // without TS and Protocol
+	ts    time.Time
+	hasTS bool
+	src   string // the line's protocol key
+}
+
+// slow decodes a line with encoding/json.
+func (p *parsed) slow(line []byte) error {
 	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.DisallowUnknownFields()
 	dec.UseNumber()
 	var j signal.JSON
 	if err := dec.Decode(&j); err != nil {
-		return signal.Signal{}, fmt.Errorf("%w: %s", plugins.ErrMalformed, describe(err))
+		return fmt.Errorf("%w: %s", plugins.ErrMalformed, describe(err))
 	}
 	var extra json.RawMessage
 	if err := dec.Decode(&extra); !errors.Is(err, io.EOF) {
-		return signal.Signal{}, fmt.Errorf("%w: one JSON object per line: trailing data after the object", plugins.ErrMalformed)
+		return fmt.Errorf("%w: one JSON object per line: trailing data after the object", plugins.ErrMalformed)
 	}
-	if j.DeviceID == "" {
+	if j.TS != nil {
+		p.ts, p.hasTS = *j.TS, true
+	}
+	p.src = j.Protocol
+	// The server sets recv, path and the decoder version (builtin:… for
+	// jsonl): a row of `fleetcore decode` output carries them, they are
+	// accepted and ignored.
+	j.TS, j.Recv, j.Path, j.Protocol, j.DecoderVersion = nil, nil, "", "", ""
+	p.sig = j.Signal()
+	return nil
+}
+
+func (p *parsed) check() (signal.Signal, error) {
+	if p.sig.DeviceID == "" {
 		return signal.Signal{}, fmt.Errorf("%w: device_id is required", plugins.ErrMalformed)
 	}
-	if j.TS == nil || j.TS.IsZero() {
+	if !p.hasTS || p.ts.IsZero() {
 		return signal.Signal{}, fmt.Errorf("%w: ts is required (RFC 3339 time)", plugins.ErrMalformed)
 	}
 	// RFC 3339 allows years 0000–9999 with any offset, so the UTC time can
 	// fall outside what RFC 3339 (and therefore the canonical JSON) can
 	// write back.
-	if y := j.TS.UTC().Year(); y < 1 || y > 9999 {
-		return signal.Signal{}, fmt.Errorf("%w: ts %s is outside the years 0001–9999 in UTC", plugins.ErrMalformed, j.TS.Format(time.RFC3339))
+	if y := p.ts.UTC().Year(); y < 1 || y > 9999 {
+		return signal.Signal{}, fmt.Errorf("%w: ts %s is outside the years 0001–9999 in UTC", plugins.ErrMalformed, p.ts.Format(time.RFC3339))
 	}
-	src := j.Protocol
-	// The server sets recv, path and the decoder version (builtin:… for
-	// jsonl): a row of `fleetcore decode` output carries them, they are
-	// accepted and ignored.
-	j.Recv, j.Path, j.Protocol, j.DecoderVersion = nil, "", "", ""
-	sig := j.Signal()
-	if src != "" && src != Name {
-		sig.SetAttr("source_protocol", src)
+	sig := p.sig
+	sig.TS = p.ts.UTC()
+	if p.src != "" && p.src != Name {
+		sig.SetAttr("source_protocol", p.src)
 	}
 	for i, d := range sig.DTCs {
 		if d == "" {

@@ -233,3 +233,59 @@ func TestDecoderVersionIgnored(t *testing.T) {
 		t.Errorf("with decoder_version: %+v, without: %+v", a, b)
 	}
 }
+
+// fastCases are lines in the scanner's shape and just outside it.
+var fastCases = []string{
+	`{"device_id":"sim-1","ts":"2026-11-25T10:00:00.000Z","lat":52.5200000,"lon":13.4050000,"alt":35,"speed":42.5,"heading":90,"sats":9,"valid":true,"odometer":120345.600,"voltage":13.90}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00+01:00","attrs":{"i":-0,"f":1.5e3,"big":12345678901234567890,"s":"x","b":false},"dtcs":[],"protocol":"gt06","recv":"2026-11-25T10:00:00Z","path":"spool","decoder_version":"v"}`,
+	`{ "device_id" : "a" , "ts" : "2026-11-25T10:00:00Z" , "dtcs" : [ "P0301" , "" ] }`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z","lat":1,"lat":2,"attrs":{"x":1},"attrs":{"y":2}}`,
+	`{"device_id":"","ts":"2026-11-25T10:00:00Z"}`,
+	`{"device_id":"a"}`,
+	`{"device_id":"a","ts":"0000-01-01T00:30:00+01:00"}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z","sats":1e400}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z","attrs":{"x":1e400}}`,
+	`{"device_id":"a\u00e9","ts":"2026-11-25T10:00:00Z"}`,
+	`{"Device_ID":"a","ts":"2026-11-25T10:00:00Z"}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z","lat":null}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z","lat":01}`,
+	`{"device_id":"a","ts":"2026-11-25T10:00:00Z"} {}`,
+	`{}`,
+}
+
+func TestFastPathTakenAndSameAsEncodingJSON(t *testing.T) {
+	for i, l := range fastCases {
+		var p parsed
+		if !parseFast([]byte(l), &p) {
+			if i < 7 {
+				t.Errorf("case %d not taken by the scanner: %s", i, l)
+			}
+			continue
+		}
+		if i >= 7 && i != len(fastCases)-1 {
+			t.Errorf("case %d taken by the scanner, want encoding/json: %s", i, l)
+		}
+		fast, ferr := p.check()
+		slow, serr := slowParse([]byte(l))
+		if (ferr == nil) != (serr == nil) || ferr != nil && ferr.Error() != serr.Error() {
+			t.Errorf("case %d: fast error %v, encoding/json error %v", i, ferr, serr)
+		} else if ferr == nil && !sameSignal(fast, slow) {
+			t.Errorf("case %d:\nfast %+v\njson %+v", i, fast, slow)
+		}
+	}
+}
+
+func TestDecodeAllocations(t *testing.T) {
+	line := []byte(fastCases[0] + "\n")
+	s := newSession(4096)
+	allocs := testing.AllocsPerRun(200, func() {
+		if _, err := s.Decode(line, recv); err != nil {
+			t.Fatal(err)
+		}
+	})
+	// The signal slice, the frame copy, the device id, the ack: was 50
+	// with a json.Decoder per line.
+	if allocs > 6 {
+		t.Fatalf("%.0f allocations per line, want at most 6", allocs)
+	}
+}
