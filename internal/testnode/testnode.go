@@ -36,6 +36,11 @@ const (
 // runs fails it (t.Errorf) the moment it stops.
 func Run(t *testing.T, cfg *config.Config, reg *plugins.Registry, log hclog.Logger) (n *node.Node, ctx context.Context) {
 	t.Helper()
+	if cfg.API.Address == "127.0.0.1:8080" {
+		// The default address: test binaries of several packages run at
+		// once, so a test that did not choose one gets a free port.
+		cfg.API.Address = "127.0.0.1:0"
+	}
 	n = node.New(cfg, reg, log)
 	return n, Start(t, n)
 }
