@@ -36,10 +36,13 @@ services: ## install (apt-get, if missing) and start PostgreSQL and RabbitMQ
 	@bash .ci/services.sh
 
 # What only the tests need beyond the services: headless Chromium for the
-# dashboard end-to-end test (apt-get, when missing). `make run` needs none.
-test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium
+# dashboard end-to-end test and HAProxy for the load-balancer tests (apt-get, when missing). `make run` needs none.
+test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium, HAProxy
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
+	@command -v haproxy >/dev/null 2>&1 || { echo "installing haproxy"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq haproxy >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }; }
 
 tools: $(STATICCHECK) $(GOLANGCI) ## install the developer tools (staticcheck, golangci-lint)
 

@@ -125,6 +125,11 @@ type Listener struct {
 	FrameTimeout string `hcl:"frame_timeout,optional"`
 	// TLS makes a TCP listener speak TLS (nil: plain TCP).
 	TLS *TLS `hcl:"tls,block"`
+	// ProxyProtocol makes a TCP listener behind a load balancer (HAProxy
+	// send-proxy / send-proxy-v2) read the PROXY protocol header of every
+	// connection and use the device's address it carries; a connection
+	// without one is refused. Only the balancer may reach such a port.
+	ProxyProtocol bool `hcl:"proxy_protocol,optional"`
 
 	src listenerSource // where the block and its keys are (Where)
 }
@@ -756,6 +761,9 @@ func (c *Config) Validate() error {
 			} else if err := tlsconf.Check(where, l.TLS.Files()); err != nil {
 				addAt(l.Where(""), "%v", err)
 			}
+		}
+		if l.ProxyProtocol && l.Transport != "tcp" {
+			addAt(l.Where("proxy_protocol"), "%s: proxy_protocol needs transport tcp", where)
 		}
 		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
 			addAt(l.Where("max_frame"), "%s: max_frame must be between 16 and 16777216", where)

@@ -111,6 +111,11 @@ func TestGatewayLimits(t *testing.T) {
   address = ":1"
   max_connections_per_ip = -1
 }`, "max_connections_per_ip must be positive"},
+		{"proxy_protocol_udp", `listener "a" {
+  address = ":1"
+  transport = "udp"
+  proxy_protocol = true
+}`, `x.hcl:4: listener "a": proxy_protocol needs transport tcp`},
 		{"gateway_max_connections", `gateway { max_connections = -5 }`, "gateway.max_connections: must be positive"},
 		{"budget_below_max_frame", `gateway { max_buffered_bytes = 1000 }
 listener "a" { address = ":1" }`, "more than gateway.max_buffered_bytes"},

@@ -151,7 +151,8 @@ func (p listenerPlan) listenerConfig() gateway.ListenerConfig {
 		Name: lc.Name, Transport: plugins.Transport(lc.Transport), Address: lc.Address,
 		MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections, MaxConnectionsPerIP: lc.MaxConnectionsPerIP,
 		ReadTimeout: config.Duration(lc.ReadTimeout), FrameTimeout: config.Duration(lc.FrameTimeout),
-		AllowDevice: allowList(lc.AllowDevices),
-		Options:     p.opts,
+		AllowDevice:   allowList(lc.AllowDevices),
+		Options:       p.opts,
+		ProxyProtocol: lc.ProxyProtocol,
 	}
 }
