@@ -65,9 +65,12 @@ type Database struct {
 	WriteTimeout string `hcl:"write_timeout,optional"`
 }
 
-// AMQP configures the RabbitMQ failover tier. An empty URL disables it.
+// AMQP configures the RabbitMQ failover tier. No URL disables it.
 type AMQP struct {
-	URL            string `hcl:"url,optional"`
+	URL string `hcl:"url,optional"`
+	// URLs are the nodes of a RabbitMQ cluster, instead of URL: fleetcore
+	// connects to one and fails over to the next when it is lost.
+	URLs           []string `hcl:"urls,optional"`
 	Queue          string `hcl:"queue,optional"`
 	DeadLetter     string `hcl:"dead_letter_queue,optional"`
 	QueueType      string `hcl:"queue_type,optional"` // quorum or classic
@@ -629,7 +632,7 @@ func (c *Config) applyEnv() {
 		c.setSource("database.url", "FLEETCORE_DATABASE_URL")
 	}
 	if v := os.Getenv("FLEETCORE_AMQP_URL"); v != "" {
-		c.AMQP.URL = v
+		c.AMQP.URL, c.AMQP.URLs = v, nil
 		c.setSource("amqp.url", "FLEETCORE_AMQP_URL")
 	}
 	if v := os.Getenv("FLEETCORE_API_TOKEN"); v != "" {
@@ -696,6 +699,14 @@ func (c *Config) Validate() error {
 	if c.AMQP.URL != "" {
 		if p := urlProblem(c.AMQP.URL, parseAMQP, "amqp", "amqps"); p != "" {
 			c.addAt(e, "amqp.url", p)
+		}
+		if len(c.AMQP.URLs) > 0 {
+			c.addAt(e, "amqp.urls", "set amqp.url or amqp.urls, not both")
+		}
+	}
+	for i, u := range c.AMQP.URLs {
+		if p := urlProblem(u, parseAMQP, "amqp", "amqps"); p != "" {
+			c.addAt(e, "amqp.urls", fmt.Sprintf("[%d]: %s", i, p))
 		}
 	}
 	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
@@ -984,3 +995,18 @@ func IsLoopback(addr string) bool {
 
 // ErrNoConfig is returned when no config file is given or found.
 var ErrNoConfig = errors.New("no config file")
+
+// Endpoints are the broker URLs to connect to: URLs, or URL alone; none
+// when the failover tier is off.
+func (a *AMQP) Endpoints() []string {
+	if a == nil {
+		return nil
+	}
+	if len(a.URLs) > 0 {
+		return append([]string(nil), a.URLs...)
+	}
+	if a.URL != "" {
+		return []string{a.URL}
+	}
+	return nil
+}

@@ -28,8 +28,8 @@ func (n *Node) startIntegrity(ctx context.Context) error {
 	pool := n.st.Pool()
 	n.scorer = integrity.NewScorer(pool, integrity.ParamsFrom(cfg.Integrity), log)
 	var broker integrity.Broker
-	if cfg.AMQP.URL != "" {
-		b := integrity.NewAMQPBroker(cfg.AMQP.URL, cfg.AMQP.AlertExchange, config.Duration(cfg.AMQP.ConfirmTimeout), log.Named("alerts"))
+	if urls := cfg.AMQP.Endpoints(); len(urls) > 0 {
+		b := integrity.NewAMQPBroker(urls, cfg.AMQP.AlertExchange, config.Duration(cfg.AMQP.ConfirmTimeout), log.Named("alerts"))
 		broker = b
 		go func() {
 			<-ctx.Done()
