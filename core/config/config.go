@@ -71,13 +71,13 @@ type AMQP struct {
 	// URLs are the nodes of a RabbitMQ cluster, instead of URL: fleetcore
 	// connects to one and fails over to the next when it is lost.
 	URLs           []string `hcl:"urls,optional"`
-	Queue          string `hcl:"queue,optional"`
-	DeadLetter     string `hcl:"dead_letter_queue,optional"`
-	QueueType      string `hcl:"queue_type,optional"` // quorum or classic
-	ConfirmTimeout string `hcl:"confirm_timeout,optional"`
-	Prefetch       int    `hcl:"prefetch,optional"`
-	MaxRedeliver   int    `hcl:"max_redeliveries,optional"`
-	AlertExchange  string `hcl:"alert_exchange,optional"`
+	Queue          string   `hcl:"queue,optional"`
+	DeadLetter     string   `hcl:"dead_letter_queue,optional"`
+	QueueType      string   `hcl:"queue_type,optional"` // quorum or classic
+	ConfirmTimeout string   `hcl:"confirm_timeout,optional"`
+	Prefetch       int      `hcl:"prefetch,optional"`
+	MaxRedeliver   int      `hcl:"max_redeliveries,optional"`
+	AlertExchange  string   `hcl:"alert_exchange,optional"`
 	// ConfirmWindow is how many batches may wait for publisher confirms at
 	// once (all ingest writers together).
 	ConfirmWindow int `hcl:"confirm_window,optional"`
