@@ -33,7 +33,7 @@ type HAProxy struct {
 func HAProxyConfig(frontend string, backends []string) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, `global
-    maxconn 20000
+    maxconn 4000
 
 defaults
     mode tcp
