@@ -10,6 +10,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/rules"
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // Organizer job names of the integrity stage.
@@ -44,7 +45,9 @@ func (n *Node) startIntegrity(ctx context.Context) error {
 	scoreEvery := config.Duration(cfg.Organizer.ScoreInterval)
 	healthEvery := config.Duration(cfg.Organizer.HealthInterval)
 	n.org.Add(organizer.Job{Name: JobScore, Interval: scoreEvery, Run: func(ctx context.Context) error {
-		if err := n.scorer.Run(ctx); err != nil {
+		// One node scores at a time (DESIGN.md §6); the others skip the
+		// round, and the scorer's watermarks carry on where it stopped.
+		if _, err := store.Singleton(ctx, pool, JobScore, n.scorer.Run); err != nil {
 			return err
 		}
 		// Deliver what this round opened or cleared without waiting for the
