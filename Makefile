@@ -36,14 +36,17 @@ services: ## install (apt-get, if missing) and start PostgreSQL and RabbitMQ
 	@bash .ci/services.sh
 
 # What only the tests need beyond the services: headless Chromium for the
-# dashboard end-to-end test and promtool (Debian's prometheus package) for
-# the /metrics and alerting-rule tests (apt-get, when missing). `make run`
-# needs none.
-test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium, promtool
+# dashboard end-to-end test, promtool (Debian's prometheus package) for the
+# /metrics and alerting-rule tests and HAProxy for the load-balancer tests
+# (apt-get, when missing). `make run` needs none.
+test-tools: ## install (apt-get, if missing) what the tests need beyond the services: Chromium, promtool, HAProxy
 	@command -v chromium >/dev/null 2>&1 || { echo "installing chromium"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq chromium >/dev/null; }
 	@command -v promtool >/dev/null 2>&1 || { echo "installing promtool (prometheus)"; \
 	  export DEBIAN_FRONTEND=noninteractive; apt-get update -qq && apt-get install -y -qq --no-install-recommends prometheus >/dev/null; }
+	@command -v haproxy >/dev/null 2>&1 || { echo "installing haproxy"; \
+	  export DEBIAN_FRONTEND=noninteractive; apt-get install -y -qq haproxy >/dev/null 2>&1 || \
+	  { apt-get update -qq && apt-get install -y -qq haproxy >/dev/null; }; }
 
 tools: $(STATICCHECK) $(GOLANGCI) ## install the developer tools (staticcheck, golangci-lint)
 

@@ -162,7 +162,11 @@ gateway {
 # max_connections_per_ip (1000; raise it for fleets behind one NAT or a
 # private APN), read_timeout ("10m", idle) and frame_timeout ("30s": from a
 # frame's first byte to its last). A TCP listener with a tls block speaks TLS
-# (same acks and quarantine; the handshake must finish within frame_timeout):
+# (same acks and quarantine; the handshake must finish within frame_timeout).
+# Behind HAProxy (deploy/README.md), proxy_protocol = true reads the PROXY
+# header HAProxy's send-proxy-v2 writes, so logs, quarantine and the per-IP
+# cap see the device's address; connections without one are refused.
+# A tls block looks like:
 #   tls {
 #     cert_file      = "/etc/fleetcore/tls/devices.crt"
 #     key_file       = "/etc/fleetcore/tls/devices.key"

@@ -135,7 +135,7 @@ func newLogger(cfg *config.Config) hclog.Logger {
 // redact masks the configured database and AMQP passwords in err's text
 // (the stores already do; this guards what cmd prints).
 func redact(cfg *config.Config, err error) error {
-	return config.RedactError(err, cfg.Database.URL, cfg.AMQP.URL)
+	return config.RedactError(err, append([]string{cfg.Database.URL}, cfg.AMQP.Endpoints()...)...)
 }
 
 func errorf(format string, a ...any) int {

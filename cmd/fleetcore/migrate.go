@@ -67,7 +67,7 @@ func validateFile(path string, stdout, stderr io.Writer) int {
 			return 1
 		}
 		for _, p := range ce.Problems {
-			fmt.Fprintln(stderr, config.RedactText(p, cfg.Database.URL, cfg.AMQP.URL))
+			fmt.Fprintln(stderr, config.RedactText(p, append([]string{cfg.Database.URL}, cfg.AMQP.Endpoints()...)...))
 		}
 		fmt.Fprintf(stderr, "fleetcore: %s: %d problem(s)\n", path, len(ce.Problems))
 		return 1

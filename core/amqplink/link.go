@@ -92,6 +92,10 @@ func (s *Session) Reopen() error {
 // Options configure a Link. Zero durations take defaults.
 type Options struct {
 	URL string
+	// URLs are the nodes of a RabbitMQ cluster, tried in turn (URL, when
+	// set, is tried first). A link stays on the node it reached; after
+	// that node fails it starts from the next one.
+	URLs []string
 	// Name says what the link is for ("publish", "replay", "alerts"): it
 	// is the connection's name on the broker ("fleetcore <Name>") and the
 	// "link" of its log lines.
@@ -123,6 +127,10 @@ func (o *Options) defaults() {
 	if o.Setup == nil {
 		o.Setup = func(*Session) error { return nil }
 	}
+	if o.URL != "" {
+		o.URLs = append([]string{o.URL}, o.URLs...)
+	}
+	o.URL = ""
 }
 
 // Link keeps one session alive: it connects on demand (Get), reconnects
@@ -141,6 +149,10 @@ type Link struct {
 	dialing bool
 	lastErr error
 	closed  bool
+
+	// next is the index in opt.URLs the next dial starts at; at is the
+	// one the current session reached.
+	next, at int
 
 	connects, failures atomic.Uint64
 }
@@ -204,14 +216,46 @@ func (l *Link) Get() (*Session, error) {
 	l.connects.Add(1)
 	l.cur, l.backoff, l.nextTry, l.lastErr = s, 0, time.Time{}, nil
 	if l.down || l.connects.Load() == 1 {
-		l.log.Info("rabbitmq connected", append([]any{"link", l.opt.Name}, l.opt.LogFields...)...)
+		fields := append([]any{"link", l.opt.Name}, l.opt.LogFields...)
+		if len(l.opt.URLs) > 1 {
+			fields = append(fields, "node", config.RedactURL(l.opt.URLs[l.at]))
+		}
+		l.log.Info("rabbitmq connected", fields...)
 	}
 	l.down = false
 	return s, nil
 }
 
+// dial tries each URL once, from l.next on, and returns the first session
+// that connects and declares its topology (or every attempt's error).
 func (l *Link) dial() (*Session, error) {
-	conn, err := amqp.DialConfig(l.opt.URL, amqp.Config{
+	l.mu.Lock()
+	start := l.next
+	l.mu.Unlock()
+	n := len(l.opt.URLs)
+	if n == 0 {
+		return nil, errors.New("no rabbitmq url")
+	}
+	var errs []error
+	for i := range n {
+		at := (start + i) % n
+		s, err := l.dialOne(l.opt.URLs[at])
+		if err == nil {
+			l.mu.Lock()
+			l.next, l.at = at, at
+			l.mu.Unlock()
+			return s, nil
+		}
+		if n > 1 {
+			err = fmt.Errorf("%s: %w", config.RedactURL(l.opt.URLs[at]), err)
+		}
+		errs = append(errs, err)
+	}
+	return nil, errors.Join(errs...)
+}
+
+func (l *Link) dialOne(url string) (*Session, error) {
+	conn, err := amqp.DialConfig(url, amqp.Config{
 		Heartbeat:  5 * time.Second,
 		Dial:       amqp.DefaultDial(l.opt.DialTimeout),
 		Properties: amqp.Table{"connection_name": "fleetcore " + l.opt.Name},
@@ -219,7 +263,7 @@ func (l *Link) dial() (*Session, error) {
 	if err != nil {
 		// The client quotes a URL it cannot parse, password included; this
 		// error is logged, kept as lastErr and returned on every retry.
-		return nil, config.RedactError(err, l.opt.URL)
+		return nil, config.RedactError(err, url)
 	}
 	s, err := OpenSession(conn, l.opt.Returns)
 	if err != nil {
@@ -251,6 +295,9 @@ func (l *Link) dropLocked(cause error) {
 	}
 	l.cur.conn.Close()
 	l.cur = nil
+	// The node this session was on failed: start from the next one (on
+	// one node this is the same URL again).
+	l.next = (l.at + 1) % max(len(l.opt.URLs), 1)
 	l.backoff = l.opt.ReconnectMin
 	l.nextTry = time.Now().Add(l.backoff)
 	l.lastErr = cause
@@ -346,4 +393,15 @@ func Publish(ctx context.Context, s *Session, exchange, key string, mandatory bo
 		}
 	}
 	return nil
+}
+
+// Node is the index in the URLs (URL first) of the node the current
+// session is on, or -1 while the link is down.
+func (l *Link) Node() int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.cur == nil {
+		return -1
+	}
+	return l.at
 }

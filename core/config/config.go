@@ -65,16 +65,19 @@ type Database struct {
 	WriteTimeout string `hcl:"write_timeout,optional"`
 }
 
-// AMQP configures the RabbitMQ failover tier. An empty URL disables it.
+// AMQP configures the RabbitMQ failover tier. No URL disables it.
 type AMQP struct {
-	URL            string `hcl:"url,optional"`
-	Queue          string `hcl:"queue,optional"`
-	DeadLetter     string `hcl:"dead_letter_queue,optional"`
-	QueueType      string `hcl:"queue_type,optional"` // quorum or classic
-	ConfirmTimeout string `hcl:"confirm_timeout,optional"`
-	Prefetch       int    `hcl:"prefetch,optional"`
-	MaxRedeliver   int    `hcl:"max_redeliveries,optional"`
-	AlertExchange  string `hcl:"alert_exchange,optional"`
+	URL string `hcl:"url,optional"`
+	// URLs are the nodes of a RabbitMQ cluster, instead of URL: fleetcore
+	// connects to one and fails over to the next when it is lost.
+	URLs           []string `hcl:"urls,optional"`
+	Queue          string   `hcl:"queue,optional"`
+	DeadLetter     string   `hcl:"dead_letter_queue,optional"`
+	QueueType      string   `hcl:"queue_type,optional"` // quorum or classic
+	ConfirmTimeout string   `hcl:"confirm_timeout,optional"`
+	Prefetch       int      `hcl:"prefetch,optional"`
+	MaxRedeliver   int      `hcl:"max_redeliveries,optional"`
+	AlertExchange  string   `hcl:"alert_exchange,optional"`
 	// ConfirmWindow is how many batches may wait for publisher confirms at
 	// once (all ingest writers together).
 	ConfirmWindow int `hcl:"confirm_window,optional"`
@@ -130,6 +133,11 @@ type Listener struct {
 	MaxBytesInFlight  int `hcl:"max_bytes_in_flight,optional"`
 	// TLS makes a TCP listener speak TLS (nil: plain TCP).
 	TLS *TLS `hcl:"tls,block"`
+	// ProxyProtocol makes a TCP listener behind a load balancer (HAProxy
+	// send-proxy / send-proxy-v2) read the PROXY protocol header of every
+	// connection and use the device's address it carries; a connection
+	// without one is refused. Only the balancer may reach such a port.
+	ProxyProtocol bool `hcl:"proxy_protocol,optional"`
 
 	src listenerSource // where the block and its keys are (Where)
 }
@@ -639,7 +647,7 @@ func (c *Config) applyEnv() {
 		c.setSource("database.url", "FLEETCORE_DATABASE_URL")
 	}
 	if v := os.Getenv("FLEETCORE_AMQP_URL"); v != "" {
-		c.AMQP.URL = v
+		c.AMQP.URL, c.AMQP.URLs = v, nil
 		c.setSource("amqp.url", "FLEETCORE_AMQP_URL")
 	}
 	if v := os.Getenv("FLEETCORE_API_TOKEN"); v != "" {
@@ -707,6 +715,14 @@ func (c *Config) Validate() error {
 		if p := urlProblem(c.AMQP.URL, parseAMQP, "amqp", "amqps"); p != "" {
 			c.addAt(e, "amqp.url", p)
 		}
+		if len(c.AMQP.URLs) > 0 {
+			c.addAt(e, "amqp.urls", "set amqp.url or amqp.urls, not both")
+		}
+	}
+	for i, u := range c.AMQP.URLs {
+		if p := urlProblem(u, parseAMQP, "amqp", "amqps"); p != "" {
+			c.addAt(e, "amqp.urls", fmt.Sprintf("[%d]: %s", i, p))
+		}
 	}
 	if c.AMQP.QueueType != "quorum" && c.AMQP.QueueType != "classic" {
 		add("amqp.queue_type: %q is not quorum or classic", c.AMQP.QueueType)
@@ -771,6 +787,9 @@ func (c *Config) Validate() error {
 			} else if err := tlsconf.Check(where, l.TLS.Files()); err != nil {
 				addAt(l.Where(""), "%v", err)
 			}
+		}
+		if l.ProxyProtocol && l.Transport != "tcp" {
+			addAt(l.Where("proxy_protocol"), "%s: proxy_protocol needs transport tcp", where)
 		}
 		if l.MaxFrame < 16 || l.MaxFrame > 16<<20 {
 			addAt(l.Where("max_frame"), "%s: max_frame must be between 16 and 16777216", where)
@@ -1004,3 +1023,18 @@ func IsLoopback(addr string) bool {
 
 // ErrNoConfig is returned when no config file is given or found.
 var ErrNoConfig = errors.New("no config file")
+
+// Endpoints are the broker URLs to connect to: URLs, or URL alone; none
+// when the failover tier is off.
+func (a *AMQP) Endpoints() []string {
+	if a == nil {
+		return nil
+	}
+	if len(a.URLs) > 0 {
+		return append([]string(nil), a.URLs...)
+	}
+	if a.URL != "" {
+		return []string{a.URL}
+	}
+	return nil
+}

@@ -120,6 +120,17 @@ func TestGatewayLimits(t *testing.T) {
   address = ":1"
   max_bytes_in_flight = 4294967296
 }`, "max_bytes_in_flight must be between 1 and 1073741824"},
+		{"proxy_protocol_udp", `listener "a" {
+  transport = "udp"
+  proxy_protocol = true
+}`, `x.hcl:4: listener "a": proxy_protocol needs transport tcp`},
+		{"amqp_url_and_urls", `amqp {
+  url  = "amqp://a:5672/"
+  urls = ["amqp://b:5672/", "amqp://c:5672/"]
+}`, "amqp.urls: set amqp.url or amqp.urls, not both"},
+		{"amqp_urls_bad", `amqp {
+  urls = ["amqp://b:5672/", "http://c/"]
+}`, "amqp.urls: [1]:"},
 		{"gateway_max_connections", `gateway { max_connections = -5 }`, "gateway.max_connections: must be positive"},
 		{"budget_below_max_frame", `gateway { max_buffered_bytes = 1000 }
 listener "a" { address = ":1" }`, "more than gateway.max_buffered_bytes"},

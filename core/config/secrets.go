@@ -274,7 +274,7 @@ func TokenProblem(token string) string {
 
 // secretKeys are the keys whose problems Validate reports at their own
 // line (or environment variable) without quoting their values.
-var secretKeys = []string{"database.url", "amqp.url", "api.token", "api.read_token", "api.admin_token"}
+var secretKeys = []string{"database.url", "amqp.url", "amqp.urls", "api.token", "api.read_token", "api.admin_token"}
 
 // attrSources finds the file:line of each block.attribute key in body.
 func attrSources(body hcl.Body, file string, keys []string) map[string]string {

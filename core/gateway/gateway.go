@@ -69,6 +69,15 @@ type ListenerConfig struct {
 	// closed with the reason logged (nothing is quarantined: no frame was
 	// read). Frames, acks and quarantine are then as on plain TCP.
 	TLS *tls.Config
+	// ProxyProtocol makes a TCP listener expect a PROXY protocol header
+	// (version 1 or 2, as HAProxy's send-proxy / send-proxy-v2 write it)
+	// at the start of every connection: the device's address it carries is
+	// the connection's remote address for the per-IP cap, logs and
+	// quarantine. A connection without a valid header within FrameTimeout
+	// is closed with the reason logged (nothing is quarantined: no frame
+	// was read). A LOCAL header (a balancer's health check) keeps the
+	// balancer's own address. The header precedes TLS when both are set.
+	ProxyProtocol bool
 }
 
 // Gateway runs listeners.
@@ -93,6 +102,7 @@ type Gateway struct {
 	budgetLog  logLimiter // connections closed over the buffer budget
 	panicLog   logLimiter // decoder panics (with their stacks)
 	tlsLog     logLimiter // failed TLS handshakes
+	proxyLog   logLimiter // connections without a valid PROXY header
 	// unavailableLog: connections closed because their decoder could not
 	// serve them (SessionOpener).
 	unavailableLog logLimiter
@@ -128,10 +138,13 @@ type Stats struct {
 	Unavailable atomic.Uint64
 	// TLSFailed counts TLS connections closed because their handshake
 	// failed or timed out (plain text on a TLS port among them).
-	TLSFailed   atomic.Uint64
-	AckLatency  *ingest.Histogram
-	perProtocol sync.Map // protocol -> *ProtocolStats
-	refused     refusedCounts
+	TLSFailed atomic.Uint64
+	// ProxyRefused counts connections to proxy_protocol listeners closed
+	// because they sent no valid PROXY header in time.
+	ProxyRefused atomic.Uint64
+	AckLatency   *ingest.Histogram
+	perProtocol  sync.Map // protocol -> *ProtocolStats
+	refused      refusedCounts
 }
 
 // ProtocolStats counts one protocol's frames.
@@ -183,6 +196,9 @@ type listener struct {
 	tcp  net.Listener
 	udp  net.PacketConn
 	open atomic.Int64
+	// pending counts proxied connections still reading their PROXY header
+	// (bounded by MaxConnections, like open).
+	pending atomic.Int64
 
 	mu    sync.Mutex
 	perIP map[string]int // open connections per sourceKey
@@ -226,6 +242,9 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	if cfg.TLS != nil && cfg.Transport != plugins.TCP {
 		return nil, fmt.Errorf("listener %s: tls needs transport tcp", cfg.Name)
 	}
+	if cfg.ProxyProtocol && cfg.Transport != plugins.TCP {
+		return nil, fmt.Errorf("listener %s: proxy_protocol needs transport tcp", cfg.Name)
+	}
 	l := &listener{cfg: cfg, dec: dec, info: info, perIP: map[string]int{}}
 	var addr net.Addr
 	switch cfg.Transport {
@@ -247,7 +266,7 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	g.mu.Lock()
 	g.listeners = append(g.listeners, l)
 	g.mu.Unlock()
-	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String(), "tls", cfg.TLS != nil)
+	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String(), "tls", cfg.TLS != nil, "proxy_protocol", cfg.ProxyProtocol)
 	return addr, nil
 }
 
@@ -329,6 +348,12 @@ func (g *Gateway) acceptLoop(l *listener) {
 			continue
 		}
 		backoff = 0
+		if l.cfg.ProxyProtocol {
+			if !g.startProxied(l, c) {
+				return
+			}
+			continue
+		}
 		ip := sourceKey(c.RemoteAddr())
 		if reason := g.admit(l, ip); reason != "" {
 			g.refuse(l, c, reason)
@@ -354,15 +379,21 @@ func (g *Gateway) acceptLoop(l *listener) {
 				delete(g.conns, c)
 				g.mu.Unlock()
 			}()
-			defer g.recoverConn(l, c)
-			if l.cfg.TLS == nil {
-				g.serveConn(l, c)
-				return
-			}
-			if tc, ok := g.handshake(l, c); ok {
-				g.serveConn(l, tc)
-			}
+			g.serveAdmitted(l, c)
 		}()
+	}
+}
+
+// serveAdmitted serves a connection that holds its slots: the TLS
+// handshake when the listener has TLS, then its frames.
+func (g *Gateway) serveAdmitted(l *listener, c net.Conn) {
+	defer g.recoverConn(l, c)
+	if l.cfg.TLS == nil {
+		g.serveConn(l, c)
+		return
+	}
+	if tc, ok := g.handshake(l, c); ok {
+		g.serveConn(l, tc)
 	}
 }
 

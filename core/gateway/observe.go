@@ -23,6 +23,7 @@ func (g *Gateway) Collect(m *metrics.Writer) {
 	m.Counter("fleetcore_frames_timed_out_total", "Partial frames quarantined because they were not complete within the listener's frame_timeout.", float64(st.FramesTimedOut.Load()))
 	m.Counter("fleetcore_buffer_budget_closed_total", "Connections closed without ack because gateway.max_buffered_bytes had no room for their partial frame.", float64(st.BufferBudgetClosed.Load()))
 	m.Counter("fleetcore_tls_handshake_failed_total", "Connections to TLS listeners closed because their TLS handshake failed or timed out (a plain-text client among them).", float64(st.TLSFailed.Load()))
+	m.Counter("fleetcore_proxy_header_refused_total", "Connections to proxy_protocol listeners closed because they did not start with a valid PROXY protocol header.", float64(st.ProxyRefused.Load()))
 	m.Gauge("fleetcore_buffered_bytes", "Bytes of connection buffers beyond their initial 2 KiB (bounded by gateway.max_buffered_bytes).", float64(st.Buffered.Load()))
 	m.Counter("fleetcore_frames_total", "Frames read from devices.", float64(st.Frames.Load()))
 	m.Counter("fleetcore_frames_rejected_total", "Frames rejected (quarantined, never acked).", float64(st.Rejected.Load()))

@@ -191,13 +191,13 @@ type AMQPBroker struct {
 // NewAMQPBroker returns a broker publishing to exchange (declared durable
 // topic on connect). timeout bounds each connection attempt and each
 // confirm wait.
-func NewAMQPBroker(url, exchange string, timeout time.Duration, log hclog.Logger) *AMQPBroker {
+func NewAMQPBroker(urls []string, exchange string, timeout time.Duration, log hclog.Logger) *AMQPBroker {
 	if timeout <= 0 {
 		timeout = 5 * time.Second
 	}
 	b := &AMQPBroker{exchange: exchange, timeout: timeout}
 	b.link = amqplink.New(amqplink.Options{
-		URL: url, Name: "alerts", DialTimeout: timeout, LogFields: []any{"exchange", exchange},
+		URLs: urls, Name: "alerts", DialTimeout: timeout, LogFields: []any{"exchange", exchange},
 		Setup: func(s *amqplink.Session) error {
 			if err := s.Channel().ExchangeDeclare(exchange, "topic", true, false, false, false, nil); err != nil {
 				return fmt.Errorf("declaring exchange %s: %w", exchange, err)

@@ -101,7 +101,7 @@ func TestIntegrationAlertBrokerReconnectsThroughLink(t *testing.T) {
 		t.Fatal(err)
 	}
 	proxy := testenv.NewProxy(t, testenv.HostPort(vhost))
-	broker := NewAMQPBroker(testenv.WithHost(vhost, proxy.Addr()), "fleetcore.alerts", 2*time.Second, hclog.NewNullLogger())
+	broker := NewAMQPBroker([]string{testenv.WithHost(vhost, proxy.Addr())}, "fleetcore.alerts", 2*time.Second, hclog.NewNullLogger())
 	defer broker.Close()
 	pub := NewPublisher(st.Pool(), broker, "", hclog.NewNullLogger())
 	event := func(dev string) {

@@ -164,7 +164,7 @@ func TestIntegrationScorerMatchesPureCoreAndPublishes(t *testing.T) {
 	if err := ch.QueueBind(q.Name, "gps_broken.#", "fleetcore.alerts", false, nil); err != nil {
 		t.Fatal(err)
 	}
-	broker := NewAMQPBroker(vhost, "fleetcore.alerts", 5*time.Second, log)
+	broker := NewAMQPBroker([]string{vhost}, "fleetcore.alerts", 5*time.Second, log)
 	defer broker.Close()
 	pub := NewPublisher(st.Pool(), broker, "", log)
 	if err := pub.Drain(ctx); err != nil {

@@ -33,7 +33,10 @@ func (n *Node) startAsync(ctx context.Context) (func(), error) {
 	n.org = organizer.New(n.log.Named("organizer"), 4)
 	n.addReplayJobs()
 	if n.retention.MaxAge > 0 || n.retention.MaxRows > 0 {
-		n.org.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: n.retention.Run})
+		n.org.Add(organizer.Job{Name: quarantine.RetentionJob, Interval: quarantine.RetentionEvery, Run: func(ctx context.Context) error {
+			_, err := store.Singleton(ctx, n.st.Pool(), quarantine.RetentionJob, n.retention.Run) // one node at a time
+			return err
+		}})
 	}
 	n.org.Add(organizer.Job{Name: PartitionsJob, Interval: config.Duration(n.cfg.Retention.Interval), Run: n.parts.Run})
 	if !n.partsDone {

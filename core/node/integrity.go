@@ -10,6 +10,7 @@ import (
 	"github.com/fleetcore/fleetcore/core/integrity"
 	"github.com/fleetcore/fleetcore/core/organizer"
 	"github.com/fleetcore/fleetcore/core/rules"
+	"github.com/fleetcore/fleetcore/core/store"
 )
 
 // Organizer job names of the integrity stage.
@@ -28,8 +29,8 @@ func (n *Node) startIntegrity(ctx context.Context) error {
 	pool := n.st.Pool()
 	n.scorer = integrity.NewScorer(pool, integrity.ParamsFrom(cfg.Integrity), log)
 	var broker integrity.Broker
-	if cfg.AMQP.URL != "" {
-		b := integrity.NewAMQPBroker(cfg.AMQP.URL, cfg.AMQP.AlertExchange, config.Duration(cfg.AMQP.ConfirmTimeout), log.Named("alerts"))
+	if urls := cfg.AMQP.Endpoints(); len(urls) > 0 {
+		b := integrity.NewAMQPBroker(urls, cfg.AMQP.AlertExchange, config.Duration(cfg.AMQP.ConfirmTimeout), log.Named("alerts"))
 		broker = b
 		go func() {
 			<-ctx.Done()
@@ -44,7 +45,9 @@ func (n *Node) startIntegrity(ctx context.Context) error {
 	scoreEvery := config.Duration(cfg.Organizer.ScoreInterval)
 	healthEvery := config.Duration(cfg.Organizer.HealthInterval)
 	n.org.Add(organizer.Job{Name: JobScore, Interval: scoreEvery, Run: func(ctx context.Context) error {
-		if err := n.scorer.Run(ctx); err != nil {
+		// One node scores at a time (DESIGN.md §6); the others skip the
+		// round, and the scorer's watermarks carry on where it stopped.
+		if _, err := store.Singleton(ctx, pool, JobScore, n.scorer.Run); err != nil {
 			return err
 		}
 		// Deliver what this round opened or cleared without waiting for the

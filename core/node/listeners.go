@@ -152,7 +152,8 @@ func (p listenerPlan) listenerConfig() gateway.ListenerConfig {
 		MaxFrame: lc.MaxFrame, MaxConnections: lc.MaxConnections, MaxConnectionsPerIP: lc.MaxConnectionsPerIP,
 		ReadTimeout: config.Duration(lc.ReadTimeout), FrameTimeout: config.Duration(lc.FrameTimeout),
 		MaxFramesInFlight: lc.MaxFramesInFlight, MaxBytesInFlight: lc.MaxBytesInFlight,
-		AllowDevice: allowList(lc.AllowDevices),
-		Options:     p.opts,
+		AllowDevice:   allowList(lc.AllowDevices),
+		Options:       p.opts,
+		ProxyProtocol: lc.ProxyProtocol,
 	}
 }

@@ -215,7 +215,7 @@ func (n *Node) startStore(ctx context.Context) (*store.Store, error) {
 		n.migrated.Store(true)
 		return st, nil
 	}
-	if ctx.Err() != nil || !store.Unreachable(err) || (cfg.AMQP.URL == "" && !*cfg.Spool.Enabled) {
+	if ctx.Err() != nil || !store.Unreachable(err) || (len(cfg.AMQP.Endpoints()) == 0 && !*cfg.Spool.Enabled) {
 		return nil, err
 	}
 	st, oerr := store.Open(ctx, cfg.Database.URL, store.Options{

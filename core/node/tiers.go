@@ -39,9 +39,9 @@ func (n *Node) buildTiers(ctx context.Context) ([]ingest.Tier, func(), error) {
 			closers[i]()
 		}
 	}
-	if cfg.AMQP.URL != "" {
+	if urls := cfg.AMQP.Endpoints(); len(urls) > 0 {
 		fo, err := failover.New(failover.Options{
-			URL: cfg.AMQP.URL, Queue: cfg.AMQP.Queue, DeadLetter: cfg.AMQP.DeadLetter, QueueType: cfg.AMQP.QueueType,
+			URLs: urls, Queue: cfg.AMQP.Queue, DeadLetter: cfg.AMQP.DeadLetter, QueueType: cfg.AMQP.QueueType,
 			ConfirmTimeout: config.Duration(cfg.AMQP.ConfirmTimeout), Window: cfg.AMQP.ConfirmWindow,
 			Prefetch: cfg.AMQP.Prefetch, MaxRedeliver: cfg.AMQP.MaxRedeliver,
 			ReconnectMax: config.Duration(cfg.AMQP.ReconnectMax), NodeID: cfg.NodeID,

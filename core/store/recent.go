@@ -24,6 +24,10 @@ type recentKeys struct {
 	// say so without probing two large maps (a filter never misses a key
 	// it holds; a false "maybe" only costs the map lookup).
 	curBits, prevBits []uint64
+	// server identifies the Postgres server the keys were committed on
+	// (serverIdentity); epoch counts the times it changed.
+	server string
+	epoch  uint64
 }
 
 // recentBloomBits is the size of one generation's filter: 32 bits per key
@@ -71,10 +75,46 @@ func maybeHas(bits []uint64, k recentKey) bool {
 	return bits[a/64]&(1<<(a%64)) != 0 && bits[b/64]&(1<<(b%64)) != 0
 }
 
-// add records committed keys.
-func (r *recentKeys) add(keys []recentKey) {
+// onServer notes the server a new connection reached. A server other
+// than the one the keys were committed on (a promoted standby, a
+// restarted or restored primary) may not hold them: they are forgotten,
+// so a resend is written (and deduplicated by Postgres), never acked from
+// memory. It reports whether keys were forgotten.
+func (r *recentKeys) onServer(id string) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	if id == r.server {
+		return false
+	}
+	first := r.server == ""
+	r.server = id
+	if first { // nothing was committed before the first connection
+		return false
+	}
+	r.epoch++
+	clear(r.cur)
+	clear(r.prev)
+	clear(r.curBits)
+	clear(r.prevBits)
+	return true
+}
+
+// currentEpoch is the number of server changes so far.
+func (r *recentKeys) currentEpoch() uint64 {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	return r.epoch
+}
+
+// add records keys committed during epoch; keys of an earlier epoch (a
+// commit on the previous server that finished after the change) are
+// dropped.
+func (r *recentKeys) add(epoch uint64, keys []recentKey) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	if epoch != r.epoch {
+		return
+	}
 	for _, k := range keys {
 		if len(r.cur) >= r.limit {
 			r.prev, r.cur = r.cur, make(map[recentKey]struct{}, r.limit)

@@ -77,7 +77,7 @@ func TestRecentKeysMatchesDefinition(t *testing.T) {
 		for j, i := range got {
 			committed[j] = batch[i]
 		}
-		r.add(committed)
+		r.add(0, committed)
 		want.add(committed)
 		history = append(history, committed...)
 	}
@@ -95,14 +95,14 @@ func BenchmarkRecentKeysFresh(b *testing.B) {
 	for i := range fill {
 		fill[i] = randomKey(rng)
 	}
-	r.add(fill)
+	r.add(0, fill)
 	batch := make([]recentKey, 1000)
 	b.ReportAllocs()
 	for b.Loop() {
 		for i := range batch {
 			batch[i] = randomKey(rng)
 		}
-		r.add(keysAt(batch, r.fresh(batch)))
+		r.add(0, keysAt(batch, r.fresh(batch)))
 	}
 }
 

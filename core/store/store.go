@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/hashicorp/go-hclog"
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/fleetcore/fleetcore/core/config"
@@ -49,15 +50,43 @@ func Open(ctx context.Context, dbURL string, o Options) (*Store, error) {
 		cfg.ConnConfig.ConnectTimeout = o.ConnectTimeout
 	}
 	cfg.ConnConfig.RuntimeParams["application_name"] = "fleetcore"
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("opening database pool: %w", config.RedactError(err, dbURL))
-	}
 	log := o.Log
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Store{pool: pool, recent: newRecentKeys(), log: log}, nil
+	st := &Store{recent: newRecentKeys(), log: log}
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		id, err := serverIdentity(ctx, c)
+		if err != nil {
+			return err
+		}
+		if st.recent.onServer(id) {
+			st.log.Warn("connected to another Postgres server than before (failover or restart): forgetting the recently stored keys, so resends are checked by this server",
+				"server", id)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening database pool: %w", config.RedactError(err, dbURL))
+	}
+	st.pool = pool
+	return st, nil
+}
+
+// serverIdentity names the server process a connection reached: its
+// address and port as the server sees them and its postmaster's start
+// time. A promoted standby, another host of a multi-host URL, or the same
+// server restarted (possibly from a backup) each differ; all need no
+// privileges.
+func serverIdentity(ctx context.Context, c *pgx.Conn) (string, error) {
+	var id string
+	err := c.QueryRow(ctx, `SELECT coalesce(host(inet_server_addr()), 'local') || ':' || coalesce(inet_server_port(), 0)::text
+		|| ' started ' || to_char(pg_postmaster_start_time() AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`).Scan(&id)
+	if err != nil {
+		return "", fmt.Errorf("identifying the database server: %w", err)
+	}
+	return id, nil
 }
 
 // Pool exposes the pool to other stages (organizer, API) that run their

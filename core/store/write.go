@@ -88,7 +88,12 @@ func (s *Store) writeSignals(ctx context.Context, batch []signal.Signal, lines b
 	}
 	// Leave out what this process knows is stored and repeats inside the
 	// batch, so that resends do not fail the COPY.
+	w.epoch = s.recent.currentEpoch()
 	fresh := s.recent.fresh(w.keys)
+	if len(fresh) < len(batch) && s.recent.currentEpoch() != w.epoch {
+		// The server changed while the keys were looked up: look again.
+		return s.writeSignals(ctx, batch, lines)
+	}
 	if len(fresh) == 0 {
 		return WriteResult{Duplicates: len(batch)}, nil
 	}
@@ -98,6 +103,12 @@ func (s *Store) writeSignals(ctx context.Context, batch []signal.Signal, lines b
 	}
 	if err := w.write(ctx, fresh); err != nil {
 		return WriteResult{}, err
+	}
+	if len(fresh) < len(batch) && s.recent.currentEpoch() != w.epoch {
+		// The records left out were known stored on a server this write
+		// no longer reaches: write the whole batch again (Postgres drops
+		// what it has) rather than ack them from memory.
+		return s.writeSignals(ctx, batch, lines)
 	}
 	w.expandRefusals(fresh)
 	w.res.Duplicates = len(batch) - w.res.Inserted - len(w.res.Refused)
@@ -110,7 +121,9 @@ type batchWrite struct {
 	batch  []signal.Signal
 	hashes []int64
 	keys   []recentKey
-	refs   []frameRef
+	// epoch is the recent keys' server epoch the write started in.
+	epoch uint64
+	refs  []frameRef
 	// framed holds the frames known to be stored: with a record the cache
 	// knows is stored, or committed by an earlier part of this write.
 	framed map[int64]bool
@@ -243,7 +256,7 @@ func (w *batchWrite) commit(ctx context.Context) error {
 		w.pending = nil
 		return fmt.Errorf("committing the records isolated from refused ones: %w", err)
 	}
-	w.s.recent.add(w.pending)
+	w.s.recent.add(w.epoch, w.pending)
 	w.pending = nil
 	return nil
 }
@@ -330,7 +343,7 @@ func (w *batchWrite) stored(idx []int, inserted int) {
 		w.pending = append(w.pending, keys...)
 		return
 	}
-	w.s.recent.add(keys)
+	w.s.recent.add(w.epoch, keys)
 }
 
 // frameBytes places the raw frames over the records idx: each frame not
