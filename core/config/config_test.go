@@ -121,6 +121,7 @@ func TestGatewayLimits(t *testing.T) {
   max_bytes_in_flight = 4294967296
 }`, "max_bytes_in_flight must be between 1 and 1073741824"},
 		{"proxy_protocol_udp", `listener "a" {
+  address = ":1"
   transport = "udp"
   proxy_protocol = true
 }`, `x.hcl:4: listener "a": proxy_protocol needs transport tcp`},
