@@ -77,7 +77,10 @@ type Config struct {
 	CacheDir string
 	// MemoryLimitPages caps each instance's memory in 64 KiB pages.
 	MemoryLimitPages uint32
-	// Budget is the time one fc_frame or fc_decode call may take.
+	// Budget bounds one fc_frame or fc_decode call: wasmmeter.Units(Budget) metering
+	// units (one per guest function call or loop iteration, one per
+	// nanosecond of Budget), and wasmmeter.WallFactor × Budget of wall-clock time as
+	// a backstop (protocols/wasm/ABI.md §8).
 	Budget time.Duration
 	// PoolSize is the most instances per module, i.e. concurrent calls
 	// (default GOMAXPROCS); more callers wait for an instance.
