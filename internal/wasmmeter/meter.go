@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero/api"
@@ -28,23 +29,60 @@ func Units(budget time.Duration) int64 {
 }
 
 // Meter is the host's side of one instance of an instrumented module: it
-// gives each call its units and arms the wall-clock backstop. One
-// goroutine uses a Meter at a time (the instance's caller); the backstop's
-// timer is the only other one.
+// gives each call its units and a wall-clock deadline. One goroutine uses
+// a Meter at a time (the instance's caller); the watchdog (one goroutine
+// for all meters, every Tick) and a canceled context are the only others.
 type Meter struct {
 	count, limit api.MutableGlobal
-	timer        *time.Timer
 
-	units int64 // of the current call
+	units    int64        // of the current call
+	deadline atomic.Int64 // of the current call, since base; 0 = none
 
-	mu       sync.Mutex // guards the fields below and limit writes from the timer
-	armed    bool
-	fired    bool
-	deadline time.Time
-	stop     func() bool // context.AfterFunc's stop, or nil
+	mu    sync.Mutex // guards the fields below and the limit's writes
+	armed bool
+	fired bool
+	stop  func() bool // context.AfterFunc's stop, or nil
 }
 
-// New returns the meter of an instance of a module from Instrument.
+// Tick is how often the watchdog looks for calls past their deadline: the
+// backstop stops a call up to Tick after its deadline. One goroutine
+// serves every meter (a timer per call cost about 1 µs per call).
+const Tick = 10 * time.Millisecond
+
+var (
+	base     = time.Now()
+	watchdog struct {
+		mu      sync.Mutex
+		meters  map[*Meter]struct{}
+		running bool
+	}
+)
+
+func now() int64 { return int64(time.Since(base)) + 1 }
+
+// watch runs while meters exist.
+func watch() {
+	t := time.NewTicker(Tick)
+	defer t.Stop()
+	for range t.C {
+		n := now()
+		watchdog.mu.Lock()
+		if len(watchdog.meters) == 0 {
+			watchdog.running = false
+			watchdog.mu.Unlock()
+			return
+		}
+		for m := range watchdog.meters {
+			if d := m.deadline.Load(); d != 0 && n >= d {
+				m.expire(d)
+			}
+		}
+		watchdog.mu.Unlock()
+	}
+}
+
+// New returns the meter of an instance of a module from Instrument. Close
+// it with the instance.
 func New(mod api.Module) (*Meter, error) {
 	count, ok1 := mod.ExportedGlobal(CountExport).(api.MutableGlobal)
 	limit, ok2 := mod.ExportedGlobal(LimitExport).(api.MutableGlobal)
@@ -52,8 +90,16 @@ func New(mod api.Module) (*Meter, error) {
 		return nil, fmt.Errorf("metering: the instance does not export the mutable globals %s and %s (not instrumented)", CountExport, LimitExport)
 	}
 	m := &Meter{count: count, limit: limit}
-	m.timer = time.AfterFunc(time.Hour, m.expire)
-	m.timer.Stop()
+	watchdog.mu.Lock()
+	if watchdog.meters == nil {
+		watchdog.meters = map[*Meter]struct{}{}
+	}
+	watchdog.meters[m] = struct{}{}
+	if !watchdog.running {
+		watchdog.running = true
+		go watch()
+	}
+	watchdog.mu.Unlock()
 	return m, nil
 }
 
@@ -61,28 +107,23 @@ func New(mod api.Module) (*Meter, error) {
 // and, when ctx can be canceled, stops it as soon as ctx is done.
 func (m *Meter) Start(ctx context.Context, units int64, wall time.Duration) {
 	m.units = max(units, 1)
+	m.mu.Lock()
 	m.count.Set(0)
 	m.limit.Set(uint64(m.units))
-	if wall <= 0 && ctx.Done() == nil {
-		return
-	}
-	m.mu.Lock()
 	m.armed, m.fired = true, false
-	m.deadline = time.Now().Add(wall)
+	if wall > 0 {
+		m.deadline.Store(now() + int64(wall))
+	}
 	m.mu.Unlock()
 	if ctx.Done() != nil {
 		m.stop = context.AfterFunc(ctx, m.cancel)
 	}
-	if wall > 0 {
-		m.timer.Reset(wall)
-	}
 }
 
-// expire is the backstop's timer. A late run of the previous call's timer
-// finds the deadline of the current call ahead and does nothing.
-func (m *Meter) expire() {
+// expire stops the call whose deadline was d (not a later one).
+func (m *Meter) expire(d int64) {
 	m.mu.Lock()
-	if m.armed && !time.Now().Before(m.deadline) {
+	if m.armed && m.deadline.Load() == d {
 		m.fired = true
 		m.limit.Set(0)
 	}
@@ -111,22 +152,24 @@ func (u Usage) Out() bool { return u.Exhausted || u.Stopped }
 
 // Stop ends the metering of the current call.
 func (m *Meter) Stop() Usage {
-	m.timer.Stop()
+	if m.stop != nil {
+		m.stop()
+		m.stop = nil
+	}
 	var u Usage
 	m.mu.Lock()
-	if m.armed {
-		m.armed = false
-		u.Stopped = m.fired
-		if m.stop != nil {
-			m.stop()
-			m.stop = nil
-		}
-	}
+	m.deadline.Store(0)
+	m.armed = false
+	u.Stopped = m.fired
 	m.mu.Unlock()
 	u.Units = int64(m.count.Get())
 	u.Exhausted = u.Units >= m.units
 	return u
 }
 
-// Close stops the backstop's timer for good.
-func (m *Meter) Close() { m.timer.Stop() }
+// Close unregisters the meter from the watchdog.
+func (m *Meter) Close() {
+	watchdog.mu.Lock()
+	delete(watchdog.meters, m)
+	watchdog.mu.Unlock()
+}

@@ -15,7 +15,9 @@ import (
 
 // instance instruments and instantiates a module without
 // WithCloseOnContextDone (the point of the package).
-func instance(t *testing.T, wasm []byte) (api.Module, *Meter) {
+func instance(t *testing.T, wasm []byte) (api.Module, *Meter) { return instanceB(t, wasm) }
+
+func instanceB(t testing.TB, wasm []byte) (api.Module, *Meter) {
 	t.Helper()
 	metered, err := Instrument(wasm, 1<<40)
 	if err != nil {
