@@ -217,8 +217,11 @@ type Decoders struct {
 	// CacheDir keeps compiled code across restarts (default
 	// var/wasm-cache/decoders; used only while Dir exists).
 	CacheDir string `hcl:"cache_dir,optional"`
-	// Budget bounds one fc_frame or fc_decode call (default 50ms); a call
-	// over it is a guest failure (the frame is quarantined).
+	// Budget bounds one fc_frame or fc_decode call (default 50ms): one
+	// metering unit (guest function call or loop iteration) per
+	// nanosecond, and a wall-clock backstop at 10 × the budget
+	// (protocols/wasm/ABI.md §8); a call over it is a guest failure (the
+	// frame is quarantined).
 	Budget string `hcl:"budget,optional"`
 	// MemoryLimitMiB caps one instance's linear memory (default 32).
 	MemoryLimitMiB int `hcl:"memory_limit_mib,optional"`

@@ -9,6 +9,7 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/protocols/acme"
 )
@@ -109,27 +110,38 @@ func BenchmarkIdleSession(b *testing.B) {
 	b.ReportMetric(w/n, "x_native")
 }
 
-// BenchmarkTermination shows what the time budget costs: the example's
-// fc_decode called straight through wazero with and without
-// WithCloseOnContextDone. With it, wazero makes a Go call at every loop
-// header of the guest (and starts a goroutine per call) so that a runaway
-// loop can be stopped; the host cannot do without it.
+// BenchmarkTermination shows what bounding a call costs: the example's
+// fc_decode called straight through wazero with WithCloseOnContextDone
+// (checks=on: a Go call at every loop header and a goroutine per call,
+// what the host used before internal/wasmmeter), instrumented and metered
+// as the host does now (metered), and unbounded (checks=off).
 func BenchmarkTermination(b *testing.B) {
 	in := AppendInput(nil, Input{Transport: plugins.TCP, MaxFrame: 65536, Options: []byte(`{"ack":true}`),
 		State: []byte("356307042441013"), Data: mustHex(b, batch1Hex)})
 	wasm := exampleWasm(b)
-	for _, term := range []bool{true, false} {
-		name := "checks=on"
-		if !term {
-			name = "checks=off"
-		}
-		b.Run(name, func(b *testing.B) {
+	metered, err := wasmmeter.Instrument(wasm, wasmmeter.Units(InitBudget))
+	if err != nil {
+		b.Fatal(err)
+	}
+	for _, mode := range []string{"checks=on", "metered", "checks=off"} {
+		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(term))
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(mode == "checks=on"))
 			defer rt.Close(ctx)
-			mod, err := rt.Instantiate(ctx, wasm)
+			bin := wasm
+			if mode == "metered" {
+				bin = metered
+			}
+			mod, err := rt.Instantiate(ctx, bin)
 			if err != nil {
 				b.Fatal(err)
+			}
+			var meter *wasmmeter.Meter
+			if mode == "metered" {
+				if meter, err = wasmmeter.New(mod); err != nil {
+					b.Fatal(err)
+				}
+				defer meter.Close()
 			}
 			mod.Memory().Write(65536, in)
 			dec := mod.ExportedFunction("fc_decode")
@@ -137,7 +149,14 @@ func BenchmarkTermination(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				stack[0], stack[1] = api.EncodeU32(65536), api.EncodeU32(uint32(len(in)))
-				if err := dec.CallWithStack(ctx, stack); err != nil {
+				if meter != nil {
+					meter.Start(ctx, wasmmeter.Units(DefaultBudget), DefaultBudget*wasmmeter.WallFactor)
+				}
+				err := dec.CallWithStack(ctx, stack)
+				if meter != nil {
+					meter.Stop()
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 			}

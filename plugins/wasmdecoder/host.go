@@ -15,6 +15,7 @@ import (
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
 
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
@@ -76,7 +77,10 @@ type Config struct {
 	CacheDir string
 	// MemoryLimitPages caps each instance's memory in 64 KiB pages.
 	MemoryLimitPages uint32
-	// Budget is the time one fc_frame or fc_decode call may take.
+	// Budget bounds one fc_frame or fc_decode call: wasmmeter.Units(Budget) metering
+	// units (one per guest function call or loop iteration, one per
+	// nanosecond of Budget), and wasmmeter.WallFactor × Budget of wall-clock time as
+	// a backstop (protocols/wasm/ABI.md §8).
 	Budget time.Duration
 	// PoolSize is the most instances per module, i.e. concurrent calls
 	// (default GOMAXPROCS); more callers wait for an instance.
@@ -257,8 +261,7 @@ func validateModule(c wazero.CompiledModule) error {
 func (h *Host) Load(ctx context.Context, source string, wasm []byte) (*Module, error) {
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(h.cache).
-		WithMemoryLimitPages(h.cfg.MemoryLimitPages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(h.cfg.MemoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	sum := sha256.Sum256(wasm)
 	m := &Module{host: h, rt: rt, source: source, size: len(wasm), hash: hex.EncodeToString(sum[:])}
@@ -275,7 +278,14 @@ func (h *Host) Load(ctx context.Context, source string, wasm []byte) (*Module, e
 		return nil, &Error{Source: source, Decoder: m.meta.Name, Kind: KindInvalid, Err: err}
 	}
 	start := time.Now()
-	compiled, err := rt.CompileModule(ctx, wasm)
+	// The budget is enforced by metering, not by wazero's
+	// WithCloseOnContextDone (see internal/wasmmeter): the compiled code,
+	// and the compilation cache's key, is that of the instrumented bytes.
+	metered, err := wasmmeter.Instrument(wasm, wasmmeter.Units(InitBudget))
+	if err != nil {
+		return fail(fmt.Errorf("compiling: %w", err))
+	}
+	compiled, err := rt.CompileModule(ctx, metered)
 	if err != nil {
 		return fail(fmt.Errorf("compiling: %w", err))
 	}

@@ -3,18 +3,16 @@ package wasmdecoder
 import (
 	"bytes"
 	"context"
-	"errors"
 	"fmt"
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
-	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 	"github.com/fleetcore/fleetcore/plugins"
 )
 
@@ -324,36 +322,11 @@ type instance struct {
 	stack  [2]uint64
 	rec    recordDecoder
 
-	// The time budget: a timer reused across calls closes the done
-	// channel of ctx, which wazero watches (WithCloseOnContextDone). The
-	// channel stays open while calls finish in time, so ctx is reused; an
-	// instance whose budget ran out is discarded with its ctx.
-	timer *time.Timer
-	ctx   *callCtx
-}
-
-// callCtx is the context of an instance's guest calls: a done channel the
-// instance's timer closes when a call's budget runs out. Unlike
-// context.WithTimeout it allocates nothing per call.
-type callCtx struct {
-	done   chan struct{}
-	closed atomic.Bool
-}
-
-func (c *callCtx) Deadline() (time.Time, bool) { return time.Time{}, false }
-func (c *callCtx) Done() <-chan struct{}       { return c.done }
-func (c *callCtx) Value(any) any               { return nil }
-func (c *callCtx) Err() error {
-	if c.closed.Load() {
-		return context.DeadlineExceeded
-	}
-	return nil
-}
-
-func (c *callCtx) expire() {
-	if c.closed.CompareAndSwap(false, true) {
-		close(c.done)
-	}
+	// meter bounds each call (fc_* exports run under the units and the
+	// wall-clock backstop of their budget, see internal/wasmmeter); usage
+	// is what the last call spent.
+	meter *wasmmeter.Meter
+	usage wasmmeter.Usage
 }
 
 // newInstance instantiates the module in a sandbox: no filesystem, no
@@ -363,18 +336,23 @@ func (c *callCtx) expire() {
 // reactors) and checks fc_abi.
 func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst := &instance{stderr: &tailBuffer{}}
-	ictx, cancel := context.WithTimeout(ctx, max(m.host.cfg.Budget, InitBudget))
-	defer cancel()
+	initBudget := max(m.host.cfg.Budget, InitBudget)
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithRandSource(&detRand{state: 0x9e3779b97f4a7c15}).
 		WithWalltime(zeroWalltime, 1).
 		WithNanotime(zeroNanotime, 1).
 		WithStderr(inst.stderr)
-	mod, err := m.rt.InstantiateModule(ictx, m.compiled, cfg)
+	// A start section runs under the units Instrument gave the module
+	// (InitBudget's); there is no meter to stop it before it returns.
+	mod, err := m.rt.InstantiateModule(ctx, m.compiled, cfg)
 	if err != nil {
-		return nil, m.initErr(ctx, ictx, inst, fmt.Errorf("instantiating: %w", err))
+		return nil, m.initErr(ctx, inst, fmt.Errorf("instantiating: %w", err))
 	}
 	inst.mod = mod
+	if inst.meter, err = wasmmeter.New(mod); err != nil {
+		inst.close()
+		return nil, m.errorf(KindInvalid, "%w", err)
+	}
 	inst.mem = mod.ExportedMemory("memory")
 	inst.frame = mod.ExportedFunction("fc_frame")
 	inst.decode = mod.ExportedFunction("fc_decode")
@@ -382,33 +360,40 @@ func (m *Module) newInstance(ctx context.Context) (*instance, error) {
 	inst.errFn = mod.ExportedFunction("fc_error")
 	inst.meta = mod.ExportedFunction("fc_meta")
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		if _, err := init.Call(ictx); err != nil {
+		if _, err := inst.initCall(ctx, init, initBudget); err != nil {
 			inst.close()
-			return nil, m.initErr(ctx, ictx, inst, fmt.Errorf("calling _initialize: %w", err))
+			return nil, m.initErr(ctx, inst, fmt.Errorf("calling _initialize: %w", err))
 		}
 	}
-	res, err := mod.ExportedFunction("fc_abi").Call(ictx)
+	res, err := inst.initCall(ctx, mod.ExportedFunction("fc_abi"), initBudget)
 	if err != nil {
 		inst.close()
-		return nil, m.initErr(ctx, ictx, inst, fmt.Errorf("calling fc_abi: %w", err))
+		return nil, m.initErr(ctx, inst, fmt.Errorf("calling fc_abi: %w", err))
 	}
 	if v := api.DecodeI32(res[0]); v != ABIVersion {
 		inst.close()
 		return nil, m.errorf(KindInvalid, "fc_abi returned %d, want %d", v, ABIVersion)
 	}
-	inst.ctx = &callCtx{done: make(chan struct{})}
-	inst.timer = time.AfterFunc(time.Hour, inst.ctx.expire)
-	inst.timer.Stop()
 	return inst, nil
+}
+
+// initCall calls fn once under budget's units, with budget as its
+// wall-clock backstop (instantiation is not per frame), stopped early when
+// ctx is done.
+func (inst *instance) initCall(ctx context.Context, fn api.Function, budget time.Duration) ([]uint64, error) {
+	inst.meter.Start(ctx, wasmmeter.Units(budget), budget)
+	res, err := fn.Call(context.Background())
+	inst.usage = inst.meter.Stop()
+	return res, err
 }
 
 // initErr classifies an instantiation failure (a module that loaded once
 // can still fail to instantiate later, e.g. out of memory).
-func (m *Module) initErr(ctx, ictx context.Context, inst *instance, err error) error {
+func (m *Module) initErr(ctx context.Context, inst *instance, err error) error {
 	switch {
 	case ctx.Err() != nil:
 		return fmt.Errorf("instantiating decoder %s: %w", m.meta.Name, ctx.Err())
-	case ictx.Err() != nil:
+	case inst.usage.Out():
 		return &Error{Decoder: m.meta.Name, Version: m.version, Kind: KindTimeout, Err: err}
 	case strings.Contains(err.Error(), "memory") || strings.Contains(inst.stderr.String(), "out of memory"):
 		return &Error{Decoder: m.meta.Name, Version: m.version, Kind: KindMemory, Err: err}
@@ -420,33 +405,35 @@ func (m *Module) initErr(ctx, ictx context.Context, inst *instance, err error) e
 }
 
 func (inst *instance) close() {
-	if inst.timer != nil {
-		inst.timer.Stop()
+	if inst.meter != nil {
+		inst.meter.Close()
 	}
 	if inst.mod != nil {
 		_ = inst.mod.Close(context.Background())
 	}
 }
 
-// call runs fn with the instance's stack under the time budget. It returns
-// whether the budget ran out (the instance must then be discarded even if
-// the call returned).
+// call runs fn with the instance's stack under the budget: Units(budget)
+// metering units and a wall-clock backstop of WallFactor × budget. It
+// returns whether the meter ended the call (the call then failed; an
+// instance is discarded after any failed call).
 func (inst *instance) call(fn api.Function, budget time.Duration) (expired bool, err error) {
-	if inst.ctx.closed.Load() {
-		return true, context.DeadlineExceeded
-	}
 	inst.stderr.reset()
-	inst.timer.Reset(budget)
-	err = fn.CallWithStack(inst.ctx, inst.stack[:])
-	stopped := inst.timer.Stop()
-	return !stopped || inst.ctx.closed.Load(), err
+	inst.meter.Start(context.Background(), wasmmeter.Units(budget), budget*wasmmeter.WallFactor)
+	err = fn.CallWithStack(context.Background(), inst.stack[:])
+	inst.usage = inst.meter.Stop()
+	return err != nil && inst.usage.Out(), err
 }
 
 // classify turns a failed call into an *Error.
 func (m *Module) classify(inst *instance, budget time.Duration, expired bool, what string, err error) *Error {
-	var exit *sys.ExitError
-	if expired || (errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded) {
-		return m.errorf(KindTimeout, "%s ran longer than %v", what, budget)
+	if expired {
+		if inst.usage.Stopped && !inst.usage.Exhausted {
+			return m.errorf(KindTimeout, "%s ran longer than %v: stopped by the wall-clock backstop after %v (%d of its %d metering units spent)",
+				what, budget, budget*wasmmeter.WallFactor, inst.usage.Units, wasmmeter.Units(budget))
+		}
+		return m.errorf(KindTimeout, "%s ran longer than %v: it spent all its %d metering units (one per function call or loop iteration)",
+			what, budget, wasmmeter.Units(budget))
 	}
 	detail := err.Error()
 	if tail := inst.stderr.String(); tail != "" {
@@ -524,10 +511,11 @@ func sanitize(b []byte) string {
 
 // readMeta calls fc_meta and parses the metadata.
 func (inst *instance) readMeta(ctx context.Context, caps Caps, reserved func(string) bool) (Meta, []plugins.Option, error) {
-	ctx, cancel := context.WithTimeout(ctx, InitBudget)
-	defer cancel()
-	res, err := inst.meta.Call(ctx)
+	res, err := inst.initCall(ctx, inst.meta, InitBudget)
 	if err != nil {
+		if inst.usage.Out() {
+			return Meta{}, nil, fmt.Errorf("calling fc_meta: ran longer than %v: %w", InitBudget, err)
+		}
 		return Meta{}, nil, fmt.Errorf("calling fc_meta: %w", err)
 	}
 	ptr, n := uint32(res[0]>>32), uint32(res[0])

@@ -5,12 +5,15 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"math"
 	"runtime"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
+
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 )
 
 // Defaults of Config.
@@ -180,8 +183,7 @@ func validateModule(c wazero.CompiledModule) error {
 func (h *Host) Compile(ctx context.Context, wasm []byte) (*Rule, error) {
 	rc := wazero.NewRuntimeConfig().
 		WithCompilationCache(h.cache).
-		WithMemoryLimitPages(h.cfg.MemoryLimitPages).
-		WithCloseOnContextDone(true)
+		WithMemoryLimitPages(h.cfg.MemoryLimitPages)
 	rt := wazero.NewRuntimeWithConfig(ctx, rc)
 	r := &Rule{host: h, rt: rt, size: len(wasm), hash: sha256.Sum256(wasm)}
 	fail := func(k Kind, err error) (*Rule, error) {
@@ -192,7 +194,15 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Rule, error) {
 		return nil, err
 	}
 	start := time.Now()
-	compiled, err := rt.CompileModule(ctx, wasm)
+	// The budget is enforced by metering, not by wazero's
+	// WithCloseOnContextDone (see internal/wasmmeter); the rule keeps its
+	// wall-clock budget (the meter's timer), the units only bound a call
+	// the timer could not stop (never in practice).
+	metered, err := wasmmeter.Instrument(wasm, math.MaxInt64)
+	if err != nil {
+		return fail(KindInvalid, fmt.Errorf("compiling module: %w", err))
+	}
+	compiled, err := rt.CompileModule(ctx, metered)
 	if err != nil {
 		return fail(KindInvalid, fmt.Errorf("compiling module: %w", err))
 	}

@@ -5,6 +5,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -12,8 +13,8 @@ import (
 	"github.com/tetratelabs/wazero"
 	"github.com/tetratelabs/wazero/api"
 	"github.com/tetratelabs/wazero/imports/wasi_snapshot_preview1"
-	"github.com/tetratelabs/wazero/sys"
 
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 	"github.com/fleetcore/fleetcore/signal"
 )
 
@@ -253,12 +254,10 @@ func (r *Rule) eval(ctx context.Context, in []Input, nowMs int64, out []Verdict)
 		return newErr(r.meta.Name, KindBadReturn, "buffer at %d+%d outside memory", inst.bufPtr, size)
 	}
 	encodeBatch(view, &r.meta, in, nowMs)
-	cctx, cancel := context.WithTimeout(ctx, r.host.cfg.Budget)
 	inst.stack[0] = api.EncodeU32(inst.bufPtr)
 	inst.stack[1] = api.EncodeU32(uint32(len(in)))
 	inst.stderr.reset()
-	err = inst.check.CallWithStack(cctx, inst.stack[:])
-	cancel()
+	err = inst.call(ctx, inst.check, r.host.cfg.Budget)
 	if err != nil {
 		e := r.classify(ctx, inst, err)
 		r.discard(ctx, inst)
@@ -291,8 +290,7 @@ func (r *Rule) classify(ctx context.Context, inst *instance, err error) error {
 	if ctx.Err() != nil {
 		return &Error{Rule: name, Kind: KindCanceled, Err: ctx.Err()}
 	}
-	var exit *sys.ExitError
-	if errors.As(err, &exit) && exit.ExitCode() == sys.ExitCodeDeadlineExceeded {
+	if inst.usage.Out() {
 		return newErr(name, KindTimeout, "batch ran longer than %v", r.host.cfg.Budget)
 	}
 	detail := err.Error()
@@ -349,6 +347,29 @@ type instance struct {
 	bufCap uint32
 	stderr *tailBuffer
 	stack  [2]uint64
+	meter  *wasmmeter.Meter
+	usage  wasmmeter.Usage // of the last call
+}
+
+// unmetered is the units of a rule call: a rule's budget is wall-clock
+// time (the meter's timer), the units never run out first.
+const unmetered = math.MaxInt64
+
+// call runs fn with the instance's stack for at most budget, stopped
+// early when ctx is done.
+func (inst *instance) call(ctx context.Context, fn api.Function, budget time.Duration) error {
+	inst.meter.Start(ctx, unmetered, budget)
+	err := fn.CallWithStack(context.Background(), inst.stack[:])
+	inst.usage = inst.meter.Stop()
+	return err
+}
+
+// callResults is call for a function with results (the init calls).
+func (inst *instance) callResults(ctx context.Context, fn api.Function, budget time.Duration) ([]uint64, error) {
+	inst.meter.Start(ctx, unmetered, budget)
+	res, err := fn.Call(context.Background())
+	inst.usage = inst.meter.Stop()
+	return res, err
 }
 
 func instantiateWASI(ctx context.Context, rt wazero.Runtime) error {
@@ -369,32 +390,34 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	// Starting a Go runtime takes far longer than a batch on a loaded machine;
 	// a guest that never finishes _initialize still gets stopped.
 	budget := max(r.host.cfg.Budget, InitBudget)
-	ictx, cancel := context.WithTimeout(ctx, budget)
-	defer cancel()
 	cfg := wazero.NewModuleConfig().WithName("").WithStartFunctions().
 		WithRandSource(&detRand{state: 0x9e3779b97f4a7c15}).
 		WithWalltime(zeroWalltime, 1).
 		WithNanotime(zeroNanotime, 1).
 		WithStderr(inst.stderr)
-	mod, err := r.rt.InstantiateModule(ictx, r.compiled, cfg)
+	mod, err := r.rt.InstantiateModule(ctx, r.compiled, cfg)
 	if err != nil {
-		return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("instantiating: %w", err))
+		return nil, r.instErr(ctx, inst, fmt.Errorf("instantiating: %w", err))
 	}
 	inst.mod = mod
+	if inst.meter, err = wasmmeter.New(mod); err != nil {
+		inst.close(ctx)
+		return nil, newErr(name, KindInvalid, "%v", err)
+	}
 	inst.mem = mod.ExportedMemory("memory")
 	inst.check = mod.ExportedFunction("fc_check")
 	inst.alloc = mod.ExportedFunction("fc_alloc")
 	inst.meta = mod.ExportedFunction("fc_meta")
 	if init := mod.ExportedFunction("_initialize"); init != nil {
-		if _, err := init.Call(ictx); err != nil {
+		if _, err := inst.callResults(ctx, init, budget); err != nil {
 			inst.close(ctx)
-			return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("calling _initialize: %w", err))
+			return nil, r.instErr(ctx, inst, fmt.Errorf("calling _initialize: %w", err))
 		}
 	}
-	res, err := mod.ExportedFunction("fc_abi").Call(ictx)
+	res, err := inst.callResults(ctx, mod.ExportedFunction("fc_abi"), budget)
 	if err != nil {
 		inst.close(ctx)
-		return nil, r.instErr(ctx, ictx, inst, fmt.Errorf("calling fc_abi: %w", err))
+		return nil, r.instErr(ctx, inst, fmt.Errorf("calling fc_abi: %w", err))
 	}
 	if v := api.DecodeI32(res[0]); v != ABIVersion {
 		inst.close(ctx)
@@ -403,12 +426,12 @@ func (r *Rule) newInstance(ctx context.Context) (*instance, error) {
 	return inst, nil
 }
 
-func (r *Rule) instErr(ctx, ictx context.Context, inst *instance, err error) error {
+func (r *Rule) instErr(ctx context.Context, inst *instance, err error) error {
 	name := r.meta.Name
 	switch {
 	case ctx.Err() != nil:
 		return &Error{Rule: name, Kind: KindCanceled, Err: ctx.Err()}
-	case ictx.Err() != nil:
+	case inst.usage.Out():
 		return &Error{Rule: name, Kind: KindTimeout, Err: err}
 	case strings.Contains(err.Error(), "memory") || strings.Contains(inst.stderr.String(), "out of memory"):
 		return &Error{Rule: name, Kind: KindMemory, Err: err}
@@ -420,6 +443,9 @@ func (r *Rule) instErr(ctx, ictx context.Context, inst *instance, err error) err
 }
 
 func (inst *instance) close(ctx context.Context) {
+	if inst.meter != nil {
+		inst.meter.Close()
+	}
 	if inst.mod != nil {
 		_ = inst.mod.Close(ctx)
 	}
@@ -431,10 +457,8 @@ func (inst *instance) ensureBuffer(ctx context.Context, r *Rule, size uint32) er
 	if inst.bufPtr != 0 && size <= inst.bufCap {
 		return nil
 	}
-	actx, cancel := context.WithTimeout(ctx, r.host.cfg.Budget)
-	defer cancel()
 	inst.stack[0] = api.EncodeI32(int32(size))
-	if err := inst.alloc.CallWithStack(actx, inst.stack[:]); err != nil {
+	if err := inst.call(ctx, inst.alloc, r.host.cfg.Budget); err != nil {
 		return r.classify(ctx, inst, fmt.Errorf("calling fc_alloc(%d): %w", size, err))
 	}
 	ptr := api.DecodeU32(inst.stack[0])
@@ -452,9 +476,7 @@ func (inst *instance) ensureBuffer(ctx context.Context, r *Rule, size uint32) er
 
 // readMeta calls fc_meta and parses the metadata.
 func (inst *instance) readMeta() (Meta, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), InitBudget)
-	defer cancel()
-	res, err := inst.meta.Call(ctx)
+	res, err := inst.callResults(context.Background(), inst.meta, InitBudget)
 	if err != nil {
 		return Meta{}, fmt.Errorf("calling fc_meta: %w", err)
 	}

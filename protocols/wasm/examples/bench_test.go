@@ -12,6 +12,7 @@ import (
 
 	"github.com/fleetcore/fleetcore/benchmarks/loadgen"
 	"github.com/fleetcore/fleetcore/internal/wasmfixture"
+	"github.com/fleetcore/fleetcore/internal/wasmmeter"
 	"github.com/fleetcore/fleetcore/plugins"
 	"github.com/fleetcore/fleetcore/plugins/wasmdecoder"
 )
@@ -141,12 +142,14 @@ func BenchmarkPortIdle(b *testing.B) {
 	}
 }
 
-// BenchmarkPortTermination shows where the Go guest's time goes: the
-// Teltonika port's fc_decode of the benchmark frame called straight
-// through wazero, with and without WithCloseOnContextDone (the host needs
-// it for the time budget: wazero then leaves the guest for a Go call at
-// every loop back-edge and starts a goroutine per call). The host adds its
-// own input encoding and output parsing on top (BenchmarkPortRatio).
+// BenchmarkPortTermination shows what bounding a call costs a Go guest:
+// the Teltonika port's fc_decode of the benchmark frame called straight
+// through wazero with WithCloseOnContextDone (checks=on: wazero leaves the
+// guest for a Go call at every loop back-edge and starts a goroutine per
+// call; what the host used before internal/wasmmeter), instrumented by
+// internal/wasmmeter with the meter started and stopped around each call
+// as the host does (metered), and unbounded (checks=off). The host adds
+// its own input encoding and output parsing on top (BenchmarkPortRatio).
 func BenchmarkPortTermination(b *testing.B) {
 	p := benchPorts(b)[0]
 	m := loadPort(b, p.pkg)
@@ -157,16 +160,31 @@ func BenchmarkPortTermination(b *testing.B) {
 	in := wasmdecoder.AppendInput(nil, wasmdecoder.Input{Transport: plugins.TCP, RecvMs: recv.UnixMilli(), MaxFrame: 65536,
 		Options: []byte(`{"extended":false}`), State: s.State(), Data: p.frame})
 	wasm := wasmfixture.Go(b, p.pkg, nil)
-	var outs [2][]byte
-	for i, term := range []bool{true, false} {
-		b.Run(map[bool]string{true: "checks=on", false: "checks=off"}[term], func(b *testing.B) {
+	metered, err := wasmmeter.Instrument(wasm, wasmmeter.Units(10*time.Second))
+	if err != nil {
+		b.Fatal(err)
+	}
+	var outs [3][]byte
+	for i, mode := range []string{"checks=on", "metered", "checks=off"} {
+		b.Run(mode, func(b *testing.B) {
 			ctx := context.Background()
-			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(term))
+			rt := wazero.NewRuntimeWithConfig(ctx, wazero.NewRuntimeConfig().WithCloseOnContextDone(mode == "checks=on"))
 			defer rt.Close(ctx)
 			wasi_snapshot_preview1.MustInstantiate(ctx, rt)
-			mod, err := rt.InstantiateWithConfig(ctx, wasm, wazero.NewModuleConfig().WithStartFunctions("_initialize"))
+			bin := wasm
+			if mode == "metered" {
+				bin = metered
+			}
+			mod, err := rt.InstantiateWithConfig(ctx, bin, wazero.NewModuleConfig().WithStartFunctions("_initialize"))
 			if err != nil {
 				b.Fatal(err)
+			}
+			var meter *wasmmeter.Meter
+			if mode == "metered" {
+				if meter, err = wasmmeter.New(mod); err != nil {
+					b.Fatal(err)
+				}
+				defer meter.Close()
 			}
 			res, err := mod.ExportedFunction("fc_alloc").Call(ctx, uint64(len(in)))
 			if err != nil || res[0] == 0 {
@@ -179,7 +197,14 @@ func BenchmarkPortTermination(b *testing.B) {
 			b.ResetTimer()
 			for range b.N {
 				stack[0], stack[1] = uint64(ptr), uint64(len(in))
-				if err := dec.CallWithStack(ctx, stack); err != nil {
+				if meter != nil {
+					meter.Start(ctx, wasmmeter.Units(50*time.Millisecond), 500*time.Millisecond)
+				}
+				err := dec.CallWithStack(ctx, stack)
+				if meter != nil {
+					meter.Stop()
+				}
+				if err != nil {
 					b.Fatal(err)
 				}
 			}
@@ -191,7 +216,9 @@ func BenchmarkPortTermination(b *testing.B) {
 			outs[i] = bytes.Clone(out)
 		})
 	}
-	if outs[0] != nil && outs[1] != nil && !bytes.Equal(outs[0], outs[1]) {
-		b.Fatal("fc_decode output differs with and without the checks")
+	for i := 1; i < len(outs); i++ {
+		if outs[0] != nil && outs[i] != nil && !bytes.Equal(outs[0], outs[i]) {
+			b.Fatal("fc_decode output differs with and without the checks or the meter")
+		}
 	}
 }
