@@ -126,6 +126,10 @@ type Deps struct {
 	// without one.
 	Decoders DecoderLister
 	Ready    []ReadyProbe
+	// Starting, when set, names what the node still waits for before it
+	// counts as ready ("rules compiling"), "" once nothing: /readyz
+	// answers 503 with that status until then.
+	Starting func() string
 	// Collectors write /metrics, in order, after fleetcore_up and
 	// fleetcore_uptime_seconds and before the database's families.
 	Collectors []Collector
@@ -329,7 +333,8 @@ type probeResult struct {
 }
 
 // readyz probes every storage path now: ready when Postgres or a failover
-// tier can take a batch. The status code is the same for every caller;
+// tier can take a batch and the node is not still starting (Deps.Starting:
+// "rules compiling"). The status code is the same for every caller;
 // the body names the paths that failed, and only a caller who may see
 // details gets their error texts and the service checks.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -356,6 +361,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	status, word := http.StatusOK, "ready"
 	if !ready {
 		status, word = http.StatusServiceUnavailable, "not ready"
+	} else if s.deps.Starting != nil {
+		if why := s.deps.Starting(); why != "" {
+			ready, status, word = false, http.StatusServiceUnavailable, why
+		}
 	}
 	body := map[string]any{"status": word, "ready": ready, "failed": failed}
 	if s.maySeeDetails(r) {
