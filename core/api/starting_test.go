@@ -58,3 +58,43 @@ func TestReadyzWaitsForStarting(t *testing.T) {
 	compiling.Store(false)
 	check(http.StatusOK, "ready", true)
 }
+
+// TestSetTokens: a reload's tokens replace the running ones (the old read
+// token is refused, the new one served); tokens that New would refuse
+// change nothing.
+func TestSetTokens(t *testing.T) {
+	const oldRead, newRead, admin = "old-read-token-0123456789abcdef", "new-read-token-0123456789abcdef", "admin-token-0123456789abcdef"
+	s, err := New(Options{Address: "127.0.0.1:0", ReadToken: oldRead}, Deps{DB: noDB{}}, hclog.NewNullLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	code := func(tok string) int {
+		t.Helper()
+		c, _ := serve(s, "/api/decoders", "203.0.113.7:4000", tok)
+		return c
+	}
+	if got := code(oldRead); got == http.StatusUnauthorized {
+		t.Fatalf("old read token refused before SetTokens")
+	}
+	if err := s.SetTokens("", newRead, newRead); err == nil {
+		t.Fatal("equal read and admin tokens accepted")
+	}
+	if err := s.SetTokens("", "short", ""); err == nil {
+		t.Fatal("a short token accepted")
+	}
+	if got := code(oldRead); got == http.StatusUnauthorized {
+		t.Fatalf("a refused SetTokens changed the tokens")
+	}
+	if err := s.SetTokens("", newRead, admin); err != nil {
+		t.Fatal(err)
+	}
+	if got := code(oldRead); got != http.StatusUnauthorized {
+		t.Errorf("old read token after SetTokens: %d, want 401", got)
+	}
+	if got := code(newRead); got == http.StatusUnauthorized {
+		t.Errorf("new read token refused")
+	}
+	if got := code(admin); got == http.StatusUnauthorized {
+		t.Errorf("new admin token refused")
+	}
+}

@@ -99,8 +99,9 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 	remote := c.RemoteAddr().String()
 	log := g.log.With("listener", l.cfg.Name, "remote", remote)
+	maxFrame := l.limits().MaxFrame
 	sess, err := l.openSession(plugins.SessionConfig{
-		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: l.cfg.MaxFrame,
+		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: maxFrame,
 		AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: log.Named(l.info.Name),
 	})
 	if err != nil {
@@ -109,7 +110,7 @@ func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 	cn := &tcpConn{g: g, l: l, c: c, remote: remote, log: log, sess: sess, ps: g.stats.Protocol(l.info.Name)}
 	cn.fr = plugins.NewFramer(plugins.FramerConfig{
 		Frame:    func(buf []byte) (int, error) { return callFrame(sess, buf) },
-		MaxFrame: l.cfg.MaxFrame,
+		MaxFrame: maxFrame,
 		Slack:    initialBuffer,
 		Grow:     g.reserveBuffer,
 		Release:  g.releaseBuffer,
@@ -134,7 +135,7 @@ func (cn *tcpConn) rejectTime() time.Time {
 // when the gateway is closing with nothing buffered. Bytes read with an
 // error are handed on; the error is seen again by the next read.
 func (cn *tcpConn) Read(p []byte) (int, error) {
-	g, cfg := cn.g, &cn.l.cfg
+	g, cfg := cn.g, cn.l.limits()
 	buffered := cn.fr.Buffered() > 0
 	if g.isClosing() && !buffered {
 		return 0, io.EOF

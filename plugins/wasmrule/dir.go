@@ -39,6 +39,9 @@ type Dir struct {
 	fallback      fs.FS
 	fallbackLabel string
 
+	// scanMu makes Scans take turns (the poll and a reload's rescan).
+	scanMu sync.Mutex
+
 	mu         sync.Mutex
 	files      map[string]*dirEntry // by file name
 	onFallback bool
@@ -207,6 +210,8 @@ type scanJob struct {
 // into service in file name order, so that which of two files with the
 // same rule name wins does not depend on which compiled first.
 func (d *Dir) Scan(ctx context.Context) error {
+	d.scanMu.Lock()
+	defer d.scanMu.Unlock()
 	fsys, prefix, files, err := d.source()
 	if err != nil {
 		return err
