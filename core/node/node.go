@@ -73,8 +73,11 @@ type Node struct {
 	// once the first scan is done (or rules are disabled); builtinRules
 	// are the rules served while the folder is missing or empty
 	// (WithBuiltinRules).
-	ruleScan     func()
-	rulesLive    chan struct{}
+	ruleScan  func()
+	rulesLive chan struct{}
+	// rulesStopped is closed once the rules have stopped after their
+	// context ended (compiles included); nil before startRules.
+	rulesStopped chan struct{}
 	builtinRules fs.FS
 	// Durability chain: breaker wraps pg; fo is nil without amqp.url, sp
 	// without the spool; replayer runs the replay jobs.
@@ -370,6 +373,9 @@ func (n *Node) Run(ctx context.Context) error {
 	stopAsync, err := n.startAsync(actx)
 	if err != nil {
 		acancel()
+		if n.rulesStopped != nil {
+			<-n.rulesStopped // no compile writes to the cache after Run returns
+		}
 		n.shutdownGateway()
 		return err
 	}
@@ -386,6 +392,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	acancel()
 	stopAsync()
+	if n.rulesStopped != nil {
+		<-n.rulesStopped // a compile still running finishes first
+	}
 	n.log.Info("stopped")
 	return nil
 }

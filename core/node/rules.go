@@ -209,7 +209,9 @@ func (n *Node) startRules(ctx context.Context) error {
 			}
 		}
 	}()
+	n.rulesStopped = make(chan struct{})
 	go func() {
+		defer close(n.rulesStopped)
 		<-ctx.Done()
 		n.org.Wait() // rule jobs have returned
 		<-watched    // rules closed
