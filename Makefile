@@ -26,7 +26,7 @@ help: ## list targets
 # Fragments for rules, benchmarks and others (each owns its targets).
 -include mk/*.mk
 
-build: rules decoders ## build bin/fleetcore (and the built-in WASM rules and decoders)
+build: rules decoders ## build bin/fleetcore with the built-in WASM rules embedded (and the WASM decoders)
 	$(GO) build -ldflags "$(LDFLAGS)" -o $(BIN) ./cmd/fleetcore
 
 run: build services ## run fleetcore on $(CONFIG) against the local Postgres

@@ -58,6 +58,9 @@ wait_for() { # wait_for SECONDS CMD… : until CMD succeeds
   return 1
 }
 wait_for 120 curl -fs -o /dev/null "http://127.0.0.1:$api/readyz" || fail "/readyz not 200 within 120 s"
+# The package ships no rule files: the rules embedded in the binary serve
+# while /etc/fleetcore/rules is missing; /readyz is 200 only once they are live.
+grep -q 'quality rules in service: .*rules=[1-9][0-9]* built_in=true' "$work/log" || fail "the built-in rules embedded in the binary are not served"
 jsonl=$(sed -nE 's/.*listening: listener=jsonl protocol=jsonl transport=tcp address=([0-9.:]+).*/\1/p' "$work/log" | head -1)
 tel=$(sed -nE 's/.*listening: listener=teltonika protocol=teltonika transport=tcp address=([0-9.:]+).*/\1/p' "$work/log" | head -1)
 [ -n "$jsonl" ] && [ -n "$tel" ] || fail "listener addresses not in the log"

@@ -1,8 +1,10 @@
 # Release build and Debian package (deploy/). `make package` builds a static
-# bin/fleetcore (CGO_ENABLED=0, -trimpath) with the built-in rules and Go
-# decoders beside it, stages them under bin/pkg/ with configs/fleetcore.hcl
-# rewritten to the FHS paths (/usr/lib/fleetcore for rules and decoders,
-# /var/lib/fleetcore for spool and compile caches), and packs
+# bin/fleetcore (CGO_ENABLED=0, -trimpath; the built-in rules are embedded
+# in it) with the Go decoders beside it, stages them under bin/pkg/ with
+# configs/fleetcore.hcl rewritten to the FHS paths (/etc/fleetcore/rules for
+# the operator's rule folder, served instead of the built-in rules once it
+# holds rule files; /usr/lib/fleetcore for decoders, /var/lib/fleetcore for
+# spool and compile caches), and packs
 # bin/fleetcore_<version>_<arch>.deb with nfpm (go run, module proxy).
 # `make package-test` installs that package on this machine, runs it as the
 # unit would, and purges it (deploy/test-package.sh; root).
@@ -18,15 +20,14 @@ DEB          := bin/fleetcore_$(DEB_VERSION)_$(DEB_ARCH).deb
 
 .PHONY: release package package-test
 
-release: rules decoders ## static release binary bin/pkg/fleetcore and its rules, decoders and config (FHS paths)
-	@rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)/rules $(PKG_STAGE)/decoders
+release: rules decoders ## static release binary bin/pkg/fleetcore (built-in rules embedded), its decoders and config (FHS paths)
+	@rm -rf $(PKG_STAGE) && mkdir -p $(PKG_STAGE)/decoders
 	CGO_ENABLED=0 $(GO) build -trimpath -ldflags "-s -w $(LDFLAGS)" -o $(PKG_STAGE)/fleetcore ./cmd/fleetcore
-	cp $(RULE_WASM) $(PKG_STAGE)/rules/
 	cp $(DEC_WASM) $(PKG_STAGE)/decoders/
 	sed -e 's|"\.\./var/spool"|"/var/lib/fleetcore/spool"|' \
 	    -e 's|"\.\./var/wasm-cache/decoders"|"/var/lib/fleetcore/wasm-cache/decoders"|' \
 	    -e 's|"\.\./var/wasm-cache"|"/var/lib/fleetcore/wasm-cache"|' \
-	    -e 's|"\.\./checks-wasm/build/rules"|"/usr/lib/fleetcore/rules"|' \
+	    -e 's|"\.\./checks-wasm/build/rules"|"/etc/fleetcore/rules"|' \
 	    -e 's|"\.\./protocols/wasm/build/decoders"|"/usr/lib/fleetcore/decoders"|' \
 	    -e 's|^# fleetcore default configuration: what `make run` uses.|# fleetcore configuration (Debian package; systemctl reload fleetcore applies the live keys).|' \
 	    configs/fleetcore.hcl > $(PKG_STAGE)/fleetcore.hcl

@@ -537,17 +537,22 @@ func (r *runner) startNode(ctx context.Context, cfg *config.Config) error {
 	r.stop = cancel
 	r.nodeErr = make(chan error, 1)
 	go func() { r.nodeErr <- r.node.Run(nctx) }()
-	select {
-	case <-r.node.Ready():
-	case err := <-r.nodeErr:
-		cancel()
-		if err == nil {
-			err = errors.New("node stopped before it was ready")
+	// Ready, and the rules compiled (they compile in the background and
+	// would take CPU from the measured load).
+	deadline := time.After(3 * time.Minute)
+	for _, c := range []<-chan struct{}{r.node.Ready(), r.node.RulesLive()} {
+		select {
+		case <-c:
+		case err := <-r.nodeErr:
+			cancel()
+			if err == nil {
+				err = errors.New("node stopped before it was ready")
+			}
+			return fmt.Errorf("starting fleetcore: %w", err)
+		case <-deadline:
+			cancel()
+			return errors.New("starting fleetcore: not ready after 3 minutes")
 		}
-		return fmt.Errorf("starting fleetcore: %w", err)
-	case <-time.After(3 * time.Minute):
-		cancel()
-		return errors.New("starting fleetcore: not ready after 3 minutes")
 	}
 	r.targets = map[string]string{}
 	for _, l := range cfg.Listeners {

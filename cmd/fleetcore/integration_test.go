@@ -86,12 +86,14 @@ listener "teltonika" {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, dbURL: dbURL, cancel: cancel, done: make(chan error, 1), n: n}
 	go func() { h.done <- n.Run(ctx) }()
-	select {
-	case <-n.Ready():
-	case err := <-h.done:
-		t.Fatalf("node stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("node not ready after 30s")
+	for _, c := range []<-chan struct{}{n.Ready(), n.RulesLive()} {
+		select {
+		case <-c:
+		case err := <-h.done:
+			t.Fatalf("node stopped: %v", err)
+		case <-time.After(30 * time.Second):
+			t.Fatal("node not ready after 30s")
+		}
 	}
 	h.addr = n.Addr("teltonika").String()
 	t.Cleanup(h.stop)

@@ -2,12 +2,15 @@ package main
 
 import (
 	"context"
+	"flag"
+	iofs "io/fs"
 	"os"
 	"os/signal"
 	"syscall"
 
 	"github.com/hashicorp/go-hclog"
 
+	"github.com/fleetcore/fleetcore/checks-wasm/builtinrules"
 	"github.com/fleetcore/fleetcore/core/config"
 	"github.com/fleetcore/fleetcore/core/node"
 	"github.com/fleetcore/fleetcore/plugins"
@@ -23,18 +26,29 @@ func serveCmd(args []string) int {
 	if err := fs.Parse(args); err != nil {
 		return flagExit(err)
 	}
-	cfg, err := loadConfig(*cfgPath)
+	given := false
+	fs.Visit(func(f *flag.Flag) { given = given || f.Name == "config" })
+	load := func() (*config.Config, bool, error) { return loadServeConfig(*cfgPath, given) }
+	cfg, embedded, err := load()
 	if err != nil {
 		return errorf("%v", err)
 	}
 	log := newLogger(cfg)
+	if embedded {
+		log.Info("no config file: running on the default config built into the binary (fleetcore config default prints it)",
+			"as", *cfgPath)
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	n := node.New(cfg, plugins.Decoders, log, node.WithBuildVersion(version))
+	var builtin iofs.FS
+	if len(builtinrules.Names()) > 0 {
+		builtin = builtinrules.FS()
+	}
+	n := node.New(cfg, plugins.Decoders, log, node.WithBuildVersion(version), node.WithBuiltinRules(builtin))
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	go reloadOnHUP(ctx, n, cfg, *cfgPath, hup, log)
+	go reloadOnHUP(ctx, n, cfg, *cfgPath, load, hup, log)
 	go func() { // Type=notify: ready once every stage is running
 		select {
 		case <-n.Ready():
@@ -58,7 +72,7 @@ func serveCmd(args []string) int {
 // reloadOnHUP re-reads the config file on each SIGHUP (once the node is
 // running) and hands it to the node; a file that does not load or validate
 // is logged and changes nothing.
-func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path string, hup <-chan os.Signal, log hclog.Logger) {
+func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path string, load func() (*config.Config, bool, error), hup <-chan os.Signal, log hclog.Logger) {
 	select {
 	case <-n.Ready():
 	case <-ctx.Done():
@@ -74,7 +88,7 @@ func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path
 			log.Debug("service manager not told of the reload", "error", err)
 		}
 		log.Info("SIGHUP: reloading the config", "file", path)
-		next, err := loadConfig(path)
+		next, _, err := load()
 		if err == nil {
 			_, _, err = n.Reload(next)
 		}
@@ -84,6 +98,10 @@ func reloadOnHUP(ctx context.Context, n *node.Node, running *config.Config, path
 			}
 			log.Error("config reload refused: the running config stays", "error", redact(running, err))
 		}
+		// Certificates are re-read on every SIGHUP, even when the config
+		// did not change (renewed files under the same names); a source
+		// that does not load keeps its certificate and is logged.
+		_ = n.ReloadTLS()
 		if err := sdNotify("READY=1"); err != nil {
 			log.Debug("service manager not told the reload ended", "error", err)
 		}

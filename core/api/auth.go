@@ -40,14 +40,15 @@ const sessionCookie = "fleetcore_session"
 // sessionTTL is how long a dashboard login lasts.
 const sessionTTL = 12 * time.Hour
 
-func (s *Server) tokensConfigured() bool { return s.opts.ReadToken != "" || s.opts.AdminToken != "" }
+func (s *Server) tokensConfigured() bool { t := s.tok(); return t.read != "" || t.admin != "" }
 
 // tokenRole is the role a bearer token grants.
 func (s *Server) tokenRole(tok string) role {
-	if s.opts.AdminToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.AdminToken)) == 1 {
+	t := s.tok()
+	if t.admin != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.admin)) == 1 {
 		return roleAdmin
 	}
-	if s.opts.ReadToken != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(s.opts.ReadToken)) == 1 {
+	if t.read != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(t.read)) == 1 {
 		return roleRead
 	}
 	return roleNone
@@ -56,9 +57,9 @@ func (s *Server) tokenRole(tok string) role {
 func (s *Server) roleToken(r role) string {
 	switch r {
 	case roleAdmin:
-		return s.opts.AdminToken
+		return s.tok().admin
 	case roleRead:
-		return s.opts.ReadToken
+		return s.tok().read
 	}
 	return ""
 }
@@ -133,7 +134,7 @@ func (s *Server) require(want role, next http.Handler) http.Handler {
 			next.ServeHTTP(w, r)
 			return
 		}
-		if want == roleAdmin && s.opts.AdminToken == "" {
+		if want == roleAdmin && s.tok().admin == "" {
 			writeError(w, http.StatusForbidden, "this endpoint needs api.admin_token, which is not configured")
 			return
 		}

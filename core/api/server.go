@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/pprof"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -127,6 +128,10 @@ type Deps struct {
 	// without one.
 	Decoders DecoderLister
 	Ready    []ReadyProbe
+	// Starting, when set, names what the node still waits for before it
+	// counts as ready ("rules compiling"), "" once nothing: /readyz
+	// answers 503 with that status until then.
+	Starting func() string
 	// Collectors are the stages' metrics; /metrics serves them beside
 	// the Go runtime's and the process's, fleetcore_up and
 	// fleetcore_uptime_seconds, and the database's families.
@@ -180,6 +185,9 @@ type Server struct {
 	ln       net.Listener
 	ui       uiCache
 	reg      *prometheus.Registry
+	// tokens are swapped by SetTokens; opts' token fields are not used
+	// after New.
+	tokens atomic.Pointer[tokens]
 }
 
 // New checks the options and builds the routes. It does not listen.
@@ -187,28 +195,14 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 	if opts.Address == "" {
 		opts.Address = "127.0.0.1:8080"
 	}
-	if opts.AdminToken == "" {
-		opts.AdminToken = opts.Token
-	} else if opts.Token != "" && opts.Token != opts.AdminToken {
-		return nil, errors.New("api: token (the admin token of earlier versions) and admin_token both set")
-	}
-	opts.Token = ""
-	if !config.IsLoopback(opts.Address) && opts.ReadToken == "" && opts.AdminToken == "" {
-		return nil, fmt.Errorf("api listening on %s: %w", opts.Address, ErrTokenRequired)
-	}
-	for _, tok := range []string{opts.ReadToken, opts.AdminToken} {
-		if tok != "" {
-			if p := config.TokenProblem(tok); p != "" {
-				return nil, fmt.Errorf("%w: it %s", ErrBadToken, p)
-			}
-		}
-	}
-	if opts.ReadToken != "" && opts.ReadToken == opts.AdminToken {
-		return nil, errors.New("api: read_token and admin_token must differ")
+	read, admin, err := checkTokens(opts.Address, opts.Token, opts.ReadToken, opts.AdminToken)
+	if err != nil {
+		return nil, err
 	}
 	if p := config.MapTilesProblem(opts.MapTiles); p != "" {
 		return nil, fmt.Errorf("api: map_tiles %q %s", opts.MapTiles, p)
 	}
+	opts.Token, opts.ReadToken, opts.AdminToken = "", read, admin
 	if deps.DB == nil {
 		return nil, errors.New("api: no database pool")
 	}
@@ -218,9 +212,54 @@ func New(opts Options, deps Deps, log hclog.Logger) (*Server, error) {
 		return nil, fmt.Errorf("api: %w", err)
 	}
 	s.reg = reg
+	s.tokens.Store(&tokens{read: read, admin: admin})
 	s.routes()
 	return s, nil
 }
+
+// checkTokens applies the token rules of New (the legacy token is the
+// admin token; a token beyond loopback; usable, distinct tokens) and
+// returns the read and admin tokens.
+func checkTokens(address, token, read, admin string) (string, string, error) {
+	if admin == "" {
+		admin = token
+	} else if token != "" && token != admin {
+		return "", "", errors.New("api: token (the admin token of earlier versions) and admin_token both set")
+	}
+	if !config.IsLoopback(address) && read == "" && admin == "" {
+		return "", "", fmt.Errorf("api listening on %s: %w", address, ErrTokenRequired)
+	}
+	for _, tok := range []string{read, admin} {
+		if tok != "" {
+			if p := config.TokenProblem(tok); p != "" {
+				return "", "", fmt.Errorf("%w: it %s", ErrBadToken, p)
+			}
+		}
+	}
+	if read != "" && read == admin {
+		return "", "", errors.New("api: read_token and admin_token must differ")
+	}
+	return read, admin, nil
+}
+
+// SetTokens replaces the tokens (api.token, read_token, admin_token) of
+// the running server after the checks of New (a reload: SIGHUP); on an
+// error nothing changes. Requests from then on are checked against the
+// new tokens, and dashboard sessions made with a replaced token end (their
+// cookie's MAC is keyed by it).
+func (s *Server) SetTokens(token, read, admin string) error {
+	read, admin, err := checkTokens(s.opts.Address, token, read, admin)
+	if err != nil {
+		return err
+	}
+	s.tokens.Store(&tokens{read: read, admin: admin})
+	return nil
+}
+
+// tokens are the bearer tokens in use ("" = none of that role).
+type tokens struct{ read, admin string }
+
+func (s *Server) tok() *tokens { return s.tokens.Load() }
 
 // Handler returns the routes (tests use it with httptest).
 func (s *Server) Handler() http.Handler { return s.logRequests(s.mux) }
@@ -287,7 +326,7 @@ func (s *Server) Listen() (net.Addr, error) {
 		ln = tls.NewListener(ln, s.opts.TLS)
 	}
 	s.ln = ln
-	s.log.Info("api listening", "address", ln.Addr().String(), "read_token", s.opts.ReadToken != "", "admin_token", s.opts.AdminToken != "", "tls", s.opts.TLS != nil)
+	s.log.Info("api listening", "address", ln.Addr().String(), "read_token", s.tok().read != "", "admin_token", s.tok().admin != "", "tls", s.opts.TLS != nil)
 	return ln.Addr(), nil
 }
 
@@ -374,7 +413,8 @@ type probeResult struct {
 }
 
 // readyz probes every storage path now: ready when Postgres or a failover
-// tier can take a batch. The status code is the same for every caller;
+// tier can take a batch and the node is not still starting (Deps.Starting:
+// "rules compiling"). The status code is the same for every caller;
 // the body names the paths that failed, and only a caller who may see
 // details gets their error texts and the service checks.
 func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
@@ -401,6 +441,10 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 	status, word := http.StatusOK, "ready"
 	if !ready {
 		status, word = http.StatusServiceUnavailable, "not ready"
+	} else if s.deps.Starting != nil {
+		if why := s.deps.Starting(); why != "" {
+			ready, status, word = false, http.StatusServiceUnavailable, why
+		}
 	}
 	body := map[string]any{"status": word, "ready": ready, "failed": failed}
 	if s.maySeeDetails(r) {

@@ -107,8 +107,9 @@ func (g *Gateway) serveConn(l *listener, c net.Conn) {
 func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 	remote := c.RemoteAddr().String()
 	log := g.log.With("listener", l.cfg.Name, "remote", remote)
+	maxFrame := l.limits().MaxFrame
 	sess, err := l.openSession(plugins.SessionConfig{
-		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: l.cfg.MaxFrame,
+		Transport: plugins.TCP, RemoteAddr: c.RemoteAddr(), MaxFrame: maxFrame,
 		AllowDevice: l.cfg.AllowDevice, Options: l.cfg.Options, Logger: log.Named(l.info.Name),
 	})
 	if err != nil {
@@ -118,7 +119,7 @@ func (g *Gateway) newTCPConn(l *listener, c net.Conn) (*tcpConn, error) {
 	cn.pl = newPipeline(cn, l.cfg.MaxFramesInFlight, l.cfg.MaxBytesInFlight)
 	cn.fr = plugins.NewFramer(plugins.FramerConfig{
 		Frame:    func(buf []byte) (int, error) { return callFrame(sess, buf) },
-		MaxFrame: l.cfg.MaxFrame,
+		MaxFrame: maxFrame,
 		Slack:    initialBuffer,
 		Grow:     g.reserveBuffer,
 		Release:  g.releaseBuffer,
@@ -145,7 +146,7 @@ func (cn *tcpConn) rejectTime() time.Time {
 // buffered. Bytes read with an
 // error are handed on; the error is seen again by the next read.
 func (cn *tcpConn) Read(p []byte) (int, error) {
-	g, cfg := cn.g, &cn.l.cfg
+	g, cfg := cn.g, cn.l.limits()
 	buffered := cn.fr.Buffered() > 0
 	if g.isClosing() && !buffered {
 		return 0, io.EOF

@@ -190,7 +190,10 @@ func New(log hclog.Logger, in Submitter, reject func(context.Context, Rejection)
 func (g *Gateway) Stats() *Stats { return &g.stats }
 
 type listener struct {
+	// cfg is the config Listen was given; lim holds its live limits (a
+	// TCP listener reads them there, SetListenerLimits changes them).
 	cfg  ListenerConfig
+	lim  atomic.Pointer[ListenerLimits]
 	dec  plugins.Decoder
 	info plugins.Info
 	tcp  net.Listener
@@ -246,6 +249,8 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 		return nil, fmt.Errorf("listener %s: proxy_protocol needs transport tcp", cfg.Name)
 	}
 	l := &listener{cfg: cfg, dec: dec, info: info, perIP: map[string]int{}}
+	l.lim.Store(&ListenerLimits{MaxFrame: cfg.MaxFrame, MaxConnections: cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP, ReadTimeout: cfg.ReadTimeout, FrameTimeout: cfg.FrameTimeout})
 	var addr net.Addr
 	switch cfg.Transport {
 	case plugins.TCP:
@@ -268,6 +273,63 @@ func (g *Gateway) Listen(cfg ListenerConfig, dec plugins.Decoder) (net.Addr, err
 	g.mu.Unlock()
 	g.log.Info("listening", "listener", cfg.Name, "protocol", info.Name, "transport", cfg.Transport, "address", addr.String(), "tls", cfg.TLS != nil, "proxy_protocol", cfg.ProxyProtocol)
 	return addr, nil
+}
+
+// ListenerLimits are the options of a TCP listener that SetListenerLimits
+// changes while it runs (the fields of ListenerConfig of the same names;
+// zero keeps the current value).
+type ListenerLimits struct {
+	MaxFrame            int
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	ReadTimeout         time.Duration
+	FrameTimeout        time.Duration
+}
+
+// limits are the listener's limits in use.
+func (l *listener) limits() ListenerLimits { return *l.lim.Load() }
+
+// ErrNotLive: SetListenerLimits on a listener whose limits are fixed at
+// Listen (UDP: its session table and read buffer are sized then).
+var ErrNotLive = errors.New("the listener's limits are fixed until a restart")
+
+// SetListenerLimits changes the limits of the TCP listener named name (a
+// reload): the caps apply to the next connection admitted, the read and
+// frame timeouts to the next read of every open connection, max_frame to
+// connections opened from then on. Zero fields keep their value.
+func (g *Gateway) SetListenerLimits(name string, lim ListenerLimits) error {
+	g.mu.Lock()
+	var l *listener
+	for _, x := range g.listeners {
+		if x.cfg.Name == name {
+			l = x
+		}
+	}
+	g.mu.Unlock()
+	if l == nil {
+		return fmt.Errorf("listener %s: no such listener", name)
+	}
+	if l.cfg.Transport != plugins.TCP {
+		return fmt.Errorf("listener %s: %w", name, ErrNotLive)
+	}
+	cur := l.limits()
+	set := func(p *int, v int) {
+		if v > 0 {
+			*p = v
+		}
+	}
+	setD := func(p *time.Duration, v time.Duration) {
+		if v > 0 {
+			*p = v
+		}
+	}
+	set(&cur.MaxFrame, lim.MaxFrame)
+	set(&cur.MaxConnections, lim.MaxConnections)
+	set(&cur.MaxConnectionsPerIP, lim.MaxConnectionsPerIP)
+	setD(&cur.ReadTimeout, lim.ReadTimeout)
+	setD(&cur.FrameTimeout, lim.FrameTimeout)
+	l.lim.Store(&cur)
+	return nil
 }
 
 // Serve runs every bound listener until Shutdown.
@@ -407,7 +469,7 @@ func (g *Gateway) isClosing() bool {
 // FrameTimeout; on failure it logs why (rate-limited) and reports false.
 func (g *Gateway) handshake(l *listener, c net.Conn) (*tls.Conn, bool) {
 	tc := tls.Server(c, l.cfg.TLS)
-	c.SetDeadline(time.Now().Add(l.cfg.FrameTimeout)) //nolint:errcheck // a failed set shows in the handshake
+	c.SetDeadline(time.Now().Add(l.limits().FrameTimeout)) //nolint:errcheck // a failed set shows in the handshake
 	err := tc.Handshake()
 	if err == nil {
 		err = c.SetDeadline(time.Time{})

@@ -82,12 +82,13 @@ func (s *Stats) RefusedBy(reason string) uint64 { return s.refused.counter(reaso
 // slot, or returns the reason it may not have one (and takes nothing).
 // release gives the slots back.
 func (g *Gateway) admit(l *listener, ip string) string {
-	if l.open.Add(1) > int64(l.cfg.MaxConnections) {
+	lim := l.limits()
+	if l.open.Add(1) > int64(lim.MaxConnections) {
 		l.open.Add(-1)
 		return RefusedListenerCap
 	}
 	l.mu.Lock()
-	if l.perIP[ip] >= l.cfg.MaxConnectionsPerIP {
+	if l.perIP[ip] >= lim.MaxConnectionsPerIP {
 		l.mu.Unlock()
 		l.open.Add(-1)
 		return RefusedIPCap
@@ -129,7 +130,7 @@ func (g *Gateway) refuse(l *listener, c net.Conn, reason string) {
 	if n, ok := g.refusedLog.allow(); ok {
 		g.log.Warn("refusing connections over a connection cap", "listener", l.cfg.Name,
 			"remote", remote, "reason", reason, "refused_since_last_line", n,
-			"listener_cap", l.cfg.MaxConnections, "ip_cap", l.cfg.MaxConnectionsPerIP, "gateway_cap", g.limits.MaxConnections)
+			"listener_cap", l.limits().MaxConnections, "ip_cap", l.limits().MaxConnectionsPerIP, "gateway_cap", g.limits.MaxConnections)
 	}
 }
 

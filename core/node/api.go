@@ -32,6 +32,7 @@ func (n *Node) startAPI(ctx context.Context) error {
 		DB: n.st.Pool(), Unavailable: store.Unreachable, Records: rejectedRecords{n.st},
 		Health: n.health, Jobs: jobLister{n.org}, NodeID: cfg.NodeID,
 		Ready:      n.readyProbes(),
+		Starting:   n.rulesPending,
 		Collectors: n.collectors(),
 		FleetLock:  lock,
 		Summaries:  []api.Summarizer{n.batcher, n.gw},

@@ -3,6 +3,7 @@ package node
 import (
 	"context"
 	"fmt"
+	"io/fs"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -68,6 +69,16 @@ type Node struct {
 	// are disabled.
 	rules      *wasmrule.Dir
 	ruleRunner *rules.Runner
+	// ruleScan rescans the rule folder now (Reload); rulesLive is closed
+	// once the first scan is done (or rules are disabled); builtinRules
+	// are the rules served while the folder is missing or empty
+	// (WithBuiltinRules).
+	ruleScan  func()
+	rulesLive chan struct{}
+	// rulesStopped is closed once the rules have stopped after their
+	// context ended (compiles included); nil before startRules.
+	rulesStopped chan struct{}
+	builtinRules fs.FS
 	// Durability chain: breaker wraps pg; fo is nil without amqp.url, sp
 	// without the spool; replayer runs the replay jobs.
 	breaker  *ingest.Breaker
@@ -108,13 +119,18 @@ type Option func(*Node)
 // (gateway.WithBuildVersion).
 func WithBuildVersion(version string) Option { return func(n *Node) { n.buildVersion = version } }
 
+// WithBuiltinRules sets the rule files (*.wasm, *.check.hcl at the root of
+// fsys) served while rules.dir is missing or holds no rule file: fleetcore
+// passes the built-in rules embedded in its binary. A nil fsys means none.
+func WithBuiltinRules(fsys fs.FS) Option { return func(n *Node) { n.builtinRules = fsys } }
+
 // WithSpoolFS replaces the spool's file system (tests inject faults such
 // as a full disk).
 func WithSpoolFS(fs spool.FS) Option { return func(n *Node) { n.spoolFS = fs } }
 
 // New prepares a node; Run starts it. A nil option is skipped.
 func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger, opts ...Option) *Node {
-	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{}), decAlert: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{}), rulesLive: make(chan struct{}), decAlert: make(chan struct{}, 1)}
 	for _, o := range opts {
 		if o != nil {
 			o(n)
@@ -159,8 +175,13 @@ func (n *Node) Replayer() *recovery.Replayer { return n.replayer }
 // Quarantine stores rejected frames (after Ready).
 func (n *Node) Quarantine() *quarantine.Writer { return n.quar }
 
-// Ready is closed once every listener is bound.
+// Ready is closed once every listener is bound and the API serves.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// RulesLive is closed once the first scan of the rules (compiled in the
+// background after Ready) is done, or at once when rules are disabled;
+// until then /readyz answers 503 "rules compiling".
+func (n *Node) RulesLive() <-chan struct{} { return n.rulesLive }
 
 // Addr returns the bound address of a listener by name (after Ready).
 func (n *Node) Addr(listener string) net.Addr {
@@ -352,6 +373,9 @@ func (n *Node) Run(ctx context.Context) error {
 	stopAsync, err := n.startAsync(actx)
 	if err != nil {
 		acancel()
+		if n.rulesStopped != nil {
+			<-n.rulesStopped // no compile writes to the cache after Run returns
+		}
 		n.shutdownGateway()
 		return err
 	}
@@ -368,6 +392,9 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	acancel()
 	stopAsync()
+	if n.rulesStopped != nil {
+		<-n.rulesStopped // a compile still running finishes first
+	}
 	n.log.Info("stopped")
 	return nil
 }

@@ -292,7 +292,7 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 	names, versions := make([]string, len(rules)), make([]string, len(rules))
 	for i, rule := range rules {
 		m := rule.Meta()
-		g[i] = &groupRule{check: rule, meta: m, sample: r.sampleEvery(m.Name), shadow: r.cfg.Shadow[m.Name]}
+		g[i] = &groupRule{check: rule, meta: m, sample: r.sampleEvery(m.Name), shadow: r.conf().Shadow[m.Name]}
 		names[i], versions[i] = m.Name, m.Version
 	}
 	results := func() []RunResult {
@@ -313,7 +313,7 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 		return results(), false, err
 	}
 	start := int64(0)
-	if !r.cfg.Backfill {
+	if !r.conf().Backfill {
 		start = bound
 	}
 	if _, err := r.pool.Exec(ctx, ensureWatermarksSQL, names, versions, start); err != nil {
@@ -325,7 +325,7 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 		}
 	}
 	plan := planFetch(g)
-	for b := 0; b < r.cfg.MaxBatchesPerRun; b++ {
+	for b := 0; b < r.conf().MaxBatchesPerRun; b++ {
 		more, full, err := r.groupBatch(ctx, g, &plan, bound)
 		behind = behind || full
 		if err != nil {
@@ -345,7 +345,7 @@ func (r *Runner) runGroup(ctx context.Context, rules []*wasmrule.Rule) (res []Ru
 // watermark is minWM: BatchSize when nearly caught up, growing with the
 // backlog (in ids, an upper bound on signals) up to MaxBatchSize.
 func (r *Runner) batchLimit(minWM, bound int64) int {
-	return int(min(max(bound-minWM, int64(r.cfg.BatchSize)), int64(r.cfg.MaxBatchSize)))
+	return int(min(max(bound-minWM, int64(r.conf().BatchSize)), int64(r.conf().MaxBatchSize)))
 }
 
 // One batch of a group goes through five steps, each its own function:
@@ -584,7 +584,7 @@ func evaluate(ctx context.Context, active []leasedRule, b *fetched, end int64) (
 // write stores what evaluate decided and commits the batch's transaction
 // (findings, statistics, watermark advances and rule errors together).
 func (r *Runner) write(ctx context.Context, tx pgx.Tx, w *batchWrite, firstRule string, end int64) error {
-	if err := w.flush(ctx, tx, r.cfg.NodeID); err != nil {
+	if err := w.flush(ctx, tx, r.conf().NodeID); err != nil {
 		return err
 	}
 	if r.beforeCommit != nil {

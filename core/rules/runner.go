@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/hashicorp/go-hclog"
@@ -115,10 +116,12 @@ func (c Config) withDefaults() Config {
 type Runner struct {
 	pool *pgxpool.Pool
 	src  Source
-	cfg  Config
-	log  hclog.Logger
-	fr   *frontier
-	sem  chan struct{}
+	// cfg is the config in use: SetLive swaps it (the fields it may
+	// change); read it with conf.
+	cfg atomic.Pointer[Config]
+	log hclog.Logger
+	fr  *frontier
+	sem chan struct{}
 
 	// beforeCommit, when set (tests), runs before each batch commits.
 	beforeCommit func(ctx context.Context, rule string, lastID int64)
@@ -176,8 +179,8 @@ func New(pool *pgxpool.Pool, src Source, cfg Config, log hclog.Logger) *Runner {
 	if log == nil {
 		log = hclog.NewNullLogger()
 	}
-	return &Runner{
-		pool: pool, src: src, cfg: cfg, log: log,
+	r := &Runner{
+		pool: pool, src: src, log: log,
 		fr:      &frontier{pool: pool, wait: cfg.FrontierWait, log: log},
 		sem:     make(chan struct{}, cfg.Concurrency),
 		stats:   map[string]*ruleRunStats{},
@@ -185,6 +188,8 @@ func New(pool *pgxpool.Pool, src Source, cfg Config, log hclog.Logger) *Runner {
 		groups:  map[time.Duration]bool{},
 		retryAt: map[string]time.Time{},
 	}
+	r.cfg.Store(&cfg)
+	return r
 }
 
 // ErrSequenceCache means signals_id_seq hands out ids from a per-session
@@ -221,7 +226,7 @@ func (r *Runner) Register(o Scheduler) {
 	r.mu.Lock()
 	r.org = o
 	r.mu.Unlock()
-	o.Add(organizer.Job{Name: SyncJobName, Interval: r.cfg.SyncInterval, Run: func(ctx context.Context) error {
+	o.Add(organizer.Job{Name: SyncJobName, Interval: r.conf().SyncInterval, Run: func(ctx context.Context) error {
 		r.Sync()
 		return nil
 	}})
@@ -268,15 +273,44 @@ func (r *Runner) Sync() {
 	}
 }
 
+// conf is the config in use.
+func (r *Runner) conf() *Config { return r.cfg.Load() }
+
+// SetLive applies the live fields of next to the running runner: Interval,
+// Intervals, BatchSize, MaxBatchSize, SampleEvery, Shadow and Backfill (a
+// rule version seen from then on). The other fields keep the values New
+// was given; the returned names say which of them differ in next, so the
+// caller can report that they need a restart. A rule whose interval
+// changed moves to the job of its new interval at its next run (Sync).
+func (r *Runner) SetLive(next Config) (needRestart []string) {
+	next = next.withDefaults()
+	cur := *r.conf()
+	if next.Concurrency != cur.Concurrency {
+		needRestart = append(needRestart, "concurrency")
+	}
+	if next.SyncInterval != cur.SyncInterval {
+		needRestart = append(needRestart, "sync_interval")
+	}
+	if next.NodeID != cur.NodeID {
+		needRestart = append(needRestart, "node_id")
+	}
+	cur.Interval, cur.Intervals = next.Interval, next.Intervals
+	cur.BatchSize, cur.MaxBatchSize = next.BatchSize, next.MaxBatchSize
+	cur.SampleEvery, cur.Shadow, cur.Backfill = next.SampleEvery, next.Shadow, next.Backfill
+	r.cfg.Store(&cur)
+	r.Sync()
+	return needRestart
+}
+
 func (r *Runner) interval(name string) time.Duration {
-	if d, ok := r.cfg.Intervals[name]; ok && d > 0 {
+	if d, ok := r.conf().Intervals[name]; ok && d > 0 {
 		return d
 	}
-	return r.cfg.Interval
+	return r.conf().Interval
 }
 
 func (r *Runner) sampleEvery(name string) int {
-	if n := r.cfg.SampleEvery[name]; n > 1 {
+	if n := r.conf().SampleEvery[name]; n > 1 {
 		return n
 	}
 	return 1
@@ -473,7 +507,7 @@ func (r *Runner) Status() []RunStatus {
 			s.SampleOne = n
 		}
 		s.Mode = "active"
-		if r.cfg.Shadow[name] {
+		if r.conf().Shadow[name] {
 			s.Mode = "shadow"
 		}
 		out = append(out, s)

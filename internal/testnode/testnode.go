@@ -29,7 +29,7 @@ const (
 )
 
 // Run runs a node on cfg with the decoders of reg, logging to log, until
-// the test ends, and waits until it is ready. ctx is the node's: it is
+// the test ends, and waits until it is ready and its rules are live. ctx is the node's: it is
 // cancelled when the test ends, or as soon as the node stops on its own
 // (context.Cause then says why). A node that stops before it is ready
 // fails the test at once with its error; one that stops while the test
@@ -48,7 +48,20 @@ func Run(t *testing.T, cfg *config.Config, reg *plugins.Registry, log hclog.Logg
 // Start is Run for a node the test has built (and adjusted) itself.
 func Start(t testing.TB, n *node.Node) context.Context {
 	t.Helper()
-	return start(t, n.Run, n.Ready(), readyTimeout)
+	return start(t, n.Run, bothClosed(n.Ready(), n.RulesLive()), readyTimeout)
+}
+
+// bothClosed is closed once a and then b are: a node is ready for a test
+// once its listeners are bound and its first rule scan is done (the rules
+// compile in the background).
+func bothClosed(a, b <-chan struct{}) <-chan struct{} {
+	c := make(chan struct{})
+	go func() {
+		<-a
+		<-b
+		close(c)
+	}()
+	return c
 }
 
 // start runs run on a fresh context until the test ends and waits until

@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"runtime"
 	"sort"
 	"strings"
 	"sync"
@@ -33,8 +34,18 @@ type Dir struct {
 	path     string
 	interval time.Duration
 
-	mu    sync.Mutex
-	files map[string]*dirEntry // by file name
+	// fallback serves while the folder is missing or has no rule file
+	// (WithFallback); onFallback says the last Scan did.
+	fallback      fs.FS
+	fallbackLabel string
+
+	// scanMu makes Scans take turns (the poll and a reload's rescan).
+	scanMu sync.Mutex
+
+	mu         sync.Mutex
+	files      map[string]*dirEntry // by file name
+	onFallback bool
+	scanned    bool
 }
 
 type fileStamp struct {
@@ -92,13 +103,13 @@ func (d *Dir) Run(ctx context.Context) error {
 	}
 }
 
-func statStamp(wasmPath string) (fileStamp, error) {
-	fi, err := os.Stat(wasmPath)
+func statStamp(fsys fs.FS, name string) (fileStamp, error) {
+	fi, err := fs.Stat(fsys, name)
 	if err != nil {
 		return fileStamp{}, err
 	}
 	st := fileStamp{size: fi.Size(), mtime: fi.ModTime()}
-	if ti, err := os.Stat(testsPath(wasmPath)); err == nil {
+	if ti, err := fs.Stat(fsys, testsPath(name)); err == nil {
 		st.testsSize, st.testsMtime = ti.Size(), ti.ModTime()
 	}
 	return st, nil
@@ -108,24 +119,110 @@ func testsPath(wasmPath string) string {
 	return ruleBase(wasmPath) + TestsSuffix
 }
 
+// WithFallback makes the folder fall back to the rule files of fsys (for
+// fleetcore, the built-in rules embedded in the binary) while it is
+// missing or holds no rule file: Scan then serves those files as if they
+// were the folder's, under the names label/FILE, and logs the switch. Once
+// the folder holds a rule file it is the rule set again (the fallback's
+// rules are closed). Call it before the first Scan.
+func (d *Dir) WithFallback(fsys fs.FS, label string) *Dir {
+	d.fallback, d.fallbackLabel = fsys, label
+	return d
+}
+
+// UsingFallback reports whether the last Scan served the fallback files.
+func (d *Dir) UsingFallback() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.onFallback
+}
+
+// ruleFiles lists the rule files of fsys's root.
+func ruleFiles(fsys fs.FS) ([]string, error) {
+	ents, err := fs.ReadDir(fsys, ".")
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range ents {
+		if !e.IsDir() && IsRuleFile(e.Name()) {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+// source picks what Scan reads: the folder, or the fallback while the
+// folder is missing or holds no rule file. prefix is put before file names
+// ("" for the folder).
+func (d *Dir) source() (fsys fs.FS, prefix string, names []string, err error) {
+	names, err = ruleFiles(os.DirFS(d.path))
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return nil, "", nil, fmt.Errorf("reading rule folder %s: %w", d.path, err)
+	}
+	if d.fallback == nil || len(names) > 0 {
+		if missing {
+			return nil, "", nil, fmt.Errorf("reading rule folder %s: %w", d.path, err)
+		}
+		d.switchSource(false)
+		return os.DirFS(d.path), "", names, nil
+	}
+	names, err = ruleFiles(d.fallback)
+	if err != nil {
+		return nil, "", nil, fmt.Errorf("reading the %s rules: %w", d.fallbackLabel, err)
+	}
+	d.switchSource(true)
+	return d.fallback, d.fallbackLabel + "/", names, nil
+}
+
+// switchSource records which source Scan reads and logs a change.
+func (d *Dir) switchSource(fallback bool) {
+	d.mu.Lock()
+	changed := d.onFallback != fallback || !d.scanned
+	d.onFallback, d.scanned = fallback, true
+	d.mu.Unlock()
+	switch {
+	case !changed:
+	case fallback:
+		d.host.log.Info("rule folder missing or without rule files: serving the "+d.fallbackLabel+" rules (embedded in the binary) until it has some", "dir", d.path)
+	case d.fallback != nil:
+		d.host.log.Info("rule folder has rule files: serving them (the "+d.fallbackLabel+" rules are not in service)", "dir", d.path)
+	}
+}
+
+// scanJob is one changed file of a Scan: read in turn, compiled and
+// self-tested in parallel, put in service in name order.
+type scanJob struct {
+	name, path  string // entry name; path for messages
+	ent         *dirEntry
+	st          fileStamp
+	sum         [32]byte
+	wasm, tests []byte
+	rule        *Rule
+	why         string
+}
+
 // Scan looks at the folder once and applies every change. It returns an
 // error only when the folder cannot be read; refused files are logged and
-// reported by Status.
+// reported by Status. Changed files are compiled and self-tested in
+// parallel (at most GOMAXPROCS at once: compiling is CPU-bound) and go
+// into service in file name order, so that which of two files with the
+// same rule name wins does not depend on which compiled first.
 func (d *Dir) Scan(ctx context.Context) error {
-	ents, err := os.ReadDir(d.path)
+	d.scanMu.Lock()
+	defer d.scanMu.Unlock()
+	fsys, prefix, files, err := d.source()
 	if err != nil {
-		return fmt.Errorf("reading rule folder %s: %w", d.path, err)
+		return err
 	}
 	// Removals first, so that a file waiting for a removed rule's name can
 	// take it in the same scan.
 	seen := make(map[string]bool)
-	var names []string
-	for _, e := range ents {
-		if e.IsDir() || !IsRuleFile(e.Name()) {
-			continue
-		}
-		seen[e.Name()] = true
-		names = append(names, e.Name())
+	names := make([]string, len(files))
+	for i, f := range files {
+		names[i] = prefix + f
+		seen[names[i]] = true
 	}
 	d.mu.Lock()
 	var gone []*dirEntry
@@ -146,23 +243,56 @@ func (d *Dir) Scan(ctx context.Context) error {
 			}
 		}
 	}
-	for _, name := range names {
-		if err := d.scanFile(ctx, name); err != nil {
+	var jobs []*scanJob
+	for i, f := range files {
+		j, err := d.prepare(fsys, f, names[i])
+		if err != nil {
 			return err
 		}
+		if j != nil {
+			jobs = append(jobs, j)
+		}
+	}
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	for _, j := range jobs {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			j.rule, j.why = d.load(ctx, j.path, j.wasm, j.tests)
+		}()
+	}
+	wg.Wait()
+	if ctx.Err() != nil {
+		for _, j := range jobs {
+			if j.rule != nil {
+				_ = j.rule.Close(context.WithoutCancel(ctx))
+			}
+		}
+		return ctx.Err()
+	}
+	for _, j := range jobs {
+		d.commit(ctx, j)
 	}
 	return nil
 }
 
-// scanFile (re)loads one file when its stamp changed.
-func (d *Dir) scanFile(ctx context.Context, name string) error {
-	p := filepath.Join(d.path, name)
-	st, err := statStamp(p)
+// prepare reads one file of fsys (entry name name) when its stamp
+// changed; it returns the job to compile, or nil when nothing changed or
+// the file was refused already.
+func (d *Dir) prepare(fsys fs.FS, file, name string) (*scanJob, error) {
+	p := filepath.Join(d.path, file)
+	if fsys != nil && name != file {
+		p = name // a fallback file
+	}
+	st, err := statStamp(fsys, file)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil // removed between ReadDir and Stat: the next scan drops it
+			return nil, nil // removed between ReadDir and Stat: the next scan drops it
 		}
-		return fmt.Errorf("reading %s: %w", p, err)
+		return nil, fmt.Errorf("reading %s: %w", p, err)
 	}
 	d.mu.Lock()
 	ent := d.files[name]
@@ -173,17 +303,17 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	unchanged := ent.stamp == st && (ent.rule != nil || ent.refused != "") && !ent.retry
 	d.mu.Unlock()
 	if unchanged {
-		return nil
+		return nil, nil
 	}
-	wasm, err := os.ReadFile(p)
+	wasm, err := fs.ReadFile(fsys, file)
 	if err != nil {
 		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading file: %v", err), false)
-		return nil
+		return nil, nil
 	}
-	testsBytes, err := os.ReadFile(testsPath(p))
+	testsBytes, err := fs.ReadFile(fsys, testsPath(file))
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		d.refuse(name, ent, st, [32]byte{}, fmt.Sprintf("reading tests: %v", err), false)
-		return nil
+		return nil, nil
 	}
 	h := sha256.New()
 	h.Write(wasm)
@@ -201,18 +331,17 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 	}
 	d.mu.Unlock()
 	if same {
-		return nil
+		return nil, nil
 	}
-	rule, why := d.load(ctx, p, wasm, testsBytes)
-	if ctx.Err() != nil {
-		if rule != nil {
-			_ = rule.Close(context.WithoutCancel(ctx))
-		}
-		return ctx.Err()
-	}
+	return &scanJob{name: name, path: p, ent: ent, st: st, sum: sum, wasm: wasm, tests: testsBytes}, nil
+}
+
+// commit puts a compiled job in service (or refuses it).
+func (d *Dir) commit(ctx context.Context, j *scanJob) {
+	name, ent, st, sum, rule := j.name, j.ent, j.st, j.sum, j.rule
 	if rule == nil {
-		d.refuse(name, ent, st, sum, why, false)
-		return nil
+		d.refuse(name, ent, st, sum, j.why, false)
+		return
 	}
 	d.mu.Lock()
 	for other, oe := range d.files {
@@ -220,7 +349,7 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 			d.mu.Unlock()
 			_ = rule.Close(ctx)
 			d.refuse(name, ent, st, sum, fmt.Sprintf("rule name %s is already served by %s", rule.Name(), other), true)
-			return nil
+			return
 		}
 	}
 	old := ent.rule
@@ -236,7 +365,6 @@ func (d *Dir) scanFile(ctx context.Context, name string) error {
 		d.host.log.Info("rule loaded", "file", name, "rule", rule.Name(), "version", rule.Version(),
 			"hash", rule.Hash()[:12], "compile", rule.CompileTime())
 	}
-	return nil
 }
 
 func (d *Dir) load(ctx context.Context, path string, src, testsBytes []byte) (*Rule, string) {
