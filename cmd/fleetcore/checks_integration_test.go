@@ -64,7 +64,7 @@ organizer {
 	}
 	cfg.Database.URL, cfg.AMQP.URL = db, ""
 	cfg.Spool.Dir = t.TempDir()
-	cfg.Rules.CacheDir = t.TempDir()
+	cfg.Rules.CacheDir = testenv.WasmCache(t)
 	n, ctx := runTestNode(t, cfg, hclog.Warn)
 
 	c, err := net.Dial("tcp", n.Addr("jsonl").String())

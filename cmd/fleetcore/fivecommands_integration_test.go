@@ -89,7 +89,7 @@ organizer {
 		}
 		cfg.Database.URL, cfg.AMQP.URL = db, ""
 		cfg.Spool.Dir = t.TempDir()
-		cfg.Rules.CacheDir = t.TempDir()
+		cfg.Rules.CacheDir = testenv.WasmCache(t)
 		n, ctx := runTestNode(t, cfg, hclog.Warn)
 		if mode == "shadow" { // the devices send the capture
 			c, err := net.Dial("tcp", n.Addr("jsonl").String())

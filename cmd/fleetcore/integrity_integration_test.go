@@ -84,7 +84,7 @@ api { address = "127.0.0.1:0" }
 	}
 	cfg.Database.URL, cfg.AMQP.URL = db, vhost // ignore the environment
 	cfg.Spool.Dir = t.TempDir()
-	cfg.Rules.CacheDir = t.TempDir()
+	cfg.Rules.CacheDir = testenv.WasmCache(t)
 	n, ctx := runTestNode(t, cfg, hclog.Warn)
 
 	const good, bad = "sim-good-0001", "sim-zero-0002"
