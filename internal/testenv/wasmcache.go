@@ -16,7 +16,11 @@ import (
 // uses a t.TempDir() of its own instead.
 func WasmCache(t testing.TB) string {
 	t.Helper()
+	// The folder core/rules' tests use too.
 	dir := filepath.Join(os.TempDir(), "fleetcore-test-wasm-cache-"+strconv.Itoa(os.Getuid()))
+	if d, err := os.UserCacheDir(); err == nil {
+		dir = filepath.Join(d, "fleetcore", "test-wasm-cache")
+	}
 	if err := os.MkdirAll(dir, 0o700); err != nil {
 		t.Fatalf("wasm compile cache: %v", err)
 	}
