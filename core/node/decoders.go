@@ -274,13 +274,22 @@ func bindingProblem(lc *config.Listener, b *wasmdecoder.Binding) string {
 
 // decoderHealth is the "decoders" service check: degraded while a version
 // is disabled or a file is refused, or a listener waits for a decoder.
-type decoderHealth struct{ d *decoders }
+// live is the node's decLive: until it is closed the first scan runs.
+type decoderHealth struct {
+	d    *decoders
+	live <-chan struct{}
+}
 
 var _ health.Checker = decoderHealth{}
 
 func (h decoderHealth) Check(context.Context) (string, string) {
 	if h.d == nil {
 		return health.StatusOK, "no decoder folder configured"
+	}
+	select {
+	case <-h.live:
+	default:
+		return health.StatusWarn, fmt.Sprintf("compiling the decoders of %s (start): their listeners close connections until then", h.d.dir.Path())
 	}
 	var live, disabled, refused, missing int
 	for _, s := range h.d.dir.Status() {

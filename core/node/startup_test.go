@@ -38,6 +38,20 @@ func getStatus(t *testing.T, url string) (int, string) {
 	return resp.StatusCode, body.Status
 }
 
+// logged reports whether one line of log holds every part.
+func logged(log string, parts ...string) bool {
+	for _, line := range strings.Split(log, "\n") {
+		all := true
+		for _, p := range parts {
+			all = all && strings.Contains(line, p)
+		}
+		if all {
+			return true
+		}
+	}
+	return false
+}
+
 // TestIntegrationAPIBeforeDecodersCompile starts a node whose drop-in
 // decoders take long to compile (the first scan of the folder held back):
 // the node is Ready, /healthz is 200 and /readyz 503 "decoders compiling"
@@ -137,8 +151,7 @@ listener "ghost" {
 		strings.Contains(status, "acme") {
 		t.Fatalf("/readyz with a listener whose decoder no file provides: %d %q, want 503 naming listener ghost only", code, status)
 	}
-	if l := logs.String(); !strings.Contains(l, "[ERROR] decoders: listener names a drop-in decoder with no version in service") ||
-		!strings.Contains(l, "listener=ghost") {
+	if !logged(logs.String(), "[ERROR] decoders: listener names a drop-in decoder with no version in service", "listener=ghost ") {
 		t.Fatal("no error logged for the listener whose decoder no file provides")
 	}
 
@@ -159,5 +172,73 @@ listener "ghost" {
 			t.Fatalf("/readyz %d %q 30s after ghost.wasm was dropped in, want 200", code, status)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestIntegrationDecoderRefusesListenerAfterCompile: listeners whose
+// drop-in decoder refuses their options or transport are refused by
+// validate (node.Check compiles the folder), while serve, which compiles
+// it after opening the listeners, logs each as an error once the compile
+// is done and /readyz stays 503 naming them (and not the listener the
+// decoder serves).
+func TestIntegrationDecoderRefusesListenerAfterCompile(t *testing.T) {
+	testenv.Integration(t)
+	folder := t.TempDir()
+	tcpOnly := acmeVariant(t, func(m map[string]any) { m["version"] = "1.0.0"; m["transports"] = []string{"tcp"} }, false)
+	if err := os.WriteFile(filepath.Join(folder, "acme.wasm"), tcpOnly, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Parse("node.hcl", []byte(`
+rules { enabled = false }
+api { address = "127.0.0.1:0" }
+spool { enabled = false }
+decoders {
+  dir       = "`+folder+`"
+  cache_dir = "`+filepath.Join(t.TempDir(), "cache")+`"
+}
+listener "acme_tcp" {
+  protocol = "acme_wat"
+  address  = "127.0.0.1:0"
+}
+listener "acme_bad" {
+  protocol = "acme_wat"
+  address  = "127.0.0.1:0"
+  options  = { nosuch = "1" }
+}
+listener "acme_udp" {
+  protocol  = "acme_wat"
+  transport = "udp"
+  address   = "127.0.0.1:0"
+}
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Database.URL = testenv.Database(t)
+	err = node.Check(cfg, plugins.NewRegistry())
+	if err == nil || !strings.Contains(err.Error(), `listener "acme_bad"`) || !strings.Contains(err.Error(), `listener "acme_udp"`) {
+		t.Fatalf("validate: %v, want both refused listeners named", err)
+	}
+	logs := &logBuffer{}
+	n, _ := testnode.Run(t, cfg, plugins.NewRegistry(), hclog.New(&hclog.LoggerOptions{Output: logs, Level: hclog.Info}))
+	t.Cleanup(func() {
+		if t.Failed() {
+			t.Logf("node log:\n%s", logs.String())
+		}
+	})
+	code, status := getStatus(t, "http://"+n.APIAddr().String()+"/readyz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(status, `listener "acme_bad": decoder acme_wat 1.0.0`) ||
+		!strings.Contains(status, "refuses the options") || !strings.Contains(status, `listener "acme_udp": decoder acme_wat 1.0.0`) ||
+		!strings.Contains(status, "does not take transport udp") || strings.Contains(status, `"acme_tcp"`) {
+		t.Fatalf("/readyz %d %q, want 503 naming acme_bad (options) and acme_udp (transport) only", code, status)
+	}
+	for _, name := range []string{"acme_bad", "acme_udp"} {
+		if !logged(logs.String(), "[ERROR] decoders: listener refused by its drop-in decoder", "listener="+name+" ") {
+			t.Errorf("no error logged for listener %s", name)
+		}
+	}
+	d := dialACME(t, "tcp", n.Addr("acme_tcp"), "356000000000163")
+	if err := d.hello(); err != nil {
+		t.Fatalf("the listener the decoder takes is not served: %v", err)
 	}
 }
