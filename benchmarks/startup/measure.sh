@@ -6,11 +6,17 @@
 # Needs the local Postgres (127.0.0.1:5432, user postgres) and curl; uses a
 # private database and a temporary state directory, removed at the end.
 # RULES_DIR (default checks-wasm/build/rules, "" for the embedded built-ins)
-# is the rule folder the node serves.
+# is the rule folder the node serves. DECODERS_DIR (default "": none) is a
+# drop-in decoder folder, e.g. protocols/wasm/build/decoders (`make
+# decoders`): the node then also has the default config's listeners of its
+# decoders (wialon over TCP and UDP, watch), and a cold start also has an
+# empty decoder compile cache.
 set -euo pipefail
 bin=${1:-bin/fleetcore}
 runs=${2:-3}
 rules_dir=${RULES_DIR-$PWD/checks-wasm/build/rules}
+decoders_dir=${DECODERS_DIR:-}
+[ -n "$decoders_dir" ] && decoders_dir=$(cd "$decoders_dir" && pwd)
 work=$(mktemp -d)
 db="fleetcore_startup_$$"
 pid=""
@@ -39,6 +45,21 @@ api { address = "127.0.0.1:$api" }
 listener "jsonl" { address = "127.0.0.1:0" }
 listener "teltonika" { address = "127.0.0.1:0" }
 HCL
+  if [ -n "$decoders_dir" ]; then
+    cat >>"$work/fleetcore.hcl" <<HCL
+decoders {
+  dir       = "$decoders_dir"
+  cache_dir = "$work/state/wasm-cache/decoders"
+}
+listener "wialon" { address = "127.0.0.1:0" }
+listener "wialon_udp" {
+  protocol  = "wialon"
+  transport = "udp"
+  address   = "127.0.0.1:0"
+}
+listener "watch" { address = "127.0.0.1:0" }
+HCL
+  fi
   start=$(now_ms)
   "$bin" serve -config "$work/fleetcore.hcl" >>"$work/log" 2>&1 &
   pid=$!

@@ -540,7 +540,7 @@ func (r *runner) startNode(ctx context.Context, cfg *config.Config) error {
 	// Ready, and the rules compiled (they compile in the background and
 	// would take CPU from the measured load).
 	deadline := time.After(3 * time.Minute)
-	for _, c := range []<-chan struct{}{r.node.Ready(), r.node.RulesLive()} {
+	for _, c := range []<-chan struct{}{r.node.Ready(), r.node.RulesLive(), r.node.DecodersLive()} {
 		select {
 		case <-c:
 		case err := <-r.nodeErr:

@@ -86,7 +86,7 @@ listener "teltonika" {
 	ctx, cancel := context.WithCancel(context.Background())
 	h := &harness{t: t, dbURL: dbURL, cancel: cancel, done: make(chan error, 1), n: n}
 	go func() { h.done <- n.Run(ctx) }()
-	for _, c := range []<-chan struct{}{n.Ready(), n.RulesLive()} {
+	for _, c := range []<-chan struct{}{n.Ready(), n.RulesLive(), n.DecodersLive()} {
 		select {
 		case <-c:
 		case err := <-h.done:

@@ -20,6 +20,17 @@ func (n *Node) APIAddr() net.Addr {
 	return n.apiAddr
 }
 
+// starting is the api.Deps.Starting of the node (why /readyz is 503 while
+// a storage path is up): the drop-in decoders first, as devices wait for
+// them (DecodersCompiling, then listeners whose decoder cannot serve
+// them), then the rules (RulesCompiling); "" once neither holds.
+func (n *Node) starting() string {
+	if why := n.decoderPending(); why != "" {
+		return why
+	}
+	return n.rulesPending()
+}
+
 // startAPI binds the HTTP API (refusing a non-loopback address without a
 // token) and serves it until ctx ends.
 func (n *Node) startAPI(ctx context.Context) error {
@@ -32,7 +43,7 @@ func (n *Node) startAPI(ctx context.Context) error {
 		DB: n.st.Pool(), Unavailable: store.Unreachable, Records: rejectedRecords{n.st},
 		Health: n.health, Jobs: jobLister{n.org}, NodeID: cfg.NodeID,
 		Ready:      n.readyProbes(),
-		Starting:   n.rulesPending,
+		Starting:   n.starting,
 		Collectors: n.collectors(),
 		FleetLock:  lock,
 		Summaries:  []api.Summarizer{n.batcher, n.gw},

@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"slices"
+	"strings"
+	"time"
 
 	"github.com/hashicorp/go-hclog"
 
@@ -28,13 +31,14 @@ var wasmName = regexp.MustCompile(`^[a-z0-9_]{1,32}$`)
 type decoders struct {
 	host *wasmdecoder.Host
 	dir  *wasmdecoder.Dir
+	log  hclog.Logger
 }
 
-// openDecoders makes the decoder host and loads the folder once (so that
-// listeners can be planned against it); nil without decoders.dir. A
-// missing folder is watched for (and the compilation cache then stays in
-// memory, so a node without decoders leaves no folders behind).
-func openDecoders(ctx context.Context, cfg *config.Config, reg *plugins.Registry, log hclog.Logger, onDisable func(wasmdecoder.Disabled)) (*decoders, error) {
+// openDecoders makes the decoder host and the folder, not loaded yet
+// (decoders.scan loads it); nil without decoders.dir. A missing folder is
+// watched for (and the compilation cache then stays in memory, so a node
+// without decoders leaves no folders behind).
+func openDecoders(cfg *config.Config, reg *plugins.Registry, log hclog.Logger, onDisable func(wasmdecoder.Disabled)) (*decoders, error) {
 	dc := cfg.Decoders
 	if dc.Dir == "" {
 		return nil, nil
@@ -58,12 +62,16 @@ func openDecoders(ctx context.Context, cfg *config.Config, reg *plugins.Registry
 	dir := wasmdecoder.NewDir(host, wasmdecoder.DirConfig{
 		Path: dc.Dir, Poll: config.Duration(dc.Poll), Builtin: builtin, OnDisable: onDisable, Logger: log,
 	})
-	if err := dir.Scan(ctx); err != nil {
-		// An unreadable folder is logged and retried by Run; listeners
-		// naming its decoders wait like those naming a missing one.
-		log.Error("scanning decoder folder", "dir", dc.Dir, "error", err)
+	return &decoders{host: host, dir: dir, log: log}, nil
+}
+
+// scan loads the folder once (compiling and self-testing each file). An
+// unreadable folder is logged and retried by Dir.Run; listeners naming
+// its decoders wait like those naming a missing one.
+func (d *decoders) scan(ctx context.Context) {
+	if err := d.dir.Scan(ctx); err != nil && ctx.Err() == nil {
+		d.log.Error("scanning decoder folder", "dir", d.dir.Path(), "error", err)
 	}
-	return &decoders{host: host, dir: dir}, nil
 }
 
 // close takes every version out of service and closes the host (after the
@@ -155,13 +163,35 @@ func (n *Node) syncDecoderAlerts(ctx context.Context) error {
 	return nil
 }
 
-// startDecoders watches the decoder folder until ctx ends and adds the
-// alert job. Close happens in Run, after the gateway stopped.
+// DecodersCompiling is the reason /readyz gives while the first scan of
+// the drop-in decoder folder (compile and self-test of each file) runs.
+const DecodersCompiling = "decoders compiling"
+
+// startDecoders loads the decoder folder in the background, then watches
+// it until ctx ends, and adds the alert job. n.decLive is closed once the
+// first scan is done; then the listeners naming drop-in decoders are
+// checked against what loaded (checkDecoderPlans). Close happens in Run,
+// after the gateway stopped; n.decStopped is closed once nothing of the
+// folder runs any more.
 func (n *Node) startDecoders(ctx context.Context) {
 	if n.dec == nil {
 		return
 	}
+	n.decStopped = make(chan struct{})
 	go func() {
+		defer close(n.decStopped)
+		start := time.Now()
+		if n.decScanGate != nil {
+			n.decScanGate(ctx)
+		}
+		n.dec.scan(ctx)
+		if ctx.Err() != nil {
+			return
+		}
+		close(n.decLive)
+		n.log.Named("decoders").Info("decoder folder loaded", "dir", n.dec.dir.Path(), "live", n.dec.dir.Names(),
+			"took", time.Since(start).Round(time.Millisecond))
+		n.checkDecoderPlans()
 		if err := n.dec.dir.Run(ctx); err != nil {
 			n.log.Named("decoders").Error("decoder folder", "error", err)
 		}
@@ -179,15 +209,87 @@ func (n *Node) startDecoders(ctx context.Context) {
 	}()
 }
 
+// checkDecoderPlans logs, after the first scan of the decoder folder, what
+// `fleetcore validate` would refuse in a listener naming a drop-in decoder
+// (a transport or options the version in service does not take) and each
+// listener whose decoder no file provides: those listeners start and close
+// their connections (not quarantined) until a version that takes them
+// loads, and /readyz names them (decoderPending).
+func (n *Node) checkDecoderPlans() {
+	log := n.log.Named("decoders")
+	for _, p := range n.decPlans {
+		if !n.dec.dir.Loaded(p.cfg.Protocol) {
+			_, why := n.dec.dir.Slot(p.cfg.Protocol).Current()
+			log.Error("listener names a drop-in decoder with no version in service: it closes its connections (not quarantined) until one loads",
+				"listener", p.cfg.Name, "decoder", p.cfg.Protocol, "dir", n.dec.dir.Path(), "why", why)
+			continue
+		}
+		e := &config.Error{}
+		planWASM(e, p.cfg, n.dec)
+		if err := e.Err(); err != nil {
+			log.Error("listener refused by its drop-in decoder: it closes its connections until its config or the decoder changes",
+				"listener", p.cfg.Name, "decoder", p.cfg.Protocol, "error", err)
+		}
+	}
+}
+
+// decoderPending is what /readyz says of the drop-in decoders:
+// DecodersCompiling during the first scan of the folder, then, while any,
+// the listeners that cannot open a session (no version of their decoder in
+// service, or one refusing their transport or options), "" otherwise.
+func (n *Node) decoderPending() string {
+	select {
+	case <-n.decLive:
+	default:
+		return DecodersCompiling
+	}
+	if n.dec == nil {
+		return ""
+	}
+	var out []string
+	for _, p := range n.decPlans {
+		b := p.dec.(*wasmdecoder.Binding)
+		if why := bindingProblem(p.cfg, b); why != "" {
+			out = append(out, fmt.Sprintf("listener %q: %s", p.cfg.Name, why))
+		}
+	}
+	return strings.Join(out, "; ")
+}
+
+// bindingProblem is why listener lc cannot open a session of its drop-in
+// decoder b now ("" when it can).
+func bindingProblem(lc *config.Listener, b *wasmdecoder.Binding) string {
+	current, why := b.Slot().Current()
+	if current == "" {
+		return fmt.Sprintf("decoder %s has no version in service (%s)", lc.Protocol, why)
+	}
+	if tr := plugins.Transport(lc.Transport); (tr == plugins.TCP || tr == plugins.UDP) && !slices.Contains(b.Info().Transports, tr) {
+		return fmt.Sprintf("decoder %s %s does not take transport %s", lc.Protocol, current, tr)
+	}
+	if err := b.Options(); err != nil {
+		return fmt.Sprintf("decoder %s %s refuses the options: %v", lc.Protocol, current, err)
+	}
+	return ""
+}
+
 // decoderHealth is the "decoders" service check: degraded while a version
 // is disabled or a file is refused, or a listener waits for a decoder.
-type decoderHealth struct{ d *decoders }
+// live is the node's decLive: until it is closed the first scan runs.
+type decoderHealth struct {
+	d    *decoders
+	live <-chan struct{}
+}
 
 var _ health.Checker = decoderHealth{}
 
 func (h decoderHealth) Check(context.Context) (string, string) {
 	if h.d == nil {
 		return health.StatusOK, "no decoder folder configured"
+	}
+	select {
+	case <-h.live:
+	default:
+		return health.StatusWarn, fmt.Sprintf("compiling the decoders of %s (start): their listeners close connections until then", h.d.dir.Path())
 	}
 	var live, disabled, refused, missing int
 	for _, s := range h.d.dir.Status() {

@@ -77,7 +77,7 @@ func (n *Node) addProbes() {
 	}
 	h.Add(health.Of("rules", n.ruleHealth()))
 	if n.dec != nil {
-		h.Add(health.Of("decoders", decoderHealth{n.dec}))
+		h.Add(health.Of("decoders", decoderHealth{n.dec, n.decLive}))
 	}
 	h.Add(health.Of("organizer", n.org))
 	h.Add(health.Of("ingest", n.batcher))

@@ -39,11 +39,14 @@ func Check(cfg *config.Config, reg *plugins.Registry) error {
 		_, err := planListeners(cfg, reg, nil) // every problem, without loading anything
 		return err
 	}
-	decs, err := openDecoders(context.Background(), cfg, reg, hclog.NewNullLogger(), nil)
+	decs, err := openDecoders(cfg, reg, hclog.NewNullLogger(), nil)
 	if err != nil {
 		return err
 	}
 	defer decs.close(hclog.NewNullLogger())
+	if decs != nil {
+		decs.scan(context.Background())
+	}
 	_, err = planListeners(cfg, reg, decs)
 	return err
 }

@@ -96,6 +96,18 @@ type Node struct {
 	// decAlert asks for its alert job (decoderDisabled).
 	dec      *decoders
 	decAlert chan struct{}
+	// decLive is closed once the first scan of the decoder folder (its
+	// compiles, in the background after the API opens) is done, or at
+	// once without decoders.dir; decStopped once the folder's watcher
+	// has returned (nil before startDecoders). decPlans are the listeners
+	// naming drop-in decoders, checked against the folder after that scan
+	// and by /readyz.
+	decLive    chan struct{}
+	decStopped chan struct{}
+	decPlans   []listenerPlan
+	// decScanGate, when set (tests: export_test.go), runs before the
+	// first scan of the decoder folder: a compile that takes as long.
+	decScanGate func(context.Context)
 	// tlsSources are the certificates of TLS listeners and the API
 	// (ReloadTLS).
 	tlsSources []*tlsconf.Source
@@ -130,7 +142,7 @@ func WithSpoolFS(fs spool.FS) Option { return func(n *Node) { n.spoolFS = fs } }
 
 // New prepares a node; Run starts it. A nil option is skipped.
 func New(cfg *config.Config, reg *plugins.Registry, log hclog.Logger, opts ...Option) *Node {
-	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{}), rulesLive: make(chan struct{}), decAlert: make(chan struct{}, 1)}
+	n := &Node{cfg: cfg, reg: reg, log: log, addrs: map[string]net.Addr{}, ready: make(chan struct{}), rulesLive: make(chan struct{}), decLive: make(chan struct{}), decAlert: make(chan struct{}, 1)}
 	for _, o := range opts {
 		if o != nil {
 			o(n)
@@ -182,6 +194,12 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // background after Ready) is done, or at once when rules are disabled;
 // until then /readyz answers 503 "rules compiling".
 func (n *Node) RulesLive() <-chan struct{} { return n.rulesLive }
+
+// DecodersLive is closed once the first scan of the drop-in decoder folder
+// (compiled in the background after Ready) is done, or at once without
+// decoders.dir; until then /readyz answers 503 "decoders compiling" and
+// listeners naming drop-in decoders close their connections.
+func (n *Node) DecodersLive() <-chan struct{} { return n.decLive }
 
 // Addr returns the bound address of a listener by name (after Ready).
 func (n *Node) Addr(listener string) net.Addr {
@@ -282,26 +300,31 @@ func (n *Node) migrateThenPing(runCtx, ctx context.Context) error {
 // Run starts the node and blocks until ctx ends, then shuts down in order.
 func (n *Node) Run(ctx context.Context) error {
 	cfg := n.cfg
-	// The decoder folder is loaded first: listeners may name its decoders.
+	// What `fleetcore validate` checks, before anything starts, except
+	// what needs the drop-in decoders compiled: they compile in the
+	// background (startDecoders) so that the API opens at once, and their
+	// listeners wait for them like listeners naming a decoder not yet
+	// dropped in; checkDecoderPlans reports what the compile finds.
 	if cfg.Validate() != nil {
 		_, err := planListeners(cfg, n.reg, nil) // every problem at once
 		return err
 	}
-	dec, err := openDecoders(ctx, cfg, n.reg, n.log.Named("decoders"), n.decoderDisabled)
+	dec, err := openDecoders(cfg, n.reg, n.log.Named("decoders"), n.decoderDisabled)
 	if err != nil {
 		return err
 	}
 	n.dec = dec
 	defer dec.close(n.log)
-	// What `fleetcore validate` checks, before anything starts.
+	if dec == nil {
+		close(n.decLive)
+	}
 	plans, err := planListeners(cfg, n.reg, dec)
 	if err != nil {
 		return err
 	}
 	for _, p := range plans {
 		if p.waiting {
-			n.log.Warn("listener names a drop-in decoder with no version in service: it starts and closes its connections (not quarantined) until one loads",
-				"listener", p.cfg.Name, "decoder", p.cfg.Protocol, "dir", cfg.Decoders.Dir)
+			n.decPlans = append(n.decPlans, p)
 		}
 	}
 	st, err := n.startStore(ctx)
@@ -373,9 +396,7 @@ func (n *Node) Run(ctx context.Context) error {
 	stopAsync, err := n.startAsync(actx)
 	if err != nil {
 		acancel()
-		if n.rulesStopped != nil {
-			<-n.rulesStopped // no compile writes to the cache after Run returns
-		}
+		n.waitCompiles() // no compile writes to a cache after Run returns
 		n.shutdownGateway()
 		return err
 	}
@@ -392,11 +413,20 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	acancel()
 	stopAsync()
-	if n.rulesStopped != nil {
-		<-n.rulesStopped // a compile still running finishes first
-	}
+	n.waitCompiles() // a compile still running finishes first
 	n.log.Info("stopped")
 	return nil
+}
+
+// waitCompiles waits, after the async context ended, for the rules and the
+// decoder folder to stop (compiles included).
+func (n *Node) waitCompiles() {
+	if n.rulesStopped != nil {
+		<-n.rulesStopped
+	}
+	if n.decStopped != nil {
+		<-n.decStopped
+	}
 }
 
 func (n *Node) shutdownGateway() {

@@ -31,7 +31,8 @@ const (
 )
 
 // Run runs a node on cfg with the decoders of reg, logging to log, until
-// the test ends, and waits until it is ready and its rules are live. ctx is the node's: it is
+// the test ends, and waits until it is ready and its rules and drop-in
+// decoders are live. ctx is the node's: it is
 // cancelled when the test ends, or as soon as the node stops on its own
 // (context.Cause then says why). A node that stops before it is ready
 // fails the test at once with its error; one that stops while the test
@@ -50,17 +51,25 @@ func Run(t *testing.T, cfg *config.Config, reg *plugins.Registry, log hclog.Logg
 // Start is Run for a node the test has built (and adjusted) itself.
 func Start(t testing.TB, n *node.Node) context.Context {
 	t.Helper()
-	return start(t, n.Run, bothClosed(n.Ready(), n.RulesLive()), readyTimeout)
+	return start(t, n.Run, allClosed(n.Ready(), n.RulesLive(), n.DecodersLive()), readyTimeout)
 }
 
-// bothClosed is closed once a and then b are: a node is ready for a test
-// once its listeners are bound and its first rule scan is done (the rules
-// compile in the background).
-func bothClosed(a, b <-chan struct{}) <-chan struct{} {
+// StartServing is Start returning once the node serves (Ready), without
+// waiting for the rules and the drop-in decoders to compile.
+func StartServing(t testing.TB, n *node.Node) context.Context {
+	t.Helper()
+	return start(t, n.Run, n.Ready(), readyTimeout)
+}
+
+// allClosed is closed once every channel is: a node is ready for a test
+// once its listeners are bound and its first rule and decoder scans are
+// done (the rules and the decoders compile in the background).
+func allClosed(chans ...<-chan struct{}) <-chan struct{} {
 	c := make(chan struct{})
 	go func() {
-		<-a
-		<-b
+		for _, ch := range chans {
+			<-ch
+		}
 		close(c)
 	}()
 	return c
