@@ -29,6 +29,9 @@ getent passwd fleetcore >/dev/null || fail "postinst made no fleetcore user"
 [ "$(stat -c %U /var/lib/fleetcore)" = fleetcore ] || fail "/var/lib/fleetcore is not fleetcore's"
 exec_start=$(sed -n 's/^ExecStart=//p' /usr/lib/systemd/system/fleetcore.service)
 [ -n "$exec_start" ] || fail "no ExecStart in the unit"
+for f in grafana/fleetcore.json prometheus/alerts.yml prometheus/legacy.yml; do
+  [ -s "/usr/share/fleetcore/$f" ] || fail "the package lacks /usr/share/fleetcore/$f"
+done
 
 # The shipped config with a private database, no shared broker queue and
 # free ports: listeners on port 0 (their addresses are read from the log).
