@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
-	"math"
 	"runtime"
 	"time"
 
@@ -196,9 +195,10 @@ func (h *Host) Compile(ctx context.Context, wasm []byte) (*Rule, error) {
 	start := time.Now()
 	// The budget is enforced by metering, not by wazero's
 	// WithCloseOnContextDone (see internal/wasmmeter); the rule keeps its
-	// wall-clock budget (the meter's timer), the units only bound a call
-	// the timer could not stop (never in practice).
-	metered, err := wasmmeter.Instrument(wasm, math.MaxInt64)
+	// wall-clock budget (the meter's watchdog); the units bound a call the
+	// watchdog cannot stop (see unitsPerNs), before the host sets a limit
+	// too: instantiation has InitBudget.
+	metered, err := wasmmeter.Instrument(wasm, callUnits(InitBudget))
 	if err != nil {
 		return fail(KindInvalid, fmt.Errorf("compiling module: %w", err))
 	}

@@ -351,14 +351,29 @@ type instance struct {
 	usage  wasmmeter.Usage // of the last call
 }
 
-// unmetered is the units of a rule call: a rule's budget is wall-clock
-// time (the meter's timer), the units never run out first.
-const unmetered = math.MaxInt64
+// unitsPerNs is the units of a rule call per nanosecond of its budget.
+// A rule's budget is wall-clock time, enforced by the meter's watchdog;
+// the units only bound a call the watchdog cannot stop. That happens: a
+// guest looping in wazero's machine code has no safe point, so a garbage
+// collection waiting to stop the world waits for it, and the watchdog
+// with it (a CI run hung 15 minutes in TestHostileGuests with the units
+// unlimited). One unit (a call or a loop iteration) costs well over a
+// quarter of a nanosecond, so four per nanosecond never run out before
+// the budget does.
+const unitsPerNs = 4
+
+// callUnits is the units of a call with this budget.
+func callUnits(budget time.Duration) int64 {
+	if budget <= 0 || int64(budget) > math.MaxInt64/unitsPerNs {
+		return math.MaxInt64
+	}
+	return int64(budget) * unitsPerNs
+}
 
 // call runs fn with the instance's stack for at most budget, stopped
 // early when ctx is done.
 func (inst *instance) call(ctx context.Context, fn api.Function, budget time.Duration) error {
-	inst.meter.Start(ctx, unmetered, budget)
+	inst.meter.Start(ctx, callUnits(budget), budget)
 	err := fn.CallWithStack(context.Background(), inst.stack[:])
 	inst.usage = inst.meter.Stop()
 	return err
@@ -366,7 +381,7 @@ func (inst *instance) call(ctx context.Context, fn api.Function, budget time.Dur
 
 // callResults is call for a function with results (the init calls).
 func (inst *instance) callResults(ctx context.Context, fn api.Function, budget time.Duration) ([]uint64, error) {
-	inst.meter.Start(ctx, unmetered, budget)
+	inst.meter.Start(ctx, callUnits(budget), budget)
 	res, err := fn.Call(context.Background())
 	inst.usage = inst.meter.Stop()
 	return res, err
