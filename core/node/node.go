@@ -191,7 +191,8 @@ func (n *Node) Quarantine() *quarantine.Writer { return n.quar }
 func (n *Node) Ready() <-chan struct{} { return n.ready }
 
 // RulesLive is closed once the first scan of the rules (compiled in the
-// background after Ready) is done, or at once when rules are disabled;
+// background after Ready) is done and their jobs are on the organizer, or
+// at once when rules are disabled;
 // until then /readyz answers 503 "rules compiling".
 func (n *Node) RulesLive() <-chan struct{} { return n.rulesLive }
 

@@ -185,8 +185,10 @@ func (n *Node) startRules(ctx context.Context) error {
 		}
 		present := scan()
 		if ctx.Err() == nil {
+			// The jobs of the rules now live, at once, and before
+			// RulesLive says so: whoever waits for it can run them.
+			runner.Sync()
 			close(n.rulesLive)
-			runner.Sync() // the jobs of the rules now live, at once
 			log.Info("quality rules in service", "dir", rc.Dir, "rules", len(dir.Rules()), "built_in", dir.UsingFallback(),
 				"concurrency", rc.Concurrency, "interval", rc.Interval, "compile", time.Since(start).Round(time.Millisecond))
 		}
