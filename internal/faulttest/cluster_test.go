@@ -19,7 +19,7 @@ import (
 
 // The rules every node of the cluster runs (two checks of one interval,
 // so one job and one lease per batch for both): fault.fast fails the
-// records the devices send at over 100 km/h (about one frame in eight),
+// records the devices send at over 100 km/h (4 frames in 30),
 // fault.fix never fails (8 satellites); both judge every record.
 var clusterRules = map[string]string{
 	"fault.fast.check.hcl": `check "fault.fast" {
@@ -148,8 +148,8 @@ type phaseRow struct {
 // primary is killed and the standby promoted. After each: every acked
 // record stored once (lost 0, duplicates 0), the longest wait a device had
 // for an ack, and every rule version's batches evaluated exactly once
-// across the nodes (no batch twice, none skipped). The table goes to
-// deploy/README.md.
+// across the nodes (no batch twice, none skipped). The table it logs is
+// in core/failover/README.md.
 func TestIntegrationFaultCluster(t *testing.T) {
 	testenv.Integration(t)
 	begin := time.Now()
