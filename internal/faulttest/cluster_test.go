@@ -305,6 +305,13 @@ func TestIntegrationFaultCluster(t *testing.T) {
 	if r := finish(ph, from, to); r.failover+r.spool == 0 {
 		t.Errorf("%s: no record took a failover tier while there was no primary", r.name)
 	}
+	// Each node's store noticed the new server and forgot the keys it
+	// remembered as stored on the old one.
+	for _, n := range nodes {
+		if out := n.procs[len(n.procs)-1].output(); !strings.Contains(out, "connected to another Postgres server than before") {
+			t.Errorf("%s did not report the promoted standby as another server (its recent-key cache was kept)", n.id)
+		}
+	}
 
 	// Across the phases: still nothing stored twice, and no node refused
 	// a connection from the balancer (health checks send LOCAL headers).
