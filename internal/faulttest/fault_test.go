@@ -448,11 +448,20 @@ func (c *cluster) database(t *testing.T) string {
 func buildFleetcore(t *testing.T) string {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "fleetcore")
-	cmd := exec.Command("go", "build", "-o", bin, "github.com/fleetcore/fleetcore/cmd/fleetcore")
-	if out, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("building fleetcore: %v\n%s", err, out)
+	if err := goBuildFleetcore(bin); err != nil {
+		t.Fatal(err)
 	}
 	return bin
+}
+
+// goBuildFleetcore builds the fleetcore binary to bin (safe to call from
+// any goroutine).
+func goBuildFleetcore(bin string) error {
+	cmd := exec.Command("go", "build", "-o", bin, "github.com/fleetcore/fleetcore/cmd/fleetcore")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("building fleetcore: %v\n%s", err, out)
+	}
+	return nil
 }
 
 type process struct {
@@ -476,6 +485,19 @@ func (p *process) output() string {
 
 func startProcess(t *testing.T, bin, cfgPath, addr string) *process {
 	t.Helper()
+	return startProcessReady(t, bin, cfgPath, func() bool {
+		c, err := dialDevice(context.Background(), addr, "356307042400000")
+		if err == nil {
+			c.close()
+		}
+		return err == nil
+	})
+}
+
+// startProcessReady is startProcess for a node that is ready once ready
+// returns true (tried every 50 ms for up to 60 s).
+func startProcessReady(t *testing.T, bin, cfgPath string, ready func() bool) *process {
+	t.Helper()
 	p := &process{done: make(chan struct{})}
 	p.cmd = exec.Command(bin, "serve", "-config", cfgPath)
 	p.cmd.Stdout, p.cmd.Stderr = p, p
@@ -493,8 +515,7 @@ func startProcess(t *testing.T, bin, cfgPath, addr string) *process {
 	t.Cleanup(func() { p.kill(t) })
 	deadline := time.Now().Add(60 * time.Second)
 	for {
-		if c, err := dialDevice(context.Background(), addr, "356307042400000"); err == nil {
-			c.close()
+		if ready() {
 			return p
 		}
 		select {

@@ -30,6 +30,17 @@ type sample struct {
 	d    time.Duration
 }
 
+// loadOptions varies a fleet of simulated devices.
+type loadOptions struct {
+	// first is the index of the fleet's first device (the last digits of
+	// its IMEI), so that fleets started one after another in one database
+	// never share a device.
+	first int
+	// sourceIPs makes device i dial from its own loopback address
+	// (127.0.5.10+i), as devices behind a load balancer come from many.
+	sourceIPs bool
+}
+
 // load is a fleet of simulated devices. Each sends a codec 8 frame and
 // resends it (reconnecting as needed) until it is acked, then moves on.
 type load struct {
@@ -47,18 +58,32 @@ type load struct {
 	lat     []sample
 	resends int
 	devs    map[string]bool // the simulated devices' ids
+	// gaps is each device's longest wait for an ack: from its start, or
+	// its previous ack, to the next ack.
+	gaps map[string]time.Duration
+	last map[string]time.Time // each device's last ack
 }
 
 func startLoad(t *testing.T, addr func() string, devices, perFrame int, pace time.Duration) *load {
+	return startLoadWith(t, addr, devices, perFrame, pace, loadOptions{})
+}
+
+// startLoadWith is startLoad with options.
+func startLoadWith(t *testing.T, addr func() string, devices, perFrame int, pace time.Duration, opt loadOptions) *load {
 	ctx, cancel := context.WithCancel(context.Background())
 	l := &load{t: t, addr: addr, perFrame: perFrame, pace: pace, cancel: cancel,
-		acked: map[recKey]time.Time{}, sent: map[recKey]struct{}{}, devs: map[string]bool{}}
+		acked: map[recKey]time.Time{}, sent: map[recKey]struct{}{}, devs: map[string]bool{},
+		gaps: map[string]time.Duration{}, last: map[string]time.Time{}}
 	base := time.Now().UTC().Truncate(time.Second).Add(-24 * time.Hour)
 	for i := 0; i < devices; i++ {
-		imei := fmt.Sprintf("3563070424%05d", i)
+		imei := fmt.Sprintf("3563070424%05d", opt.first+i)
+		var local net.Addr
+		if opt.sourceIPs {
+			local = &net.TCPAddr{IP: net.IPv4(127, 0, 5, byte(10+i))}
+		}
 		l.devs[imei] = true
 		l.wg.Add(1)
-		go l.device(ctx, imei, base)
+		go l.device(ctx, imei, local, base)
 	}
 	t.Cleanup(l.stop)
 	return l
@@ -81,7 +106,12 @@ func (d *devConn) close() {
 }
 
 func dialDevice(ctx context.Context, addr, imei string) (*devConn, error) {
-	dl := net.Dialer{Timeout: 2 * time.Second}
+	return dialDeviceFrom(ctx, addr, imei, nil)
+}
+
+// dialDeviceFrom is dialDevice from the local address local (nil: any).
+func dialDeviceFrom(ctx context.Context, addr, imei string, local net.Addr) (*devConn, error) {
+	dl := net.Dialer{Timeout: 2 * time.Second, LocalAddr: local}
 	c, err := dl.DialContext(ctx, "tcp", addr)
 	if err != nil {
 		return nil, err
@@ -101,8 +131,15 @@ func dialDevice(ctx context.Context, addr, imei string) (*devConn, error) {
 	return d, nil
 }
 
-func (l *load) device(ctx context.Context, imei string, base time.Time) {
+func (l *load) device(ctx context.Context, imei string, local net.Addr, base time.Time) {
 	defer l.wg.Done()
+	lastAck := time.Now()
+	defer func() {
+		// A wait the stop cut short counts too.
+		l.mu.Lock()
+		l.gaps[imei] = max(l.gaps[imei], time.Since(lastAck))
+		l.mu.Unlock()
+	}()
 	var conn *devConn
 	defer func() {
 		if conn != nil {
@@ -129,7 +166,7 @@ func (l *load) device(ctx context.Context, imei string, base time.Time) {
 		attempts := 0
 		for ctx.Err() == nil {
 			if conn == nil {
-				c, err := dialDevice(ctx, l.addr(), imei)
+				c, err := dialDeviceFrom(ctx, l.addr(), imei, local)
 				if err != nil {
 					pause(ctx, 50*time.Millisecond)
 					continue
@@ -159,7 +196,10 @@ func (l *load) device(ctx context.Context, imei string, base time.Time) {
 			}
 			l.lat = append(l.lat, sample{first, now.Sub(first)})
 			l.resends += attempts - 1
+			l.gaps[imei] = max(l.gaps[imei], now.Sub(lastAck))
+			l.last[imei] = now
 			l.mu.Unlock()
+			lastAck = now
 			break
 		}
 		seq += l.perFrame
@@ -174,6 +214,34 @@ func pause(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// longestGap is the longest any device waited for an ack (from its start
+// or its previous ack to the next), and which device it was.
+func (l *load) longestGap() (time.Duration, string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var d time.Duration
+	var dev string
+	for k, g := range l.gaps {
+		if g > d {
+			d, dev = g, k
+		}
+	}
+	return d, dev
+}
+
+// devicesAckedSince counts the devices that got an ack at or after since.
+func (l *load) devicesAckedSince(since time.Time) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, at := range l.last {
+		if !at.Before(since) {
+			n++
+		}
+	}
+	return n
 }
 
 // ackCount returns how many records are acked so far.

@@ -19,9 +19,15 @@ func (r *running) metric(t *testing.T, name string, labels ...string) (sum float
 	if addr == nil {
 		t.Fatal("the node's API is disabled: no /metrics")
 	}
+	return metricAt(t, addr.String(), name, labels...)
+}
+
+// metricAt is metric for the node whose API listens on addr (host:port).
+func metricAt(t *testing.T, addr, name string, labels ...string) (sum float64, ok bool) {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr.String()+"/metrics", nil)
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, "http://"+addr+"/metrics", nil)
 	if err != nil {
 		t.Fatal(err)
 	}
